@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install every Debian package mpq needs to build, test and run (idempotent, quiet when all present).
+# Usage: scripts/install-deps.sh [--with-slurm] [--with-python]
+#   --with-slurm   also install the Slurm daemons and munge (needed by the Slurm integration tests)
+#   --with-python  also install Debian's python3-torch/h5py (cross-checks that our files load in PyTorch)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config git ca-certificates
+  libtorch-dev libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev
+  nlohmann-json3-dev
+  catch2
+  libopencv-dev
+  libcli11-dev
+  libssl-dev zlib1g-dev
+  libpugixml-dev
+  dataset-fashion-mnist
+  gnuplot-nox
+)
+for arg in "$@"; do
+  case "$arg" in
+    --with-slurm) pkgs+=(slurmctld slurmd slurm-client munge) ;;
+    --with-python) pkgs+=(python3 python3-torch python3-h5py python3-numpy) ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
