@@ -1,0 +1,148 @@
+#include "mpq/data/fashion_mnist.h"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sys/stat.h>
+
+#include "mpq/util/error.h"
+#include "mpq/util/sha256.h"
+
+namespace mpq::data {
+
+const char* split_name(Split s) { return s == Split::kTrain ? "train" : "test"; }
+
+void ClassificationDataset::load_range(int64_t begin, int64_t end, torch::Tensor* images,
+                                       torch::Tensor* labels) const {
+  std::vector<int64_t> idx;
+  idx.reserve(static_cast<size_t>(end - begin));
+  for (int64_t i = begin; i < end; ++i) idx.push_back(i);
+  load(idx, images, labels);
+}
+
+namespace {
+
+// Whole decompressed contents of a .gz file.
+std::string read_gz(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw InputError(path + ": missing (" + std::strerror(errno) +
+                     "); install Debian's dataset-fashion-mnist or point data.root at a copy");
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw InputError(path + ": cannot open for reading");
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    int n = gzread(f, buf, sizeof buf);
+    if (n < 0) {
+      int err = 0;
+      std::string msg = gzerror(f, &err);
+      gzclose(f);
+      throw InputError(path + ": not a readable gzip file (" + msg + ")");
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  // zlib reports a stream cut short only through gzerror after the last read.
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  std::string emsg = msg ? msg : "";
+  gzclose(f);
+  if (err != Z_OK && err != Z_STREAM_END)
+    throw InputError(path + ": corrupt or truncated gzip data (" + emsg + ")");
+  return out;
+}
+
+uint32_t be32(const std::string& s, size_t off) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + off);
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+class FashionMnist final : public ClassificationDataset {
+ public:
+  FashionMnist(torch::Tensor images, torch::Tensor labels, std::string fingerprint,
+               std::string description)
+      : images_(std::move(images)),
+        labels_(std::move(labels)),
+        fingerprint_(std::move(fingerprint)),
+        description_(std::move(description)) {}
+
+  int64_t size() const override { return labels_.size(0); }
+  std::vector<int64_t> image_shape() const override { return {1, 28, 28}; }
+  int64_t num_classes() const override { return 10; }
+  void load(const std::vector<int64_t>& indices, torch::Tensor* images,
+            torch::Tensor* labels) const override {
+    auto idx = torch::from_blob(const_cast<int64_t*>(indices.data()),
+                                {static_cast<int64_t>(indices.size())}, torch::kInt64);
+    *images = images_.index_select(0, idx);
+    *labels = labels_.index_select(0, idx);
+  }
+  std::string fingerprint() const override { return fingerprint_; }
+  std::string describe() const override { return description_; }
+  std::string preprocessing() const override {
+    return "pixel/255, normalized with mean 0.2860 std 0.3530; 1x28x28; no resize or crop";
+  }
+
+ private:
+  torch::Tensor images_;  // [n, 1, 28, 28] float32, normalized
+  torch::Tensor labels_;  // [n] int64
+  std::string fingerprint_, description_;
+};
+
+}  // namespace
+
+std::unique_ptr<ClassificationDataset> load_fashion_mnist(const std::string& root, Split split,
+                                                          int64_t limit) {
+  std::string prefix = root + "/" + (split == Split::kTrain ? "train" : "t10k");
+  std::string img_path = prefix + "-images-idx3-ubyte.gz";
+  std::string lbl_path = prefix + "-labels-idx1-ubyte.gz";
+  std::string img = read_gz(img_path);
+  std::string lbl = read_gz(lbl_path);
+
+  if (img.size() < 16 || be32(img, 0) != 2051)
+    throw InputError(img_path + ": not an idx3 image file (expected magic 2051)");
+  if (lbl.size() < 8 || be32(lbl, 0) != 2049)
+    throw InputError(lbl_path + ": not an idx1 label file (expected magic 2049)");
+  uint32_t n = be32(img, 4), rows = be32(img, 8), cols = be32(img, 12);
+  if (rows != 28 || cols != 28)
+    throw InputError(img_path + ": expected 28x28 images, header says " + std::to_string(rows) +
+                     "x" + std::to_string(cols));
+  size_t want_img = 16 + size_t(n) * 28 * 28;
+  if (img.size() != want_img)
+    throw InputError(img_path + ": truncated or padded: header announces " + std::to_string(n) +
+                     " images (" + std::to_string(want_img) + " bytes), file has " +
+                     std::to_string(img.size()) + " bytes");
+  uint32_t nl = be32(lbl, 4);
+  if (nl != n)
+    throw InputError(lbl_path + ": holds " + std::to_string(nl) + " labels but " + img_path +
+                     " holds " + std::to_string(n) + " images");
+  if (lbl.size() != 8 + size_t(n))
+    throw InputError(lbl_path + ": truncated or padded: header announces " + std::to_string(n) +
+                     " labels, file has " + std::to_string(lbl.size() - 8) + " label bytes");
+
+  int64_t keep = (limit > 0 && limit < int64_t(n)) ? limit : int64_t(n);
+  auto labels = torch::empty({keep}, torch::kInt64);
+  auto* lp = labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < keep; ++i) {
+    auto v = static_cast<unsigned char>(lbl[8 + size_t(i)]);
+    if (v > 9)
+      throw InputError(lbl_path + ": label " + std::to_string(v) + " at index " +
+                       std::to_string(i) + " is outside [0, 9]");
+    lp[i] = v;
+  }
+  auto raw = torch::from_blob(const_cast<char*>(img.data() + 16), {keep, 1, 28, 28}, torch::kUInt8);
+  auto images = ((raw.to(torch::kFloat32) / 255.0 - kFashionMnistMean) / kFashionMnistStd).contiguous();
+
+  Sha256 h;
+  h.update("fashion-mnist/v1/");
+  h.update(split_name(split));
+  h.update("/limit=" + std::to_string(keep) + "/mean=0.2860/std=0.3530/");
+  h.update(img);
+  h.update(lbl);
+  std::string desc = std::string("fashion-mnist ") + split_name(split) + " (" +
+                     std::to_string(keep) + " images) at " + root;
+  return std::make_unique<FashionMnist>(images, labels, h.hex(), desc);
+}
+
+}  // namespace mpq::data

@@ -1,0 +1,340 @@
+#include "mpq/model/network.h"
+
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/frozen_conv_folding.h>
+#include <torch/library.h>
+#include <torch/version.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "mpq/util/error.h"
+#include "mpq/util/sha256.h"
+
+namespace mpq::model {
+using torch::jit::Graph;
+using torch::jit::Module;
+using torch::jit::Node;
+using torch::jit::Value;
+
+const char* layer_kind_name(LayerKind k) { return k == LayerKind::kConv2d ? "conv2d" : "linear"; }
+
+// --- the mpq::layer_input operator ------------------------------------------------------------
+
+namespace {
+thread_local LayerInputHook* g_hook = nullptr;
+
+torch::Tensor layer_input_op(torch::Tensor x, int64_t layer) {
+  LayerInputHook* hook = g_hook;
+  if (hook == nullptr) return x;
+  return hook->on_input(static_cast<int>(layer), x);
+}
+}  // namespace
+
+// CONSERVATIVE alias analysis: the op may return its input (observe) or a new tensor
+// (fake-quant), and the optimizer must not reorder or eliminate it.
+TORCH_LIBRARY(mpq, m) {
+  m.def(torch::schema("mpq::layer_input(Tensor x, int layer) -> Tensor",
+                      c10::AliasAnalysisKind::CONSERVATIVE),
+        layer_input_op);
+}
+
+HookScope::HookScope(LayerInputHook* hook) : previous_(g_hook) { g_hook = hook; }
+HookScope::~HookScope() { g_hook = previous_; }
+
+// --- loading ----------------------------------------------------------------------------------
+
+namespace {
+
+// First line of a c10::Error without the C++ backtrace.
+std::string short_message(const c10::Error& e) {
+  std::string m = e.what_without_backtrace();
+  auto nl = m.find('\n');
+  while (nl == 0) {  // skip leading blank lines
+    m = m.substr(1);
+    nl = m.find('\n');
+  }
+  if (nl != std::string::npos) m = m.substr(0, nl);
+  return m;
+}
+
+const c10::Symbol kConv2d = c10::Symbol::fromQualString("aten::conv2d");
+const c10::Symbol kConvolution = c10::Symbol::fromQualString("aten::_convolution");
+const c10::Symbol kLinear = c10::Symbol::fromQualString("aten::linear");
+const c10::Symbol kBatchNorm = c10::Symbol::fromQualString("aten::batch_norm");
+const c10::Symbol kLayerInput = c10::Symbol::fromQualString("mpq::layer_input");
+
+void collect_nodes(torch::jit::Block* block, std::vector<Node*>& out,
+                   const std::function<bool(Node*)>& pred) {
+  for (Node* n : block->nodes()) {
+    if (pred(n)) out.push_back(n);
+    for (auto* b : n->blocks()) collect_nodes(b, out, pred);
+  }
+}
+
+int count_kind(const std::shared_ptr<Graph>& g, c10::Symbol kind) {
+  std::vector<Node*> v;
+  collect_nodes(g->block(), v, [&](Node* n) { return n->kind() == kind; });
+  return static_cast<int>(v.size());
+}
+
+bool is_constant_tensor(Value* v) {
+  return v->node()->kind() == c10::prim::Constant && v->type()->cast<c10::TensorType>() != nullptr;
+}
+
+std::vector<int64_t> const_ints(Value* v, size_t expect, const std::string& what) {
+  auto iv = torch::jit::toIValue(v);
+  if (!iv) throw InputError(what + " is not a constant");
+  std::vector<int64_t> out;
+  if (iv->isIntList()) {
+    for (auto x : iv->toIntList()) out.push_back(x);
+  } else if (iv->isInt()) {
+    out.assign(expect, iv->toInt());
+  } else {
+    throw InputError(what + " has an unexpected type");
+  }
+  if (out.size() == 1 && expect == 2) out.push_back(out[0]);
+  return out;
+}
+
+std::string layer_name_from(Value* w, int index) {
+  std::string n = w->debugName();
+  if (n.rfind("self.", 0) == 0) n = n.substr(5);
+  auto pos = n.rfind(".weight");
+  if (pos != std::string::npos && pos > 0) return n.substr(0, pos);
+  return "layer" + std::to_string(index);
+}
+
+// Which LoadOptions input shape to probe with.
+std::vector<int64_t> pick_input_shape(const Module& original, const LoadOptions& opt) {
+  if (!opt.input_shape.empty()) return opt.input_shape;
+  if (original.hasattr("input_shape")) {
+    auto iv = original.attr("input_shape");
+    if (iv.isIntList()) {
+      std::vector<int64_t> s;
+      for (auto x : iv.toIntList()) s.push_back(x);
+      if (s.size() == 3) return s;
+    }
+  }
+  return {3, 224, 224};
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t;
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? "x" : "") + std::to_string(s[i]);
+  return t;
+}
+
+// Records the input shape of every layer call during the probe.
+class ShapeProbe : public LayerInputHook {
+ public:
+  explicit ShapeProbe(size_t n) : shapes(n), calls(n, 0) {}
+  torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+    auto i = static_cast<size_t>(layer);
+    if (calls[i]++ == 0) shapes[i] = x.sizes().vec();
+    return x;
+  }
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<int64_t> calls;
+};
+
+}  // namespace
+
+std::vector<Node*> find_layer_nodes(const std::shared_ptr<Graph>& g) {
+  std::vector<Node*> out;
+  collect_nodes(g->block(), out, [](Node* n) {
+    if (n->kind() == kConv2d || n->kind() == kLinear) return is_constant_tensor(n->input(1));
+    if (n->kind() == kConvolution) {
+      auto transposed = torch::jit::toIValue(n->input(6));
+      if (!transposed || !transposed->isBool() || transposed->toBool()) return false;
+      if (!is_constant_tensor(n->input(1))) return false;
+      auto w = torch::jit::toIValue(n->input(1))->toTensor();
+      return w.dim() == 4;  // conv2d only
+    }
+    return false;
+  });
+  return out;
+}
+
+Module load_archive(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw InputError(path + ": cannot open model (" + std::strerror(errno) + ")");
+  if (S_ISDIR(st.st_mode)) throw InputError(path + ": is a directory, expected a TorchScript archive (.pt)");
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw InputError(path + ": cannot read model (" + std::strerror(errno) + ")");
+  }
+  try {
+    return torch::jit::load(path);
+  } catch (const c10::Error& e) {
+    std::string m = short_message(e);
+    if (m.find("zip archive") != std::string::npos || m.find("PytorchStreamReader") != std::string::npos)
+      throw InputError(path + ": not a TorchScript archive (" + m + ")");
+    throw InputError(path + ": cannot load TorchScript archive: " + m +
+                     " (archives from a much newer PyTorch may use operators LibTorch " +
+                     TORCH_VERSION + " does not know; re-export with torch 1.13)");
+  } catch (const std::exception& e) {
+    throw InputError(path + ": cannot load TorchScript archive: " + e.what());
+  }
+}
+
+Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn) {
+  try {
+    Module copy = m.clone();
+    copy.eval();
+    Module frozen = torch::jit::freeze_module(copy);
+    if (fold_bn) {
+      auto graph = frozen.get_method("forward").graph();
+      torch::jit::FoldFrozenConvBatchnorm(graph);
+    }
+    return frozen;
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": cannot freeze the model for quantization: " + short_message(e));
+  }
+}
+
+Network Network::load(const std::string& path, const LoadOptions& options) {
+  Module original = load_archive(path);
+  if (!original.find_method("forward"))
+    throw InputError(path + ": the TorchScript module has no forward method");
+  Network net;
+  net.path_ = path;
+  net.sha256_ = sha256_file(path);
+  net.input_shape_ = pick_input_shape(original, options);
+  if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
+    net.meta_ = original.attr("mpq_meta").toStringRef();
+  {
+    Module unfolded = freeze_for_ptq(original, path, false);
+    net.bn_before_ = count_kind(unfolded.get_method("forward").graph(), kBatchNorm);
+  }
+  net.module_ = freeze_for_ptq(original, path, options.fold_bn);
+  auto graph = net.module_.get_method("forward").graph();
+  net.bn_after_ = count_kind(graph, kBatchNorm);
+
+  auto nodes = find_layer_nodes(graph);
+  if (nodes.empty())
+    throw InputError(path + ": no quantizable layer found (expected conv2d or linear with constant weights)");
+  Value* self = graph->inputs()[0];
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    Node* n = nodes[i];
+    LayerInfo info;
+    info.index = static_cast<int>(i);
+    info.name = layer_name_from(n->input(1), info.index);
+    torch::Tensor w = torch::jit::toIValue(n->input(1))->toTensor().detach().to(torch::kFloat32).contiguous().clone();
+    std::string where = path + ": layer " + info.name;
+    if (!torch::isfinite(w).all().item<bool>()) throw InputError(where + ": weight contains NaN or Inf");
+    torch::Tensor b;
+    auto bias_iv = torch::jit::toIValue(n->input(2));
+    if (bias_iv && bias_iv->isTensor()) {
+      b = bias_iv->toTensor().detach().to(torch::kFloat32).contiguous().clone();
+      info.had_bias = true;
+    } else if (bias_iv && bias_iv->isNone()) {
+      b = torch::zeros({w.size(0)});
+    } else {
+      throw InputError(where + ": bias is not a constant");
+    }
+    if (n->kind() == kLinear) {
+      if (w.dim() != 2) throw InputError(where + ": linear weight must be 2-D");
+      info.kind = LayerKind::kLinear;
+      info.c_out = w.size(0);
+      info.c_in = w.size(1);
+    } else {
+      info.kind = LayerKind::kConv2d;
+      bool is_conv2d = n->kind() == kConv2d;
+      info.stride = const_ints(n->input(3), 2, where + " stride");
+      info.padding = const_ints(n->input(4), 2, where + " padding");
+      info.dilation = const_ints(n->input(5), 2, where + " dilation");
+      auto g = torch::jit::toIValue(n->input(is_conv2d ? 6 : 8));
+      if (!g || !g->isInt()) throw InputError(where + ": groups is not a constant");
+      info.groups = g->toInt();
+      info.c_out = w.size(0);
+      info.c_in = w.size(1) * info.groups;
+      info.kh = w.size(2);
+      info.kw = w.size(3);
+    }
+    net.fp_weights_.push_back(w);
+    net.fp_biases_.push_back(b);
+    net.layers_.push_back(info);
+
+    // Weight and bias become attributes read through prim::GetAttr.
+    std::string wn = "mpq_w" + std::to_string(i), bn = "mpq_b" + std::to_string(i);
+    net.module_.register_attribute(wn, c10::TensorType::get(), w.clone(), false);
+    net.module_.register_attribute(bn, c10::TensorType::get(), b.clone(), false);
+    torch::jit::WithInsertPoint guard(n);
+    n->replaceInput(1, graph->insertGetAttr(self, wn));
+    n->replaceInput(2, graph->insertGetAttr(self, bn));
+    Value* idx = graph->insertConstant(static_cast<int64_t>(i));
+    Node* hook = graph->create(kLayerInput, {n->input(0), idx});
+    hook->output()->setType(c10::TensorType::get());
+    hook->insertBefore(n);
+    n->replaceInput(0, hook->output());
+  }
+  graph->lint();
+
+  // Probe: shapes and MACs.
+  ShapeProbe probe(nodes.size());
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), net.input_shape_.begin(), net.input_shape_.end());
+  try {
+    HookScope scope(&probe);
+    net.forward(torch::zeros(shape));
+  } catch (const c10::Error& e) {
+    throw ConfigError(path + ": the model does not run on input shape " + shape_text(net.input_shape_) +
+                      " (" + short_message(e) + "); pass the right --input-shape / model.input_shape");
+  }
+  for (auto& L : net.layers_) {
+    auto i = static_cast<size_t>(L.index);
+    L.calls = probe.calls[i];
+    L.input_shape = probe.shapes[i];
+    if (L.calls == 0) continue;
+    if (L.kind == LayerKind::kConv2d) {
+      auto& s = L.input_shape;
+      if (s.size() != 4) continue;
+      int64_t ho = (s[2] + 2 * L.padding[0] - L.dilation[0] * (L.kh - 1) - 1) / L.stride[0] + 1;
+      int64_t wo = (s[3] + 2 * L.padding[1] - L.dilation[1] * (L.kw - 1) - 1) / L.stride[1] + 1;
+      L.output_shape = {s[0], L.c_out, ho, wo};
+      L.macs = L.calls * L.c_out * L.d() * ho * wo;
+    } else {
+      L.output_shape = L.input_shape;
+      L.output_shape.back() = L.c_out;
+      int64_t rows = 1;
+      for (size_t k = 0; k + 1 < L.input_shape.size(); ++k) rows *= L.input_shape[k];
+      L.macs = L.calls * rows * L.c_out * L.c_in;
+    }
+  }
+  return net;
+}
+
+void Network::set_weight(int i, const torch::Tensor& w) {
+  MPQ_ASSERT(w.sizes() == fp_weights_[static_cast<size_t>(i)].sizes(), "weight shape mismatch");
+  module_.setattr("mpq_w" + std::to_string(i), w.to(torch::kFloat32).contiguous());
+}
+
+void Network::set_bias(int i, const torch::Tensor& b) {
+  MPQ_ASSERT(b.sizes() == fp_biases_[static_cast<size_t>(i)].sizes(), "bias shape mismatch");
+  module_.setattr("mpq_b" + std::to_string(i), b.to(torch::kFloat32).contiguous());
+}
+
+torch::Tensor Network::weight(int i) const { return module_.attr("mpq_w" + std::to_string(i)).toTensor(); }
+torch::Tensor Network::bias(int i) const { return module_.attr("mpq_b" + std::to_string(i)).toTensor(); }
+
+void Network::restore_fp() {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    set_weight(static_cast<int>(i), fp_weights_[i]);
+    set_bias(static_cast<int>(i), fp_biases_[i]);
+  }
+}
+
+torch::Tensor Network::forward(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto out = module_.forward({x});
+  if (out.isTensor()) return out.toTensor();
+  if (out.isTuple() && !out.toTupleRef().elements().empty() && out.toTupleRef().elements()[0].isTensor())
+    return out.toTupleRef().elements()[0].toTensor();
+  throw InputError(path_ + ": model output is not a tensor (classification models must return logits)");
+}
+
+}  // namespace mpq::model

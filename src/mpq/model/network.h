@@ -1,0 +1,146 @@
+// A TorchScript model prepared for post-training quantization.
+//
+// Network::load() takes any TorchScript archive (torch.jit.save of a traced or scripted model,
+// or one of ours) and:
+//   1. freezes it (torch::jit::freeze_module: every submodule inlined into one forward graph,
+//      parameters become graph constants), in eval mode;
+//   2. folds every BatchNorm into the conv before it (torch::jit::FoldFrozenConvBatchnorm) unless
+//      LoadOptions::fold_bn is false;
+//   3. finds the quantizable layers: aten::conv2d / aten::_convolution (not transposed) and
+//      aten::linear nodes whose weight is a constant, in graph order (= execution order);
+//   4. turns each layer's weight and bias into module attributes mpq_w<i> / mpq_b<i> (a zero
+//      bias is added where the layer had none), so a trial swaps weights without touching the
+//      graph, and bias correction has a bias to correct;
+//   5. inserts mpq::layer_input(x, i) before every layer: a custom operator that hands the layer
+//      input to the LayerInputHook active on this thread (observers for calibration statistics,
+//      activation fake-quant) and is the identity when no hook is active;
+//   6. runs one probe forward on zeros of the input shape to record each layer's input/output
+//      shape and MACs.
+//
+// Layer names come from the frozen weight constants' debug names ("self.stage1.block0.conv1.
+// weight" -> "stage1.block0.conv1"). All graph edits happen before the first forward, because
+// the graph executor caches its plan on first use.
+#pragma once
+
+#include <torch/script.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mpq::model {
+
+enum class LayerKind { kConv2d, kLinear };
+const char* layer_kind_name(LayerKind k);
+
+struct LayerInfo {
+  int index = 0;                 ///< position in execution order, 0-based
+  std::string name;              ///< e.g. "stage1.block0.conv1", or "layer<i>" if unnamed
+  LayerKind kind = LayerKind::kConv2d;
+  int64_t c_out = 0, c_in = 0;   ///< output / input channels (features for linear)
+  int64_t kh = 1, kw = 1;        ///< kernel size (1 x 1 for linear)
+  int64_t groups = 1;            ///< conv groups (c_in == groups == c_out: depthwise)
+  std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  std::vector<int64_t> input_shape;   ///< seen by the probe, batch dimension 1
+  std::vector<int64_t> output_shape;  ///< derived from input_shape, batch dimension 1
+  int64_t macs = 0;              ///< multiply-accumulates per image (sum over calls)
+  int64_t calls = 0;             ///< times the layer ran in the probe (0: never executed)
+  bool had_bias = false;         ///< the original layer had a bias (or got one from BN folding)
+
+  /// Length of one output channel's weight vector: c_in / groups * kh * kw.
+  int64_t d() const { return c_in / groups * kh * kw; }
+  int64_t params() const { return c_out * d(); }
+  /// Output positions per image per channel (H_out * W_out for conv, rows for linear).
+  int64_t positions() const { return c_out > 0 ? macs / (c_out * d()) : 0; }
+  bool depthwise() const { return kind == LayerKind::kConv2d && groups > 1 && groups == c_in; }
+};
+
+struct LoadOptions {
+  bool fold_bn = true;
+  /// {C, H, W} for the shape probe. Empty: the archive's `input_shape` attribute if it has one
+  /// (mpq's own models do), else {3, 224, 224}.
+  std::vector<int64_t> input_shape;
+};
+
+/// Called by mpq::layer_input for every layer input while installed with HookScope.
+class LayerInputHook {
+ public:
+  virtual ~LayerInputHook() = default;
+  /// @param layer  LayerInfo::index
+  /// @param x      the layer's input as the graph computed it
+  /// @return       the tensor the layer will consume (x itself to only observe)
+  virtual torch::Tensor on_input(int layer, const torch::Tensor& x) = 0;
+};
+
+/// Installs a hook for the current thread for the scope's lifetime (nests; restores the old one).
+class HookScope {
+ public:
+  explicit HookScope(LayerInputHook* hook);
+  ~HookScope();
+  HookScope(const HookScope&) = delete;
+  HookScope& operator=(const HookScope&) = delete;
+
+ private:
+  LayerInputHook* previous_;
+};
+
+class Network {
+ public:
+  /// Loads and prepares `path` (see the header comment). Throws InputError naming the file if it
+  /// is missing, unreadable, not a TorchScript archive, uses operators this LibTorch does not
+  /// know, or has no quantizable layer; ConfigError if the probe input shape does not fit.
+  static Network load(const std::string& path, const LoadOptions& options = {});
+
+  const std::vector<LayerInfo>& layers() const { return layers_; }
+  const std::string& path() const { return path_; }
+  /// SHA-256 of the archive file.
+  const std::string& sha256() const { return sha256_; }
+  const std::vector<int64_t>& input_shape() const { return input_shape_; }
+  /// Archive's `mpq_meta` string attribute ("" if absent).
+  const std::string& meta() const { return meta_; }
+  int bn_before_fold() const { return bn_before_; }
+  int bn_after_fold() const { return bn_after_; }
+
+  /// Full-precision (BN-folded if requested) weight of layer i:
+  /// conv [c_out, c_in/groups, kh, kw], linear [c_out, c_in]; float32, contiguous. Never changes.
+  const torch::Tensor& fp_weight(int i) const { return fp_weights_[static_cast<size_t>(i)]; }
+  /// Full-precision bias [c_out] (zeros if the layer had none). Never changes.
+  const torch::Tensor& fp_bias(int i) const { return fp_biases_[static_cast<size_t>(i)]; }
+
+  /// Replaces the weight the model uses for layer i (same shape as fp_weight(i)).
+  void set_weight(int i, const torch::Tensor& w);
+  /// Replaces the bias the model uses for layer i (shape [c_out]).
+  void set_bias(int i, const torch::Tensor& b);
+  torch::Tensor weight(int i) const;
+  torch::Tensor bias(int i) const;
+  /// Puts every layer back to its full-precision weight and bias.
+  void restore_fp();
+
+  /// Runs the model on a batch [n, C, H, W] without autograd; returns the output (logits).
+  torch::Tensor forward(const torch::Tensor& x);
+
+  /// The underlying frozen module (for graph inspection in tests).
+  torch::jit::Module& module() { return module_; }
+
+ private:
+  Network() = default;
+  torch::jit::Module module_;
+  std::vector<LayerInfo> layers_;
+  std::vector<torch::Tensor> fp_weights_, fp_biases_;
+  std::vector<int64_t> input_shape_;
+  std::string path_, sha256_, meta_;
+  int bn_before_ = 0, bn_after_ = 0;
+};
+
+/// Loads a TorchScript archive with the error handling of Network::load (InputError naming the
+/// file) but without preparing it. Used by export and inspection.
+torch::jit::Module load_archive(const std::string& path);
+
+/// Freezes (eval mode) and optionally folds BN; returns the frozen module. Throws InputError.
+torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string& path,
+                                  bool fold_bn);
+
+/// The quantizable layer nodes of a frozen graph in order (see Network::load step 3).
+std::vector<torch::jit::Node*> find_layer_nodes(const std::shared_ptr<torch::jit::Graph>& g);
+
+}  // namespace mpq::model

@@ -1,0 +1,100 @@
+// Thin RAII layer over the HDF5 C API, used only inside src/mpq/store (HDF5 types stay out of
+// every other header). All failures throw InputError naming the file and the object.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace mpq::store::h5 {
+
+/// Turns off HDF5's automatic error-stack printing (once per process): errors are reported by
+/// mpq as one line instead.
+void silence_errors();
+
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      closer_ = o.closer_;
+      o.id_ = -1;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*closer_)(hid_t) = nullptr;
+};
+
+/// A file opened for writing (truncating) or reading; `path` is used in error messages.
+class File {
+ public:
+  static File create(const std::string& path);
+  static File open_read(const std::string& path);
+  hid_t id() const { return h_.id(); }
+  const std::string& path() const { return path_; }
+  void flush();
+  void close() { h_.reset(); }
+
+ private:
+  Handle h_;
+  std::string path_;
+};
+
+Handle create_group(const File& f, hid_t parent, const std::string& name);
+Handle open_group(const File& f, hid_t parent, const std::string& name);
+bool exists(hid_t parent, const std::string& name);
+
+// Attributes: scalars, strings, and JSON scalars (number -> int64/double, bool -> int8,
+// string -> UTF-8 string). Nested JSON values are stored as their JSON text.
+void write_attr(const File& f, hid_t obj, const std::string& name, const nlohmann::json& value);
+void write_attrs(const File& f, hid_t obj, const nlohmann::json& object);
+/// Reads every attribute of obj into a JSON object (int -> integer, float -> number, string).
+nlohmann::json read_attrs(const File& f, hid_t obj);
+bool has_attr(hid_t obj, const std::string& name);
+std::string read_string_attr(const File& f, hid_t obj, const std::string& name);
+
+// Datasets of one element type with an explicit shape (row-major).
+void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+                   const int8_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+                   const int32_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+                   const int64_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+                   const float* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+                   const double* data);
+/// A scalar variable-length UTF-8 string dataset (e.g. the config JSON text).
+void write_string_dataset(const File& f, hid_t parent, const std::string& name, const std::string& text);
+std::string read_string_dataset(const File& f, hid_t parent, const std::string& name);
+
+/// Shape of a dataset.
+std::vector<int64_t> dataset_shape(const File& f, hid_t parent, const std::string& name);
+/// Reads a whole dataset converted to T (int8/int32/int64/float/double).
+template <typename T>
+std::vector<T> read_dataset(const File& f, hid_t parent, const std::string& name,
+                            std::vector<int64_t>* shape = nullptr);
+
+/// Names of the links (children) of a group, in name order.
+std::vector<std::string> children(const File& f, hid_t group);
+
+}  // namespace mpq::store::h5

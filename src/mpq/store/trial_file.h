@@ -1,0 +1,69 @@
+// One quantization trial = one HDF5 file. The layout is documented for users in
+// docs/trial-file-format.md (h5py/pandas examples there); in short:
+//
+//   /                 attrs format="mpq-trial", format_version, trial_id, status="complete"
+//   /config           string: the resolved trial config (JSON)
+//   /manifest         attrs: provenance and conventions (method.md §7);
+//                     dataset calibration_indices int64 [N]
+//   /metrics          attrs: top1, top5, agreement, kl, fp_top1, ... (see TrialRecord::metrics)
+//   /layers/<NNNN>    one group per layer in execution order; attrs: name, kind, bits, ...
+//       codes              int8    [P, d]  integer codes of every point, channel-major
+//       scales             float32 [P]     step of every point: w~_c = sum scales[p] * codes[p]
+//       point_channel      int32   [P]     output channel of every point
+//       points_per_channel int32   [C]
+//       weight_error       float32 [C, K]  ||w_c - w~_c||^2 after k+1 points (NaN: not computed)
+//       output_error       float32 [C, K]  (w_c - w~_c)^T Σ (w_c - w~_c) after k+1 points (NaN)
+//       grant_order        int32   [C, K]  order in which extra points were granted (-1: none)
+//
+// Writing goes to "<path>.tmp.<pid>", is flushed and fsynced, and only then renamed to <path>, so
+// a file at the final path is always complete; status="complete" is the last attribute written.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace mpq::store {
+
+constexpr int kTrialFormatVersion = 1;
+
+struct LayerRecord {
+  int index = 0;
+  nlohmann::json attrs = nlohmann::json::object();  ///< name, kind, shape, bits, method, stats...
+  int max_points = 1;                               ///< K, columns of the per-point tables
+  std::vector<int32_t> points_per_channel;          ///< [C]
+  int64_t d = 0;                                    ///< weight vector length
+  std::vector<int8_t> codes;                        ///< [P, d]
+  std::vector<float> scales;                        ///< [P]
+  std::vector<int32_t> point_channel;               ///< [P]
+  std::vector<float> weight_error;                  ///< [C, K]
+  std::vector<float> output_error;                  ///< [C, K]
+  std::vector<int32_t> grant_order;                 ///< [C, K]
+};
+
+struct TrialRecord {
+  std::string trial_id;
+  nlohmann::json config = nlohmann::json::object();    ///< resolved trial config
+  nlohmann::json manifest = nlohmann::json::object();  ///< flat: provenance, conventions
+  std::vector<int64_t> calibration_indices;
+  nlohmann::json metrics = nlohmann::json::object();   ///< flat scalars
+  std::vector<LayerRecord> layers;
+};
+
+/// Writes the record atomically (see header). Throws ConfigError if the directory of `path`
+/// does not exist, InputError on any write failure (no file is left at `path` then).
+void write_trial(const std::string& path, const TrialRecord& record);
+
+/// Reads a trial file. With `arrays` false only attributes, config and manifest are read
+/// (layers keep attrs and points_per_channel). Throws InputError if the file is missing,
+/// truncated, not an mpq trial file, or incomplete.
+TrialRecord read_trial(const std::string& path, bool arrays = true);
+
+/// True if `path` is a complete, readable trial file; otherwise false with the reason.
+bool validate_trial(const std::string& path, std::string* why = nullptr);
+
+/// Writes `bytes` durably: fsync of the file and of its directory (used after rename()).
+void fsync_path(const std::string& path);
+
+}  // namespace mpq::store

@@ -1,0 +1,285 @@
+#include "mpq/sweep/trial.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "mpq/data/calibration.h"
+#include "mpq/data/fashion_mnist.h"
+#include "mpq/quant/layer.h"
+#include "mpq/sweep/trial_config.h"
+#include "mpq/train/train.h"
+#include "mpq/util/error.h"
+#include "mpq/util/progress.h"
+#include "mpq/util/provenance.h"
+#include "mpq/util/threads.h"
+
+namespace mpq::sweep {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// --- context ----------------------------------------------------------------------------------
+
+model::Network& TrialContext::network(const std::string& path, const model::LoadOptions& o) {
+  std::string key = path + "|" + (o.fold_bn ? "fold" : "nofold") + "|";
+  for (auto s : o.input_shape) key += std::to_string(s) + ",";
+  auto it = networks_.find(key);
+  if (it == networks_.end()) {
+    auto net = std::make_unique<model::Network>(model::Network::load(path, o));
+    it = networks_.emplace(key, std::move(net)).first;
+  }
+  it->second->restore_fp();
+  return *it->second;
+}
+
+const data::ClassificationDataset& TrialContext::dataset(const std::string& name, const std::string& root,
+                                                         const std::string& split, int64_t limit) {
+  std::string key = name + "|" + root + "|" + split + "|" + std::to_string(limit);
+  auto it = datasets_.find(key);
+  if (it == datasets_.end()) {
+    std::unique_ptr<data::ClassificationDataset> d;
+    if (name == "fashion-mnist")
+      d = data::load_fashion_mnist(root, split == "train" ? data::Split::kTrain : data::Split::kTest, limit);
+    else
+      throw ConfigError("/data/name: unknown dataset '" + name + "'");
+    it = datasets_.emplace(key, std::move(d)).first;
+  }
+  return *it->second;
+}
+
+const FpReference& TrialContext::fp_reference(model::Network& net, const std::string& net_key,
+                                              const data::ClassificationDataset& data,
+                                              const eval::EvalOptions& options) {
+  std::string key = net_key + "|" + data.fingerprint() + "|" + std::to_string(options.limit);
+  auto it = fp_.find(key);
+  if (it == fp_.end()) {
+    net.restore_fp();
+    eval::EvalOptions o = options;
+    o.label = "eval FP model";
+    FpReference ref{eval::evaluate(net, data, o)};
+    it = fp_.emplace(key, std::move(ref)).first;
+  }
+  return it->second;
+}
+
+// --- running ----------------------------------------------------------------------------------
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Bits a layer gets under the first/last-layer convention; 0 = kept full precision.
+int layer_bits(const json& w, int index, int count) {
+  int bits = w["bits"].get<int>();
+  auto rule = [&](const std::string& key) {
+    const std::string v = w[key].get<std::string>();
+    if (v == "fp") return 0;
+    if (v == "8bit") return 8;
+    return bits;
+  };
+  if (index == 0) return rule("first_layer");
+  if (index == count - 1) return rule("last_layer");
+  return bits;
+}
+
+quant::Granularity parse_granularity(const std::string& g) {
+  return g == "per_layer" ? quant::Granularity::kPerLayer : quant::Granularity::kPerChannel;
+}
+
+store::LayerRecord layer_record(const model::LayerInfo& info, const quant::QuantizedLayer* q,
+                                const torch::Tensor& w, const std::string& method,
+                                const std::string& granularity) {
+  store::LayerRecord L;
+  L.index = info.index;
+  L.d = info.d();
+  std::vector<int64_t> shape = w.sizes().vec();
+  json shape_json = shape;
+  L.attrs = {{"name", info.name},       {"kind", model::layer_kind_name(info.kind)},
+             {"c_out", info.c_out},     {"c_in", info.c_in},
+             {"groups", info.groups},   {"weight_shape", shape_json.dump()},
+             {"macs", info.macs},       {"params", info.params()},
+             {"quantized", q != nullptr}};
+  double w_sq = w.pow(2).sum().item<double>();
+  if (q == nullptr) {
+    L.attrs["bits"] = 32;
+    L.points_per_channel.assign(static_cast<size_t>(info.c_out), 0);
+    return L;
+  }
+  L.max_points = q->max_points;
+  L.points_per_channel = q->points;
+  L.codes = q->codes;
+  L.scales = q->scales;
+  L.point_channel = q->point_channel;
+  L.weight_error = q->weight_error;
+  L.output_error = q->output_error;
+  L.grant_order = q->grant_order;
+  double err = quant::layer_weight_sq_error(w.data_ptr<float>(), *q);
+  int64_t extra = q->total_points() - q->c_out;
+  L.attrs["bits"] = q->bits;
+  L.attrs["method"] = method;
+  L.attrs["granularity"] = granularity;
+  L.attrs["total_points"] = q->total_points();
+  L.attrs["extra_points"] = extra;
+  L.attrs["weight_mse"] = err / static_cast<double>(info.params());
+  L.attrs["weight_rel_error"] = w_sq > 0 ? std::sqrt(err / w_sq) : 0.0;
+  return L;
+}
+
+}  // namespace
+
+TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
+  auto t_start = std::chrono::steady_clock::now();
+  std::string start_time = utc_now_iso();
+  int threads = apply_threads(cfg["threads"].get<int>());
+
+  const std::string output = cfg["output"].get<std::string>();
+  if (!output.empty()) {
+    fs::path p(output);
+    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir))
+      throw ConfigError("/output: directory " + dir.string() + " of " + output + " does not exist");
+  }
+
+  // Data first: a model reference may need the training split to train a default model.
+  const json& dcfg = cfg["data"];
+  const std::string dname = dcfg["name"], droot = dcfg["root"];
+  const auto& test = ctx.dataset(dname, droot, "test", 0);
+  const auto& train = ctx.dataset(dname, droot, "train", 0);
+
+  const json& mcfg = cfg["model"];
+  std::string model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(),
+                                                    mcfg["cache_dir"].get<std::string>(), droot);
+  model::LoadOptions lo;
+  lo.fold_bn = mcfg["fold_bn"].get<bool>();
+  lo.input_shape = mcfg["input_shape"].get<std::vector<int64_t>>();
+  if (lo.input_shape.empty()) lo.input_shape = test.image_shape();
+  model::Network& net = ctx.network(model_path, lo);
+  std::string id = trial_id(cfg, net.sha256(), test.fingerprint());
+
+  eval::EvalOptions eo;
+  eo.batch_size = dcfg["batch_size"].get<int64_t>();
+  eo.limit = dcfg["eval_limit"].get<int64_t>();
+  const FpReference& fp = ctx.fp_reference(net, net.sha256() + (lo.fold_bn ? "|fold" : "|nofold"), test, eo);
+
+  const json& ccfg = cfg["calibration"];
+  auto calib = data::calibration_indices(train.size(), ccfg["size"].get<int64_t>(),
+                                         ccfg["seed"].get<uint64_t>());
+
+  // --- quantize weights ---
+  const json& wcfg = cfg["weights"];
+  const std::string method = wcfg["method"], gran = wcfg["granularity"];
+  auto t_q = std::chrono::steady_clock::now();
+  const auto& layers = net.layers();
+  const int count = static_cast<int>(layers.size());
+  store::TrialRecord rec;
+  int64_t channels = 0, points = 0, macs = 0, extra_macs = 0;
+  double weight_bits = 0, extra_weight_bits = 0, err_total = 0, w_total = 0;
+  int quantized = 0;
+  for (const auto& info : layers) {
+    int bits = layer_bits(wcfg, info.index, count);
+    const torch::Tensor& w = net.fp_weight(info.index);
+    if (bits == 0) {
+      rec.layers.push_back(layer_record(info, nullptr, w, method, gran));
+      continue;
+    }
+    auto q = quant::quantize_rtn_layer(w.data_ptr<float>(), info.c_out, info.d(), bits, parse_granularity(gran));
+    std::vector<float> deq(static_cast<size_t>(info.params()));
+    q.dequantize(deq.data());
+    net.set_weight(info.index, torch::from_blob(deq.data(), w.sizes(), torch::kFloat32).clone());
+    rec.layers.push_back(layer_record(info, &q, w, method, gran));
+    ++quantized;
+    int64_t extra = q.total_points() - q.c_out;
+    channels += q.c_out;
+    points += q.total_points();
+    macs += info.macs;
+    extra_macs += info.c_out > 0 ? extra * (info.macs / info.c_out) : 0;
+    weight_bits += static_cast<double>(info.params()) * bits;
+    extra_weight_bits += static_cast<double>(extra * info.d() * bits);
+    err_total += quant::layer_weight_sq_error(w.data_ptr<float>(), q);
+    w_total += w.pow(2).sum().item<double>();
+  }
+  double quant_seconds = seconds_since(t_q);
+
+  // --- evaluate ---
+  eval::EvalOptions qo = eo;
+  qo.label = "eval quantized";
+  auto qres = eval::evaluate(net, test, qo);
+  auto fid = eval::compare_logits(fp.result.logits, qres.logits);
+  net.restore_fp();
+
+  rec.trial_id = id;
+  rec.config = cfg;
+  rec.calibration_indices = calib;
+  rec.metrics = {{"top1", qres.top1},
+                 {"top5", qres.top5},
+                 {"agreement", fid.agreement},
+                 {"kl", fid.kl},
+                 {"fp_top1", fp.result.top1},
+                 {"fp_top5", fp.result.top5},
+                 {"n_eval", qres.n},
+                 {"eval_seconds", qres.seconds},
+                 {"images_per_second", qres.images_per_second},
+                 {"quant_seconds", quant_seconds},
+                 {"quantized_layers", quantized},
+                 {"total_points", points},
+                 {"extra_points", points - channels},
+                 {"extra_channels_pct", channels ? 100.0 * static_cast<double>(points - channels) / static_cast<double>(channels) : 0.0},
+                 {"extra_macs_pct", macs ? 100.0 * static_cast<double>(extra_macs) / static_cast<double>(macs) : 0.0},
+                 {"extra_weight_bits_pct", weight_bits > 0 ? 100.0 * extra_weight_bits / weight_bits : 0.0},
+                 {"weight_rel_error", w_total > 0 ? std::sqrt(err_total / w_total) : 0.0}};
+  json m = provenance_json();
+  m["trial_id"] = id;
+  m["threads"] = threads;
+  m["start_time"] = start_time;
+  m["end_time"] = utc_now_iso();
+  m["seconds"] = seconds_since(t_start);
+  m["model_path"] = model_path;
+  m["model_sha256"] = net.sha256();
+  m["model_meta"] = net.meta();
+  m["model_input_shape"] = json(net.input_shape()).dump();
+  m["bn_folded"] = lo.fold_bn;
+  m["bn_layers_before_fold"] = net.bn_before_fold();
+  m["bn_layers_after_fold"] = net.bn_after_fold();
+  m["dataset"] = dname;
+  m["dataset_fingerprint"] = test.fingerprint();
+  m["dataset_description"] = test.describe();
+  m["preprocessing"] = test.preprocessing();
+  m["eval_split"] = "test";
+  m["eval_images"] = qres.n;
+  m["calibration_split"] = "train";
+  m["calibration_size"] = static_cast<int64_t>(calib.size());
+  m["calibration_seed"] = ccfg["seed"];
+  m["calibration_used"] = false;  // round-to-nearest needs no calibration data
+  m["weight_method"] = method;
+  m["weight_bits"] = wcfg["bits"];
+  m["weight_granularity"] = gran;
+  m["first_layer"] = wcfg["first_layer"];
+  m["last_layer"] = wcfg["last_layer"];
+  m["activation_bits"] = 32;
+  m["activation_quantizers"] = "none (weight-only)";
+  m["bias_correction"] = false;
+  rec.manifest = m;
+
+  TrialOutcome out;
+  out.record = std::move(rec);
+  if (!output.empty()) {
+    store::write_trial(output, out.record);
+    out.output_path = output;
+  }
+  return out;
+}
+
+std::string summarize(const store::TrialRecord& r) {
+  char buf[256];
+  const auto& m = r.metrics;
+  std::snprintf(buf, sizeof buf,
+                "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra channels %.1f%%",
+                100 * m.value("top1", 0.0), 100 * m.value("fp_top1", 0.0), 100 * m.value("top5", 0.0),
+                100 * m.value("agreement", 0.0), m.value("kl", 0.0), m.value("extra_channels_pct", 0.0));
+  return buf;
+}
+
+}  // namespace mpq::sweep

@@ -1,0 +1,55 @@
+// Running one trial: resolve the model, quantize its weights with the configured method,
+// evaluate against the full-precision model, and produce the record written to HDF5.
+//
+// A TrialContext caches what trials share (loaded networks, datasets, full-precision logits),
+// so a sweep worker that runs many trials on the same model loads and evaluates it once.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "mpq/data/dataset.h"
+#include "mpq/eval/evaluate.h"
+#include "mpq/model/network.h"
+#include "mpq/store/trial_file.h"
+
+namespace mpq::sweep {
+
+/// Full-precision reference of one (network, eval data) pair.
+struct FpReference {
+  eval::EvalResult result;  ///< logits, top-1/5
+};
+
+class TrialContext {
+ public:
+  /// Network for (path, fold_bn, input_shape), loaded on first use; weights restored to FP.
+  model::Network& network(const std::string& path, const model::LoadOptions& options);
+  /// Dataset split (name, root, "train"/"test", limit), loaded on first use.
+  const data::ClassificationDataset& dataset(const std::string& name, const std::string& root,
+                                             const std::string& split, int64_t limit);
+  /// FP evaluation of `net` on `data` (cached by network sha + options + data fingerprint).
+  const FpReference& fp_reference(model::Network& net, const std::string& net_key,
+                                  const data::ClassificationDataset& data,
+                                  const eval::EvalOptions& options);
+
+ private:
+  std::map<std::string, std::unique_ptr<model::Network>> networks_;
+  std::map<std::string, std::unique_ptr<data::ClassificationDataset>> datasets_;
+  std::map<std::string, FpReference> fp_;
+};
+
+struct TrialOutcome {
+  store::TrialRecord record;
+  std::string output_path;  ///< where the record was written ("" if not written)
+};
+
+/// Runs the trial described by a resolved config (resolve_trial_config). Writes the HDF5 file
+/// if /output is set. Throws ConfigError / InputError like every other entry point.
+TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx);
+
+/// One-line summary of a finished trial for logs: "top-1 88.1% (FP 91.2%) agreement 95.0% ...".
+std::string summarize(const store::TrialRecord& r);
+
+}  // namespace mpq::sweep

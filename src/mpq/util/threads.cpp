@@ -1,0 +1,30 @@
+#include "mpq/util/threads.h"
+
+#include <ATen/Parallel.h>
+#include <omp.h>
+#include <sched.h>
+
+#include <cstdlib>
+
+namespace mpq {
+
+int default_threads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int cores = 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cores = CPU_COUNT(&set);
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  int ranks = local ? std::atoi(local) : 1;
+  if (ranks < 1) ranks = 1;
+  int n = cores / ranks;
+  return n < 1 ? 1 : n;
+}
+
+int apply_threads(int n) {
+  if (n <= 0) n = default_threads();
+  at::set_num_threads(n);
+  omp_set_num_threads(n);
+  return n;
+}
+
+}  // namespace mpq

@@ -1,0 +1,249 @@
+// mpq — the command-line interface. Parsing and dispatch only: every verb calls into mpq::core.
+// Exit codes: 0 ok, 1 runtime/input error, 2 usage/config error (docs/cli.md).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "mpq/data/fashion_mnist.h"
+#include "mpq/eval/evaluate.h"
+#include "mpq/model/network.h"
+#include "mpq/report/inspect.h"
+#include "mpq/store/trial_file.h"
+#include "mpq/sweep/trial.h"
+#include "mpq/sweep/trial_config.h"
+#include "mpq/train/train.h"
+#include "mpq/util/threads.h"
+#include "mpq/util/error.h"
+#include "mpq/util/progress.h"
+#include "mpq/util/schema.h"
+
+namespace {
+using nlohmann::json;
+
+// Options every config-driven verb shares: --config FILE and repeated --set key=value.
+struct ConfigArgs {
+  std::string config_path;
+  std::vector<std::string> sets;
+};
+
+void add_config_args(CLI::App* app, ConfigArgs& a) {
+  app->add_option("--config", a.config_path, "JSON config file (command-line options override it)");
+  app->add_option("--set", a.sets, "override any config key, e.g. --set weights.bits=3 (repeatable)");
+}
+
+// Loads --config, then applies --set overrides, then the verb's explicit flags (`flags`).
+json user_config(const ConfigArgs& a, const json& flags) {
+  json doc = a.config_path.empty() ? json::object() : mpq::read_json_file(a.config_path);
+  if (!doc.is_object())
+    throw mpq::ConfigError(a.config_path + ": must contain a JSON object, got " + mpq::describe_value(doc));
+  for (const auto& s : a.sets) mpq::apply_override(doc, s);
+  for (const auto& [ptr, value] : flags.items()) doc[json::json_pointer(ptr)] = value;
+  return doc;
+}
+
+std::string source_name(const ConfigArgs& a) {
+  return a.config_path.empty() ? std::string("command line") : a.config_path;
+}
+
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> out;
+  std::string cur;
+  for (char c : text + ",") {
+    if (c == ',' || c == 'x') {
+      if (cur.empty()) break;
+      try {
+        out.push_back(std::stoll(cur));
+      } catch (const std::exception&) {
+        out.clear();
+        break;
+      }
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (out.size() != 3 || out[0] < 1 || out[1] < 1 || out[2] < 1)
+    throw mpq::ConfigError("--input-shape " + text + ": expected C,H,W with positive integers, e.g. 3,224,224");
+  return out;
+}
+
+// What kind of file `path` is, by its signature: "hdf5", "zip" (TorchScript), or "".
+std::string sniff(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "";
+  unsigned char b[8] = {0};
+  size_t n = std::fread(b, 1, 8, f);
+  std::fclose(f);
+  if (n == 8 && b[0] == 0x89 && b[1] == 'H' && b[2] == 'D' && b[3] == 'F') return "hdf5";
+  if (n >= 2 && b[0] == 'P' && b[1] == 'K') return "zip";
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "mpq: post-training quantization research at cluster scale.\n"
+      "Multipoint quantization (Liu et al., AAAI 2021) and baselines on TorchScript models,\n"
+      "with results in HDF5. Run `mpq <verb> --help` for each verb's options and examples."};
+  app.require_subcommand(1);
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "no progress bars or informational lines");
+
+  // --- train ---------------------------------------------------------------------------------
+  auto* train = app.add_subcommand("train", "train a default model on Fashion-MNIST and save it as TorchScript");
+  train->footer(
+      "Examples:\n"
+      "  mpq train --arch resnet20 --output results/models/resnet20.pt\n"
+      "  mpq train --arch mobilenetv2 --epochs 5 --seed 1\n"
+      "  mpq train --config configs/train_tiny.json --set train_limit=2000\n"
+      "Without --output the model goes to the cache (results/models/<arch>-<key>.pt), which\n"
+      "`default:<arch>` model references use.");
+  ConfigArgs train_cfg;
+  add_config_args(train, train_cfg);
+  std::string t_arch, t_output, t_root;
+  int t_epochs = 0, t_threads = -1;
+  long long t_limit = -1, t_seed = -1;
+  double t_width = 0;
+  train->add_option("--arch", t_arch, "resnet20 | mobilenetv2");
+  train->add_option("--epochs", t_epochs, "training epochs (default 3)");
+  train->add_option("--width", t_width, "channel multiplier (default 1)");
+  train->add_option("--train-limit", t_limit, "train on the first N images (default all)");
+  train->add_option("--seed", t_seed, "seed (default 0)");
+  train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)");
+  train->add_option("--data-root", t_root, "Fashion-MNIST directory");
+  train->add_option("-o,--output", t_output, "archive to write");
+
+  // --- inspect -------------------------------------------------------------------------------
+  auto* inspect = app.add_subcommand("inspect", "describe a model's quantizable layers or a trial result file");
+  inspect->footer(
+      "Examples:\n"
+      "  mpq inspect results/models/resnet20-<key>.pt\n"
+      "  mpq inspect resnet18_traced.pt --input-shape 3,224,224\n"
+      "  mpq inspect results/trial.h5");
+  std::string i_path, i_shape;
+  bool i_no_fold = false;
+  inspect->add_option("file", i_path, "TorchScript archive (.pt) or trial file (.h5)")->required();
+  inspect->add_option("--input-shape", i_shape, "C,H,W for MACs (default: from the archive, else 3,224,224)");
+  inspect->add_flag("--no-fold-bn", i_no_fold, "do not fold BatchNorm before listing layers");
+
+  // --- eval ----------------------------------------------------------------------------------
+  auto* evalc = app.add_subcommand("eval", "evaluate a full-precision model on the Fashion-MNIST test split");
+  evalc->footer(
+      "Examples:\n"
+      "  mpq eval --model default:resnet20\n"
+      "  mpq eval --model results/models/mobilenetv2-<key>.pt --threads 1 --limit 2000");
+  std::string e_model = "default:resnet20", e_root = mpq::data::kFashionMnistDefaultRoot;
+  long long e_limit = 0, e_batch = 500;
+  int e_threads = 0;
+  bool e_no_fold = false;
+  evalc->add_option("--model", e_model, "TorchScript archive or default:<arch>")->capture_default_str();
+  evalc->add_option("--data-root", e_root, "Fashion-MNIST directory")->capture_default_str();
+  evalc->add_option("--limit", e_limit, "first N test images (0 = all)");
+  evalc->add_option("--batch-size", e_batch, "batch size")->capture_default_str();
+  evalc->add_option("--threads", e_threads, "threads (0 = all cores of this process's share)");
+  evalc->add_flag("--no-fold-bn", e_no_fold, "evaluate without folding BatchNorm");
+
+  // --- quantize ------------------------------------------------------------------------------
+  auto* quantize = app.add_subcommand("quantize", "run one quantization trial and write its HDF5 result");
+  quantize->footer(
+      "Examples:\n"
+      "  mpq quantize --model default:resnet20 --bits 4 --granularity per_layer -o results/r20_w4.h5\n"
+      "  mpq quantize --config configs/trial_rtn.json --set weights.bits=3 -o results/w3.h5\n"
+      "Every config key is listed in docs/configs.md; flags override --config, --set overrides both.");
+  ConfigArgs q_cfg;
+  add_config_args(quantize, q_cfg);
+  std::string q_model, q_method, q_gran, q_output;
+  int q_bits = 0, q_threads = -1;
+  quantize->add_option("--model", q_model, "TorchScript archive or default:<arch>");
+  quantize->add_option("--method", q_method, "weight method (rtn)");
+  quantize->add_option("--bits", q_bits, "weight bits in [2, 8]");
+  quantize->add_option("--granularity", q_gran, "per_channel | per_layer");
+  quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)");
+  quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? mpq::kExitOk : mpq::kExitUsage;
+  }
+  mpq::set_quiet(quiet);
+
+  try {
+    if (*train) {
+      json flags = json::object();
+      if (!t_arch.empty()) flags["/arch"] = t_arch;
+      if (t_epochs > 0) flags["/epochs"] = t_epochs;
+      if (t_width > 0) flags["/width"] = t_width;
+      if (t_limit >= 0) flags["/train_limit"] = t_limit;
+      if (t_seed >= 0) flags["/seed"] = t_seed;
+      if (t_threads >= 0) flags["/threads"] = t_threads;
+      if (!t_root.empty()) flags["/data_root"] = t_root;
+      if (!t_output.empty()) flags["/output"] = t_output;
+      json resolved = mpq::train::train_schema().resolve(user_config(train_cfg, flags), source_name(train_cfg));
+      std::string output;
+      auto cfg = mpq::train::train_config_from_json(resolved, &output);
+      auto r = output.empty() ? mpq::train::ensure_cached(cfg, "results/models")
+                              : mpq::train::train_model(cfg, output);
+      std::printf("%s\ttest_top1=%.4f\ttrain_seconds=%.1f%s\n", r.path.c_str(), r.test_top1,
+                  r.seconds, r.from_cache ? "\t(cached)" : "");
+    } else if (*inspect) {
+      std::string kind = sniff(i_path);
+      if (kind == "hdf5") {
+        auto rec = mpq::store::read_trial(i_path, false);
+        std::fputs(mpq::report::describe_trial(i_path, rec).c_str(), stdout);
+      } else {
+        mpq::model::LoadOptions lo;
+        lo.fold_bn = !i_no_fold;
+        if (!i_shape.empty()) lo.input_shape = parse_shape(i_shape);
+        mpq::apply_threads(0);
+        auto net = mpq::model::Network::load(i_path, lo);
+        std::fputs(mpq::report::describe_network(net).c_str(), stdout);
+      }
+    } else if (*evalc) {
+      int threads = mpq::apply_threads(e_threads);
+      auto test = mpq::data::load_fashion_mnist(e_root, mpq::data::Split::kTest, e_limit);
+      std::string path = mpq::train::resolve_model_ref(e_model, "results/models", e_root);
+      mpq::model::LoadOptions lo;
+      lo.fold_bn = !e_no_fold;
+      lo.input_shape = test->image_shape();
+      auto net = mpq::model::Network::load(path, lo);
+      mpq::eval::EvalOptions eo;
+      eo.batch_size = e_batch;
+      auto r = mpq::eval::evaluate(net, *test, eo);
+      std::printf("model\t%s\ntop1\t%.4f\ntop5\t%.4f\nimages\t%lld\nseconds\t%.3f\nimages_per_second\t%.1f\nthreads\t%d\n",
+                  path.c_str(), r.top1, r.top5, (long long)r.n, r.seconds, r.images_per_second, threads);
+    } else if (*quantize) {
+      json flags = json::object();
+      if (!q_model.empty()) flags["/model/path"] = q_model;
+      if (!q_method.empty()) flags["/weights/method"] = q_method;
+      if (q_bits != 0) flags["/weights/bits"] = q_bits;
+      if (!q_gran.empty()) flags["/weights/granularity"] = q_gran;
+      if (q_threads >= 0) flags["/threads"] = q_threads;
+      if (!q_output.empty()) flags["/output"] = q_output;
+      json cfg = mpq::sweep::resolve_trial_config(user_config(q_cfg, flags), source_name(q_cfg));
+      mpq::sweep::TrialContext ctx;
+      auto out = mpq::sweep::run_trial(cfg, ctx);
+      std::printf("trial %s: %s\n", out.record.trial_id.substr(0, 16).c_str(),
+                  mpq::sweep::summarize(out.record).c_str());
+      if (!out.output_path.empty()) std::printf("wrote %s\n", out.output_path.c_str());
+    }
+  } catch (const mpq::ConfigError& e) {
+    std::fprintf(stderr, "mpq: %s\n", e.what());
+    return mpq::kExitUsage;
+  } catch (const mpq::InputError& e) {
+    std::fprintf(stderr, "mpq: %s\n", e.what());
+    return mpq::kExitRuntime;
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    std::fprintf(stderr, "mpq: %s\n", m.substr(0, m.find('\n')).c_str());
+    return mpq::kExitRuntime;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mpq: %s\n", e.what());
+    return mpq::kExitRuntime;
+  }
+  return mpq::kExitOk;
+}
