@@ -106,12 +106,13 @@ int main(int argc, char** argv) {
   add_config_args(train, train_cfg);
   std::string t_arch, t_output, t_root;
   int t_epochs = 0, t_threads = -1;
-  long long t_limit = -1, t_seed = -1;
+  long long t_limit = -1, t_test_limit = -1, t_seed = -1;
   double t_width = 0;
   train->add_option("--arch", t_arch, "resnet20 | mobilenetv2");
   train->add_option("--epochs", t_epochs, "training epochs (default 3)");
   train->add_option("--width", t_width, "channel multiplier (default 1)");
   train->add_option("--train-limit", t_limit, "train on the first N images (default all)");
+  train->add_option("--test-limit", t_test_limit, "report accuracy on the first N test images (default all)");
   train->add_option("--seed", t_seed, "seed (default 0)");
   train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)");
   train->add_option("--data-root", t_root, "Fashion-MNIST directory");
@@ -179,6 +180,7 @@ int main(int argc, char** argv) {
       if (t_epochs > 0) flags["/epochs"] = t_epochs;
       if (t_width > 0) flags["/width"] = t_width;
       if (t_limit >= 0) flags["/train_limit"] = t_limit;
+      if (t_test_limit >= 0) flags["/test_limit"] = t_test_limit;
       if (t_seed >= 0) flags["/seed"] = t_seed;
       if (t_threads >= 0) flags["/threads"] = t_threads;
       if (!t_root.empty()) flags["/data_root"] = t_root;

@@ -172,13 +172,15 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
   return r;
 }
 
+int default_epochs(const std::string& arch) { return arch == "mobilenetv2" ? 4 : 5; }
+
 const Schema& train_schema() {
   static const Schema s = [] {
     Schema k;
     k.choice("/arch", "resnet20", model::known_archs(), "architecture to train")
         .number("/width", 1.0, 0.01, 16.0, "channel multiplier")
         .integer("/stem_stride", 2, 1, 4, "stride of the ResNet-20 stem conv")
-        .integer("/epochs", 3, 1, 1000, "training epochs")
+        .integer("/epochs", 0, 0, 1000, "training epochs (0 = the arch's default: resnet20 5, mobilenetv2 4)")
         .integer("/batch_size", 128, 1, 65536, "minibatch size")
         .number("/lr", 0.1, 1e-6, 10.0, "peak learning rate of the one-cycle schedule")
         .number("/momentum", 0.9, 0.0, 0.999, "Nesterov momentum")
@@ -186,7 +188,7 @@ const Schema& train_schema() {
         .integer("/seed", 0, 0, 1LL << 62, "seed of initialization, data order and augmentation")
         .integer("/train_limit", 0, 0, 60000, "train on the first N images (0 = all)")
         .integer("/test_limit", 0, 0, 10000, "report accuracy on the first N test images (0 = all)")
-        .boolean("/augment", true, "random crops (pad 2) and horizontal flips")
+        .boolean("/augment", false, "random crops (pad 2) and horizontal flips")
         .string("/data_root", data::kFashionMnistDefaultRoot, "Fashion-MNIST directory")
         .string("/output", "", "archive to write (default: the model cache, results/models)")
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)");
@@ -201,6 +203,7 @@ TrainConfig train_config_from_json(const json& j, std::string* output) {
   c.arch.width = j["width"].get<double>();
   c.arch.stem_stride = j["stem_stride"].get<int64_t>();
   c.epochs = j["epochs"].get<int>();
+  if (c.epochs == 0) c.epochs = default_epochs(c.arch.arch);
   c.batch_size = j["batch_size"].get<int64_t>();
   c.lr = j["lr"].get<double>();
   c.momentum = j["momentum"].get<double>();
@@ -219,7 +222,7 @@ TrainConfig default_train_config(const std::string& arch, const std::string& dat
   TrainConfig c;
   c.arch.arch = arch;
   c.data_root = data_root;
-  if (arch == "mobilenetv2") c.lr = 0.1;
+  c.epochs = default_epochs(arch);
   return c;
 }
 

@@ -3,8 +3,10 @@
 //
 // Recipe: SGD with Nesterov momentum 0.9, weight decay 5e-4 (all parameters), batch 128, a
 // one-cycle schedule (linear warm-up over the first 15% of steps to `lr`, cosine decay to 0),
-// augmentation by random 28x28 crops of the image zero-padded (in pixel space) by 2, and random
-// horizontal flips. Deterministic for a fixed seed and thread count: the data order and the
+// 5 epochs for resnet20 and 4 for mobilenetv2. Optional augmentation (off by default: in these
+// short schedules it cost accuracy: ResNet-20 reached 91.25% in 5 epochs with it and 91.93% in 4
+// without; MobileNetV2 90.25% vs 91.91% in 4 epochs) by
+// random 28x28 crops of the image zero-padded (in pixel space) by 2, and horizontal flips. Deterministic for a fixed seed and thread count: the data order and the
 // augmentation come from std::mt19937_64(seed), the initialization from torch::manual_seed(seed).
 //
 // Default models are cached under <cache_dir>/<arch>-<key>.pt, where key is the first 16 hex
@@ -23,7 +25,7 @@ namespace mpq::train {
 
 struct TrainConfig {
   model::ArchConfig arch;
-  int epochs = 3;
+  int epochs = 5;
   int64_t batch_size = 128;
   double lr = 0.1;
   double momentum = 0.9;
@@ -31,7 +33,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   int64_t train_limit = 0;   ///< use the first N training images (0 = all 60000)
   int64_t test_limit = 0;    ///< evaluate on the first N test images (0 = all 10000)
-  bool augment = true;
+  bool augment = false;
   std::string data_root;     ///< Fashion-MNIST directory
   int threads = 0;           ///< 0 = all cores of this process's share
 
@@ -56,6 +58,9 @@ TrainConfig train_config_from_json(const nlohmann::json& resolved, std::string* 
 
 /// Trains and saves to `output` (written to a temporary name, renamed when complete).
 TrainResult train_model(const TrainConfig& cfg, const std::string& output);
+
+/// Default epochs of an arch (resnet20: 5, mobilenetv2: 4).
+int default_epochs(const std::string& arch);
 
 /// The default training config of a named default model ("resnet20" or "mobilenetv2").
 TrainConfig default_train_config(const std::string& arch, const std::string& data_root);

@@ -1,0 +1,111 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "mpq/store/trial_file.h"
+#include "mpq/util/error.h"
+
+namespace fs = std::filesystem;
+using mpq::store::LayerRecord;
+using mpq::store::TrialRecord;
+using nlohmann::json;
+
+namespace {
+
+TrialRecord sample_record() {
+  TrialRecord r;
+  r.trial_id = std::string(64, 'a');
+  r.config = {{"weights", {{"bits", 3}, {"method", "rtn"}}}, {"seed", 1}};
+  r.manifest = {{"git_commit", "abc"}, {"git_dirty", true}, {"threads", 2}, {"host", "h"}};
+  r.calibration_indices = {3, 17, 99};
+  r.metrics = {{"top1", 0.875}, {"kl", 0.0123}, {"n_eval", 100}};
+  LayerRecord L;
+  L.index = 0;
+  L.d = 3;
+  L.max_points = 2;
+  L.attrs = {{"name", "conv1"}, {"bits", 3}, {"quantized", true}};
+  L.points_per_channel = {1, 2};
+  L.codes = {1, -3, 0, 2, 2, 2, 0, 0, -1};
+  L.scales = {0.5f, 0.25f, 0.01f};
+  L.point_channel = {0, 1, 1};
+  L.weight_error = {0.1f, NAN, 0.3f, 0.02f};
+  L.grant_order = {-1, -1, -1, 0};
+  r.layers.push_back(L);
+  LayerRecord fp;
+  fp.index = 1;
+  fp.d = 4;
+  fp.attrs = {{"name", "fc"}, {"quantized", false}};
+  fp.points_per_channel = {0, 0};
+  r.layers.push_back(fp);
+  return r;
+}
+
+std::string fresh_dir(const std::string& name) {
+  std::string d = "/tmp/mpq_test_store_" + name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("a trial record survives an HDF5 round trip", "[store]") {
+  std::string dir = fresh_dir("roundtrip");
+  std::string path = dir + "/t.h5";
+  auto r = sample_record();
+  mpq::store::write_trial(path, r);
+  auto back = mpq::store::read_trial(path);
+  CHECK(back.trial_id == r.trial_id);
+  CHECK(back.config == r.config);
+  CHECK(back.manifest["git_commit"] == "abc");
+  CHECK(back.manifest["git_dirty"] == 1);  // booleans are stored as int8
+  CHECK(back.manifest["threads"] == 2);
+  CHECK(back.calibration_indices == r.calibration_indices);
+  CHECK(back.metrics["top1"].get<double>() == 0.875);
+  CHECK(back.metrics["n_eval"] == 100);
+  REQUIRE(back.layers.size() == 2);
+  const auto& L = back.layers[0];
+  CHECK(L.attrs["name"] == "conv1");
+  CHECK(L.points_per_channel == r.layers[0].points_per_channel);
+  CHECK(L.codes == r.layers[0].codes);
+  CHECK(L.scales == r.layers[0].scales);
+  CHECK(L.point_channel == r.layers[0].point_channel);
+  CHECK(L.grant_order == r.layers[0].grant_order);
+  REQUIRE(L.weight_error.size() == 4);
+  CHECK(std::isnan(L.weight_error[1]));
+  CHECK(L.weight_error[3] == 0.02f);
+  CHECK(back.layers[1].codes.empty());
+  // Nothing but the final file is left in the directory.
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 1);
+}
+
+TEST_CASE("truncated or incomplete trial files are detected", "[store]") {
+  std::string dir = fresh_dir("bad");
+  std::string path = dir + "/t.h5";
+  mpq::store::write_trial(path, sample_record());
+  REQUIRE(mpq::store::validate_trial(path));
+
+  SECTION("truncated") {
+    fs::resize_file(path, fs::file_size(path) / 2);
+    std::string why;
+    CHECK_FALSE(mpq::store::validate_trial(path, &why));
+    CHECK(why.find(path) == 0);
+  }
+  SECTION("garbage") {
+    { std::ofstream o(path, std::ios::trunc); o << "not hdf5"; }
+    std::string why;
+    CHECK_FALSE(mpq::store::validate_trial(path, &why));
+    CHECK(why == path + ": not a readable HDF5 file (missing, truncated or corrupt)");
+  }
+  SECTION("missing") {
+    CHECK_THROWS_AS(mpq::store::read_trial(dir + "/nope.h5"), mpq::InputError);
+  }
+}
+
+TEST_CASE("writing into a missing directory is a config error and leaves nothing", "[store]") {
+  CHECK_THROWS_AS(mpq::store::write_trial("/tmp/mpq_no_such_dir/x/t.h5", sample_record()), mpq::ConfigError);
+  CHECK_FALSE(fs::exists("/tmp/mpq_no_such_dir/x"));
+}
