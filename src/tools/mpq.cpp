@@ -130,6 +130,9 @@ int main(int argc, char** argv) {
   inspect->add_option("file", i_path, "TorchScript archive (.pt) or trial file (.h5)")->required();
   inspect->add_option("--input-shape", i_shape, "C,H,W for MACs (default: from the archive, else 3,224,224)");
   inspect->add_flag("--no-fold-bn", i_no_fold, "do not fold BatchNorm before listing layers");
+  bool i_check = false;
+  inspect->add_flag("--check-fold", i_check,
+                    "compare the prepared (BN-folded) model with the original on random inputs");
 
   // --- eval ----------------------------------------------------------------------------------
   auto* evalc = app.add_subcommand("eval", "evaluate a full-precision model on the Fashion-MNIST test split");
@@ -168,8 +171,17 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? mpq::kExitOk : mpq::kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);
+    // One line, like every other error: "mpq: <problem> (see mpq <verb> --help)".
+    std::string verb;
+    for (const auto* sub : app.get_subcommands()) verb = sub->get_name();
+    std::fprintf(stderr, "mpq: %s (see mpq %s%s--help)\n", e.what(), verb.c_str(), verb.empty() ? "" : " ");
+    return mpq::kExitUsage;
   }
   mpq::set_quiet(quiet);
 
@@ -204,6 +216,7 @@ int main(int argc, char** argv) {
         mpq::apply_threads(0);
         auto net = mpq::model::Network::load(i_path, lo);
         std::fputs(mpq::report::describe_network(net).c_str(), stdout);
+        if (i_check) std::fputs(mpq::report::check_folding(net, 4, nullptr).c_str(), stdout);
       }
     } else if (*evalc) {
       int threads = mpq::apply_threads(e_threads);

@@ -55,6 +55,23 @@ std::string describe_network(const model::Network& net) {
   return out;
 }
 
+std::string check_folding(model::Network& net, int samples, double* max_rel) {
+  auto original = model::load_archive(net.path());
+  original.eval();
+  torch::NoGradGuard ng;
+  torch::manual_seed(0);
+  std::vector<int64_t> shape = {samples};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  auto x = torch::randn(shape);
+  auto out = original.forward({x});
+  torch::Tensor ref = out.isTensor() ? out.toTensor() : out.toTupleRef().elements()[0].toTensor();
+  auto got = net.forward(x);
+  double diff = (got - ref).abs().max().item<double>();
+  double rel = diff / std::max(1e-30, ref.abs().max().item<double>());
+  if (max_rel) *max_rel = rel;
+  return format("BN folding check: max |diff| %.3g (relative %.3g) on %d random inputs\n", diff, rel, samples);
+}
+
 std::string describe_trial(const std::string& path, const store::TrialRecord& r) {
   std::string out = format("trial file %s\ntrial id   %s\nstatus     complete\n", path.c_str(), r.trial_id.c_str());
   const json& w = r.config["weights"];
