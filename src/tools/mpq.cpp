@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,7 +11,12 @@
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/eval/evaluate.h"
 #include "mpq/model/network.h"
+#include "mpq/report/aggregate.h"
 #include "mpq/report/inspect.h"
+#include "mpq/store/sweep_dir.h"
+#include "mpq/sweep/mpi_session.h"
+#include "mpq/sweep/runner.h"
+#include "mpq/sweep/sweep_config.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
@@ -169,6 +175,50 @@ int main(int argc, char** argv) {
   quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)");
   quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
 
+  // --- sweep plan / sweep run ----------------------------------------------------------------
+  auto* sweep = app.add_subcommand("sweep", "expand a JSON sweep into trials and run them on MPI ranks");
+  sweep->require_subcommand(1);
+  auto* plan = sweep->add_subcommand("plan", "print the trials a sweep expands to, without running them");
+  plan->footer(
+      "Examples:\n"
+      "  mpq sweep plan configs/sweeps/default.json\n"
+      "Trial ids need the model files: default models are trained (and cached) first if missing.");
+  std::string p_file;
+  plan->add_option("sweep", p_file, "sweep JSON file")->required();
+  auto* run = sweep->add_subcommand("run", "run (or resume) a sweep; trial-parallel over MPI ranks");
+  run->footer(
+      "Examples:\n"
+      "  mpirun -np 2 mpq sweep run configs/sweeps/default.json\n"
+      "  mpq sweep run configs/sweeps/default.json          # one process, no mpirun\n"
+      "Re-running the same command resumes: done trials are skipped, failed ones retried up to\n"
+      "run.max_attempts, interrupted ones redone. Results: <run.results_dir>/<name>/.");
+  std::string r_file;
+  bool r_force = false, r_aggregate = false;
+  run->add_option("sweep", r_file, "sweep JSON file")->required();
+  run->add_flag("--force", r_force, "reuse a results directory that holds a different sweep config");
+  run->add_flag("--aggregate", r_aggregate, "print the aggregate table when done (rank 0)");
+
+  // --- status --------------------------------------------------------------------------------
+  auto* status = app.add_subcommand("status", "done / failed / pending trials of a sweep directory");
+  status->footer("Examples:\n  mpq status results/default");
+  std::string s_dir;
+  bool s_list = false;
+  status->add_option("dir", s_dir, "sweep results directory")->required();
+  status->add_flag("--list", s_list, "list every trial with its state");
+
+  // --- aggregate -----------------------------------------------------------------------------
+  auto* aggregate = app.add_subcommand("aggregate", "tables (Markdown, CSV) and a merged trials.csv/.h5 of a sweep");
+  aggregate->footer(
+      "Examples:\n"
+      "  mpq aggregate results/default\n"
+      "  mpq aggregate results/default --pivot model.path,label:weights.bits:top1\n"
+      "Files go to <dir>/aggregate/: summary.md/.csv, trials.csv/.h5, failed.csv, pivot<i>.md/.csv.");
+  std::string a_dir;
+  std::vector<std::string> a_pivots, a_metrics;
+  aggregate->add_option("dir", a_dir, "sweep results directory")->required();
+  aggregate->add_option("--pivot", a_pivots, "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable)");
+  aggregate->add_option("--metrics", a_metrics, "metrics of the summary table (default top1 agreement kl extra_channels_pct)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -245,6 +295,94 @@ int main(int argc, char** argv) {
       std::printf("trial %s: %s\n", out.record.trial_id.substr(0, 16).c_str(),
                   mpq::sweep::summarize(out.record).c_str());
       if (!out.output_path.empty()) std::printf("wrote %s\n", out.output_path.c_str());
+    } else if (*plan) {
+      mpq::apply_threads(0);
+      auto spec = mpq::sweep::load_sweep(p_file);
+      auto trials = mpq::sweep::plan_trials(spec);
+      mpq::report::Table t({"#", "trial id", "settings"});
+      for (size_t i = 0; i < trials.size(); ++i)
+        t.add_row({std::to_string(i), trials[i].id.substr(0, 16), trials[i].settings.dump()});
+      std::printf("sweep %s: %zu trials -> %s/%s\n\n%s", spec.name.c_str(), trials.size(),
+                  spec.run.results_dir.c_str(), spec.name.c_str(), t.markdown().c_str());
+    } else if (*run) {
+      mpq::sweep::MpiSession mpi(&argc, &argv);
+      if (mpi.rank() != 0) mpq::set_quiet(true);
+      mpq::sweep::SweepSpec spec;
+      std::string load_error;
+      int load_code = 0;
+      try {
+        spec = mpq::sweep::load_sweep(r_file);
+      } catch (const mpq::ConfigError& e) {
+        load_error = e.what(), load_code = mpq::kExitUsage;
+      } catch (const mpq::InputError& e) {
+        load_error = e.what(), load_code = mpq::kExitRuntime;
+      }
+      if (load_code != 0) {  // every rank read the same file; only rank 0 reports
+        if (mpi.rank() == 0) std::fprintf(stderr, "mpq: %s\n", load_error.c_str());
+        return load_code;
+      }
+      mpq::sweep::SweepOptions so;
+      so.force = r_force;
+      mpq::sweep::SweepResult res;
+      try {
+        res = mpq::sweep::run_sweep(spec, so, mpi.rank(), mpi.size());
+      } catch (const mpq::sweep::SilentExit& e) {
+        return e.code;
+      }
+      if (mpi.rank() == 0) {
+        const auto& st = res.final_status;
+        std::printf("sweep %s: %d trials: %d done, %d failed, %d gave up, %d pending (this run: %d ok, %d failed, %.1f s)\n",
+                    res.dir.c_str(), static_cast<int>(st.trials.size()), st.done, st.failed, st.gave_up,
+                    st.pending, res.succeeded, res.failed, res.seconds);
+        if (r_aggregate) {
+          mpq::report::AggregateOptions ao;
+          std::printf("\n%s", mpq::report::aggregate_sweep(res.dir, ao).markdown.c_str());
+        }
+      }
+    } else if (*status) {
+      mpq::store::SweepDir dir(s_dir);
+      int max_attempts = 2;
+      try {
+        std::ifstream in(s_dir + "/sweep.json");
+        json meta = json::parse(in);
+        max_attempts = meta["sweep"].value("run", json::object()).value("max_attempts", 2);
+      } catch (const std::exception&) {
+      }
+      auto st = dir.status(max_attempts);
+      std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending\n", s_dir.c_str(), st.trials.size(),
+                  st.done, st.failed, st.gave_up, st.pending);
+      if (st.invalid_files) std::printf("%d trial file(s) present but invalid (will be redone)\n", st.invalid_files);
+      mpq::report::Table t({"trial id", "state", "attempts", "settings", "last message"});
+      for (const auto& [p, state] : st.trials) {
+        if (!s_list && (state == mpq::store::TrialState::kDone || state == mpq::store::TrialState::kPending)) continue;
+        const auto& h = st.history[p.id];
+        t.add_row({p.id.substr(0, 12), mpq::store::trial_state_name(state), std::to_string(h.failed),
+                   p.settings.dump(), h.last_message});
+      }
+      if (t.rows()) std::printf("\n%s", t.markdown().c_str());
+    } else if (*aggregate) {
+      mpq::report::AggregateOptions ao;
+      if (!a_metrics.empty()) ao.metrics = a_metrics;
+      for (const auto& p : a_pivots) {
+        auto c1 = p.find(':');
+        if (c1 == std::string::npos) throw mpq::ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
+        auto c2 = p.find(':', c1 + 1);
+        mpq::report::PivotSpec pv;
+        std::string rows = p.substr(0, c1);
+        pv.column = p.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+        if (c2 != std::string::npos) pv.value = p.substr(c2 + 1);
+        size_t start = 0;
+        while (start <= rows.size()) {
+          auto comma = rows.find(',', start);
+          std::string k = rows.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          if (!k.empty()) pv.rows.push_back(k);
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
+        ao.pivots.push_back(pv);
+      }
+      auto r = mpq::report::aggregate_sweep(a_dir, ao);
+      std::fputs(r.markdown.c_str(), stdout);
     }
   } catch (const mpq::ConfigError& e) {
     std::fprintf(stderr, "mpq: %s\n", e.what());

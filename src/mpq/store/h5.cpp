@@ -209,6 +209,18 @@ void write_string_dataset(const File& f, hid_t parent, const std::string& name, 
   check_status(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), f, "cannot write dataset " + name);
 }
 
+void write_string_list_dataset(const File& f, hid_t parent, const std::string& name,
+                               const std::vector<std::string>& values) {
+  auto t = utf8_string_type();
+  auto space = simple_space({static_cast<int64_t>(values.size())});
+  auto ds = check(H5Dcreate2(parent, name.c_str(), t.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  H5Dclose, f, "cannot create dataset " + name);
+  std::vector<const char*> ptrs;
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  if (!ptrs.empty())
+    check_status(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), f, "cannot write dataset " + name);
+}
+
 std::string read_string_dataset(const File& f, hid_t parent, const std::string& name) {
   if (!exists(parent, name)) fail(f, "missing dataset " + name);
   auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f, "cannot open dataset " + name);

@@ -85,6 +85,9 @@ void write_dataset(const File& f, hid_t parent, const std::string& name, const s
                    const double* data);
 /// A scalar variable-length UTF-8 string dataset (e.g. the config JSON text).
 void write_string_dataset(const File& f, hid_t parent, const std::string& name, const std::string& text);
+/// A 1-D dataset of variable-length UTF-8 strings (h5py: ds.asstr()[()]).
+void write_string_list_dataset(const File& f, hid_t parent, const std::string& name,
+                               const std::vector<std::string>& values);
 std::string read_string_dataset(const File& f, hid_t parent, const std::string& name);
 
 /// Shape of a dataset.

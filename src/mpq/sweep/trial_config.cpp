@@ -31,6 +31,7 @@ const Schema& trial_schema() {
         .choice("/weights/last_layer", "quantize", {"quantize", "fp", "8bit"},
                 "last layer: quantized like the rest, kept full precision, or 8-bit")
         .integer("/seed", 0, 0, 1LL << 62, "seed of every random choice the method makes")
+        .string("/label", "", "display name in tables (not part of the trial's identity)")
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)")
         .string("/output", "", "trial HDF5 file to write (\"\" = do not write)");
     return k;
@@ -46,6 +47,7 @@ json trial_identity(const json& resolved) {
   id["data"].erase("batch_size");
   id.erase("output");
   id.erase("threads");
+  id.erase("label");
   if (id.contains("export")) id.erase("export");
   id["identity_version"] = 1;
   return id;

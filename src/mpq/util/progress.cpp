@@ -7,6 +7,7 @@
 namespace mpq {
 namespace {
 bool g_quiet = false;
+thread_local bool t_quiet = false;
 
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b) {
@@ -15,10 +16,13 @@ double seconds_between(std::chrono::steady_clock::time_point a,
 }  // namespace
 
 void set_quiet(bool quiet) { g_quiet = quiet; }
-bool is_quiet() { return g_quiet; }
+bool is_quiet() { return g_quiet || t_quiet; }
+
+ThreadQuiet::ThreadQuiet() : previous_(t_quiet) { t_quiet = true; }
+ThreadQuiet::~ThreadQuiet() { t_quiet = previous_; }
 
 void info(const std::string& line) {
-  if (g_quiet) return;
+  if (is_quiet()) return;
   std::fprintf(stderr, "mpq: %s\n", line.c_str());
   std::fflush(stderr);
 }
@@ -35,7 +39,7 @@ Progress::~Progress() { finish(); }
 void Progress::advance(int64_t n, const std::string& suffix) {
   done_ += n;
   if (!suffix.empty()) suffix_ = suffix;
-  if (g_quiet || finished_) return;
+  if (is_quiet() || finished_) return;
   auto now = std::chrono::steady_clock::now();
   double since = seconds_between(last_draw_, now);
   // Redraw a TTY bar ~10 times a second; plain output every kPlainIntervalSeconds.
@@ -49,7 +53,7 @@ void Progress::finish(const std::string& suffix) {
   if (finished_) return;
   finished_ = true;
   if (!suffix.empty()) suffix_ = suffix;
-  if (!g_quiet) draw(true);
+  if (!is_quiet()) draw(true);
 }
 
 void Progress::draw(bool final_line) {

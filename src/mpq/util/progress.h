@@ -14,6 +14,19 @@ namespace mpq {
 void set_quiet(bool quiet);
 bool is_quiet();
 
+/// Silences progress and info output of the current thread only while alive (sweep workers run
+/// trials quietly while rank 0's scheduler thread keeps its sweep bar).
+class ThreadQuiet {
+ public:
+  ThreadQuiet();
+  ~ThreadQuiet();
+  ThreadQuiet(const ThreadQuiet&) = delete;
+  ThreadQuiet& operator=(const ThreadQuiet&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Prints one informational line to stderr ("mpq: ...") unless quiet.
 void info(const std::string& line);
 

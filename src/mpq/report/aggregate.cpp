@@ -1,0 +1,287 @@
+#include "mpq/report/aggregate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <fstream>
+#include <set>
+
+#include "mpq/store/h5.h"
+#include "mpq/store/sweep_dir.h"
+#include "mpq/store/trial_file.h"
+#include "mpq/util/error.h"
+
+namespace mpq::report {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string display_value(const std::string& key, const json& v) {
+  if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    if (key == "model.path") {
+      if (s.rfind("default:", 0) == 0) return s.substr(8);
+      return fs::path(s).stem().string();
+    }
+    return s;
+  }
+  if (v.is_number_float()) return format("%g", v.get<double>());
+  return v.dump();
+}
+
+namespace {
+
+struct Stats {
+  int n = 0;
+  double mean = 0, std = NAN;
+};
+
+Stats stats(const std::vector<double>& xs) {
+  Stats s;
+  s.n = static_cast<int>(xs.size());
+  if (s.n == 0) return s;
+  for (double x : xs) s.mean += x;
+  s.mean /= s.n;
+  if (s.n > 1) {
+    double ss = 0;
+    for (double x : xs) ss += (x - s.mean) * (x - s.mean);
+    s.std = std::sqrt(ss / (s.n - 1));
+  }
+  return s;
+}
+
+bool is_percent(const std::string& metric) {
+  return metric == "top1" || metric == "top5" || metric == "agreement" || metric == "fp_top1" || metric == "fp_top5";
+}
+
+std::string cell(const std::string& metric, const Stats& s) {
+  if (s.n == 0) return "-";
+  double k = is_percent(metric) ? 100.0 : 1.0;
+  int digits = metric == "kl" ? 4 : 2;
+  std::string m = format("%.*f", digits, k * s.mean);
+  if (s.n > 1) m += format(" ± %.*f", digits, k * s.std);
+  return m;
+}
+
+std::string metric_header(const std::string& m) {
+  if (is_percent(m)) return m + " %";
+  return m;
+}
+
+struct Group {
+  json settings;                // without seed
+  std::vector<int64_t> planned_seeds, done_seeds;
+  std::map<std::string, std::vector<double>> values;
+};
+
+}  // namespace
+
+AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options) {
+  store::SweepDir dir(sweep_dir);
+  int max_attempts = 2;
+  {
+    std::ifstream in(sweep_dir + "/sweep.json");
+    if (in) {
+      try {
+        json meta = json::parse(in);
+        max_attempts = meta["sweep"].value("run", json::object()).value("max_attempts", 2);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  auto status = dir.status(max_attempts);
+  AggregateResult out;
+
+  // Setting keys in first-seen order (seed excluded).
+  std::vector<std::string> keys;
+  for (const auto& [p, st] : status.trials)
+    for (const auto& [k, v] : p.settings.items())
+      if (k != "seed" && std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+
+  std::vector<Group> groups;
+  std::map<std::string, size_t> group_index;
+  std::vector<std::string> trial_metric_names;
+  Table trials([&] {
+    std::vector<std::string> h = {"trial_id"};
+    for (const auto& k : keys) h.push_back(k);
+    h.push_back("seed");
+    return h;
+  }());
+  std::vector<std::vector<std::string>> trial_rows;
+  std::vector<json> trial_metrics;
+  Table failed({"trial_id", "settings", "state", "attempts", "last message"});
+
+  for (const auto& [p, st] : status.trials) {
+    json key = json::object();
+    for (const auto& [k, v] : p.settings.items())
+      if (k != "seed") key[k] = v;
+    std::string ks = key.dump();
+    auto it = group_index.find(ks);
+    if (it == group_index.end()) {
+      it = group_index.emplace(ks, groups.size()).first;
+      groups.push_back(Group{key, {}, {}, {}});
+    }
+    Group& g = groups[it->second];
+    int64_t seed = p.config.value("seed", int64_t{0});
+    g.planned_seeds.push_back(seed);
+    if (st == store::TrialState::kDone) {
+      ++out.done;
+      auto rec = store::read_trial(dir.trial_path(p.id), false);
+      g.done_seeds.push_back(seed);
+      for (const auto& [m, v] : rec.metrics.items())
+        if (v.is_number()) g.values[m].push_back(v.get<double>());
+      std::vector<std::string> row = {p.id};
+      for (const auto& k : keys) row.push_back(p.settings.contains(k) ? display_value(k, p.settings[k]) : "");
+      row.push_back(std::to_string(seed));
+      trial_rows.push_back(row);
+      trial_metrics.push_back(rec.metrics);
+      for (const auto& [m, v] : rec.metrics.items())
+        if (std::find(trial_metric_names.begin(), trial_metric_names.end(), m) == trial_metric_names.end())
+          trial_metric_names.push_back(m);
+    } else if (st == store::TrialState::kPending) {
+      ++out.pending;
+    } else {
+      ++out.failed_count;
+      const auto& h = status.history[p.id];
+      failed.add_row({p.id.substr(0, 12), p.settings.dump(), store::trial_state_name(st),
+                      std::to_string(h.failed), h.last_message});
+    }
+  }
+
+  // Per-trial table (every metric as a column, sorted names for a stable layout).
+  std::sort(trial_metric_names.begin(), trial_metric_names.end());
+  {
+    std::vector<std::string> h = trials.header();
+    for (const auto& m : trial_metric_names) h.push_back(m);
+    Table t(h);
+    for (size_t i = 0; i < trial_rows.size(); ++i) {
+      auto row = trial_rows[i];
+      for (const auto& m : trial_metric_names) {
+        const json& v = trial_metrics[i].contains(m) ? trial_metrics[i][m] : json();
+        row.push_back(v.is_number_float() ? format("%.9g", v.get<double>()) : v.is_null() ? "" : v.dump());
+      }
+      t.add_row(row);
+    }
+    out.trials = t;
+  }
+
+  // Summary.
+  std::vector<std::string> header = keys;
+  header.push_back("n");
+  for (const auto& m : options.metrics) header.push_back(metric_header(m));
+  header.push_back("missing seeds");
+  Table summary(header);
+  for (const auto& g : groups) {
+    std::vector<std::string> row;
+    for (const auto& k : keys) row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
+    row.push_back(std::to_string(g.done_seeds.size()));
+    for (const auto& m : options.metrics) {
+      auto it = g.values.find(m);
+      row.push_back(cell(m, stats(it == g.values.end() ? std::vector<double>{} : it->second)));
+    }
+    std::string missing;
+    for (auto s : g.planned_seeds)
+      if (std::find(g.done_seeds.begin(), g.done_seeds.end(), s) == g.done_seeds.end())
+        missing += (missing.empty() ? "" : " ") + std::to_string(s);
+    row.push_back(missing.empty() ? "-" : missing);
+    summary.add_row(row);
+  }
+  out.summary = summary;
+  out.failed = failed;
+
+  // Pivots.
+  for (const auto& pv : options.pivots) {
+    for (const auto& k : pv.rows)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end())
+        throw ConfigError("--pivot: '" + k + "' is not a setting of this sweep (settings: " + [&] {
+          std::string s;
+          for (const auto& x : keys) s += (s.empty() ? "" : ", ") + x;
+          return s;
+        }() + ")");
+    if (std::find(keys.begin(), keys.end(), pv.column) == keys.end())
+      throw ConfigError("--pivot: column '" + pv.column + "' is not a setting of this sweep");
+    std::vector<std::string> cols;
+    std::vector<std::string> row_keys;
+    std::map<std::string, std::map<std::string, std::vector<double>>> cells;
+    std::map<std::string, std::vector<std::string>> row_labels;
+    for (const auto& g : groups) {
+      if (!g.settings.contains(pv.column)) continue;
+      std::string c = display_value(pv.column, g.settings[pv.column]);
+      if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
+      std::vector<std::string> labels;
+      for (const auto& k : pv.rows) labels.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
+      std::string rk = json(labels).dump();
+      if (!row_labels.count(rk)) {
+        row_keys.push_back(rk);
+        row_labels[rk] = labels;
+      }
+      auto it = g.values.find(pv.value);
+      if (it != g.values.end())
+        for (double v : it->second) cells[rk][c].push_back(v);
+    }
+    std::vector<std::string> h = pv.rows;
+    for (const auto& c : cols) h.push_back(pv.column + "=" + c);
+    Table t(h);
+    for (const auto& rk : row_keys) {
+      auto row = row_labels[rk];
+      for (const auto& c : cols) row.push_back(cell(pv.value, stats(cells[rk][c])));
+      t.add_row(row);
+    }
+    out.pivots.push_back(t);
+  }
+
+  std::string md = format("## %s: %d done, %d failed, %d pending\n\nValues: mean ± sample std (ddof=1) over seeds; n = seeds with a result.\n\n",
+                          sweep_dir.c_str(), out.done, out.failed_count, out.pending);
+  md += out.summary.markdown();
+  for (size_t i = 0; i < out.pivots.size(); ++i) {
+    const auto& pv = options.pivots[i];
+    md += format("\n### %s by %s\n\n", metric_header(pv.value).c_str(), pv.column.c_str());
+    md += out.pivots[i].markdown();
+  }
+  if (out.failed.rows()) md += "\n### failed trials\n\n" + out.failed.markdown();
+  out.markdown = md;
+
+  if (options.write_files) {
+    std::string ad = dir.aggregate_dir();
+    fs::create_directories(ad);
+    store::write_file_atomic(ad + "/summary.md", md);
+    store::write_file_atomic(ad + "/summary.csv", out.summary.csv());
+    store::write_file_atomic(ad + "/trials.csv", out.trials.csv());
+    store::write_file_atomic(ad + "/failed.csv", out.failed.csv());
+    for (size_t i = 0; i < out.pivots.size(); ++i) {
+      store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".csv", out.pivots[i].csv());
+      store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".md", out.pivots[i].markdown());
+    }
+    // trials.h5: one dataset per column of trials.csv, numeric columns as float64.
+    std::string tmp = ad + "/trials.h5.tmp";
+    {
+      auto f = store::h5::File::create(tmp);
+      auto g = store::h5::create_group(f, f.id(), "trials");
+      const auto& t = out.trials;
+      int64_t n = static_cast<int64_t>(t.rows());
+      store::h5::write_attr(f, g.id(), "rows", n);
+      for (size_t c = 0; c < t.header().size(); ++c) {
+        bool numeric = n > 0;
+        std::vector<double> nums;
+        for (const auto& r : t.data()) {
+          char* end = nullptr;
+          double v = r[c].empty() ? NAN : std::strtod(r[c].c_str(), &end);
+          if (!r[c].empty() && (end == nullptr || *end != '\0')) numeric = false;
+          nums.push_back(v);
+        }
+        if (numeric && t.header()[c] != "trial_id") {
+          store::h5::write_dataset(f, g.id(), t.header()[c], {n}, nums.data());
+        } else {
+          std::vector<std::string> col;
+          for (const auto& r : t.data()) col.push_back(r[c]);
+          store::h5::write_string_list_dataset(f, g.id(), t.header()[c], col);
+        }
+      }
+      f.close();
+    }
+    fs::rename(tmp, ad + "/trials.h5");
+  }
+  return out;
+}
+
+}  // namespace mpq::report

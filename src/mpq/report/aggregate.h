@@ -1,0 +1,48 @@
+// Aggregating a sweep's trial files into the tables a paper needs (docs/sweeps.md).
+//
+// Rows are grouped by every axis setting except the seed; each metric is reported as
+// mean ± sample standard deviation (ddof = 1; "-" when n = 1) over the seeds present, with n and
+// the planned seeds that have no result ("missing"). Row order is the expansion order of the
+// sweep, so tables are deterministic. Failed trials go to a side table with their last message.
+// A pivot turns chosen settings into rows and columns (model x method, columns = bits).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mpq/report/table.h"
+
+namespace mpq::report {
+
+struct PivotSpec {
+  std::vector<std::string> rows;  ///< setting keys, e.g. {"model.path", "label"}
+  std::string column;             ///< setting key, e.g. "weights.bits"
+  std::string value = "top1";     ///< metric
+};
+
+struct AggregateOptions {
+  std::vector<std::string> metrics = {"top1", "agreement", "kl", "extra_channels_pct"};
+  std::vector<PivotSpec> pivots;
+  bool write_files = true;  ///< write <sweep>/aggregate/{summary,trials,failed,pivot*}.{md,csv}, trials.h5
+};
+
+struct AggregateResult {
+  Table summary{{}};
+  Table failed{{}};
+  std::vector<Table> pivots;
+  Table trials{{}};  ///< one row per done trial (settings, seed, id, every metric)
+  int done = 0, failed_count = 0, pending = 0;
+  std::string markdown;  ///< everything above, ready to print
+};
+
+/// Aggregates the sweep in `sweep_dir`. Throws InputError if it is not a sweep directory,
+/// ConfigError if a pivot names an unknown setting or metric.
+AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options);
+
+/// Short display form of a setting value: "default:resnet20" -> "resnet20",
+/// "/a/b/model.pt" -> "model", numbers and strings as they are.
+std::string display_value(const std::string& key, const nlohmann::json& v);
+
+}  // namespace mpq::report

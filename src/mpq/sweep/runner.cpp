@@ -1,0 +1,303 @@
+#include "mpq/sweep/runner.h"
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "mpq/store/trial_file.h"
+#include "mpq/sweep/mpi_session.h"
+#include "mpq/sweep/trial.h"
+#include "mpq/sweep/trial_config.h"
+#include "mpq/train/train.h"
+#include "mpq/util/error.h"
+#include "mpq/util/progress.h"
+#include "mpq/util/sha256.h"
+#include "mpq/util/threads.h"
+
+namespace mpq::sweep {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kTagRequest = 11;  // worker -> rank 0: {"result": {...} | null}
+constexpr int kTagAssign = 12;   // rank 0 -> worker: {"work": index} | {"stop": true}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Outcome of one trial on a worker, reported to rank 0.
+struct Report {
+  int work = -1;
+  bool ok = false;
+  std::string message;
+  double seconds = 0;   // run_trial wall time
+  double busy = 0;      // assignment to report
+};
+
+json to_json(const Report& r) {
+  return {{"work", r.work}, {"ok", r.ok}, {"message", r.message}, {"seconds", r.seconds}, {"busy", r.busy}};
+}
+Report from_json(const json& j) {
+  return {j.at("work").get<int>(), j.at("ok").get<bool>(), j.at("message").get<std::string>(),
+          j.at("seconds").get<double>(), j.at("busy").get<double>()};
+}
+
+// Runs one work item on this rank; never throws.
+Report execute(const json& item, TrialContext& ctx, int threads) {
+  Report r;
+  double t0 = now_seconds();
+  ThreadQuiet quiet;  // the sweep bar on rank 0 reports progress; trials stay silent
+  try {
+    json cfg = item.at("config");
+    cfg["threads"] = threads;
+    auto out = run_trial(cfg, ctx);
+    if (out.record.trial_id != item.at("id").get<std::string>())
+      throw InputError("trial id changed between planning and running (model or data files modified?)");
+    r.ok = true;
+  } catch (const ConfigError& e) {
+    r.message = e.what();
+  } catch (const InputError& e) {
+    r.message = e.what();
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    r.message = m.substr(0, m.find('\n'));
+  } catch (const std::exception& e) {
+    r.message = e.what();
+  }
+  r.seconds = now_seconds() - t0;
+  return r;
+}
+
+// Rank 0's bookkeeping, shared by the scheduler thread and rank 0's own worker loop.
+class Scheduler {
+ public:
+  Scheduler(const json& work, store::Ledger& ledger, const std::map<std::string, store::TrialHistory>& history,
+            int ranks)
+      : work_(work), ledger_(ledger), history_(history), bar_("sweep", static_cast<int64_t>(work.size())) {
+    (void)ranks;
+  }
+
+  // Next work index for `rank`, or -1 when none is left; records "started".
+  int next(int rank) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (next_ >= static_cast<int>(work_.size())) return -1;
+    int w = next_++;
+    const std::string id = work_[static_cast<size_t>(w)].at("id");
+    int attempt = history_[id].failed + 1;
+    history_[id].started++;
+    ledger_.append({{"event", "started"}, {"trial", id}, {"rank", rank}, {"attempt", attempt}});
+    return w;
+  }
+
+  void report(int rank, const Report& r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const json& item = work_[static_cast<size_t>(r.work)];
+    const std::string id = item.at("id");
+    json rec = {{"trial", id}, {"rank", rank}, {"seconds", r.seconds}, {"attempt", history_[id].failed + 1}};
+    if (r.ok) {
+      rec["event"] = "done";
+      ++succeeded;
+    } else {
+      rec["event"] = "failed";
+      rec["message"] = r.message;
+      history_[id].failed++;
+      ++failed;
+      info("trial " + id.substr(0, 12) + " " + item.at("settings").dump() + " FAILED: " + r.message);
+    }
+    ledger_.append(rec);
+    trial_seconds += r.seconds;
+    busy_seconds += r.busy;
+    bar_.advance(1, std::to_string(succeeded) + " done, " + std::to_string(failed) + " failed");
+  }
+
+  void finish() { bar_.finish(); }
+
+  int succeeded = 0, failed = 0;
+  double trial_seconds = 0, busy_seconds = 0;
+
+ private:
+  std::mutex mu_;
+  const json& work_;
+  store::Ledger& ledger_;
+  std::map<std::string, store::TrialHistory> history_;
+  Progress bar_;
+  int next_ = 0;
+};
+
+// The scheduler thread on rank 0: serves the other ranks until each was told to stop.
+void serve(Scheduler& sched, int size) {
+  int stopped = 0;
+  while (stopped < size - 1) {
+    int src = -1;
+    if (!mpi_probe(kTagRequest, &src)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      continue;
+    }
+    json req = json::parse(mpi_recv_string(src, kTagRequest, nullptr));
+    if (!req["result"].is_null()) sched.report(src, from_json(req["result"]));
+    int w = sched.next(src);
+    if (w < 0) {
+      mpi_send_string(json{{"stop", true}}.dump(), src, kTagAssign);
+      ++stopped;
+    } else {
+      mpi_send_string(json{{"work", w}}.dump(), src, kTagAssign);
+    }
+  }
+}
+
+// Rank 0 preparation; returns the broadcast payload {"work": [...], ...} or throws.
+json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& dir,
+             std::vector<store::PlannedTrial>& plan, int& already_done) {
+  if (!fs::is_directory(spec.run.results_dir)) {
+    std::error_code ec;
+    fs::create_directories(spec.run.results_dir, ec);
+    if (ec) throw ConfigError("/run/results_dir: cannot create " + spec.run.results_dir + " (" + ec.message() + ")");
+  }
+  dir.init(spec.document, sweep_fingerprint(spec.document), opt.force);
+  plan = plan_trials(spec);
+  dir.write_plan(plan);
+  auto status = dir.status(spec.run.max_attempts);
+  json work = json::array();
+  already_done = status.done;
+  for (const auto& [p, state] : status.trials) {
+    if (state == store::TrialState::kDone || state == store::TrialState::kGaveUp) continue;
+    // Crash-loop guard: a trial started many times without ever finishing is given up too.
+    auto it = status.history.find(p.id);
+    if (it != status.history.end() && it->second.started >= 2 * spec.run.max_attempts + 1 &&
+        it->second.failed + it->second.done == 0) {
+      info("trial " + p.id.substr(0, 12) + " started " + std::to_string(it->second.started) +
+           " times without finishing: giving up on it");
+      continue;
+    }
+    json cfg = p.config;
+    cfg["output"] = dir.trial_path(p.id);
+    work.push_back({{"id", p.id}, {"settings", p.settings}, {"config", cfg}});
+  }
+  if (status.invalid_files > 0)
+    info(std::to_string(status.invalid_files) + " trial file(s) present but invalid (truncated or corrupt): redoing them");
+  return json{{"work", work}};
+}
+
+}  // namespace
+
+std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec) {
+  // Fingerprints are computed once per distinct model reference and dataset.
+  std::map<std::string, std::string> model_sha, data_fp;
+  TrialContext ctx;
+  std::vector<store::PlannedTrial> plan;
+  for (const auto& t : spec.trials) {
+    const json& c = t.config;
+    std::string root = c["data"]["root"], name = c["data"]["name"];
+    std::string dkey = name + "|" + root;
+    if (!data_fp.count(dkey)) data_fp[dkey] = ctx.dataset(name, root, "test", 0).fingerprint();
+    std::string ref = c["model"]["path"], cache = c["model"]["cache_dir"];
+    std::string mkey = ref + "|" + cache + "|" + root;
+    if (!model_sha.count(mkey)) {
+      std::string path = train::resolve_model_ref(ref, cache, root);
+      model_sha[mkey] = sha256_file(path);
+    }
+    plan.push_back({trial_id(c, model_sha[mkey], data_fp[dkey]), t.settings, c});
+  }
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    auto [it, fresh] = seen.emplace(plan[i].id, i);
+    if (!fresh)
+      throw ConfigError(spec.source + ": trials " + std::to_string(it->second) + " " + plan[it->second].settings.dump() +
+                        " and " + std::to_string(i) + " " + plan[i].settings.dump() +
+                        " are the same trial (same model file and config)");
+  }
+  return plan;
+}
+
+SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, int size) {
+  double t0 = now_seconds();
+  SweepResult result;
+  store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
+  result.dir = dir.dir();
+  std::vector<store::PlannedTrial> plan;
+
+  // Preparation on rank 0, broadcast to all.
+  std::string payload;
+  if (rank == 0) {
+    try {
+      payload = prepare(spec, opt, dir, plan, result.already_done).dump();
+    } catch (const ConfigError& e) {
+      payload = json{{"error", e.what()}, {"code", kExitUsage}}.dump();
+    } catch (const InputError& e) {
+      payload = json{{"error", e.what()}, {"code", kExitRuntime}}.dump();
+    } catch (const std::exception& e) {
+      payload = json{{"error", e.what()}, {"code", kExitRuntime}}.dump();
+    }
+  }
+  mpi_bcast_string(payload, 0);
+  json prep = json::parse(payload);
+  if (prep.contains("error")) {
+    int code = prep["code"].get<int>();
+    if (rank != 0) throw SilentExit{code};
+    if (code == kExitUsage) throw ConfigError(prep["error"].get<std::string>());
+    throw InputError(prep["error"].get<std::string>());
+  }
+  const json& work = prep["work"];
+  result.planned = rank == 0 ? static_cast<int>(plan.size()) : 0;
+
+  int threads = spec.run.threads_per_rank > 0 ? spec.run.threads_per_rank : default_threads();
+  apply_threads(threads);
+  TrialContext ctx;
+
+  if (rank == 0) {
+    if (plan.size() > 0)
+      info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
+           std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
+           " to run on " + std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
+    auto history = store::fold_ledger(store::read_ledger(dir.ledger_path()));
+    store::Ledger ledger(dir.ledger_path());
+    ledger.append({{"event", "sweep_start"}, {"ranks", size}, {"threads_per_rank", threads},
+                   {"work", static_cast<int>(work.size())}, {"mode", spec.run.mode}});
+    Scheduler sched(work, ledger, history, size);
+    std::thread server;
+    if (size > 1) server = std::thread([&] { serve(sched, size); });
+    // Rank 0 works too.
+    for (;;) {
+      int w = sched.next(0);
+      if (w < 0) break;
+      double a = now_seconds();
+      Report r = execute(work[static_cast<size_t>(w)], ctx, threads);
+      r.work = w;
+      r.busy = now_seconds() - a;
+      sched.report(0, r);
+    }
+    if (server.joinable()) server.join();
+    sched.finish();
+    result.ran = static_cast<int>(work.size());
+    result.succeeded = sched.succeeded;
+    result.failed = sched.failed;
+    result.trial_seconds = sched.trial_seconds;
+    result.busy_seconds = sched.busy_seconds;
+    ledger.append({{"event", "sweep_end"}, {"succeeded", sched.succeeded}, {"failed", sched.failed}});
+    result.final_status = dir.status(spec.run.max_attempts);
+  } else {
+    json last = nullptr;
+    for (;;) {
+      mpi_send_string(json{{"result", last}}.dump(), 0, kTagRequest);
+      json msg = json::parse(mpi_recv_string(0, kTagAssign, nullptr));
+      if (msg.contains("stop")) break;
+      int w = msg["work"].get<int>();
+      double a = now_seconds();
+      Report r = execute(work[static_cast<size_t>(w)], ctx, threads);
+      r.work = w;
+      r.busy = now_seconds() - a;
+      last = to_json(r);
+    }
+  }
+  mpi_barrier();
+  result.seconds = now_seconds() - t0;
+  return result;
+}
+
+}  // namespace mpq::sweep
