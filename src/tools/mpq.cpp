@@ -163,17 +163,20 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  mpq quantize --model default:resnet20 --bits 4 --granularity per_layer -o results/r20_w4.h5\n"
       "  mpq quantize --config configs/trial_rtn.json --set weights.bits=3 -o results/w3.h5\n"
+      "  mpq quantize --model default:mobilenetv2 --method multipoint --bits 4 --granularity per_layer \\\n"
+      "      --set weights.multipoint.budget=0.1 -o results/mp.h5 --export results/mp_expanded.pt\n"
       "Every config key is listed in docs/configs.md; flags override --config, --set overrides both.");
   ConfigArgs q_cfg;
   add_config_args(quantize, q_cfg);
-  std::string q_model, q_method, q_gran, q_output;
+  std::string q_model, q_method, q_gran, q_output, q_export;
   int q_bits = 0, q_threads = -1;
   quantize->add_option("--model", q_model, "TorchScript archive or default:<arch>");
-  quantize->add_option("--method", q_method, "weight method (rtn)");
+  quantize->add_option("--method", q_method, "weight method: rtn | mse | multipoint");
   quantize->add_option("--bits", q_bits, "weight bits in [2, 8]");
   quantize->add_option("--granularity", q_gran, "per_channel | per_layer");
   quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)");
   quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
+  quantize->add_option("--export", q_export, "also write the deployable expanded TorchScript model");
 
   // --- sweep plan / sweep run ----------------------------------------------------------------
   auto* sweep = app.add_subcommand("sweep", "expand a JSON sweep into trials and run them on MPI ranks");
@@ -289,6 +292,7 @@ int main(int argc, char** argv) {
       if (!q_gran.empty()) flags["/weights/granularity"] = q_gran;
       if (q_threads >= 0) flags["/threads"] = q_threads;
       if (!q_output.empty()) flags["/output"] = q_output;
+      if (!q_export.empty()) flags["/export"] = q_export;
       json cfg = mpq::sweep::resolve_trial_config(user_config(q_cfg, flags), source_name(q_cfg));
       mpq::sweep::TrialContext ctx;
       auto out = mpq::sweep::run_trial(cfg, ctx);

@@ -202,6 +202,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     throw InputError(path + ": the TorchScript module has no forward method");
   Network net;
   net.path_ = path;
+  net.fold_bn_ = options.fold_bn;
   net.sha256_ = sha256_file(path);
   net.input_shape_ = pick_input_shape(original, options);
   if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())

@@ -99,6 +99,7 @@ class Network {
   /// Archive's `mpq_meta` string attribute ("" if absent).
   const std::string& meta() const { return meta_; }
   int bn_before_fold() const { return bn_before_; }
+  bool fold_bn() const { return fold_bn_; }
   int bn_after_fold() const { return bn_after_; }
 
   /// Full-precision (BN-folded if requested) weight of layer i:
@@ -130,6 +131,7 @@ class Network {
   std::vector<int64_t> input_shape_;
   std::string path_, sha256_, meta_;
   int bn_before_ = 0, bn_after_ = 0;
+  bool fold_bn_ = true;
 };
 
 /// Loads a TorchScript archive with the error handling of Network::load (InputError naming the

@@ -109,13 +109,28 @@ bool cholesky_solve(std::vector<double>& A, std::vector<double>& b, int n) {
 
 }  // namespace
 
-void GreedyChannel::refit_steps(const double* metric, bool diagonal) {
+void GreedyChannel::truncate(int n) {
+  MPQ_ASSERT(n >= 0 && n <= n_points(), "truncate beyond the points present");
+  if (n == n_points()) return;
+  steps_.resize(static_cast<size_t>(n));
+  codes_.resize(static_cast<size_t>(n) * static_cast<size_t>(d_));
+  recompute_residual();
+}
+
+void GreedyChannel::refit_steps(const double* metric, bool diagonal, bool keep_first) {
   const int n = n_points();
-  if (n == 0) return;
+  if (n == 0 || (keep_first && n < 2)) return;
+  // Target of the fit: w, or w minus the fixed first point.
+  std::vector<double> target = w_;
+  if (keep_first) {
+    const int8_t* k0 = codes(0);
+    double s0 = steps_[0];
+    for (int64_t j = 0; j < d_; ++j) target[static_cast<size_t>(j)] -= s0 * k0[j];
+  }
   // Active points: nonzero codes. Dependent ones are detected by the Cholesky pivot test.
   std::vector<int> active;
   std::vector<std::vector<double>> cols;
-  for (int i = 0; i < n; ++i) {
+  for (int i = keep_first ? 1 : 0; i < n; ++i) {
     const int8_t* k = codes(i);
     bool nonzero = false;
     for (int64_t j = 0; j < d_ && !nonzero; ++j) nonzero = k[j] != 0;
@@ -127,7 +142,7 @@ void GreedyChannel::refit_steps(const double* metric, bool diagonal) {
   if (m == 0) return;
   std::vector<double> A(static_cast<size_t>(m * m)), b(static_cast<size_t>(m));
   for (int a = 0; a < m; ++a) {
-    b[static_cast<size_t>(a)] = metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(), w_.data());
+    b[static_cast<size_t>(a)] = metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(), target.data());
     for (int c = 0; c <= a; ++c) {
       double v = metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(), cols[static_cast<size_t>(c)].data());
       A[static_cast<size_t>(a * m + c)] = v;
@@ -137,7 +152,7 @@ void GreedyChannel::refit_steps(const double* metric, bool diagonal) {
   if (!cholesky_solve(A, b, m)) return;  // dependent codes: keep the greedy steps
   double before = metric_dot(metric, diagonal, d_, residual_.data(), residual_.data());
   std::vector<float> old = steps_;
-  for (int i = 0; i < n; ++i) steps_[static_cast<size_t>(i)] = 0.0f;
+  for (int i = keep_first ? 1 : 0; i < n; ++i) steps_[static_cast<size_t>(i)] = 0.0f;
   for (int a = 0; a < m; ++a) steps_[static_cast<size_t>(active[static_cast<size_t>(a)])] = static_cast<float>(b[static_cast<size_t>(a)]);
   recompute_residual();
   double after = metric_dot(metric, diagonal, d_, residual_.data(), residual_.data());

@@ -43,8 +43,12 @@ class GreedyChannel {
   /// M (identity when metric == nullptr, diagonal when `diagonal`, else dense d x d row-major):
   /// min_steps (w - sum step_i k_i)^T M (w - sum step_i k_i). Points whose codes are all zero or
   /// linearly dependent keep step 0. The refit is kept only if it does not increase the error
-  /// under M, so it can never make a channel worse.
-  void refit_steps(const double* metric, bool diagonal);
+  /// under M, so it can never make a channel worse. With `keep_first`, the first point's step
+  /// stays as it is (per-layer granularity shares it across the layer) and only the others move.
+  void refit_steps(const double* metric, bool diagonal, bool keep_first = false);
+
+  /// Drops every point after the first n (n <= n_points()).
+  void truncate(int n);
 
   int64_t d() const { return d_; }
   int n_points() const { return static_cast<int>(steps_.size()); }

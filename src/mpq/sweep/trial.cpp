@@ -7,7 +7,10 @@
 
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
+#include "mpq/model/expand.h"
+#include "mpq/ptq/quantize.h"
 #include "mpq/quant/layer.h"
+#include "mpq/util/sha256.h"
 #include "mpq/sweep/trial_config.h"
 #include "mpq/train/train.h"
 #include "mpq/util/error.h"
@@ -71,58 +74,35 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Bits a layer gets under the first/last-layer convention; 0 = kept full precision.
-int layer_bits(const json& w, int index, int count) {
-  int bits = w["bits"].get<int>();
-  auto rule = [&](const std::string& key) {
-    const std::string v = w[key].get<std::string>();
-    if (v == "fp") return 0;
-    if (v == "8bit") return 8;
-    return bits;
-  };
-  if (index == 0) return rule("first_layer");
-  if (index == count - 1) return rule("last_layer");
-  return bits;
-}
-
-quant::Granularity parse_granularity(const std::string& g) {
-  return g == "per_layer" ? quant::Granularity::kPerLayer : quant::Granularity::kPerChannel;
-}
-
-store::LayerRecord layer_record(const model::LayerInfo& info, const quant::QuantizedLayer* q,
-                                const torch::Tensor& w, const std::string& method,
-                                const std::string& granularity) {
+store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOutcome& o, const torch::Tensor& w) {
   store::LayerRecord L;
   L.index = info.index;
   L.d = info.d();
-  std::vector<int64_t> shape = w.sizes().vec();
-  json shape_json = shape;
+  json shape_json = w.sizes().vec();
   L.attrs = {{"name", info.name},       {"kind", model::layer_kind_name(info.kind)},
              {"c_out", info.c_out},     {"c_in", info.c_in},
              {"groups", info.groups},   {"weight_shape", shape_json.dump()},
              {"macs", info.macs},       {"params", info.params()},
-             {"quantized", q != nullptr}};
-  double w_sq = w.pow(2).sum().item<double>();
-  if (q == nullptr) {
+             {"quantized", o.quantized}};
+  if (!o.quantized) {
     L.attrs["bits"] = 32;
     L.points_per_channel.assign(static_cast<size_t>(info.c_out), 0);
     return L;
   }
-  L.max_points = q->max_points;
-  L.points_per_channel = q->points;
-  L.codes = q->codes;
-  L.scales = q->scales;
-  L.point_channel = q->point_channel;
-  L.weight_error = q->weight_error;
-  L.output_error = q->output_error;
-  L.grant_order = q->grant_order;
-  double err = quant::layer_weight_sq_error(w.data_ptr<float>(), *q);
-  int64_t extra = q->total_points() - q->c_out;
-  L.attrs["bits"] = q->bits;
-  L.attrs["method"] = method;
-  L.attrs["granularity"] = granularity;
-  L.attrs["total_points"] = q->total_points();
-  L.attrs["extra_points"] = extra;
+  const auto& q = o.q;
+  for (const auto& [k, v] : o.attrs.items()) L.attrs[k] = v;
+  L.max_points = q.max_points;
+  L.points_per_channel = q.points;
+  L.codes = q.codes;
+  L.scales = q.scales;
+  L.point_channel = q.point_channel;
+  L.weight_error = q.weight_error;
+  L.output_error = q.output_error;
+  L.grant_order = q.grant_order;
+  double err = quant::layer_weight_sq_error(w.data_ptr<float>(), q);
+  double w_sq = w.pow(2).sum().item<double>();
+  L.attrs["total_points"] = q.total_points();
+  L.attrs["extra_points"] = q.total_points() - q.c_out;
   L.attrs["weight_mse"] = err / static_cast<double>(info.params());
   L.attrs["weight_rel_error"] = w_sq > 0 ? std::sqrt(err / w_sq) : 0.0;
   return L;
@@ -135,13 +115,15 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   std::string start_time = utc_now_iso();
   int threads = apply_threads(cfg["threads"].get<int>());
 
-  const std::string output = cfg["output"].get<std::string>();
-  if (!output.empty()) {
-    fs::path p(output);
+  for (const char* key : {"output", "export"}) {
+    const std::string path = cfg[key].get<std::string>();
+    if (path.empty()) continue;
+    fs::path p(path);
     fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     if (!fs::is_directory(dir))
-      throw ConfigError("/output: directory " + dir.string() + " of " + output + " does not exist");
+      throw ConfigError(std::string("/") + key + ": directory " + dir.string() + " of " + path + " does not exist");
   }
+  const std::string output = cfg["output"].get<std::string>();
 
   // Data first: a model reference may need the training split to train a default model.
   const json& dcfg = cfg["data"];
@@ -165,50 +147,49 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   const FpReference& fp = ctx.fp_reference(net, net.sha256() + (lo.fold_bn ? "|fold" : "|nofold"), test, eo);
 
   const json& ccfg = cfg["calibration"];
-  auto calib = data::calibration_indices(train.size(), ccfg["size"].get<int64_t>(),
-                                         ccfg["seed"].get<uint64_t>());
+  auto calib = data::calibration_indices(train.size(), ccfg["size"].get<int64_t>(), ccfg["seed"].get<uint64_t>());
 
   // --- quantize weights ---
-  const json& wcfg = cfg["weights"];
-  const std::string method = wcfg["method"], gran = wcfg["granularity"];
-  auto t_q = std::chrono::steady_clock::now();
+  auto wcfg = ptq::parse_weight_config(cfg);
+  ptq::CalibrationContext cc;
+  cc.data = &train;
+  cc.indices = calib;
+  cc.options.batch_size = ccfg["batch_size"].get<int64_t>();
+  cc.options.max_bytes_per_layer = ccfg["max_stats_mb"].get<int64_t>() << 20;
+  cc.options.seed = ccfg["seed"].get<uint64_t>();
+  cc.cache_dir = ccfg["cache_dir"].get<std::string>();
+  cc.cache_description = {{"model_sha256", net.sha256()}, {"fold_bn", lo.fold_bn}, {"input_shape", lo.input_shape},
+                          {"data", train.fingerprint()}, {"indices_sha256", sha256_hex(json(calib).dump())}};
+  net.restore_fp();
+  auto nq = ptq::quantize_network(net, wcfg, cc);
+
   const auto& layers = net.layers();
-  const int count = static_cast<int>(layers.size());
   store::TrialRecord rec;
   int64_t channels = 0, points = 0, macs = 0, extra_macs = 0;
   double weight_bits = 0, extra_weight_bits = 0, err_total = 0, w_total = 0;
   int quantized = 0;
   for (const auto& info : layers) {
-    int bits = layer_bits(wcfg, info.index, count);
+    const auto& o = nq.layers[static_cast<size_t>(info.index)];
     const torch::Tensor& w = net.fp_weight(info.index);
-    if (bits == 0) {
-      rec.layers.push_back(layer_record(info, nullptr, w, method, gran));
-      continue;
-    }
-    auto q = quant::quantize_rtn_layer(w.data_ptr<float>(), info.c_out, info.d(), bits, parse_granularity(gran));
-    std::vector<float> deq(static_cast<size_t>(info.params()));
-    q.dequantize(deq.data());
-    net.set_weight(info.index, torch::from_blob(deq.data(), w.sizes(), torch::kFloat32).clone());
-    rec.layers.push_back(layer_record(info, &q, w, method, gran));
+    rec.layers.push_back(layer_record(info, o, w));
+    if (!o.quantized) continue;
     ++quantized;
-    int64_t extra = q.total_points() - q.c_out;
-    channels += q.c_out;
-    points += q.total_points();
+    int64_t extra = o.q.total_points() - o.q.c_out;
+    channels += o.q.c_out;
+    points += o.q.total_points();
     macs += info.macs;
     extra_macs += info.c_out > 0 ? extra * (info.macs / info.c_out) : 0;
-    weight_bits += static_cast<double>(info.params()) * bits;
-    extra_weight_bits += static_cast<double>(extra * info.d() * bits);
-    err_total += quant::layer_weight_sq_error(w.data_ptr<float>(), q);
+    weight_bits += static_cast<double>(info.params()) * o.q.bits;
+    extra_weight_bits += static_cast<double>(extra * info.d() * o.q.bits);
+    err_total += quant::layer_weight_sq_error(w.data_ptr<float>(), o.q);
     w_total += w.pow(2).sum().item<double>();
   }
-  double quant_seconds = seconds_since(t_q);
 
   // --- evaluate ---
   eval::EvalOptions qo = eo;
   qo.label = "eval quantized";
   auto qres = eval::evaluate(net, test, qo);
   auto fid = eval::compare_logits(fp.result.logits, qres.logits);
-  net.restore_fp();
 
   rec.trial_id = id;
   rec.config = cfg;
@@ -222,7 +203,6 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
                  {"n_eval", qres.n},
                  {"eval_seconds", qres.seconds},
                  {"images_per_second", qres.images_per_second},
-                 {"quant_seconds", quant_seconds},
                  {"quantized_layers", quantized},
                  {"total_points", points},
                  {"extra_points", points - channels},
@@ -230,12 +210,12 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
                  {"extra_macs_pct", macs ? 100.0 * static_cast<double>(extra_macs) / static_cast<double>(macs) : 0.0},
                  {"extra_weight_bits_pct", weight_bits > 0 ? 100.0 * extra_weight_bits / weight_bits : 0.0},
                  {"weight_rel_error", w_total > 0 ? std::sqrt(err_total / w_total) : 0.0}};
+  for (const auto& [k, v] : nq.summary.items()) rec.metrics[k] = v;
+
   json m = provenance_json();
   m["trial_id"] = id;
   m["threads"] = threads;
   m["start_time"] = start_time;
-  m["end_time"] = utc_now_iso();
-  m["seconds"] = seconds_since(t_start);
   m["model_path"] = model_path;
   m["model_sha256"] = net.sha256();
   m["model_meta"] = net.meta();
@@ -252,18 +232,31 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   m["calibration_split"] = "train";
   m["calibration_size"] = static_cast<int64_t>(calib.size());
   m["calibration_seed"] = ccfg["seed"];
-  m["calibration_used"] = false;  // round-to-nearest needs no calibration data
-  m["weight_method"] = method;
-  m["weight_bits"] = wcfg["bits"];
-  m["weight_granularity"] = gran;
-  m["first_layer"] = wcfg["first_layer"];
-  m["last_layer"] = wcfg["last_layer"];
+  m["calibration_used"] = nq.used_calibration;
+  m["calibration_statistics"] = nq.used_calibration ? ccfg["statistics"].get<std::string>() : "none";
+  m["weight_method"] = wcfg.method;
+  m["weight_bits"] = wcfg.bits;
+  m["weight_granularity"] = quant::granularity_name(wcfg.granularity);
+  m["weight_search"] = wcfg.method == "rtn" ? "max range" : cfg["weights"]["search"].get<std::string>();
+  m["first_layer"] = wcfg.first_layer;
+  m["last_layer"] = wcfg.last_layer;
   m["activation_bits"] = 32;
   m["activation_quantizers"] = "none (weight-only)";
   m["bias_correction"] = false;
-  rec.manifest = m;
 
   TrialOutcome out;
+  const std::string export_path = cfg["export"].get<std::string>();
+  if (!export_path.empty()) {
+    std::vector<const quant::QuantizedLayer*> qs;
+    for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
+    auto ex = model::export_expanded(net, qs, export_path);
+    m["export_path"] = export_path;
+    rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
+  }
+  net.restore_fp();
+  m["end_time"] = utc_now_iso();
+  m["seconds"] = seconds_since(t_start);
+  rec.manifest = m;
   out.record = std::move(rec);
   if (!output.empty()) {
     store::write_trial(output, out.record);

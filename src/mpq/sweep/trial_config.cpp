@@ -22,10 +22,35 @@ const Schema& trial_schema() {
         .integer("/data/batch_size", 500, 1, 1 << 20, "evaluation batch size")
         .integer("/calibration/size", 256, 1, 1 << 24, "calibration images drawn from the train split")
         .integer("/calibration/seed", 0, 0, 1LL << 62, "seed of the calibration sample")
-        .choice("/weights/method", "rtn", {"rtn"}, "weight quantization method")
+        .choice("/calibration/statistics", "fp", {"fp", "quantized_prefix"},
+                "input statistics from the FP network, or from the network with earlier layers quantized")
+        .integer("/calibration/batch_size", 64, 1, 1 << 16, "calibration batch size")
+        .integer("/calibration/max_stats_mb", 256, 1, 1 << 20,
+                 "per-layer memory bound of the statistics; larger Σ are replaced by sampled rows")
+        .string("/calibration/cache_dir", "results/cache", "cache of calibration statistics (\"\" = none)")
+        .choice("/weights/method", "rtn", {"rtn", "mse", "multipoint"},
+                "rtn: round-to-nearest (max range); mse: MSE-optimal single point; multipoint")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
                 "one scale per output channel, or one per layer (per-tensor)")
+        .choice("/weights/search", "exact", {"exact", "grid"},
+                "step search of mse/multipoint points: exact breakpoint sweep, or a candidate grid")
+        .integer("/weights/grid_candidates", 1024, 1, 1 << 20, "candidates of the grid search")
+        .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
+        .choice("/weights/multipoint/policy", "budget", {"budget", "threshold", "uniform", "random", "weight_error"},
+                "how extra points are allocated (method.md §3)")
+        .number("/weights/multipoint/budget", 0.10, 0.0, 15.0,
+                "extra points as a fraction of output channels (or of MACs), e.g. 0.1 = 10%")
+        .choice("/weights/multipoint/budget_unit", "channels", {"channels", "macs"}, "what the budget counts")
+        .choice("/weights/multipoint/scope", "network", {"network", "layer"},
+                "spend the budget across the whole network or layer by layer")
+        .number("/weights/multipoint/threshold", 0.01, 0.0, 1.0,
+                "threshold policy: add points while relative output error exceeds this")
+        .integer("/weights/multipoint/points", 2, 1, 16, "uniform policy: points per channel")
+        .choice("/weights/multipoint/refit", "none", {"none", "weight", "output"},
+                "least-squares refit of the steps once codes are fixed (beyond the paper)")
+        .boolean("/weights/multipoint/weighted", false,
+                 "importance-weighted greedy objective with s = diag(Σ) (beyond the paper)")
         .choice("/weights/first_layer", "quantize", {"quantize", "fp", "8bit"},
                 "first layer: quantized like the rest, kept full precision, or 8-bit")
         .choice("/weights/last_layer", "quantize", {"quantize", "fp", "8bit"},
@@ -33,7 +58,8 @@ const Schema& trial_schema() {
         .integer("/seed", 0, 0, 1LL << 62, "seed of every random choice the method makes")
         .string("/label", "", "display name in tables (not part of the trial's identity)")
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)")
-        .string("/output", "", "trial HDF5 file to write (\"\" = do not write)");
+        .string("/output", "", "trial HDF5 file to write (\"\" = do not write)")
+        .string("/export", "", "also write the deployable expanded TorchScript model here (\"\" = no)");
     return k;
   }();
   return s;
@@ -48,7 +74,17 @@ json trial_identity(const json& resolved) {
   id.erase("output");
   id.erase("threads");
   id.erase("label");
-  if (id.contains("export")) id.erase("export");
+  id.erase("export");
+  id["calibration"].erase("cache_dir");
+  const std::string method = id["weights"]["method"];
+  if (method != "multipoint") id["weights"].erase("multipoint");
+  if (method == "rtn") {
+    id["weights"].erase("search");
+    id["weights"].erase("grid_candidates");
+  } else if (id["weights"]["search"] != "grid") {
+    id["weights"].erase("grid_candidates");
+  }
+  if (!uses_calibration_data(resolved)) id.erase("calibration");
   id["identity_version"] = 1;
   return id;
 }
@@ -58,9 +94,23 @@ std::string trial_id(const json& resolved, const std::string& model_sha256,
   return sha256_hex(trial_identity(resolved).dump() + "\n" + model_sha256 + "\n" + data_fingerprint);
 }
 
-std::vector<std::string> check_trial_semantics(const json& resolved) {
+bool uses_calibration_data(const json& resolved) {
+  return resolved["weights"]["method"] == "multipoint";
+}
+
+std::vector<std::string> check_trial_semantics(const json& r) {
   std::vector<std::string> problems;
-  (void)resolved;
+  const json& m = r["weights"]["multipoint"];
+  if (r["weights"]["method"] == "multipoint" && r["calibration"]["statistics"] == "quantized_prefix") {
+    std::string policy = m["policy"];
+    if ((policy == "budget" || policy == "weight_error" || policy == "random") && m["scope"] == "network")
+      problems.push_back("/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier ones are "
+                         "final, so the allocation must be per layer: set /weights/multipoint/scope to \"layer\" or "
+                         "use policy \"threshold\" or \"uniform\"");
+  }
+  if (r["weights"]["method"] == "multipoint" && m["policy"] == "uniform" && m["points"] > m["max_points"])
+    problems.push_back("/weights/multipoint/points: " + m["points"].dump() + " exceeds /weights/multipoint/max_points " +
+                       m["max_points"].dump());
   return problems;
 }
 

@@ -27,8 +27,11 @@ nlohmann::json trial_identity(const nlohmann::json& resolved);
 std::string trial_id(const nlohmann::json& resolved, const std::string& model_sha256,
                      const std::string& data_fingerprint);
 
-/// Cross-field checks the schema cannot express (e.g. an --export path needs a multipoint or
-/// single-point weight method). Returns problems as "<pointer>: <message>".
+/// True if the trial's methods use calibration images (multipoint allocation, ...).
+bool uses_calibration_data(const nlohmann::json& resolved);
+
+/// Cross-field checks the schema cannot express (e.g. quantized-prefix statistics need a
+/// per-layer allocation). Returns problems as "<pointer>: <message>".
 std::vector<std::string> check_trial_semantics(const nlohmann::json& resolved);
 
 /// Resolves and validates a user trial config; throws ConfigError listing every problem.

@@ -1,0 +1,128 @@
+#include "mpq/ptq/calibrate.h"
+
+#include <map>
+#include <random>
+
+#include "mpq/util/error.h"
+#include "mpq/util/progress.h"
+
+namespace mpq::ptq {
+using model::LayerInfo;
+
+namespace {
+
+// Accumulates Σ (float64) or a row reservoir for each observed layer.
+class StatsHook : public model::LayerInputHook {
+ public:
+  StatsHook(const std::vector<LayerInfo>& infos, const std::vector<int>& layers, const CalibrationOptions& o)
+      : infos_(infos), rng_(o.seed) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerInfo& L = infos[static_cast<size_t>(layers[i])];
+      Acc a;
+      a.slot = i;
+      a.groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
+      a.d = L.d();
+      double full = 4.0 * static_cast<double>(a.groups) * static_cast<double>(a.d) * static_cast<double>(a.d);
+      if (full > static_cast<double>(o.max_bytes_per_layer)) {
+        a.sampled = true;
+        a.capacity = std::max<int64_t>(1, o.max_bytes_per_layer / (4 * a.groups * a.d));
+        a.reservoir = torch::zeros({a.groups, a.capacity, a.d}, torch::kFloat32);
+      } else {
+        a.sigma = torch::zeros({a.groups, a.d, a.d}, torch::kFloat64);
+      }
+      acc_.emplace(layers[i], std::move(a));
+    }
+  }
+
+  torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+    auto it = acc_.find(layer);
+    if (it == acc_.end()) return x;
+    Acc& a = it->second;
+    const LayerInfo& L = infos_[static_cast<size_t>(layer)];
+    torch::Tensor rows;  // [G, R, d]
+    if (L.kind == model::LayerKind::kConv2d) {
+      auto cols = at::im2col(x.to(torch::kFloat32), {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
+                             {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});  // [N, Cin*kh*kw, P]
+      int64_t n = cols.size(0), p = cols.size(2);
+      rows = cols.view({n, a.groups, a.d, p}).permute({1, 0, 3, 2}).reshape({a.groups, n * p, a.d});
+    } else {
+      rows = x.to(torch::kFloat32).reshape({1, -1, a.d});
+    }
+    int64_t r = rows.size(1);
+    if (!a.sampled) {
+      a.sigma += torch::bmm(rows.transpose(1, 2), rows).to(torch::kFloat64);
+    } else {
+      // Reservoir sampling (Algorithm R), same rows kept for every group.
+      auto rc = rows.contiguous();
+      for (int64_t i = 0; i < r; ++i) {
+        int64_t seen = a.rows + i;
+        int64_t slot = -1;
+        if (seen < a.capacity) {
+          slot = seen;
+        } else {
+          std::uniform_int_distribution<int64_t> pick(0, seen);
+          int64_t j = pick(rng_);
+          if (j < a.capacity) slot = j;
+        }
+        if (slot >= 0) a.reservoir.select(1, slot).copy_(rc.select(1, i));
+      }
+    }
+    a.rows += r;
+    return x;
+  }
+
+  std::vector<quant::SecondMoment> finish(size_t count) {
+    std::vector<quant::SecondMoment> out(count);
+    for (auto& [layer, a] : acc_) {
+      quant::SecondMoment& s = out[a.slot];
+      s.groups = a.groups;
+      s.d = a.d;
+      s.rows_seen = a.rows;
+      s.sampled_rows = a.sampled;
+      if (a.rows == 0)
+        throw InputError("layer " + infos_[static_cast<size_t>(layer)].name + " never ran during calibration");
+      if (a.sampled)
+        s.data = a.reservoir.narrow(1, 0, std::min(a.capacity, a.rows)).contiguous();
+      else
+        s.data = (a.sigma / static_cast<double>(a.rows)).to(torch::kFloat32).contiguous();
+    }
+    return out;
+  }
+
+ private:
+  struct Acc {
+    size_t slot = 0;
+    int64_t groups = 1, d = 0, rows = 0, capacity = 0;
+    bool sampled = false;
+    torch::Tensor sigma, reservoir;
+  };
+  const std::vector<LayerInfo>& infos_;
+  std::map<int, Acc> acc_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const data::ClassificationDataset& data,
+                                                    const std::vector<int64_t>& indices,
+                                                    const std::vector<int>& layers,
+                                                    const CalibrationOptions& options,
+                                                    const std::string& progress_label) {
+  StatsHook hook(net.layers(), layers, options);
+  Progress bar(progress_label, static_cast<int64_t>(indices.size()));
+  {
+    model::HookScope scope(&hook);
+    for (size_t b = 0; b < indices.size(); b += static_cast<size_t>(options.batch_size)) {
+      size_t e = std::min(indices.size(), b + static_cast<size_t>(options.batch_size));
+      std::vector<int64_t> idx(indices.begin() + static_cast<std::ptrdiff_t>(b), indices.begin() + static_cast<std::ptrdiff_t>(e));
+      torch::Tensor x, y;
+      data.load(idx, &x, &y);
+      net.forward(x);
+      bar.advance(static_cast<int64_t>(e - b));
+    }
+  }
+  bar.finish();
+  return hook.finish(layers.size());
+}
+
+}  // namespace mpq::ptq

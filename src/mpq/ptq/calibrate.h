@@ -1,0 +1,40 @@
+// Calibration statistics for output-error allocation (method.md §3): for each quantized layer
+// the second moment Σ = E[x x^T] of its input vectors (im2col patches of a conv input, per
+// group; rows of a linear input), measured on N calibration images.
+//
+// Memory bound: Σ takes G * d^2 floats. When that exceeds `max_bytes_per_layer` (default
+// 256 MiB), the layer keeps instead a uniform random sample (reservoir sampling, seeded) of m
+// input rows per group with G * m * d floats within the same bound, and Σ ≈ X^T X / m
+// (quant/output_error.h). ResNet-18's largest Σ (d = 4608) is 85 MB; VGG-16's first FC
+// (d = 25088, 2.5 GB as Σ) would keep ~2600 sampled rows.
+//
+// Statistics are cached on disk (stats_cache.h) keyed by the model file, the BN folding, the
+// data, the calibration indices and these options, so a sweep computes them once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mpq/data/dataset.h"
+#include "mpq/model/network.h"
+#include "mpq/quant/output_error.h"
+
+namespace mpq::ptq {
+
+struct CalibrationOptions {
+  int64_t batch_size = 64;
+  int64_t max_bytes_per_layer = 256ll << 20;
+  uint64_t seed = 0;  ///< for row sampling
+};
+
+/// Collects statistics of the layers in `layers` (indices into net.layers()) by running the
+/// calibration images through `net` with its current weights. Returns one SecondMoment per
+/// entry of `layers`.
+std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const data::ClassificationDataset& data,
+                                                    const std::vector<int64_t>& indices,
+                                                    const std::vector<int>& layers,
+                                                    const CalibrationOptions& options,
+                                                    const std::string& progress_label = "calibrate");
+
+}  // namespace mpq::ptq

@@ -1,0 +1,237 @@
+#include "mpq/ptq/quantize.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "mpq/ptq/stats_cache.h"
+#include "mpq/util/error.h"
+#include "mpq/util/progress.h"
+
+namespace mpq::ptq {
+using nlohmann::json;
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+quant::LayerQuantSpec make_spec(const model::Network& net, const model::LayerInfo& L, int bits, const WeightConfig& w,
+                                int max_points, quant::FirstPoint first, const quant::SecondMoment* stats) {
+  quant::LayerQuantSpec s;
+  s.w = net.fp_weight(L.index).data_ptr<float>();
+  s.c_out = L.c_out;
+  s.d = L.d();
+  s.groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
+  s.bits = bits;
+  s.granularity = w.granularity;
+  s.first_point = first;
+  s.max_points = max_points;
+  s.search = w.search;
+  s.weighted = w.weighted && stats != nullptr;
+  s.stats = stats;
+  s.point_cost_macs = L.c_out > 0 ? static_cast<double>(L.macs) / static_cast<double>(L.c_out) : 1.0;
+  return s;
+}
+
+void set_dequantized(model::Network& net, int index, const quant::QuantizedLayer& q) {
+  const auto& w = net.fp_weight(index);
+  auto deq = torch::empty(w.sizes(), torch::kFloat32);
+  q.dequantize(deq.data_ptr<float>());
+  net.set_weight(index, deq);
+}
+
+std::string histogram(const std::vector<int32_t>& points, int K) {
+  std::vector<int64_t> h(static_cast<size_t>(K) + 1, 0);
+  for (int32_t n : points) h[static_cast<size_t>(std::min(n, K))]++;
+  json j = json::object();
+  for (int k = 1; k <= K; ++k)
+    if (h[static_cast<size_t>(k)]) j[std::to_string(k)] = h[static_cast<size_t>(k)];
+  return j.dump();
+}
+
+// Relative errors of a layer: sum of a [C, K] table column over the layer energy.
+double column_sum(const std::vector<double>& table, int64_t C, int K, int k) {
+  double s = 0;
+  for (int64_t c = 0; c < C; ++c) s += table[static_cast<size_t>(c * K + k)];
+  return s;
+}
+
+double sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s;
+}
+
+json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, const WeightConfig& w, double final_we,
+                 double final_oe, const quant::SecondMoment* stats) {
+  json a;
+  double we = sum(t.weight_energy);
+  a["bits"] = q.bits;
+  a["method"] = w.method;
+  a["granularity"] = quant::granularity_name(w.granularity);
+  a["weight_rel_error_1pt"] = we > 0 ? std::sqrt(column_sum(t.weight_error, t.c_out, t.K, 0) / we) : 0.0;
+  a["weight_rel_error_final"] = we > 0 ? std::sqrt(final_we / we) : 0.0;
+  if (stats) {
+    double oe = sum(t.output_energy);
+    a["output_rel_error_1pt"] = oe > 0 ? column_sum(t.output_error, t.c_out, t.K, 0) / oe : 0.0;
+    a["output_rel_error_final"] = oe > 0 ? final_oe / oe : 0.0;
+    a["stats_sampled_rows"] = stats->sampled_rows;
+    a["stats_rows_seen"] = stats->rows_seen;
+  }
+  a["points_histogram"] = histogram(q.points, q.max_points);
+  return a;
+}
+
+}  // namespace
+
+WeightConfig parse_weight_config(const json& trial) {
+  const json& j = trial["weights"];
+  WeightConfig w;
+  w.method = j["method"].get<std::string>();
+  w.bits = j["bits"].get<int>();
+  w.granularity = j["granularity"] == "per_layer" ? quant::Granularity::kPerLayer : quant::Granularity::kPerChannel;
+  w.first_layer = j["first_layer"].get<std::string>();
+  w.last_layer = j["last_layer"].get<std::string>();
+  w.search.search = j["search"] == "grid" ? quant::StepSearch::kGrid : quant::StepSearch::kExact;
+  w.search.grid_candidates = j["grid_candidates"].get<int>();
+  const json& m = j["multipoint"];
+  w.allocation.policy = quant::parse_policy(m["policy"].get<std::string>());
+  w.allocation.max_points = m["max_points"].get<int>();
+  w.allocation.uniform_points = m["points"].get<int>();
+  w.allocation.threshold = m["threshold"].get<double>();
+  w.allocation.budget = m["budget"].get<double>();
+  w.allocation.unit = m["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
+  w.allocation.scope = m["scope"] == "layer" ? quant::Scope::kLayer : quant::Scope::kNetwork;
+  w.allocation.seed = trial["seed"].get<uint64_t>();
+  std::string r = m["refit"].get<std::string>();
+  w.refit = r == "weight" ? quant::Refit::kWeight : r == "output" ? quant::Refit::kOutput : quant::Refit::kNone;
+  w.weighted = m["weighted"].get<bool>();
+  w.statistics = trial["calibration"]["statistics"].get<std::string>();
+  return w;
+}
+
+bool uses_calibration(const WeightConfig& w) { return w.method == "multipoint"; }
+
+int layer_bits(const WeightConfig& w, int index, int count) {
+  auto rule = [&](const std::string& v) { return v == "fp" ? 0 : v == "8bit" ? 8 : w.bits; };
+  if (index == 0) return rule(w.first_layer);
+  if (index == count - 1) return rule(w.last_layer);
+  return w.bits;
+}
+
+NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib) {
+  const auto& infos = net.layers();
+  const int count = static_cast<int>(infos.size());
+  NetworkQuantization out;
+  out.layers.resize(infos.size());
+  std::vector<int> todo;
+  for (const auto& L : infos)
+    if (layer_bits(w, L.index, count) > 0) todo.push_back(L.index);
+  auto t0 = std::chrono::steady_clock::now();
+
+  if (w.method == "rtn") {
+    for (int i : todo) {
+      const auto& L = infos[static_cast<size_t>(i)];
+      int bits = layer_bits(w, i, count);
+      auto& o = out.layers[static_cast<size_t>(i)];
+      o.quantized = true;
+      o.q = quant::quantize_rtn_layer(net.fp_weight(i).data_ptr<float>(), L.c_out, L.d(), bits, w.granularity);
+      o.attrs = {{"bits", bits}, {"method", w.method}, {"granularity", quant::granularity_name(w.granularity)}};
+      set_dequantized(net, i, o.q);
+    }
+    out.summary["quant_seconds"] = since(t0);
+    return out;
+  }
+
+  const bool multipoint = w.method == "multipoint";
+  const int K = multipoint ? w.allocation.max_points : 1;
+  quant::AllocationOptions alloc = w.allocation;
+  if (!multipoint) {
+    alloc.policy = quant::Policy::kUniform;
+    alloc.uniform_points = 1;
+  }
+  out.used_calibration = uses_calibration(w);
+  if (out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
+    throw ConfigError("method '" + w.method + "' needs calibration data (calibration.size > 0)");
+
+  double calib_seconds = 0;
+  quant::Allocation allocation;
+  if (!out.used_calibration || w.statistics == "fp") {
+    std::vector<quant::SecondMoment> stats;
+    if (out.used_calibration) {
+      auto tc = std::chrono::steady_clock::now();
+      net.restore_fp();
+      json desc = calib.cache_description;
+      desc["batch_size"] = calib.options.batch_size;
+      desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
+      desc["sample_seed"] = calib.options.seed;
+      stats = cached_statistics(calib.cache_dir, desc, todo, [&] {
+        return collect_statistics(net, *calib.data, calib.indices, todo, calib.options);
+      }, &out.stats_cache_hit);
+      calib_seconds = since(tc);
+    }
+    std::vector<quant::LayerCandidates> cands;
+    std::vector<quant::LayerTables> tables;
+    Progress bar("quantize " + w.method, static_cast<int64_t>(todo.size()));
+    for (size_t k = 0; k < todo.size(); ++k) {
+      const auto& L = infos[static_cast<size_t>(todo[k])];
+      auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K, quant::FirstPoint::kOptimal,
+                            stats.empty() ? nullptr : &stats[k]);
+      cands.push_back(quant::LayerCandidates::build(spec));
+      tables.push_back(cands.back().tables());
+      bar.advance(1);
+    }
+    bar.finish();
+    allocation = quant::allocate(tables, alloc);
+    for (size_t k = 0; k < todo.size(); ++k) {
+      int i = todo[k];
+      auto& o = out.layers[static_cast<size_t>(i)];
+      double fwe = 0, foe = 0;
+      o.q = cands[k].finalize(allocation.points[k], allocation.grant_order[k], multipoint ? w.refit : quant::Refit::kNone,
+                              &fwe, &foe);
+      o.quantized = true;
+      o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[k]);
+      set_dequantized(net, i, o.q);
+    }
+  } else {
+    // Quantized prefix: layer by layer, statistics measured with the earlier layers quantized.
+    quant::AllocationOptions per_layer = alloc;
+    per_layer.scope = quant::Scope::kLayer;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      int i = todo[k];
+      const auto& L = infos[static_cast<size_t>(i)];
+      auto tc = std::chrono::steady_clock::now();
+      auto stats = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options,
+                                      "calibrate " + std::to_string(k + 1) + "/" + std::to_string(todo.size()));
+      calib_seconds += since(tc);
+      auto spec = make_spec(net, L, layer_bits(w, i, count), w, K, quant::FirstPoint::kOptimal, &stats[0]);
+      auto cand = quant::LayerCandidates::build(spec);
+      auto a = quant::allocate({cand.tables()}, per_layer);
+      allocation.granted += a.granted;
+      allocation.spent += a.spent;
+      allocation.budget += a.budget;
+      auto& o = out.layers[static_cast<size_t>(i)];
+      double fwe = 0, foe = 0;
+      o.q = cand.finalize(a.points[0], a.grant_order[0], w.refit, &fwe, &foe);
+      o.quantized = true;
+      o.attrs = layer_attrs(o.q, cand.tables(), w, fwe, foe, &stats[0]);
+      set_dequantized(net, i, o.q);
+    }
+  }
+  std::vector<int32_t> all_points;
+  for (const auto& o : out.layers)
+    if (o.quantized) all_points.insert(all_points.end(), o.q.points.begin(), o.q.points.end());
+  out.summary = {{"quant_seconds", since(t0) - calib_seconds},
+                 {"calibration_seconds", calib_seconds},
+                 {"stats_cache_hit", out.stats_cache_hit},
+                 {"allocation_policy", multipoint ? quant::policy_name(alloc.policy) : "none"},
+                 {"allocation_granted", allocation.granted},
+                 {"allocation_spent", allocation.spent},
+                 {"allocation_budget", allocation.budget},
+                 {"points_histogram", histogram(all_points, K)}};
+  return out;
+}
+
+}  // namespace mpq::ptq
