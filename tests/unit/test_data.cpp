@@ -1,6 +1,6 @@
 #include <zlib.h>
 
-#include <catch2/catch.hpp>
+#include "torch_catch.h"
 #include <filesystem>
 #include <fstream>
 #include <functional>

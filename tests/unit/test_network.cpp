@@ -1,6 +1,6 @@
 // Network preparation on real TorchScript modules built in-process: BN folding equivalence,
 // weight swapping, the layer-input hook, and bad archives.
-#include <catch2/catch.hpp>
+#include "torch_catch.h"
 #include <filesystem>
 #include <fstream>
 

@@ -1,4 +1,4 @@
-#include <catch2/catch.hpp>
+#include "torch_catch.h"
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>

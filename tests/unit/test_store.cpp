@@ -1,4 +1,4 @@
-#include <catch2/catch.hpp>
+#include "torch_catch.h"
 #include <cmath>
 #include <filesystem>
 #include <fstream>
