@@ -43,7 +43,7 @@ std::vector<std::vector<double>> edge_case_vectors() {
 }  // namespace
 
 TEST_CASE("exact search equals the dense brute force on edge-case vectors", "[search]") {
-  for (int bits : {2, 3, 4, 5}) {
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
     int L = max_level(bits);
     for (const auto& r : edge_case_vectors()) {
       std::vector<int8_t> codes(r.size());
@@ -137,5 +137,23 @@ TEST_CASE("exact search is exact on a vector with 60 orders of magnitude of rang
   for (int bits : {2, 4}) {
     StepFit fit = exact_step_search(r.data(), 5, max_level(bits), nullptr, nullptr);
     CHECK(fit.error == Approx(13.0).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("early stopping never cuts off the optimum when clipping wins", "[search]") {
+  // Many small values and a few outliers: the optimum clips the outliers hard, far below the
+  // first breakpoints, which is where an unsound early stop would go wrong.
+  for (int bits : {2, 3, 4, 8}) {
+    int L = max_level(bits);
+    for (unsigned seed = 0; seed < 8; ++seed) {
+      auto r = gaussian(40, 500 + seed, 0.1);
+      r[3] = 5.0 + seed;
+      r[17] = -3.0;
+      if (seed % 2) r[29] = 40.0;
+      StepFit fit = exact_step_search(r.data(), 40, L, nullptr, nullptr);
+      double ref = ref_min_f(r, {}, L);
+      INFO("bits=" << bits << " seed=" << seed);
+      CHECK(fit.error == Approx(ref).epsilon(kRelTol));
+    }
   }
 }

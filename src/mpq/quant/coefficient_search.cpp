@@ -32,6 +32,26 @@ struct Magnitude {
 
 // One pending breakpoint of the merge: element `pos` (in decreasing-magnitude order) moves from
 // level k-1 to level k when t falls below `value`.
+// Re-evaluates the candidate steps exactly and writes the codes of the best.
+StepFit finish_search(const double* r, int64_t d, int L, const double* importance, int8_t* codes, StepFit best,
+                      const double* cand_f, const double* cand_t, int n_cand) {
+  (void)cand_f;
+  for (int i = 0; i < n_cand; ++i) {
+    double f = weighted_rtn_error(r, d, cand_t[i], L, importance, nullptr);
+    if (f < best.error) {
+      best.error = f;
+      best.step = cand_t[i];
+    }
+  }
+  if (codes) {
+    if (best.step > 0)
+      weighted_rtn_error(r, d, best.step, L, importance, codes);
+    else
+      std::fill(codes, codes + d, static_cast<int8_t>(0));
+  }
+  return best;
+}
+
 struct Event {
   double value;
   int k;
@@ -95,6 +115,14 @@ StepFit exact_step_search(const double* r, int64_t d, int L, const double* impor
     if (t > t_hi_piece) t = t_hi_piece;
     if (t > 0) offer(R - 2.0 * t * S1 + t * t * S2, t);
   };
+  // Early stop. For any t <= T, every element with |r_j| > T*L is saturated at level L, so
+  //   f(t) >= B(T) = sum_{|r_j| > T L} s_j (|r_j| - T L)^2,
+  // and B grows as T falls. The elements above T*L are a prefix of the sorted magnitudes, so
+  // B(T) = A2 - 2 T L A1 + (T L)^2 A0 with running sums over that prefix. Once B(t_hi) is at
+  // least the best piece value, no smaller t can win (a margin keeps rounding on the safe side).
+  int64_t prefix = 0;
+  double A0 = 0, A1 = 0, A2 = 0;
+  auto best_value = [&] { return n_cand ? cand_f[0] : R; };
   while (!heap.empty()) {
     Event e = heap.top();
     heap.pop();
@@ -104,23 +132,20 @@ StepFit exact_step_search(const double* r, int64_t d, int L, const double* impor
     S2 += g.s * (2.0 * e.k - 1.0);
     t_hi = e.value;
     if (e.pos + 1 < n) heap.push({mags[static_cast<size_t>(e.pos + 1)].m / (e.k - 0.5), e.k, e.pos + 1});
-  }
-  consider_piece(0.0, t_hi);  // below the last breakpoint every nonzero element sits at ±L
-
-  for (int i = 0; i < n_cand; ++i) {
-    double f = weighted_rtn_error(r, d, cand_t[i], L, importance, nullptr);
-    if (f < best.error) {
-      best.error = f;
-      best.step = cand_t[i];
+    double TL = t_hi * L;
+    while (prefix < n && mags[static_cast<size_t>(prefix)].m > TL) {
+      const Magnitude& p = mags[static_cast<size_t>(prefix++)];
+      A0 += p.s;
+      A1 += p.s * p.m;
+      A2 += p.s * p.m * p.m;
+    }
+    if (n_cand > 0 && prefix > 0) {
+      double bound = A2 - 2.0 * TL * A1 + TL * TL * A0;
+      if (bound > best_value() * (1 + 1e-9) + 1e-12 * R) return finish_search(r, d, L, importance, codes, best, cand_f, cand_t, n_cand);
     }
   }
-  if (codes) {
-    if (best.step > 0)
-      weighted_rtn_error(r, d, best.step, L, importance, codes);
-    else
-      std::fill(codes, codes + d, static_cast<int8_t>(0));
-  }
-  return best;
+  consider_piece(0.0, t_hi);  // below the last breakpoint every nonzero element sits at ±L
+  return finish_search(r, d, L, importance, codes, best, cand_f, cand_t, n_cand);
 }
 
 StepFit grid_step_search(const double* r, int64_t d, int L, int n_candidates,

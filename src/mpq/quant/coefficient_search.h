@@ -9,7 +9,9 @@
 // breakpoints in decreasing order updates S1 += s_j |r_j| and S2 += s_j (2k - 1) per crossing,
 // so every piece is visited once. The breakpoints of level k are |r_j| / (k - 1/2) for all j, a
 // scaled copy of the sorted magnitudes, so they come out in order from an L-way merge:
-// O(d log d + d L log L) time, O(d + L) memory. Because the piece formula cancels badly when
+// O(d log d + d L log L) time, O(d + L) memory. The sweep stops early once a lower bound on f
+// for all smaller t (the error of the elements already saturated at ±L) exceeds the best piece;
+// for Gaussian weights at 4 bits this skips most breakpoints, which lie below the optimum. Because the piece formula cancels badly when
 // R dwarfs the optimum (1e30 next to 1), the few best pieces are re-evaluated exactly from their
 // codes; the result is optimal to within ~1e-12 * R, and exact on the tested extreme vectors.
 //

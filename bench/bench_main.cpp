@@ -1,0 +1,282 @@
+// mpq_bench: the benchmarks named in the issues, printed as tables (scripts/bench.sh runs them
+// all). Timings are wall-clock medians of repeated runs on this machine; compare ratios measured
+// in one run, never absolute numbers across machines.
+//
+//   mpq_bench resnet18   quantize every weight of ResNet-18-shaped layers (random weights,
+//                        synthetic calibration statistics) at 4 bits, 1 point + 10% extra
+//   mpq_bench search     exact coefficient search vs a 1024-candidate grid: error and speed
+//   mpq_bench calib      calibration statistics vs one FP forward pass on the same images
+//   mpq_bench latency    expanded (deployable) model vs original, forward latency
+//   mpq_bench eval       evaluation throughput of the default models (images/s)
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mpq/data/calibration.h"
+#include "mpq/data/fashion_mnist.h"
+#include "mpq/eval/evaluate.h"
+#include "mpq/model/expand.h"
+#include "mpq/model/network.h"
+#include "mpq/ptq/calibrate.h"
+#include "mpq/ptq/quantize.h"
+#include "mpq/quant/allocation.h"
+#include "mpq/quant/coefficient_search.h"
+#include "mpq/quant/grid.h"
+#include "mpq/quant/multipoint_layer.h"
+#include "mpq/train/train.h"
+#include "mpq/util/progress.h"
+#include "mpq/util/threads.h"
+
+using namespace mpq;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+template <typename F>
+double median_seconds(int reps, F&& f) {
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    auto a = Clock::now();
+    f();
+    t.push_back(secs(a));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// --- resnet18 -------------------------------------------------------------------------------
+
+struct Shape {
+  int64_t c_out, c_in, k, hw_out;  // hw_out: output spatial size at 224x224 input
+};
+
+int bench_resnet18(int max_points) {
+  // torchvision ResNet-18: conv1, 4 stages of 2 BasicBlocks, 3 downsample 1x1 convs, fc.
+  std::vector<Shape> shapes = {{64, 3, 7, 112}};
+  for (int i = 0; i < 4; ++i) shapes.push_back({64, 64, 3, 56});
+  shapes.push_back({128, 64, 3, 28});
+  for (int i = 0; i < 3; ++i) shapes.push_back({128, 128, 3, 28});
+  shapes.push_back({128, 64, 1, 28});
+  shapes.push_back({256, 128, 3, 14});
+  for (int i = 0; i < 3; ++i) shapes.push_back({256, 256, 3, 14});
+  shapes.push_back({256, 128, 1, 14});
+  shapes.push_back({512, 256, 3, 7});
+  for (int i = 0; i < 3; ++i) shapes.push_back({512, 512, 3, 7});
+  shapes.push_back({512, 256, 1, 7});
+  shapes.push_back({1000, 512, 1, 1});
+  torch::manual_seed(0);
+  std::vector<torch::Tensor> weights;
+  std::vector<quant::SecondMoment> stats;
+  int64_t params = 0;
+  std::printf("setting up %zu layers (random weights, synthetic statistics from 1024 random input rows)...\n", shapes.size());
+  for (const auto& s : shapes) {
+    int64_t d = s.c_in * s.k * s.k;
+    weights.push_back(torch::randn({s.c_out, d}) * std::sqrt(2.0 / static_cast<double>(d)));
+    params += s.c_out * d;
+    auto x = torch::randn({1024, d}).abs_();  // post-ReLU-like inputs
+    quant::SecondMoment m;
+    m.groups = 1;
+    m.d = d;
+    m.data = (x.t().mm(x) / 1024.0).unsqueeze(0).contiguous();
+    m.rows_seen = 1024;
+    stats.push_back(m);
+  }
+  double rss_before = peak_rss_mb();
+  auto t0 = Clock::now();
+  std::vector<quant::LayerCandidates> cands;
+  std::vector<quant::LayerTables> tables;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    quant::LayerQuantSpec spec;
+    spec.w = weights[i].data_ptr<float>();
+    spec.c_out = shapes[i].c_out;
+    spec.d = weights[i].size(1);
+    spec.bits = 4;
+    spec.max_points = max_points;
+    spec.stats = &stats[i];
+    spec.point_cost_macs = static_cast<double>(spec.d * shapes[i].hw_out * shapes[i].hw_out);
+    cands.push_back(quant::LayerCandidates::build(spec));
+    tables.push_back(cands.back().tables());
+  }
+  double t_build = secs(t0);
+  quant::AllocationOptions o;
+  o.max_points = max_points;
+  o.budget = 0.10;
+  auto a = quant::allocate(tables, o);
+  int64_t points = 0;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    auto q = cands[i].finalize(a.points[i], a.grant_order[i], quant::Refit::kNone, nullptr, nullptr);
+    points += q.total_points();
+  }
+  double total = secs(t0);
+  std::printf("ResNet-18 shapes: %zu layers, %.2fM weights, 4 bits, max_points %d, budget 10%% of channels\n",
+              shapes.size(), static_cast<double>(params) / 1e6, max_points);
+  std::printf("  candidates (greedy points + output-error tables): %.2f s\n", t_build);
+  std::printf("  total incl. allocation and packing:               %.2f s  (goal <= 10 s)\n", total);
+  std::printf("  extra points granted: %lld; peak RSS %.0f MB (%.0f MB before quantizing: weights + statistics)\n",
+              static_cast<long long>(a.granted), peak_rss_mb(), rss_before);
+  return 0;
+}
+
+// --- search ---------------------------------------------------------------------------------
+
+int bench_search() {
+  std::printf("| bits | d | vectors | exact error / grid-1024 error (mean, max) | exact ms | grid ms | speed ratio |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::mt19937_64 rng(1);
+  std::normal_distribution<double> n(0, 1);
+  for (int bits : {2, 3, 4, 8}) {
+    for (int64_t d : {int64_t{64}, int64_t{576}, int64_t{4608}}) {
+      int count = d >= 4608 ? 64 : 256;
+      std::vector<std::vector<double>> vs(static_cast<size_t>(count), std::vector<double>(static_cast<size_t>(d)));
+      for (auto& v : vs)
+        for (auto& x : v) x = n(rng);
+      int L = quant::max_level(bits);
+      std::vector<double> ex(static_cast<size_t>(count)), gr(static_cast<size_t>(count));
+      double te = median_seconds(3, [&] {
+        for (int i = 0; i < count; ++i) ex[static_cast<size_t>(i)] = quant::exact_step_search(vs[static_cast<size_t>(i)].data(), d, L, nullptr, nullptr).error;
+      });
+      double tg = median_seconds(3, [&] {
+        for (int i = 0; i < count; ++i) gr[static_cast<size_t>(i)] = quant::grid_step_search(vs[static_cast<size_t>(i)].data(), d, L, 1024, nullptr, nullptr).error;
+      });
+      double mean = 0, mx = 0;
+      for (int i = 0; i < count; ++i) {
+        double r = ex[static_cast<size_t>(i)] / gr[static_cast<size_t>(i)];
+        mean += r / count;
+        mx = std::max(mx, r);
+      }
+      std::printf("| %d | %lld | %d | %.4f, %.4f | %.3f | %.3f | %.1fx |\n", bits, static_cast<long long>(d), count, mean, mx,
+                  1e3 * te / count, 1e3 * tg / count, tg / te);
+    }
+  }
+  return 0;
+}
+
+// --- models ---------------------------------------------------------------------------------
+
+std::string default_model(const std::string& arch) {
+  return train::resolve_model_ref("default:" + arch, "results/models", data::kFashionMnistDefaultRoot);
+}
+
+int bench_calib() {
+  auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
+  auto idx = data::calibration_indices(train->size(), 256, 0);
+  std::printf("| model | N | FP forward (s) | statistics, all layers (s) | ratio |\n|---|---:|---:|---:|---:|\n");
+  for (std::string arch : {"resnet20", "mobilenetv2"}) {
+    auto net = model::Network::load(default_model(arch));
+    std::vector<int> layers;
+    for (const auto& L : net.layers()) layers.push_back(L.index);
+    ptq::CalibrationOptions o;
+    double tf = median_seconds(5, [&] {
+      for (size_t b = 0; b < idx.size(); b += 64) {
+        std::vector<int64_t> part(idx.begin() + static_cast<long>(b), idx.begin() + static_cast<long>(std::min(idx.size(), b + 64)));
+        torch::Tensor x, y;
+        train->load(part, &x, &y);
+        net.forward(x);
+      }
+    });
+    double ts = median_seconds(5, [&] { ptq::collect_statistics(net, *train, idx, layers, o); });
+    std::printf("| %s | %zu | %.3f | %.3f | %.1fx |\n", arch.c_str(), idx.size(), tf, ts, ts / tf);
+  }
+  return 0;
+}
+
+int bench_latency() {
+  auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
+  auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
+  torch::Tensor x, y;
+  test->load_range(0, 256, &x, &y);
+  std::printf("| model | budget | extra channels | original ms/batch | expanded ms/batch | ratio |\n|---|---:|---:|---:|---:|---:|\n");
+  for (std::string arch : {"resnet20", "mobilenetv2"}) {
+    std::string path = default_model(arch);
+    auto original = torch::jit::load(path);
+    original.eval();
+    for (double budget : {0.0, 0.10, 0.25}) {
+      auto net = model::Network::load(path);
+      ptq::WeightConfig w;
+      w.method = "multipoint";
+      w.granularity = quant::Granularity::kPerLayer;
+      w.allocation.budget = budget;
+      ptq::CalibrationContext cc;
+      cc.data = train.get();
+      cc.indices = data::calibration_indices(train->size(), 256, 0);
+      auto nq = ptq::quantize_network(net, w, cc);
+      std::vector<const quant::QuantizedLayer*> qs;
+      int64_t C = 0, P = 0;
+      for (const auto& o : nq.layers) {
+        qs.push_back(o.quantized ? &o.q : nullptr);
+        if (o.quantized) {
+          C += o.q.c_out;
+          P += o.q.total_points();
+        }
+      }
+      std::string out = "/tmp/mpq_bench_" + arch + "_expanded.pt";
+      model::export_expanded(net, qs, out);
+      auto expanded = torch::jit::load(out);
+      expanded.eval();
+      torch::NoGradGuard ng;
+      for (int i = 0; i < 3; ++i) {  // warm-up (profiling executor)
+        original.forward({x});
+        expanded.forward({x});
+      }
+      double to = 1e3 * median_seconds(15, [&] { original.forward({x}); });
+      double te = 1e3 * median_seconds(15, [&] { expanded.forward({x}); });
+      std::printf("| %s | %.0f%% | %.1f%% | %.2f | %.2f | %.2f |\n", arch.c_str(), 100 * budget,
+                  100.0 * static_cast<double>(P - C) / static_cast<double>(C), to, te, te / to);
+    }
+  }
+  return 0;
+}
+
+int bench_eval() {
+  auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
+  std::printf("| model | threads | images | seconds | images/s |\n|---|---:|---:|---:|---:|\n");
+  for (std::string arch : {"resnet20", "mobilenetv2"}) {
+    auto net = model::Network::load(default_model(arch));
+    for (int threads : {1, 2}) {
+      apply_threads(threads);
+      eval::EvalOptions o;
+      eval::evaluate(net, *test, o);  // warm-up
+      std::vector<double> rates;
+      for (int r = 0; r < 3; ++r) rates.push_back(eval::evaluate(net, *test, o).images_per_second);
+      std::sort(rates.begin(), rates.end());
+      std::printf("| %s | %d | %lld | %.2f | %.0f |\n", arch.c_str(), threads, static_cast<long long>(test->size()),
+                  static_cast<double>(test->size()) / rates[1], rates[1]);
+    }
+  }
+  apply_threads(0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: mpq_bench resnet18|search|calib|latency|eval\n");
+    return 2;
+  }
+  set_quiet(true);
+  int threads = apply_threads(0);
+  std::printf("# mpq_bench %s (%d threads)\n", argv[1], threads);
+  std::string what = argv[1];
+  if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
+  if (what == "search") return bench_search();
+  if (what == "calib") return bench_calib();
+  if (what == "latency") return bench_latency();
+  if (what == "eval") return bench_eval();
+  std::fprintf(stderr, "mpq_bench: unknown benchmark '%s'\n", argv[1]);
+  return 2;
+}

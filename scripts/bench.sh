@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of bench/ and prints their tables (numbers for notes and docs).
+# Usage: scripts/bench.sh [resnet18|search|calib|latency|eval|sweep ...]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --with-python
+scripts/build.sh
+which=("$@")
+[ ${#which[@]} -eq 0 ] && which=(resnet18 search calib latency eval sweep)
+for b in "${which[@]}"; do
+  case "$b" in
+    sweep) bash bench/bench_sweep.sh ;;
+    resnet18) build/bench/mpq_bench resnet18 2; build/bench/mpq_bench resnet18 4 ;;
+    *) build/bench/mpq_bench "$b" ;;
+  esac
+  echo
+done
