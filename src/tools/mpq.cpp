@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   quantize->footer(
       "Examples:\n"
       "  mpq quantize --model default:resnet20 --bits 4 --granularity per_layer -o results/r20_w4.h5\n"
-      "  mpq quantize --config configs/trial_rtn.json --set weights.bits=3 -o results/w3.h5\n"
+      "  mpq quantize --config configs/trials/rtn_w4.json --set weights.bits=3 -o results/w3.h5\n"
       "  mpq quantize --model default:mobilenetv2 --method multipoint --bits 4 --granularity per_layer \\\n"
       "      --set weights.multipoint.budget=0.1 -o results/mp.h5 --export results/mp_expanded.pt\n"
       "Every config key is listed in docs/configs.md; flags override --config, --set overrides both.");
@@ -221,6 +221,12 @@ int main(int argc, char** argv) {
   aggregate->add_option("dir", a_dir, "sweep results directory")->required();
   aggregate->add_option("--pivot", a_pivots, "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable)");
   aggregate->add_option("--metrics", a_metrics, "metrics of the summary table (default top1 agreement kl extra_channels_pct)");
+
+  // --- schema --------------------------------------------------------------------------------
+  auto* schema = app.add_subcommand("schema", "print every config key of a config kind as a Markdown table");
+  schema->footer("Examples:\n  mpq schema trial\n  mpq schema train");
+  std::string sc_kind;
+  schema->add_option("kind", sc_kind, "trial | train")->required()->check(CLI::IsMember({"trial", "train"}));
 
   try {
     app.parse(argc, argv);
@@ -299,6 +305,8 @@ int main(int argc, char** argv) {
       std::printf("trial %s: %s\n", out.record.trial_id.substr(0, 16).c_str(),
                   mpq::sweep::summarize(out.record).c_str());
       if (!out.output_path.empty()) std::printf("wrote %s\n", out.output_path.c_str());
+    } else if (*schema) {
+      std::fputs((sc_kind == "trial" ? mpq::sweep::trial_schema() : mpq::train::train_schema()).markdown().c_str(), stdout);
     } else if (*plan) {
       mpq::apply_threads(0);
       auto spec = mpq::sweep::load_sweep(p_file);

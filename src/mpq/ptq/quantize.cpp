@@ -1,6 +1,8 @@
 #include "mpq/ptq/quantize.h"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <map>
 
@@ -121,7 +123,8 @@ int layer_bits(const WeightConfig& w, int index, int count) {
   return w.bits;
 }
 
-NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib) {
+NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib,
+                                     LayerDistribution* dist) {
   const auto& infos = net.layers();
   const int count = static_cast<int>(infos.size());
   NetworkQuantization out;
@@ -131,70 +134,119 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     if (layer_bits(w, L.index, count) > 0) todo.push_back(L.index);
   auto t0 = std::chrono::steady_clock::now();
 
-  if (w.method == "rtn") {
-    for (int i : todo) {
-      const auto& L = infos[static_cast<size_t>(i)];
-      int bits = layer_bits(w, i, count);
-      auto& o = out.layers[static_cast<size_t>(i)];
-      o.quantized = true;
-      o.q = quant::quantize_rtn_layer(net.fp_weight(i).data_ptr<float>(), L.c_out, L.d(), bits, w.granularity);
-      o.attrs = {{"bits", bits}, {"method", w.method}, {"granularity", quant::granularity_name(w.granularity)}};
-      set_dequantized(net, i, o.q);
+  const bool multipoint = w.method == "multipoint";
+  const int K = multipoint ? w.allocation.max_points : 1;
+  out.used_calibration = uses_calibration(w);
+  if (out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
+    throw ConfigError("method '" + w.method + "' needs calibration data (calibration.size > 0)");
+  if (dist && out.used_calibration && w.statistics != "fp")
+    throw ConfigError("/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run layer-parallel");
+
+  // Which layers this process handles.
+  std::vector<int> mine = todo;
+  if (dist) {
+    std::vector<double> cost;
+    for (int i : todo) cost.push_back(static_cast<double>(infos[static_cast<size_t>(i)].params()) * K);
+    mine = dist->assign(todo, cost);
+  }
+  // Runs local work and, when distributed, makes every process agree on failures.
+  auto local = [&](const std::function<void()>& f) {
+    std::string error;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      if (!dist) throw;
+      error = e.what();
     }
+    if (dist) dist->agree(error);
+  };
+  auto set_all = [&]() {
+    for (int i : todo) set_dequantized(net, i, out.layers[static_cast<size_t>(i)].q);
+  };
+
+  if (w.method == "rtn") {
+    std::map<int, LayerOutcome> done;
+    local([&] {
+      for (int i : mine) {
+        const auto& L = infos[static_cast<size_t>(i)];
+        int bits = layer_bits(w, i, count);
+        LayerOutcome o;
+        o.quantized = true;
+        o.q = quant::quantize_rtn_layer(net.fp_weight(i).data_ptr<float>(), L.c_out, L.d(), bits, w.granularity);
+        o.attrs = {{"bits", bits}, {"method", w.method}, {"granularity", quant::granularity_name(w.granularity)}};
+        done[i] = std::move(o);
+      }
+    });
+    auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
+    for (size_t k = 0; k < todo.size(); ++k)
+      out.layers[static_cast<size_t>(todo[k])] = dist ? std::move(all[k]) : std::move(done[todo[k]]);
+    set_all();
     out.summary["quant_seconds"] = since(t0);
     return out;
   }
 
-  const bool multipoint = w.method == "multipoint";
-  const int K = multipoint ? w.allocation.max_points : 1;
   quant::AllocationOptions alloc = w.allocation;
   if (!multipoint) {
     alloc.policy = quant::Policy::kUniform;
     alloc.uniform_points = 1;
   }
-  out.used_calibration = uses_calibration(w);
-  if (out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
-    throw ConfigError("method '" + w.method + "' needs calibration data (calibration.size > 0)");
-
   double calib_seconds = 0;
   quant::Allocation allocation;
   if (!out.used_calibration || w.statistics == "fp") {
-    std::vector<quant::SecondMoment> stats;
-    if (out.used_calibration) {
-      auto tc = std::chrono::steady_clock::now();
-      net.restore_fp();
-      json desc = calib.cache_description;
-      desc["batch_size"] = calib.options.batch_size;
-      desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
-      desc["sample_seed"] = calib.options.seed;
-      stats = cached_statistics(calib.cache_dir, desc, todo, [&] {
-        return collect_statistics(net, *calib.data, calib.indices, todo, calib.options);
-      }, &out.stats_cache_hit);
-      calib_seconds = since(tc);
-    }
-    std::vector<quant::LayerCandidates> cands;
+    std::vector<quant::SecondMoment> stats;  // for `mine`, in order
+    std::map<int, quant::LayerCandidates> cands;
+    std::map<int, quant::LayerTables> my_tables;
+    local([&] {
+      if (out.used_calibration) {
+        auto tc = std::chrono::steady_clock::now();
+        net.restore_fp();
+        json desc = calib.cache_description;
+        desc["batch_size"] = calib.options.batch_size;
+        desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
+        desc["sample_seed"] = calib.options.seed;
+        stats = cached_statistics(calib.cache_dir, desc, mine, [&] {
+          return collect_statistics(net, *calib.data, calib.indices, mine, calib.options);
+        }, &out.stats_cache_hit);
+        calib_seconds = since(tc);
+      }
+      Progress bar("quantize " + w.method, static_cast<int64_t>(mine.size()));
+      for (size_t k = 0; k < mine.size(); ++k) {
+        const auto& L = infos[static_cast<size_t>(mine[k])];
+        auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K, quant::FirstPoint::kOptimal,
+                              stats.empty() ? nullptr : &stats[k]);
+        auto it = cands.emplace(mine[k], quant::LayerCandidates::build(spec)).first;
+        my_tables[mine[k]] = it->second.tables();
+        bar.advance(1);
+      }
+      bar.finish();
+    });
     std::vector<quant::LayerTables> tables;
-    Progress bar("quantize " + w.method, static_cast<int64_t>(todo.size()));
-    for (size_t k = 0; k < todo.size(); ++k) {
-      const auto& L = infos[static_cast<size_t>(todo[k])];
-      auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K, quant::FirstPoint::kOptimal,
-                            stats.empty() ? nullptr : &stats[k]);
-      cands.push_back(quant::LayerCandidates::build(spec));
-      tables.push_back(cands.back().tables());
-      bar.advance(1);
+    if (dist) {
+      tables = dist->share_tables(todo, my_tables);
+    } else {
+      for (int i : todo) tables.push_back(my_tables[i]);
     }
-    bar.finish();
-    allocation = quant::allocate(tables, alloc);
-    for (size_t k = 0; k < todo.size(); ++k) {
-      int i = todo[k];
-      auto& o = out.layers[static_cast<size_t>(i)];
-      double fwe = 0, foe = 0;
-      o.q = cands[k].finalize(allocation.points[k], allocation.grant_order[k], multipoint ? w.refit : quant::Refit::kNone,
-                              &fwe, &foe);
-      o.quantized = true;
-      o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[k]);
-      set_dequantized(net, i, o.q);
-    }
+    allocation = quant::allocate(tables, alloc);  // identical on every process
+    std::map<int, LayerOutcome> done;
+    local([&] {
+      for (size_t k = 0; k < todo.size(); ++k) {
+        int i = todo[k];
+        auto it = cands.find(i);
+        if (it == cands.end()) continue;
+        size_t slot = static_cast<size_t>(std::find(mine.begin(), mine.end(), i) - mine.begin());
+        LayerOutcome o;
+        double fwe = 0, foe = 0;
+        o.q = it->second.finalize(allocation.points[k], allocation.grant_order[k],
+                                  multipoint ? w.refit : quant::Refit::kNone, &fwe, &foe);
+        o.quantized = true;
+        o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[slot]);
+        done[i] = std::move(o);
+      }
+    });
+    auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
+    for (size_t k = 0; k < todo.size(); ++k)
+      out.layers[static_cast<size_t>(todo[k])] = dist ? std::move(all[k]) : std::move(done[todo[k]]);
+    set_all();
   } else {
     // Quantized prefix: layer by layer, statistics measured with the earlier layers quantized.
     quant::AllocationOptions per_layer = alloc;

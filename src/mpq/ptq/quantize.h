@@ -12,6 +12,7 @@
 // quantized ("quantized_prefix"; allocation is then per layer).
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -65,11 +66,34 @@ struct NetworkQuantization {
   bool stats_cache_hit = false;
 };
 
+/// Splits the layers of one network across processes (layer-parallel sweeps). quantize_network
+/// calls these in the same order on every process; implementations communicate (sweep/ uses
+/// MPI) and must give every process the same answers.
+class LayerDistribution {
+ public:
+  virtual ~LayerDistribution() = default;
+  /// The subset of `todo` (layer indices) this process quantizes. `cost[i]` estimates todo[i]'s work.
+  virtual std::vector<int> assign(const std::vector<int>& todo, const std::vector<double>& cost) = 0;
+  /// Every process's tables, in `todo` order. `mine` holds this process's layers.
+  virtual std::vector<quant::LayerTables> share_tables(const std::vector<int>& todo,
+                                                       const std::map<int, quant::LayerTables>& mine) = 0;
+  /// Every process's finished layers, in `todo` order.
+  virtual std::vector<LayerOutcome> share_layers(const std::vector<int>& todo,
+                                                 const std::map<int, LayerOutcome>& mine) = 0;
+  /// Collective error agreement: if any process passes a non-empty message, every process
+  /// throws InputError with the first such message (by rank).
+  virtual void agree(const std::string& my_error) = 0;
+};
+
 /// Bits of layer `index` of `count` under the first/last-layer convention; 0 = keep FP.
 int layer_bits(const WeightConfig& w, int index, int count);
 
 /// Quantizes every layer of `net` (which must hold FP weights) and sets the dequantized weights
-/// into it.
-NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib);
+/// into it. With `dist`, the layers are split across processes (statistics, candidates and
+/// finalization of each layer happen on one process; the allocation runs on the shared tables)
+/// and every process ends with the whole quantized network; the result equals the
+/// single-process one. Quantized-prefix statistics cannot be distributed (ConfigError).
+NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib,
+                                     LayerDistribution* dist = nullptr);
 
 }  // namespace mpq::ptq

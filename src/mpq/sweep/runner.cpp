@@ -5,10 +5,12 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
 #include "mpq/store/trial_file.h"
+#include "mpq/sweep/mpi_distribution.h"
 #include "mpq/sweep/mpi_session.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
@@ -48,15 +50,15 @@ Report from_json(const json& j) {
           j.at("seconds").get<double>(), j.at("busy").get<double>()};
 }
 
-// Runs one work item on this rank; never throws.
-Report execute(const json& item, TrialContext& ctx, int threads) {
+// Runs one work item on this rank (or on all ranks with `dist`); never throws.
+Report execute(const json& item, TrialContext& ctx, int threads, TrialDistribution* dist = nullptr) {
   Report r;
   double t0 = now_seconds();
   ThreadQuiet quiet;  // the sweep bar on rank 0 reports progress; trials stay silent
   try {
     json cfg = item.at("config");
     cfg["threads"] = threads;
-    auto out = run_trial(cfg, ctx);
+    auto out = run_trial(cfg, ctx, dist);
     if (out.record.trial_id != item.at("id").get<std::string>())
       throw InputError("trial id changed between planning and running (model or data files modified?)");
     r.ok = true;
@@ -250,7 +252,40 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
   apply_threads(threads);
   TrialContext ctx;
 
-  if (rank == 0) {
+  if (spec.run.mode == "layers") {
+    // Layer-parallel: every rank takes part in every trial, in plan order.
+    MpiTrialDistribution dist(rank, size);
+    std::unique_ptr<Scheduler> sched;
+    std::unique_ptr<store::Ledger> ledger;
+    if (rank == 0) {
+      info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
+           std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
+           " to run layer-parallel on " + std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
+      auto history = store::fold_ledger(store::read_ledger(dir.ledger_path()));
+      ledger = std::make_unique<store::Ledger>(dir.ledger_path());
+      ledger->append({{"event", "sweep_start"}, {"ranks", size}, {"threads_per_rank", threads},
+                      {"work", static_cast<int>(work.size())}, {"mode", spec.run.mode}});
+      sched = std::make_unique<Scheduler>(work, *ledger, history, size);
+    }
+    for (size_t w = 0; w < work.size(); ++w) {
+      if (rank == 0) sched->next(0);
+      double a = now_seconds();
+      Report r = execute(work[w], ctx, threads, &dist);
+      r.work = static_cast<int>(w);
+      r.busy = now_seconds() - a;
+      if (rank == 0) sched->report(0, r);
+    }
+    if (rank == 0) {
+      sched->finish();
+      result.ran = static_cast<int>(work.size());
+      result.succeeded = sched->succeeded;
+      result.failed = sched->failed;
+      result.trial_seconds = sched->trial_seconds;
+      result.busy_seconds = sched->busy_seconds;
+      ledger->append({{"event", "sweep_end"}, {"succeeded", sched->succeeded}, {"failed", sched->failed}});
+      result.final_status = dir.status(spec.run.max_attempts);
+    }
+  } else if (rank == 0) {
     if (plan.size() > 0)
       info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
            std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +

@@ -110,7 +110,7 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
 
 }  // namespace
 
-TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
+TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* dist) {
   auto t_start = std::chrono::steady_clock::now();
   std::string start_time = utc_now_iso();
   int threads = apply_threads(cfg["threads"].get<int>());
@@ -125,26 +125,67 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   }
   const std::string output = cfg["output"].get<std::string>();
 
+  // With several processes, a failure on one must become a failure on all before the next
+  // collective step, or the others would wait forever.
+  auto agreed = [&](const auto& f) {
+    if (!dist) return f();
+    std::string error;
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    dist->agree(error);
+    MPQ_ASSERT(false, "agree() returned after a local error");
+    return f();
+  };
+
   // Data first: a model reference may need the training split to train a default model.
   const json& dcfg = cfg["data"];
   const std::string dname = dcfg["name"], droot = dcfg["root"];
-  const auto& test = ctx.dataset(dname, droot, "test", 0);
-  const auto& train = ctx.dataset(dname, droot, "train", 0);
-
   const json& mcfg = cfg["model"];
-  std::string model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(),
-                                                    mcfg["cache_dir"].get<std::string>(), droot);
   model::LoadOptions lo;
   lo.fold_bn = mcfg["fold_bn"].get<bool>();
   lo.input_shape = mcfg["input_shape"].get<std::vector<int64_t>>();
-  if (lo.input_shape.empty()) lo.input_shape = test.image_shape();
-  model::Network& net = ctx.network(model_path, lo);
+  struct Setup {
+    const data::ClassificationDataset* test;
+    const data::ClassificationDataset* train;
+    std::string model_path;
+    model::Network* net;
+  };
+  Setup su = agreed([&] {
+    Setup x;
+    x.test = &ctx.dataset(dname, droot, "test", 0);
+    x.train = &ctx.dataset(dname, droot, "train", 0);
+    x.model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(), mcfg["cache_dir"].get<std::string>(), droot);
+    if (lo.input_shape.empty()) lo.input_shape = x.test->image_shape();
+    x.net = &ctx.network(x.model_path, lo);
+    return x;
+  });
+  if (dist) dist->agree("");
+  const auto& test = *su.test;
+  const auto& train = *su.train;
+  const std::string model_path = su.model_path;
+  model::Network& net = *su.net;
   std::string id = trial_id(cfg, net.sha256(), test.fingerprint());
 
   eval::EvalOptions eo;
   eo.batch_size = dcfg["batch_size"].get<int64_t>();
   eo.limit = dcfg["eval_limit"].get<int64_t>();
-  const FpReference& fp = ctx.fp_reference(net, net.sha256() + (lo.fold_bn ? "|fold" : "|nofold"), test, eo);
+  if (dist) {
+    // Shard the evaluation set on batch boundaries: every rank sees exactly the batches a
+    // single-process run would.
+    int64_t n = test.size();
+    if (eo.limit > 0 && eo.limit < n) n = eo.limit;
+    int64_t batches = (n + eo.batch_size - 1) / eo.batch_size;
+    eo.begin = batches * dist->rank() / dist->size() * eo.batch_size;
+    eo.end = std::min(n, batches * (dist->rank() + 1) / dist->size() * eo.batch_size);
+  }
+  const FpReference& fp = *agreed([&] {
+    return &ctx.fp_reference(net, net.sha256() + (lo.fold_bn ? "|fold" : "|nofold") + "|" +
+                                      std::to_string(eo.begin) + ":" + std::to_string(eo.end), test, eo);
+  });
+  if (dist) dist->agree("");
 
   const json& ccfg = cfg["calibration"];
   auto calib = data::calibration_indices(train.size(), ccfg["size"].get<int64_t>(), ccfg["seed"].get<uint64_t>());
@@ -161,7 +202,7 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   cc.cache_description = {{"model_sha256", net.sha256()}, {"fold_bn", lo.fold_bn}, {"input_shape", lo.input_shape},
                           {"data", train.fingerprint()}, {"indices_sha256", sha256_hex(json(calib).dump())}};
   net.restore_fp();
-  auto nq = ptq::quantize_network(net, wcfg, cc);
+  auto nq = ptq::quantize_network(net, wcfg, cc, dist);
 
   const auto& layers = net.layers();
   store::TrialRecord rec;
@@ -188,8 +229,20 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   // --- evaluate ---
   eval::EvalOptions qo = eo;
   qo.label = "eval quantized";
-  auto qres = eval::evaluate(net, test, qo);
-  auto fid = eval::compare_logits(fp.result.logits, qres.logits);
+  auto qres = agreed([&] { return eval::evaluate(net, test, qo); });
+  if (dist) dist->agree("");
+  auto [agree, kl_sum] = eval::fidelity_sums(fp.result.logits, qres.logits);
+  // Counts and sums; reduced over ranks when the evaluation is sharded.
+  double sums[7] = {qres.correct1, qres.correct5, fp.result.correct1, fp.result.correct5, agree, kl_sum,
+                    static_cast<double>(qres.n)};
+  if (dist) dist->allreduce_sum(sums, 7);
+  const double n_eval = sums[6];
+  auto frac = [&](double v) { return n_eval > 0 ? v / n_eval : 0.0; };
+  qres.top1 = frac(sums[0]);
+  qres.top5 = frac(sums[1]);
+  qres.n = static_cast<int64_t>(n_eval);
+  eval::Fidelity fid{frac(sums[4]), frac(sums[5])};
+  const double fp_top1 = frac(sums[2]), fp_top5 = frac(sums[3]);
 
   rec.trial_id = id;
   rec.config = cfg;
@@ -198,8 +251,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
                  {"top5", qres.top5},
                  {"agreement", fid.agreement},
                  {"kl", fid.kl},
-                 {"fp_top1", fp.result.top1},
-                 {"fp_top5", fp.result.top5},
+                 {"fp_top1", fp_top1},
+                 {"fp_top5", fp_top5},
                  {"n_eval", qres.n},
                  {"eval_seconds", qres.seconds},
                  {"images_per_second", qres.images_per_second},
@@ -234,6 +287,7 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   m["calibration_seed"] = ccfg["seed"];
   m["calibration_used"] = nq.used_calibration;
   m["calibration_statistics"] = nq.used_calibration ? ccfg["statistics"].get<std::string>() : "none";
+  m["ranks"] = dist ? dist->size() : 1;
   m["weight_method"] = wcfg.method;
   m["weight_bits"] = wcfg.bits;
   m["weight_granularity"] = quant::granularity_name(wcfg.granularity);
@@ -245,8 +299,9 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   m["bias_correction"] = false;
 
   TrialOutcome out;
+  const bool writer = !dist || dist->rank() == 0;
   const std::string export_path = cfg["export"].get<std::string>();
-  if (!export_path.empty()) {
+  if (!export_path.empty() && writer) {
     std::vector<const quant::QuantizedLayer*> qs;
     for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
     auto ex = model::export_expanded(net, qs, export_path);
@@ -258,7 +313,7 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx) {
   m["seconds"] = seconds_since(t_start);
   rec.manifest = m;
   out.record = std::move(rec);
-  if (!output.empty()) {
+  if (!output.empty() && writer) {
     store::write_trial(output, out.record);
     out.output_path = output;
   }

@@ -13,6 +13,7 @@
 #include "mpq/data/dataset.h"
 #include "mpq/eval/evaluate.h"
 #include "mpq/model/network.h"
+#include "mpq/ptq/quantize.h"
 #include "mpq/store/trial_file.h"
 
 namespace mpq::sweep {
@@ -40,6 +41,16 @@ class TrialContext {
   std::map<std::string, FpReference> fp_;
 };
 
+/// Layer-parallel execution of one trial over several processes: the layers are split for
+/// quantization (ptq::LayerDistribution) and the evaluation set is sharded, with counts reduced.
+class TrialDistribution : public ptq::LayerDistribution {
+ public:
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Element-wise sum over all processes, in place.
+  virtual void allreduce_sum(double* values, int n) = 0;
+};
+
 struct TrialOutcome {
   store::TrialRecord record;
   std::string output_path;  ///< where the record was written ("" if not written)
@@ -47,7 +58,9 @@ struct TrialOutcome {
 
 /// Runs the trial described by a resolved config (resolve_trial_config). Writes the HDF5 file
 /// if /output is set. Throws ConfigError / InputError like every other entry point.
-TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx);
+/// With `dist` every process calls this with the same config; the result (codes, metrics)
+/// equals the single-process run, and only rank 0 writes files.
+TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx, TrialDistribution* dist = nullptr);
 
 /// One-line summary of a finished trial for logs: "top-1 88.1% (FP 91.2%) agreement 95.0% ...".
 std::string summarize(const store::TrialRecord& r);

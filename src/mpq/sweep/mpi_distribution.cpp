@@ -1,0 +1,116 @@
+#include "mpq/sweep/mpi_distribution.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "mpq/sweep/mpi_session.h"
+#include "mpq/sweep/serialize.h"
+#include "mpq/util/error.h"
+
+namespace mpq::sweep {
+
+std::vector<int> lpt_assignment(const std::vector<double>& cost, int ranks) {
+  std::vector<size_t> order(cost.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<double> load(static_cast<size_t>(ranks), 0.0);
+  std::vector<int> owner(cost.size(), 0);
+  for (size_t i : order) {
+    int best = 0;
+    for (int r = 1; r < ranks; ++r)
+      if (load[static_cast<size_t>(r)] < load[static_cast<size_t>(best)]) best = r;
+    owner[i] = best;
+    load[static_cast<size_t>(best)] += cost[i];
+  }
+  return owner;
+}
+
+std::vector<int> MpiTrialDistribution::assign(const std::vector<int>& todo, const std::vector<double>& cost) {
+  auto owner = lpt_assignment(cost, size_);
+  std::vector<int> mine;
+  for (size_t i = 0; i < todo.size(); ++i)
+    if (owner[i] == rank_) mine.push_back(todo[i]);
+  return mine;
+}
+
+namespace {
+// Every rank's buffer, in rank order, on every rank.
+std::vector<std::string> allgather(const std::string& mine) {
+  auto parts = mpi_gather_strings(mine, 0);
+  std::string all;
+  if (!parts.empty()) {
+    for (const auto& p : parts) {
+      write_int(all, static_cast<int64_t>(p.size()));
+      all += p;
+    }
+  }
+  mpi_bcast_string(all, 0);
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < all.size()) {
+    auto n = static_cast<size_t>(read_int(all, pos));
+    out.push_back(all.substr(pos, n));
+    pos += n;
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<quant::LayerTables> MpiTrialDistribution::share_tables(const std::vector<int>& todo,
+                                                                   const std::map<int, quant::LayerTables>& mine) {
+  std::string buf;
+  for (const auto& [i, t] : mine) {
+    write_int(buf, i);
+    write_tables(buf, t);
+  }
+  std::map<int, quant::LayerTables> all;
+  for (const auto& part : allgather(buf)) {
+    size_t pos = 0;
+    while (pos < part.size()) {
+      int i = static_cast<int>(read_int(part, pos));
+      all[i] = read_tables(part, pos);
+    }
+  }
+  std::vector<quant::LayerTables> out;
+  for (int i : todo) {
+    MPQ_ASSERT(all.count(i), "a layer's tables are missing after allgather");
+    out.push_back(std::move(all[i]));
+  }
+  return out;
+}
+
+std::vector<ptq::LayerOutcome> MpiTrialDistribution::share_layers(const std::vector<int>& todo,
+                                                                 const std::map<int, ptq::LayerOutcome>& mine) {
+  std::string buf;
+  for (const auto& [i, o] : mine) {
+    write_int(buf, i);
+    write_outcome(buf, o);
+  }
+  std::map<int, ptq::LayerOutcome> all;
+  for (const auto& part : allgather(buf)) {
+    size_t pos = 0;
+    while (pos < part.size()) {
+      int i = static_cast<int>(read_int(part, pos));
+      all[i] = read_outcome(part, pos);
+    }
+  }
+  std::vector<ptq::LayerOutcome> out;
+  for (int i : todo) {
+    MPQ_ASSERT(all.count(i), "a quantized layer is missing after allgather");
+    out.push_back(std::move(all[i]));
+  }
+  return out;
+}
+
+void MpiTrialDistribution::agree(const std::string& my_error) {
+  double flag = my_error.empty() ? 0.0 : 1.0;
+  mpi_allreduce_sum(&flag, 1);
+  if (flag == 0.0) return;
+  for (const auto& e : allgather(my_error))
+    if (!e.empty()) throw InputError(e);
+  throw InputError("a rank failed");
+}
+
+void MpiTrialDistribution::allreduce_sum(double* values, int n) { mpi_allreduce_sum(values, n); }
+
+}  // namespace mpq::sweep

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Sweeps on real MPI ranks with real HDF5 files: 2 ranks == 1 process, SIGKILL + resume, corrupt
+# files redone, failing trials recorded, config changes refused, layer-parallel == single rank.
+source "$(dirname "$0")/lib.sh"
+d="$ART/sweep" && rm -rf "$d" && mkdir -p "$d"
+R20="$ART/models/tiny_resnet20.pt" MNV2="$ART/models/tiny_mobilenetv2.pt"
+MPIRUN=(mpirun --oversubscribe -np 2)
+
+sweep_json() {  # name results_dir [mode] [extra model path]
+  local extra=""; [ -n "${4:-}" ] && extra=", \"$4\""
+  cat <<JSON
+{"name": "$1",
+ "base": {"data": {"eval_limit": 600}, "calibration": {"size": 64, "cache_dir": "$d/cache"}},
+ "axes": [
+   {"key": "model.path", "values": ["$R20", "$MNV2"$extra]},
+   {"key": "weights.bits", "values": [4, 3]},
+   {"variants": [{"label": "RTN", "weights": {"method": "rtn"}},
+                 {"label": "MSE", "weights": {"method": "mse", "granularity": "per_layer"}},
+                 {"label": "MP10", "weights": {"method": "multipoint", "granularity": "per_layer",
+                                                "multipoint": {"budget": 0.1}}}]}
+ ],
+ "run": {"results_dir": "$2", "mode": "${3:-trials}", "threads_per_rank": 1}}
+JSON
+}
+
+# 1. Two ranks give exactly what one process gives.
+sweep_json small "$d/one" >"$d/one.json"
+sweep_json small "$d/two" >"$d/two.json"
+"$MPQ" -q sweep run "$d/one.json" >"$d/one.log" 2>&1 || fail "single-process sweep: $(tail -3 "$d/one.log")"
+"${MPIRUN[@]}" "$MPQ" -q sweep run "$d/two.json" >"$d/two.log" 2>&1 || fail "2-rank sweep: $(tail -3 "$d/two.log")"
+grep -q "12 trials: 12 done, 0 failed" "$d/two.log" && pass "2-rank sweep: 12 done" || fail "2-rank sweep summary: $(cat "$d/two.log")"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/two/small" && pass "2 ranks == 1 process (codes, metrics)" || fail "2 ranks differ from 1 process"
+"$MPQ" -q aggregate "$d/one/small" >/dev/null && "$MPQ" -q aggregate "$d/two/small" >/dev/null
+cmp -s "$d/one/small/aggregate/summary.csv" "$d/two/small/aggregate/summary.csv" && pass "aggregate tables identical" || fail "aggregate tables differ"
+# Both ranks ran trials (dynamic scheduling, rank 0 works too).
+"$PYTHON" - "$d/two/small/ledger.jsonl" <<'PY' && pass "both ranks ran trials" || fail "one rank did all the work"
+import json, sys
+ranks = {json.loads(l)["rank"] for l in open(sys.argv[1]) if '"done"' in l}
+assert ranks == {0, 1}, ranks
+PY
+
+# 2. SIGKILL of one rank mid-sweep, then resume: nothing lost, nothing duplicated.
+sweep_json small "$d/kill" >"$d/kill.json"
+"${MPIRUN[@]}" "$MPQ" -q sweep run "$d/kill.json" >"$d/kill1.log" 2>&1 &
+mpipid=$!
+for _ in $(seq 1 600); do
+  n=$(grep -c '"done"' "$d/kill/small/ledger.jsonl" 2>/dev/null || true)
+  [ "${n:-0}" -ge 3 ] && break
+  sleep 0.1
+done
+victim=$(pgrep -f "mpq -q sweep run $d/kill.json" | sort -n | tail -1)
+[ -n "$victim" ] && kill -9 "$victim"
+wait $mpipid; rc=$?
+[ $rc -ne 0 ] && pass "job died after SIGKILL of rank pid $victim (exit $rc)" || fail "job survived the kill (exit $rc)"
+before=$("$MPQ" status "$d/kill/small" | head -1)
+echo "status after kill: $before"
+echo "$before" | grep -q " 12 done" && fail "the kill came too late to test anything" || pass "sweep interrupted: $before"
+"${MPIRUN[@]}" "$MPQ" -q sweep run "$d/kill.json" >"$d/kill2.log" 2>&1 || fail "resume: $(tail -3 "$d/kill2.log")"
+"$MPQ" status "$d/kill/small" | grep -q "12 trials: 12 done, 0 failed, 0 gave up, 0 pending" && pass "resumed to 12 done" || fail "resume incomplete: $("$MPQ" status "$d/kill/small")"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/kill/small" && pass "killed+resumed == uninterrupted" || fail "killed+resumed differs"
+"$PYTHON" - "$d/kill/small/ledger.jsonl" <<'PY' && pass "no trial completed twice" || fail "a trial completed twice"
+import json, sys, collections
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+done = collections.Counter(r["trial"] for r in recs if r.get("event") == "done")
+assert done and max(done.values()) == 1, done.most_common(3)
+PY
+ls "$d/kill/small/trials" | grep -q tmp && fail "temporary files left in trials/" || pass "no temporary files left"
+
+# 3. A truncated trial file is detected and redone; the other trials are not rerun.
+victim_file=$(ls "$d/kill/small/trials"/*.h5 | head -1)
+truncate -s 2000 "$victim_file"
+"$MPQ" status "$d/kill/small" | grep -q "1 trial file(s) present but invalid" && pass "status reports the truncated file" || fail "truncated file not detected: $("$MPQ" status "$d/kill/small")"
+starts_before=$(grep -c '"started"' "$d/kill/small/ledger.jsonl")
+"$MPQ" -q sweep run "$d/kill.json" >"$d/kill3.log" 2>&1 || fail "rerun after truncation"
+starts_after=$(grep -c '"started"' "$d/kill/small/ledger.jsonl")
+[ $((starts_after - starts_before)) -eq 1 ] && pass "exactly the truncated trial was redone" || fail "redid $((starts_after - starts_before)) trials"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/kill/small" >/dev/null && pass "redone trial identical" || fail "redone trial differs"
+
+# 4. A failing trial is recorded FAILED and the sweep goes on; retried up to the cap.
+echo "corrupt" >"$d/corrupt.pt"
+sweep_json withbad "$d/bad" trials "$d/corrupt.pt" >"$d/bad.json"
+"${MPIRUN[@]}" "$MPQ" -q sweep run "$d/bad.json" >"$d/bad1.log" 2>&1 || fail "sweep with a failing trial should exit 0"
+grep -q "18 trials: 12 done, 6 failed" "$d/bad1.log" && pass "6 failing trials recorded, 12 done" || fail "unexpected: $(cat "$d/bad1.log")"
+"$MPQ" status "$d/bad/withbad" | grep -q "not a TorchScript archive" && pass "failure message in status" || fail "no failure message"
+"$MPQ" -q sweep run "$d/bad.json" >"$d/bad2.log" 2>&1
+grep -q "12 done, 0 failed, 6 gave up" "$d/bad2.log" && pass "gave up after max_attempts=2" || fail "attempt cap: $(cat "$d/bad2.log")"
+"$MPQ" -q sweep run "$d/bad.json" >"$d/bad3.log" 2>&1
+[ "$(grep -c '"started"' "$d/bad/withbad/ledger.jsonl")" -eq 24 ] && pass "not retried past the cap" || fail "retried past the cap"
+
+# 5. A different config under an existing name is refused; --force reuses the directory.
+sweep_json small "$d/force" >"$d/force.json"
+"$MPQ" -q sweep run "$d/force.json" >/dev/null 2>&1 || fail "force: first run"
+sed 's/"eval_limit": 600/"eval_limit": 500/' "$d/force.json" >"$d/changed.json"
+expect_error 2 "already holds a sweep with a different config" "-" -- "$MPQ" -q sweep run "$d/changed.json"
+"$MPQ" -q sweep run "$d/changed.json" --force >/dev/null 2>&1 && pass "--force accepted" || fail "--force"
+
+# 6. Bad sweep configs: every problem with its JSON path, nothing started.
+bad_sweep() {  # json regex
+  echo "$1" >"$d/s.json"
+  expect_error 2 "$2" "$d/nothing" -- "$MPQ" sweep run "$d/s.json"
+}
+bad_sweep '{"name": "x", "axes": [{"key": "weights.bitz", "values": [4]}], "run": {"results_dir": "'$d'/nothing"}}' "/axes/0/key: 'weights.bitz' is not a trial config key"
+bad_sweep '{"name": "x", "axes": [{"key": "weights.bits", "values": []}], "run": {"results_dir": "'$d'/nothing"}}' "/axes/0/values: must not be empty"
+bad_sweep '{"name": "x", "axes": [{"key": "weights.bits", "values": [4, 1]}], "run": {"results_dir": "'$d'/nothing"}}' "/axes/0/values/1: /weights/bits: must be an integer in \[2, 8\], got integer 1"
+bad_sweep '{"name": "x", "axes": [{"key": "weights.bits", "values": [4, "8"]}], "run": {"results_dir": "'$d'/nothing"}}' "/axes/0/values/1: /weights/bits: .*got string"
+bad_sweep '{"name": "x", "axes": [{"key": "weights.bits", "values": [4, 4]}], "run": {"results_dir": "'$d'/nothing"}}' "duplicates trial 0"
+bad_sweep '{"name": "x", "axes": [{"zip": [{"key": "weights.bits", "values": [4, 3]}, {"key": "label", "values": ["a"]}]}], "run": {"results_dir": "'$d'/nothing"}}' "/axes/0/zip/1/values: has 1 values"
+bad_sweep '{"name": "x", "axez": [], "run": {"results_dir": "'$d'/nothing"}}' "/axez: unknown key"
+bad_sweep '{"name": "x", "base": {"weights": {"bits": 99}}, "run": {"results_dir": "'$d'/nothing"}}' "/base/weights/bits: must be an integer"
+bad_sweep '{"name": "x", "seeds": [0, -1], "run": {"results_dir": "'$d'/nothing"}}' "/seeds/1: must be an integer >= 0"
+bad_sweep '{"name": "x", "run": {"mode": "fast", "results_dir": "'$d'/nothing"}}' "/run/mode: must be"
+bad_sweep '{"name": "../up", "run": {"results_dir": "'$d'/nothing"}}' "/name: must be"
+bad_sweep '{"name": "x", "axes": [{"variants": [{"weights": {"method": "magic"}}]}], "run": {"results_dir": "'$d'/nothing"}}' "/axes/0/variants/0/weights/method: must be one of"
+echo '{"name": "x", "axes": [{"key": "weights.bits", "values": [1]}, {"key": "weights.granularity", "values": ["per_tensor"]}]}' >"$d/two_problems.json"
+n=$("$MPQ" sweep plan "$d/two_problems.json" 2>&1 | grep -c "^mpq: ")
+[ "$n" -eq 2 ] && pass "both problems reported" || fail "expected 2 problems, got $n"
+[ -e "$d/nothing" ] && fail "a bad sweep created its results directory" || pass "nothing started for bad sweeps"
+
+# 7. The same trial twice gives identical codes and metrics.
+for i in 1 2; do
+  "$MPQ" -q quantize --model "$MNV2" --method multipoint --bits 3 --granularity per_layer --threads 2 \
+    --set data.eval_limit=500 --set calibration.cache_dir="" -o "$d/twice$i.h5" >/dev/null || fail "twice $i"
+done
+"$PYTHON" - "$d/twice1.h5" "$d/twice2.h5" <<'PY' && pass "same trial twice: identical codes and metrics" || fail "same trial twice differs"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+for k in ["top1", "top5", "agreement", "kl", "total_points"]:
+    assert a["metrics"].attrs[k] == b["metrics"].attrs[k], k
+for n in a["layers"]:
+    for ds in ["codes", "scales", "points_per_channel"]:
+        assert np.array_equal(a["layers"][n][ds][()], b["layers"][n][ds][()]), (n, ds)
+PY
+
+# 8. Layer-parallel mode on 2 ranks equals the single-process run.
+sweep_json small "$d/layers" layers >"$d/layers.json"
+"${MPIRUN[@]}" "$MPQ" -q sweep run "$d/layers.json" >"$d/layers.log" 2>&1 || fail "layer-parallel sweep: $(tail -3 "$d/layers.log")"
+grep -q "12 trials: 12 done, 0 failed" "$d/layers.log" && pass "layer-parallel: 12 done" || fail "layer-parallel: $(cat "$d/layers.log")"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/layers/small" && pass "layer-parallel == single process" || fail "layer-parallel differs"
+"$PYTHON" -c "import h5py,glob,sys; f=h5py.File(sorted(glob.glob('$d/layers/small/trials/*.h5'))[0]); sys.exit(int(f['manifest'].attrs['ranks'] != 2))" \
+  && pass "layer-parallel trial records 2 ranks" || fail "ranks not recorded"
+finish
