@@ -76,6 +76,16 @@ starts_after=$(grep -c '"started"' "$d/kill/small/ledger.jsonl")
 [ $((starts_after - starts_before)) -eq 1 ] && pass "exactly the truncated trial was redone" || fail "redid $((starts_after - starts_before)) trials"
 "$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/kill/small" >/dev/null && pass "redone trial identical" || fail "redone trial differs"
 
+# 3b. Stale temporary files of killed runs are removed; a second concurrent run is refused.
+touch "$d/kill/small/trials/deadbeef.h5.tmp.99999"
+"$MPQ" -q sweep run "$d/kill.json" >/dev/null 2>&1 || fail "rerun for tmp cleanup"
+[ -e "$d/kill/small/trials/deadbeef.h5.tmp.99999" ] && fail "stale temporary file kept" || pass "stale temporary file removed"
+flock "$d/kill/small/.lock" sleep 30 &
+holder=$!
+sleep 0.5
+expect_error 2 "is in use by another .mpq sweep run." "-" -- "$MPQ" -q sweep run "$d/kill.json"
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+
 # 4. A failing trial is recorded FAILED and the sweep goes on; retried up to the cap.
 echo "corrupt" >"$d/corrupt.pt"
 sweep_json withbad "$d/bad" trials "$d/corrupt.pt" >"$d/bad.json"

@@ -1,5 +1,7 @@
 #include "mpq/store/sweep_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -60,6 +62,28 @@ void SweepDir::init(const json& doc, const std::string& fingerprint, bool force)
     return;
   }
   write_file_atomic(meta, json{{"fingerprint", fingerprint}, {"sweep", doc}}.dump(2) + "\n");
+}
+
+SweepLock::~SweepLock() {
+  if (fd_ >= 0) {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+}
+
+std::unique_ptr<SweepLock> SweepDir::lock() const {
+  std::string path = dir_ + "/.lock";
+  int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0) throw InputError(path + ": cannot create lock file");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw ConfigError(dir_ + " is in use by another `mpq sweep run`; wait for it to finish");
+  }
+  auto lock = std::make_unique<SweepLock>(fd);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(trials_dir(), ec))
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
+  return lock;
 }
 
 void SweepDir::write_plan(const std::vector<PlannedTrial>& plan) const {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,6 +40,18 @@ struct SweepStatus {
   int ledger_skipped = 0;  ///< unreadable ledger lines
 };
 
+/// Exclusive hold on a sweep directory for one run (flock on <dir>/.lock); released on destruction.
+class SweepLock {
+ public:
+  explicit SweepLock(int fd) : fd_(fd) {}
+  ~SweepLock();
+  SweepLock(const SweepLock&) = delete;
+  SweepLock& operator=(const SweepLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 class SweepDir {
  public:
   explicit SweepDir(std::string dir) : dir_(std::move(dir)) {}
@@ -53,6 +66,10 @@ class SweepDir {
   /// Creates the layout and records the sweep config. If the directory already holds a sweep
   /// with a different fingerprint, throws ConfigError unless `force`.
   void init(const nlohmann::json& sweep_document, const std::string& fingerprint, bool force) const;
+
+  /// Takes the directory for this run: throws ConfigError if another run holds it. Then removes
+  /// temporary files left in trials/ by runs that were killed while writing.
+  std::unique_ptr<SweepLock> lock() const;
 
   void write_plan(const std::vector<PlannedTrial>& plan) const;
   /// Throws InputError if there is no readable plan (not a sweep directory).

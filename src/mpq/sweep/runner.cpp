@@ -155,13 +155,14 @@ void serve(Scheduler& sched, int size) {
 
 // Rank 0 preparation; returns the broadcast payload {"work": [...], ...} or throws.
 json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& dir,
-             std::vector<store::PlannedTrial>& plan, int& already_done) {
+             std::vector<store::PlannedTrial>& plan, int& already_done, std::unique_ptr<store::SweepLock>& lock) {
   if (!fs::is_directory(spec.run.results_dir)) {
     std::error_code ec;
     fs::create_directories(spec.run.results_dir, ec);
     if (ec) throw ConfigError("/run/results_dir: cannot create " + spec.run.results_dir + " (" + ec.message() + ")");
   }
   dir.init(spec.document, sweep_fingerprint(spec.document), opt.force);
+  lock = dir.lock();
   plan = plan_trials(spec);
   dir.write_plan(plan);
   auto status = dir.status(spec.run.max_attempts);
@@ -223,12 +224,13 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
   store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
   result.dir = dir.dir();
   std::vector<store::PlannedTrial> plan;
+  std::unique_ptr<store::SweepLock> lock;  // rank 0 holds the directory for the whole run
 
   // Preparation on rank 0, broadcast to all.
   std::string payload;
   if (rank == 0) {
     try {
-      payload = prepare(spec, opt, dir, plan, result.already_done).dump();
+      payload = prepare(spec, opt, dir, plan, result.already_done, lock).dump();
     } catch (const ConfigError& e) {
       payload = json{{"error", e.what()}, {"code", kExitUsage}}.dump();
     } catch (const InputError& e) {
