@@ -92,6 +92,22 @@ class FashionMnist final : public ClassificationDataset {
 
 }  // namespace
 
+int64_t fashion_mnist_size(const std::string& root, Split split) {
+  std::string path = root + "/" + (split == Split::kTrain ? "train" : "t10k") + "-labels-idx1-ubyte.gz";
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw InputError(path + ": missing (" + std::strerror(errno) +
+                     "); install Debian's dataset-fashion-mnist or point data.root at a copy");
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw InputError(path + ": cannot open for reading");
+  unsigned char h[8];
+  int n = gzread(f, h, 8);
+  gzclose(f);
+  std::string hs(reinterpret_cast<char*>(h), n > 0 ? static_cast<size_t>(n) : 0);
+  if (n != 8 || be32(hs, 0) != 2049) throw InputError(path + ": not an idx1 label file (expected magic 2049)");
+  return be32(hs, 4);
+}
+
 std::unique_ptr<ClassificationDataset> load_fashion_mnist(const std::string& root, Split split,
                                                           int64_t limit) {
   std::string prefix = root + "/" + (split == Split::kTrain ? "train" : "t10k");

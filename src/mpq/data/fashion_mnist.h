@@ -23,6 +23,10 @@ enum class Split { kTrain, kTest };
 /// Human name of a split: "train" or "test".
 const char* split_name(Split s);
 
+/// Number of examples of a split from the label file's header alone (cheap: no image decoding).
+/// Throws InputError like load_fashion_mnist for a missing or malformed file.
+int64_t fashion_mnist_size(const std::string& root, Split split);
+
 /// Loads one split into memory, keeping the first `limit` examples (0 = all). Validates magic
 /// numbers, dimensions, label range and that each file holds exactly the bytes its header
 /// announces; a missing, unreadable, truncated or malformed file raises InputError naming it.

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "mpq/eval/evaluate.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/sweep/mpi_distribution.h"
 #include "mpq/sweep/mpi_session.h"
@@ -38,16 +39,18 @@ struct Report {
   int work = -1;
   bool ok = false;
   std::string message;
-  double seconds = 0;   // run_trial wall time
+  double seconds = 0;   // execute() wall time: the trial plus writing its file
   double busy = 0;      // assignment to report
+  double wait = 0;      // asking for this trial until it was assigned (scheduling latency)
 };
 
 json to_json(const Report& r) {
-  return {{"work", r.work}, {"ok", r.ok}, {"message", r.message}, {"seconds", r.seconds}, {"busy", r.busy}};
+  return {{"work", r.work}, {"ok", r.ok}, {"message", r.message}, {"seconds", r.seconds}, {"busy", r.busy},
+          {"wait", r.wait}};
 }
 Report from_json(const json& j) {
   return {j.at("work").get<int>(), j.at("ok").get<bool>(), j.at("message").get<std::string>(),
-          j.at("seconds").get<double>(), j.at("busy").get<double>()};
+          j.at("seconds").get<double>(), j.at("busy").get<double>(), j.at("wait").get<double>()};
 }
 
 // Runs one work item on this rank (or on all ranks with `dist`); never throws.
@@ -101,7 +104,8 @@ class Scheduler {
     std::lock_guard<std::mutex> lock(mu_);
     const json& item = work_[static_cast<size_t>(r.work)];
     const std::string id = item.at("id");
-    json rec = {{"trial", id}, {"rank", rank}, {"seconds", r.seconds}, {"attempt", history_[id].failed + 1}};
+    json rec = {{"trial", id}, {"rank", rank}, {"seconds", r.seconds}, {"wait", r.wait},
+                {"attempt", history_[id].failed + 1}};
     if (r.ok) {
       rec["event"] = "done";
       ++succeeded;
@@ -155,7 +159,8 @@ void serve(Scheduler& sched, int size) {
 
 // Rank 0 preparation; returns the broadcast payload {"work": [...], ...} or throws.
 json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& dir,
-             std::vector<store::PlannedTrial>& plan, int& already_done, std::unique_ptr<store::SweepLock>& lock) {
+             std::vector<store::PlannedTrial>& plan, int& already_done, std::unique_ptr<store::SweepLock>& lock,
+             TrialContext& ctx) {
   if (!fs::is_directory(spec.run.results_dir)) {
     std::error_code ec;
     fs::create_directories(spec.run.results_dir, ec);
@@ -163,7 +168,7 @@ json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& di
   }
   dir.init(spec.document, sweep_fingerprint(spec.document), opt.force);
   lock = dir.lock();
-  plan = plan_trials(spec);
+  plan = plan_trials(spec, &ctx);
   dir.write_plan(plan);
   auto status = dir.status(spec.run.max_attempts);
   json work = json::array();
@@ -187,18 +192,82 @@ json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& di
   return json{{"work", work}};
 }
 
+// FP references of every (model, data, evaluation) the work needs, computed once across all
+// ranks: each rank evaluates a batch-aligned shard and the logits are allgathered, so no rank
+// repeats the full FP pass on its first trial. Keys a rank cannot load are skipped by all
+// (the trials concerned then fail on their own).
+void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int size) {
+  std::vector<json> keys;
+  std::vector<std::string> seen;
+  for (const auto& item : work) {
+    const json& c = item.at("config");
+    json k = {{"model", c["model"]}, {"data", {{"name", c["data"]["name"]}, {"root", c["data"]["root"]},
+                                               {"eval_limit", c["data"]["eval_limit"]},
+                                               {"batch_size", c["data"]["batch_size"]}}}};
+    std::string ks = k.dump();
+    if (std::find(seen.begin(), seen.end(), ks) != seen.end()) continue;
+    seen.push_back(ks);
+    keys.push_back(c);
+  }
+  for (const auto& c : keys) {
+    model::Network* net = nullptr;
+    const data::ClassificationDataset* test = nullptr;
+    eval::EvalOptions full = eval_options(c), shard = full;
+    eval::EvalResult part;
+    double failed = 0;
+    try {
+      ThreadQuiet quiet;
+      const std::string root = c["data"]["root"];
+      test = &ctx.dataset(c["data"]["name"], root, "test", 0);
+      model::LoadOptions lo;
+      lo.fold_bn = c["model"]["fold_bn"].get<bool>();
+      lo.input_shape = c["model"]["input_shape"].get<std::vector<int64_t>>();
+      if (lo.input_shape.empty()) lo.input_shape = test->image_shape();
+      std::string path = train::resolve_model_ref(c["model"]["path"], c["model"]["cache_dir"], root);
+      net = &ctx.network(path, lo);
+      int64_t n = test->size();
+      if (full.limit > 0 && full.limit < n) n = full.limit;
+      int64_t batches = (n + full.batch_size - 1) / full.batch_size;
+      shard.begin = batches * rank / size * full.batch_size;
+      shard.end = std::min(n, batches * (rank + 1) / size * full.batch_size);
+      part = eval::evaluate(*net, *test, shard);
+    } catch (const std::exception&) {
+      failed = 1;
+    }
+    mpi_allreduce_sum(&failed, 1);
+    if (failed > 0) continue;
+    auto logits = part.logits.contiguous();
+    std::string mine(reinterpret_cast<const char*>(logits.data_ptr<float>()), static_cast<size_t>(logits.numel()) * 4);
+    double counts[3] = {part.correct1, part.correct5, static_cast<double>(part.n)};
+    mpi_allreduce_sum(counts, 3);
+    std::string all;
+    for (const auto& p : mpi_gather_strings(mine, 0)) all += p;
+    mpi_bcast_string(all, 0);
+    int64_t classes = logits.size(1), n = static_cast<int64_t>(counts[2]);
+    FpReference ref;
+    ref.result.logits = torch::from_blob(all.data(), {n, classes}, torch::kFloat32).clone();
+    ref.result.n = n;
+    ref.result.correct1 = counts[0];
+    ref.result.correct5 = counts[1];
+    ref.result.top1 = n ? counts[0] / static_cast<double>(n) : 0.0;
+    ref.result.top5 = n ? counts[1] / static_cast<double>(n) : 0.0;
+    ctx.put_fp_reference(fp_network_key(*net, full), *test, full, std::move(ref));
+  }
+}
+
 }  // namespace
 
-std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec) {
+std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec, TrialContext* shared) {
   // Fingerprints are computed once per distinct model reference and dataset.
   std::map<std::string, std::string> model_sha, data_fp;
-  TrialContext ctx;
+  TrialContext local;
+  TrialContext& ctx = shared ? *shared : local;
   std::vector<store::PlannedTrial> plan;
   for (const auto& t : spec.trials) {
     const json& c = t.config;
     std::string root = c["data"]["root"], name = c["data"]["name"];
-    std::string dkey = name + "|" + root;
-    if (!data_fp.count(dkey)) data_fp[dkey] = ctx.dataset(name, root, "test", 0).fingerprint();
+    std::string dkey = name + "|" + root + (uses_calibration_data(c) ? "|calibrated" : "");
+    if (!data_fp.count(dkey)) data_fp[dkey] = data_identity(c, ctx);
     std::string ref = c["model"]["path"], cache = c["model"]["cache_dir"];
     std::string mkey = ref + "|" + cache + "|" + root;
     if (!model_sha.count(mkey)) {
@@ -225,12 +294,13 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
   result.dir = dir.dir();
   std::vector<store::PlannedTrial> plan;
   std::unique_ptr<store::SweepLock> lock;  // rank 0 holds the directory for the whole run
+  TrialContext ctx;                         // shared by planning (rank 0) and this rank's trials
 
   // Preparation on rank 0, broadcast to all.
   std::string payload;
   if (rank == 0) {
     try {
-      payload = prepare(spec, opt, dir, plan, result.already_done, lock).dump();
+      payload = prepare(spec, opt, dir, plan, result.already_done, lock, ctx).dump();
     } catch (const ConfigError& e) {
       payload = json{{"error", e.what()}, {"code", kExitUsage}}.dump();
     } catch (const InputError& e) {
@@ -252,7 +322,6 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
 
   int threads = spec.run.threads_per_rank > 0 ? spec.run.threads_per_rank : default_threads();
   apply_threads(threads);
-  TrialContext ctx;
 
   if (spec.run.mode == "layers") {
     // Layer-parallel: every rank takes part in every trial, in plan order.
@@ -288,6 +357,7 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
       result.final_status = dir.status(spec.run.max_attempts);
     }
   } else if (rank == 0) {
+    if (size > 1) precompute_fp_references(work, ctx, rank, size);
     if (plan.size() > 0)
       info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
            std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
@@ -300,13 +370,16 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     std::thread server;
     if (size > 1) server = std::thread([&] { serve(sched, size); });
     // Rank 0 works too.
+    double loop_start = now_seconds();
     for (;;) {
+      double asked = now_seconds();
       int w = sched.next(0);
       if (w < 0) break;
       double a = now_seconds();
       Report r = execute(work[static_cast<size_t>(w)], ctx, threads);
       r.work = w;
       r.busy = now_seconds() - a;
+      r.wait = a - asked;
       sched.report(0, r);
     }
     if (server.joinable()) server.join();
@@ -316,11 +389,14 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     result.failed = sched.failed;
     result.trial_seconds = sched.trial_seconds;
     result.busy_seconds = sched.busy_seconds;
-    ledger.append({{"event", "sweep_end"}, {"succeeded", sched.succeeded}, {"failed", sched.failed}});
+    ledger.append({{"event", "sweep_end"}, {"succeeded", sched.succeeded}, {"failed", sched.failed},
+                   {"loop_seconds", now_seconds() - loop_start}, {"ranks", size}});
     result.final_status = dir.status(spec.run.max_attempts);
   } else {
+    precompute_fp_references(work, ctx, rank, size);
     json last = nullptr;
     for (;;) {
+      double asked = now_seconds();
       mpi_send_string(json{{"result", last}}.dump(), 0, kTagRequest);
       json msg = json::parse(mpi_recv_string(0, kTagAssign, nullptr));
       if (msg.contains("stop")) break;
@@ -329,6 +405,7 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
       Report r = execute(work[static_cast<size_t>(w)], ctx, threads);
       r.work = w;
       r.busy = now_seconds() - a;
+      r.wait = a - asked;
       last = to_json(r);
     }
   }

@@ -24,6 +24,7 @@
 
 #include "mpq/store/sweep_dir.h"
 #include "mpq/sweep/sweep_config.h"
+#include "mpq/sweep/trial.h"
 
 namespace mpq::sweep {
 
@@ -43,8 +44,9 @@ struct SweepResult {
   double busy_seconds = 0;   ///< sum over trials of assignment-to-report time seen by workers
 };
 
-/// Resolves models and data and computes the trial ids of a parsed sweep (no MPI).
-std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec);
+/// Resolves models and data and computes the trial ids of a parsed sweep (no MPI). Datasets
+/// loaded for fingerprints stay in `ctx` (nullptr: a temporary context).
+std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec, TrialContext* ctx = nullptr);
 
 /// Runs the sweep; collective over MPI_COMM_WORLD (rank/size from MpiSession). Only rank 0's
 /// result is complete. Throws ConfigError/InputError on every rank if preparation fails.

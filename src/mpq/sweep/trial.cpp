@@ -51,6 +51,31 @@ const data::ClassificationDataset& TrialContext::dataset(const std::string& name
   return *it->second;
 }
 
+void TrialContext::put_fp_reference(const std::string& net_key, const data::ClassificationDataset& data,
+                                    const eval::EvalOptions& options, FpReference ref) {
+  fp_[net_key + "|" + data.fingerprint() + "|" + std::to_string(options.limit)] = std::move(ref);
+}
+
+std::string fp_network_key(const model::Network& net, const eval::EvalOptions& o) {
+  return net.sha256() + (net.fold_bn() ? "|fold" : "|nofold") + "|" + std::to_string(o.begin) + ":" +
+         std::to_string(o.end) + "|" + std::to_string(o.batch_size);
+}
+
+eval::EvalOptions eval_options(const json& cfg) {
+  eval::EvalOptions eo;
+  eo.batch_size = cfg["data"]["batch_size"].get<int64_t>();
+  eo.limit = cfg["data"]["eval_limit"].get<int64_t>();
+  return eo;
+}
+
+int64_t TrialContext::dataset_size(const std::string& name, const std::string& root, const std::string& split) {
+  std::string key = name + "|" + root + "|" + split + "|0";
+  auto it = datasets_.find(key);
+  if (it != datasets_.end()) return it->second->size();
+  if (name != "fashion-mnist") throw ConfigError("/data/name: unknown dataset '" + name + "'");
+  return data::fashion_mnist_size(root, split == "train" ? data::Split::kTrain : data::Split::kTest);
+}
+
 const FpReference& TrialContext::fp_reference(model::Network& net, const std::string& net_key,
                                               const data::ClassificationDataset& data,
                                               const eval::EvalOptions& options) {
@@ -110,6 +135,13 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
 
 }  // namespace
 
+std::string data_identity(const json& cfg, TrialContext& ctx) {
+  const std::string name = cfg["data"]["name"], root = cfg["data"]["root"];
+  std::string fp = ctx.dataset(name, root, "test", 0).fingerprint();
+  if (uses_calibration_data(cfg)) fp = sha256_hex(fp + "\n" + ctx.dataset(name, root, "train", 0).fingerprint());
+  return fp;
+}
+
 TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* dist) {
   auto t_start = std::chrono::steady_clock::now();
   std::string start_time = utc_now_iso();
@@ -149,14 +181,17 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   lo.input_shape = mcfg["input_shape"].get<std::vector<int64_t>>();
   struct Setup {
     const data::ClassificationDataset* test;
-    const data::ClassificationDataset* train;
+    const data::ClassificationDataset* train;  // only loaded when calibration images are used
+    int64_t train_size;
     std::string model_path;
     model::Network* net;
   };
+  const bool calibrated = uses_calibration_data(cfg);
   Setup su = agreed([&] {
     Setup x;
     x.test = &ctx.dataset(dname, droot, "test", 0);
-    x.train = &ctx.dataset(dname, droot, "train", 0);
+    x.train = calibrated ? &ctx.dataset(dname, droot, "train", 0) : nullptr;
+    x.train_size = calibrated ? x.train->size() : ctx.dataset_size(dname, droot, "train");
     x.model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(), mcfg["cache_dir"].get<std::string>(), droot);
     if (lo.input_shape.empty()) lo.input_shape = x.test->image_shape();
     x.net = &ctx.network(x.model_path, lo);
@@ -164,14 +199,11 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   });
   if (dist) dist->agree("");
   const auto& test = *su.test;
-  const auto& train = *su.train;
   const std::string model_path = su.model_path;
   model::Network& net = *su.net;
-  std::string id = trial_id(cfg, net.sha256(), test.fingerprint());
+  std::string id = trial_id(cfg, net.sha256(), data_identity(cfg, ctx));
 
-  eval::EvalOptions eo;
-  eo.batch_size = dcfg["batch_size"].get<int64_t>();
-  eo.limit = dcfg["eval_limit"].get<int64_t>();
+  eval::EvalOptions eo = eval_options(cfg);
   if (dist) {
     // Shard the evaluation set on batch boundaries: every rank sees exactly the batches a
     // single-process run would.
@@ -182,25 +214,24 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     eo.end = std::min(n, batches * (dist->rank() + 1) / dist->size() * eo.batch_size);
   }
   const FpReference& fp = *agreed([&] {
-    return &ctx.fp_reference(net, net.sha256() + (lo.fold_bn ? "|fold" : "|nofold") + "|" +
-                                      std::to_string(eo.begin) + ":" + std::to_string(eo.end), test, eo);
+    return &ctx.fp_reference(net, fp_network_key(net, eo), test, eo);
   });
   if (dist) dist->agree("");
 
   const json& ccfg = cfg["calibration"];
-  auto calib = data::calibration_indices(train.size(), ccfg["size"].get<int64_t>(), ccfg["seed"].get<uint64_t>());
+  auto calib = data::calibration_indices(su.train_size, ccfg["size"].get<int64_t>(), ccfg["seed"].get<uint64_t>());
 
   // --- quantize weights ---
   auto wcfg = ptq::parse_weight_config(cfg);
   ptq::CalibrationContext cc;
-  cc.data = &train;
+  cc.data = su.train;
   cc.indices = calib;
   cc.options.batch_size = ccfg["batch_size"].get<int64_t>();
   cc.options.max_bytes_per_layer = ccfg["max_stats_mb"].get<int64_t>() << 20;
   cc.options.seed = ccfg["seed"].get<uint64_t>();
   cc.cache_dir = ccfg["cache_dir"].get<std::string>();
   cc.cache_description = {{"model_sha256", net.sha256()}, {"fold_bn", lo.fold_bn}, {"input_shape", lo.input_shape},
-                          {"data", train.fingerprint()}, {"indices_sha256", sha256_hex(json(calib).dump())}};
+                          {"data", calibrated ? su.train->fingerprint() : ""}, {"indices_sha256", sha256_hex(json(calib).dump())}};
   net.restore_fp();
   auto nq = ptq::quantize_network(net, wcfg, cc, dist);
 

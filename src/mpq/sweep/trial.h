@@ -30,10 +30,16 @@ class TrialContext {
   /// Dataset split (name, root, "train"/"test", limit), loaded on first use.
   const data::ClassificationDataset& dataset(const std::string& name, const std::string& root,
                                              const std::string& split, int64_t limit);
+  /// Size of a split without loading it (header only).
+  int64_t dataset_size(const std::string& name, const std::string& root, const std::string& split);
   /// FP evaluation of `net` on `data` (cached by network sha + options + data fingerprint).
   const FpReference& fp_reference(model::Network& net, const std::string& net_key,
                                   const data::ClassificationDataset& data,
                                   const eval::EvalOptions& options);
+  /// Stores an FP reference computed elsewhere (e.g. sharded across ranks) under the key
+  /// fp_reference would use.
+  void put_fp_reference(const std::string& net_key, const data::ClassificationDataset& data,
+                        const eval::EvalOptions& options, FpReference ref);
 
  private:
   std::map<std::string, std::unique_ptr<model::Network>> networks_;
@@ -50,6 +56,17 @@ class TrialDistribution : public ptq::LayerDistribution {
   /// Element-wise sum over all processes, in place.
   virtual void allreduce_sum(double* values, int n) = 0;
 };
+
+/// The cache key of a trial's FP reference network (used by run_trial and by sweeps that
+/// precompute references).
+std::string fp_network_key(const model::Network& net, const eval::EvalOptions& options);
+
+/// The evaluation options of a resolved trial config (batch size, limit; no sharding).
+eval::EvalOptions eval_options(const nlohmann::json& resolved);
+
+/// The data fingerprint that enters a trial's id: the evaluation split's fingerprint, combined
+/// with the calibration split's when the trial uses calibration images.
+std::string data_identity(const nlohmann::json& resolved, TrialContext& ctx);
 
 struct TrialOutcome {
   store::TrialRecord record;
