@@ -11,5 +11,6 @@ scripts/build.sh
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 name=$(build/mpq sweep plan "$sweep" | sed -n 's/^sweep \([^:]*\):.*-> \(.*\)$/\2/p')
 mpirun --oversubscribe -np 2 build/mpq sweep run "$sweep"
-build/mpq aggregate "$name" --pivot model.path,weights.granularity:weights.bits:top1 \
-  --pivot model.path,weights.granularity:weights.bits:kl
+pivots=(--pivot model.path,weights.granularity,label:weights.bits:top1
+        --pivot model.path,weights.granularity,label:weights.bits:kl)
+build/mpq aggregate "$name" --metrics top1 agreement kl extra_channels_pct extra_macs_pct "${pivots[@]}"

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -13,6 +14,9 @@ int default_threads() {
   CPU_ZERO(&set);
   int cores = 1;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cores = CPU_COUNT(&set);
+  // A mask smaller than the machine means mpirun/Slurm already bound this rank to its share.
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online > 0 && cores < online) return cores < 1 ? 1 : cores;
   const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   int ranks = local ? std::atoi(local) : 1;
   if (ranks < 1) ranks = 1;

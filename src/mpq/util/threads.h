@@ -1,6 +1,7 @@
 // Thread counts. LibTorch starts with one intra-op thread here, so mpq always sets the count
-// explicitly. The default is every core this process may run on (sched_getaffinity), divided
-// by the number of MPI ranks sharing the node (OMPI_COMM_WORLD_LOCAL_SIZE) when under mpirun.
+// explicitly. The default is every core this process may run on (sched_getaffinity); when that
+// mask is the whole machine and several MPI ranks share the node (OMPI_COMM_WORLD_LOCAL_SIZE),
+// it is divided among them (a rank already bound to its cores by mpirun or Slurm keeps its mask).
 #pragma once
 
 namespace mpq {
