@@ -27,7 +27,7 @@ run() {  # name ranks
   if [ "$2" -eq 1 ]; then $MPQ -q sweep run "$work/$1.json" >/dev/null
   else mpirun --oversubscribe -np "$2" $MPQ -q sweep run "$work/$1.json" >/dev/null; fi
   t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 mk r1t2 2; mk r2t1 1; mk r1t1 1; mk r2t1b 1
 a1=$(run r1t2 1); a2=$(run r2t1 2); b1=$(run r1t1 1); b2=$(run r2t1b 2)

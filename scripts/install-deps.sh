@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake pkg-config git ca-certificates
+  build-essential cmake pkg-config git ca-certificates procps util-linux
   libtorch-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   libhdf5-dev
@@ -22,7 +22,7 @@ pkgs=(
 for arg in "$@"; do
   case "$arg" in
     --with-slurm) pkgs+=(slurmctld slurmd slurm-client munge) ;;
-    --with-python) pkgs+=(python3 python3-torch python3-h5py python3-numpy) ;;
+    --with-python) pkgs+=(python3 python3-torch python3-torchvision python3-h5py python3-numpy) ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
