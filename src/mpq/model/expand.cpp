@@ -108,7 +108,8 @@ void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::Quantized
 }  // namespace
 
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
-                             const std::string& path) {
+                             const std::string& path, const std::vector<ExportActQuant>& acts,
+                             LayerInputHook* sim_hook) {
   auto original = load_archive(net.path());
   auto frozen = freeze_for_ptq(original, net.path(), net.fold_bn());
   auto graph = frozen.get_method("forward").graph();
@@ -116,6 +117,14 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
   const auto& infos = net.layers();
   MPQ_ASSERT(nodes.size() == infos.size() && layers.size() == infos.size(), "export: layer lists differ");
   for (size_t i = 0; i < nodes.size(); ++i) {
+    if (i < acts.size() && acts[i].enabled) {
+      torch::jit::WithInsertPoint guard(nodes[i]);
+      Value* q = graph->insert(sym("aten::fake_quantize_per_tensor_affine"),
+                               {nodes[i]->input(0), constant(*graph, c10::IValue(acts[i].scale)),
+                                constant(*graph, c10::IValue(int64_t{0})), constant(*graph, c10::IValue(acts[i].qmin)),
+                                constant(*graph, c10::IValue(acts[i].qmax))});
+      nodes[i]->replaceInput(0, q);
+    }
     if (!layers[i]) continue;
     const quant::QuantizedLayer& q = *layers[i];
     MPQ_ASSERT(q.c_out == infos[i].c_out && q.d == infos[i].d(), "export: layer shape differs");
@@ -140,13 +149,18 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
   auto reloaded = torch::jit::load(path);
   reloaded.eval();
   torch::manual_seed(1234);
-  std::vector<int64_t> shape = {8};
+  std::vector<int64_t> shape = {64};
   shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
   auto x = torch::randn(shape);
   torch::NoGradGuard ng;
   auto a = reloaded.forward({x}).toTensor();
-  auto b = net.forward(x);
+  torch::Tensor b;
+  {
+    HookScope scope(sim_hook);
+    b = net.forward(x);
+  }
   r.max_abs_diff_vs_simulated = (a - b).abs().max().item<double>();
+  r.argmax_agreement = a.argmax(1).eq(b.argmax(1)).to(torch::kFloat64).mean().item<double>();
   r.max_abs_output = b.abs().max().item<double>();
   return r;
 }

@@ -31,13 +31,28 @@ struct ExportResult {
   std::string path;
   double max_abs_diff_vs_simulated = 0;  ///< on a random probe batch, vs net's current weights
   double max_abs_output = 0;             ///< scale of the outputs compared
+  /// Fraction of probe inputs whose arg-max agrees. With activation quantizers, float rounding
+  /// differences between the expanded and the simulated arithmetic can move an activation that
+  /// sits on a rounding boundary by one step, so outputs then differ by more than rounding.
+  double argmax_agreement = 1;
+};
+
+/// Activation quantizer of one layer input in the exported graph (ptq/activations.h), applied
+/// with the stock aten::fake_quantize_per_tensor_affine before the layer.
+struct ExportActQuant {
+  bool enabled = false;
+  double scale = 0;
+  int64_t qmin = 0, qmax = 0;
 };
 
 /// Builds and saves the expanded model for `net` (same archive, same BN folding). `layers[i]`
-/// is layer i's quantization or nullptr to keep it in full precision. The model in `net` must
-/// hold the dequantized (simulated) weights: the export is checked against it on a probe batch.
-/// Throws InputError if the file cannot be written.
+/// is layer i's quantization or nullptr to keep it in full precision; `acts` (empty or one per
+/// layer) adds activation fake-quant before layers. The model in `net` must hold the dequantized
+/// (simulated) weights; `sim_hook` (may be null) is the hook that quantizes its activations. The
+/// export is checked against the simulation on a probe batch. Throws InputError if the file
+/// cannot be written.
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
-                             const std::string& path);
+                             const std::string& path, const std::vector<ExportActQuant>& acts = {},
+                             LayerInputHook* sim_hook = nullptr);
 
 }  // namespace mpq::model

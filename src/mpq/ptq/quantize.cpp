@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "mpq/ptq/baselines.h"
 #include "mpq/ptq/stats_cache.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
@@ -39,9 +40,8 @@ quant::LayerQuantSpec make_spec(const model::Network& net, const model::LayerInf
 
 void set_dequantized(model::Network& net, int index, const quant::QuantizedLayer& q) {
   const auto& w = net.fp_weight(index);
-  auto deq = torch::empty(w.sizes(), torch::kFloat32);
-  q.dequantize(deq.data_ptr<float>());
-  net.set_weight(index, deq);
+  auto eff = q.effective_weights();  // split columns (OCS) merged back
+  net.set_weight(index, torch::from_blob(eff.data(), w.sizes(), torch::kFloat32).clone());
 }
 
 std::string histogram(const std::vector<int32_t>& points, int K) {
@@ -107,6 +107,15 @@ WeightConfig parse_weight_config(const json& trial) {
   w.allocation.unit = m["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
   w.allocation.scope = m["scope"] == "layer" ? quant::Scope::kLayer : quant::Scope::kNetwork;
   w.allocation.seed = trial["seed"].get<uint64_t>();
+  const std::string method = w.method;
+  if (method == "aciq")
+    w.range.method = j["aciq"]["prior"] == "gaussian" ? quant::RangeMethod::kAciqGaussian : quant::RangeMethod::kAciqLaplace;
+  else if (method == "percentile")
+    w.range = {quant::RangeMethod::kPercentile, j["percentile"]["p"].get<double>()};
+  w.ocs_expand_ratio = j["ocs"]["expand_ratio"].get<double>();
+  w.ocs_range.method = j["ocs"]["range"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
+  w.bit_alloc_average = j["bit_alloc"]["average_bits"].get<double>();
+  w.bit_alloc_metric = j["bit_alloc"]["metric"].get<std::string>();
   std::string r = m["refit"].get<std::string>();
   w.refit = r == "weight" ? quant::Refit::kWeight : r == "output" ? quant::Refit::kOutput : quant::Refit::kNone;
   w.weighted = m["weighted"].get<bool>();
@@ -114,7 +123,9 @@ WeightConfig parse_weight_config(const json& trial) {
   return w;
 }
 
-bool uses_calibration(const WeightConfig& w) { return w.method == "multipoint"; }
+bool uses_calibration(const WeightConfig& w) {
+  return w.method == "multipoint" || (w.method == "bit_alloc" && w.bit_alloc_metric == "output");
+}
 
 int layer_bits(const WeightConfig& w, int index, int count) {
   auto rule = [&](const std::string& v) { return v == "fp" ? 0 : v == "8bit" ? 8 : w.bits; };
@@ -164,26 +175,45 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     for (int i : todo) set_dequantized(net, i, out.layers[static_cast<size_t>(i)].q);
   };
 
-  if (w.method == "rtn") {
+  if (w.method == "rtn" || w.method == "aciq" || w.method == "percentile" || w.method == "ocs" ||
+      w.method == "bit_alloc") {
     std::map<int, LayerOutcome> done;
+    double calib_seconds = 0;
     local([&] {
-      for (int i : mine) {
+      std::vector<quant::SecondMoment> stats;
+      if (out.used_calibration) {
+        auto tc = std::chrono::steady_clock::now();
+        net.restore_fp();
+        json desc = calib.cache_description;
+        desc["batch_size"] = calib.options.batch_size;
+        desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
+        desc["sample_seed"] = calib.options.seed;
+        stats = cached_statistics(calib.cache_dir, desc, mine, [&] {
+          return collect_statistics(net, *calib.data, calib.indices, mine, calib.options);
+        }, &out.stats_cache_hit);
+        calib_seconds = since(tc);
+      }
+      for (size_t k = 0; k < mine.size(); ++k) {
+        int i = mine[k];
         const auto& L = infos[static_cast<size_t>(i)];
         int bits = layer_bits(w, i, count);
-        LayerOutcome o;
-        o.quantized = true;
-        o.q = quant::quantize_rtn_layer(net.fp_weight(i).data_ptr<float>(), L.c_out, L.d(), bits, w.granularity);
-        o.attrs = {{"bits", bits}, {"method", w.method}, {"granularity", quant::granularity_name(w.granularity)}};
-        done[i] = std::move(o);
+        if (w.method == "ocs")
+          done[i] = quantize_ocs(net, L, bits, w);
+        else if (w.method == "bit_alloc")
+          done[i] = quantize_bit_alloc(net, L, bits, w, stats.empty() ? nullptr : &stats[k]);
+        else
+          done[i] = quantize_single_point(net, L, bits, w);
       }
     });
     auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
     for (size_t k = 0; k < todo.size(); ++k)
       out.layers[static_cast<size_t>(todo[k])] = dist ? std::move(all[k]) : std::move(done[todo[k]]);
     set_all();
-    out.summary["quant_seconds"] = since(t0);
+    out.summary = {{"quant_seconds", since(t0) - calib_seconds}, {"calibration_seconds", calib_seconds},
+                   {"stats_cache_hit", out.stats_cache_hit}};
     return out;
   }
+  if (w.method != "mse" && w.method != "multipoint") throw ConfigError("/weights/method: unknown method '" + w.method + "'");
 
   quant::AllocationOptions alloc = w.allocation;
   if (!multipoint) {

@@ -3,6 +3,10 @@
 //   rtn         round-to-nearest, range = max|w| (per channel or per layer)
 //   mse         the MSE-optimal single point: exact coefficient search with n = 1 (per channel,
 //               or one shared step per layer); grid search with weights.search = "grid"
+//   aciq        analytic clipping, Laplace or Gaussian prior (quant/ranges.h)
+//   percentile  clipping at a percentile of |w|
+//   ocs         outlier channel splitting, then max (or MSE) range (quant/ocs.h)
+//   bit_alloc   per-channel bit widths at a fixed average ("physical" mixed precision)
 //   multipoint  greedy points up to max_points per channel, number of points per channel
 //               allocated from calibration statistics (quant/allocation.h)
 //
@@ -33,6 +37,11 @@ struct WeightConfig {
   quant::Granularity granularity = quant::Granularity::kPerChannel;
   std::string first_layer = "quantize", last_layer = "quantize";
   quant::PointSearch search;
+  quant::RangeSpec range;              ///< rtn (max), aciq, percentile
+  double ocs_expand_ratio = 0.02;
+  quant::RangeSpec ocs_range;          ///< range of the split weight (max or mse)
+  double bit_alloc_average = 0;        ///< 0 = the trial's bits
+  std::string bit_alloc_metric = "output";
   quant::AllocationOptions allocation;
   quant::Refit refit = quant::Refit::kNone;
   bool weighted = false;

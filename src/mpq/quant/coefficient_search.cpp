@@ -15,8 +15,8 @@ double weighted_rtn_error(const double* r, int64_t d, double step, int L, const 
                           int8_t* codes) {
   double err = 0.0;
   for (int64_t j = 0; j < d; ++j) {
-    int8_t k = quantize_value(r[j], step, L);
-    if (codes) codes[j] = k;
+    int k = quantize_value(r[j], step, L);
+    if (codes) codes[j] = static_cast<int8_t>(k);
     double e = r[j] - step * k;
     err += (importance ? importance[j] : 1.0) * e * e;
   }
@@ -63,7 +63,7 @@ struct Event {
 
 StepFit exact_step_search(const double* r, int64_t d, int L, const double* importance,
                           int8_t* codes) {
-  MPQ_ASSERT(L >= 1 && L <= 127, "L out of range");
+  MPQ_ASSERT(L >= 1 && L <= 255 && (codes == nullptr || L <= 127), "L out of range");
   double R = 0.0;
   std::vector<Magnitude> mags;
   mags.reserve(static_cast<size_t>(d));

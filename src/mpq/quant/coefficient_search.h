@@ -31,7 +31,8 @@ struct StepFit {
 /// Global optimum of f over t > 0.
 /// @param r           residual vector, size d
 /// @param d           length (any d >= 0)
-/// @param L           max_level(bits), in [1, 127]
+/// @param L           max_level(bits), in [1, 127]; up to 255 without codes (unsigned
+///                    activation grids of 8 bits)
 /// @param importance  optional per-element weights s_j >= 0, size d (nullptr = all ones)
 /// @param codes       optional output, size d: codes at the optimum (all zero if step == 0)
 StepFit exact_step_search(const double* r, int64_t d, int L, const double* importance,

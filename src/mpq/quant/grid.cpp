@@ -11,12 +11,12 @@ int max_level(int bits) {
   return (1 << (bits - 1)) - 1;
 }
 
-int8_t quantize_value(double x, double step, int L) {
+int quantize_value(double x, double step, int L) {
   if (!(step > 0)) return 0;
   double k = std::round(x / step);
   if (k > L) k = L;
   if (k < -L) k = -L;
-  return static_cast<int8_t>(k);
+  return static_cast<int>(k);
 }
 
 namespace {
@@ -24,8 +24,8 @@ template <typename T>
 double rtn_impl(const T* x, int64_t d, double step, int L, int8_t* codes) {
   double err = 0.0;
   for (int64_t j = 0; j < d; ++j) {
-    int8_t k = quantize_value(x[j], step, L);
-    codes[j] = k;
+    int k = quantize_value(x[j], step, L);
+    codes[j] = static_cast<int8_t>(k);
     double e = static_cast<double>(x[j]) - step * k;
     err += e * e;
   }

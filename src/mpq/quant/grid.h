@@ -18,8 +18,9 @@ constexpr int kMaxBits = 8;
 /// Largest integer level L = 2^(bits-1) - 1 of the symmetric grid. bits must be in [2, 8].
 int max_level(int bits);
 
-/// Code of one value: clamp(round(x / step), -L, L); 0 when step <= 0.
-int8_t quantize_value(double x, double step, int L);
+/// Code of one value: clamp(round(x / step), -L, L); 0 when step <= 0. (int: activation grids
+/// may have L up to 255; weight codes, L <= 127, are stored as int8.)
+int quantize_value(double x, double step, int L);
 
 /// Round-to-nearest of a vector onto a given step.
 /// @param x      input, size d

@@ -49,6 +49,9 @@ void write_layer(const h5::File& f, hid_t layers, const LayerRecord& L) {
   if (!L.weight_error.empty()) h5::write_dataset(f, g.id(), "weight_error", {C, K}, L.weight_error.data());
   if (!L.output_error.empty()) h5::write_dataset(f, g.id(), "output_error", {C, K}, L.output_error.data());
   if (!L.grant_order.empty()) h5::write_dataset(f, g.id(), "grant_order", {C, K}, L.grant_order.data());
+  if (!L.channel_bits.empty()) h5::write_dataset(f, g.id(), "bits_per_channel", {C}, L.channel_bits.data());
+  if (!L.ocs_source.empty())
+    h5::write_dataset(f, g.id(), "ocs_source", {static_cast<int64_t>(L.ocs_source.size())}, L.ocs_source.data());
 }
 
 }  // namespace
@@ -139,6 +142,8 @@ TrialRecord read_trial(const std::string& path, bool arrays) {
       if (h5::exists(g.id(), "weight_error")) L.weight_error = h5::read_dataset<float>(f, g.id(), "weight_error");
       if (h5::exists(g.id(), "output_error")) L.output_error = h5::read_dataset<float>(f, g.id(), "output_error");
       if (h5::exists(g.id(), "grant_order")) L.grant_order = h5::read_dataset<int32_t>(f, g.id(), "grant_order");
+      if (h5::exists(g.id(), "bits_per_channel")) L.channel_bits = h5::read_dataset<int8_t>(f, g.id(), "bits_per_channel");
+      if (h5::exists(g.id(), "ocs_source")) L.ocs_source = h5::read_dataset<int64_t>(f, g.id(), "ocs_source");
     }
     r.layers.push_back(std::move(L));
   }

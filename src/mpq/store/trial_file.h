@@ -14,6 +14,8 @@
 //       weight_error       float32 [C, K]  ||w_c - w~_c||^2 after k+1 points (NaN: not computed)
 //       output_error       float32 [C, K]  (w_c - w~_c)^T Σ (w_c - w~_c) after k+1 points (NaN)
 //       grant_order        int32   [C, K]  order in which extra points were granted (-1: none)
+//       bits_per_channel   int8    [C]     bit allocation: each channel's bits (grid L = 2^(b-1)-1)
+//       ocs_source         int64   [S]     OCS: original input channel of each split column
 //
 // Writing goes to "<path>.tmp.<pid>", is flushed and fsynced, and only then renamed to <path>, so
 // a file at the final path is always complete; status="complete" is the last attribute written.
@@ -40,6 +42,8 @@ struct LayerRecord {
   std::vector<float> weight_error;                  ///< [C, K]
   std::vector<float> output_error;                  ///< [C, K]
   std::vector<int32_t> grant_order;                 ///< [C, K]
+  std::vector<int8_t> channel_bits;                 ///< [C] (bit allocation only)
+  std::vector<int64_t> ocs_source;                  ///< [splits] (OCS only)
 };
 
 struct TrialRecord {

@@ -8,6 +8,8 @@
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/model/expand.h"
+#include "mpq/ptq/activations.h"
+#include "mpq/ptq/bias_correction.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/quant/layer.h"
 #include "mpq/util/sha256.h"
@@ -95,6 +97,8 @@ const FpReference& TrialContext::fp_reference(model::Network& net, const std::st
 
 namespace {
 
+size_t layers_count(const model::Network& net) { return net.layers().size(); }
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -124,6 +128,9 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
   L.weight_error = q.weight_error;
   L.output_error = q.output_error;
   L.grant_order = q.grant_order;
+  L.channel_bits = q.channel_bits;
+  L.ocs_source = q.ocs_source;
+  if (!q.ocs_source.empty()) L.attrs["ocs_k"] = q.ocs_k;
   double err = quant::layer_weight_sq_error(w.data_ptr<float>(), q);
   double w_sq = w.pow(2).sum().item<double>();
   L.attrs["total_points"] = q.total_points();
@@ -234,25 +241,61 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
                           {"data", calibrated ? su.train->fingerprint() : ""}, {"indices_sha256", sha256_hex(json(calib).dump())}};
   net.restore_fp();
   auto nq = ptq::quantize_network(net, wcfg, cc, dist);
+  std::vector<bool> weight_quantized;
+  for (const auto& o : nq.layers) weight_quantized.push_back(o.quantized);
+
+  // Activation quantizers, calibrated on the FP network's inputs, then bias correction measured
+  // with them in place. Both run identically on every rank of a layer-parallel trial.
+  const auto acfg = ptq::parse_activation_config(cfg);
+  const bool bias_correction = cfg["bias_correction"].get<bool>();
+  if ((acfg.enabled() || bias_correction) && su.train == nullptr) MPQ_ASSERT(false, "calibration split not loaded");
+  std::vector<ptq::ActQuant> act(layers_count(net));
+  std::vector<json> bias_stats(layers_count(net), json::object());
+  agreed([&] {
+    if (acfg.enabled()) {
+      std::vector<torch::Tensor> qw;
+      for (const auto& L : net.layers()) qw.push_back(net.weight(L.index).clone());
+      for (const auto& L : net.layers()) net.set_weight(L.index, net.fp_weight(L.index));
+      act = ptq::calibrate_activations(net, acfg, cc, weight_quantized);
+      for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
+    }
+    ptq::ActivationQuantizer aq(act);
+    if (bias_correction) bias_stats = ptq::correct_biases(net, cc, weight_quantized, acfg.enabled() ? &aq : nullptr);
+    return 0;
+  });
+  if (dist) dist->agree("");
+  ptq::ActivationQuantizer act_quantizer(act);
 
   const auto& layers = net.layers();
   store::TrialRecord rec;
   int64_t channels = 0, points = 0, macs = 0, extra_macs = 0;
   double weight_bits = 0, extra_weight_bits = 0, err_total = 0, w_total = 0;
   int quantized = 0;
+  double extra_in_channels = 0, in_channels = 0;
   for (const auto& info : layers) {
     const auto& o = nq.layers[static_cast<size_t>(info.index)];
     const torch::Tensor& w = net.fp_weight(info.index);
     rec.layers.push_back(layer_record(info, o, w));
+    auto& attrs = rec.layers.back().attrs;
+    const auto& a = act[static_cast<size_t>(info.index)];
+    attrs["act_bits"] = a.enabled ? a.bits : 32;
+    if (a.enabled) {
+      attrs["act_unsigned"] = a.is_unsigned;
+      attrs["act_scale"] = a.scale;
+      attrs["act_observed_min"] = a.observed_min;
+      attrs["act_observed_max"] = a.observed_max;
+    }
+    for (const auto& [k, v] : bias_stats[static_cast<size_t>(info.index)].items()) attrs[k] = v;
     if (!o.quantized) continue;
     ++quantized;
-    int64_t extra = o.q.total_points() - o.q.c_out;
     channels += o.q.c_out;
     points += o.q.total_points();
     macs += info.macs;
-    extra_macs += info.c_out > 0 ? extra * (info.macs / info.c_out) : 0;
+    extra_macs += static_cast<int64_t>(std::llround(quant::extra_macs(o.q, static_cast<double>(info.macs))));
     weight_bits += static_cast<double>(info.params()) * o.q.bits;
-    extra_weight_bits += static_cast<double>(extra * info.d() * o.q.bits);
+    extra_weight_bits += o.q.code_bits() - static_cast<double>(info.params()) * o.q.bits;
+    extra_in_channels += static_cast<double>(o.q.ocs_source.size());
+    in_channels += static_cast<double>(info.c_in);
     err_total += quant::layer_weight_sq_error(w.data_ptr<float>(), o.q);
     w_total += w.pow(2).sum().item<double>();
   }
@@ -260,7 +303,10 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   // --- evaluate ---
   eval::EvalOptions qo = eo;
   qo.label = "eval quantized";
-  auto qres = agreed([&] { return eval::evaluate(net, test, qo); });
+  auto qres = agreed([&] {
+    model::HookScope scope(acfg.enabled() ? static_cast<model::LayerInputHook*>(&act_quantizer) : nullptr);
+    return eval::evaluate(net, test, qo);
+  });
   if (dist) dist->agree("");
   auto [agree, kl_sum] = eval::fidelity_sums(fp.result.logits, qres.logits);
   // Counts and sums; reduced over ranks when the evaluation is sharded.
@@ -293,6 +339,7 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
                  {"extra_channels_pct", channels ? 100.0 * static_cast<double>(points - channels) / static_cast<double>(channels) : 0.0},
                  {"extra_macs_pct", macs ? 100.0 * static_cast<double>(extra_macs) / static_cast<double>(macs) : 0.0},
                  {"extra_weight_bits_pct", weight_bits > 0 ? 100.0 * extra_weight_bits / weight_bits : 0.0},
+                 {"extra_input_channels_pct", in_channels > 0 ? 100.0 * extra_in_channels / in_channels : 0.0},
                  {"weight_rel_error", w_total > 0 ? std::sqrt(err_total / w_total) : 0.0}};
   for (const auto& [k, v] : nq.summary.items()) rec.metrics[k] = v;
 
@@ -325,9 +372,26 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   m["weight_search"] = wcfg.method == "rtn" ? "max range" : cfg["weights"]["search"].get<std::string>();
   m["first_layer"] = wcfg.first_layer;
   m["last_layer"] = wcfg.last_layer;
-  m["activation_bits"] = 32;
-  m["activation_quantizers"] = "none (weight-only)";
-  m["bias_correction"] = false;
+  m["activation_bits"] = acfg.bits;
+  if (acfg.enabled()) {
+    int n_unsigned = 0, n_quant = 0;
+    for (const auto& a : act)
+      if (a.enabled) {
+        ++n_quant;
+        n_unsigned += a.is_unsigned ? 1 : 0;
+      }
+    m["activation_quantizers"] = "per-tensor fake quant (torch fake_quantize_per_tensor_affine) at the inputs of " +
+                                 std::to_string(n_quant) + " quantized layers; " + std::to_string(n_unsigned) +
+                                 " unsigned (input never negative on calibration data), the rest signed symmetric";
+    m["activation_range"] = acfg.range;
+    m["activation_first_layer"] = acfg.first_layer;
+    m["activation_last_layer"] = acfg.last_layer;
+    m["activation_calibration"] = "FP network on the calibration images";
+  } else {
+    m["activation_quantizers"] = "none (weight-only)";
+  }
+  m["bias_correction"] = bias_correction;
+  if (bias_correction) m["bias_correction_kind"] = "empirical, sequential over layers (Banner et al. 2019)";
 
   TrialOutcome out;
   const bool writer = !dist || dist->rank() == 0;
@@ -335,9 +399,12 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   if (!export_path.empty() && writer) {
     std::vector<const quant::QuantizedLayer*> qs;
     for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
-    auto ex = model::export_expanded(net, qs, export_path);
+    std::vector<model::ExportActQuant> ea;
+    for (const auto& a : act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
+    auto ex = model::export_expanded(net, qs, export_path, ea, acfg.enabled() ? &act_quantizer : nullptr);
     m["export_path"] = export_path;
     rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
+    rec.metrics["export_argmax_agreement"] = ex.argmax_agreement;
   }
   net.restore_fp();
   m["end_time"] = utc_now_iso();
@@ -355,9 +422,9 @@ std::string summarize(const store::TrialRecord& r) {
   char buf[256];
   const auto& m = r.metrics;
   std::snprintf(buf, sizeof buf,
-                "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra channels %.1f%%",
+                "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra MACs %.1f%%",
                 100 * m.value("top1", 0.0), 100 * m.value("fp_top1", 0.0), 100 * m.value("top5", 0.0),
-                100 * m.value("agreement", 0.0), m.value("kl", 0.0), m.value("extra_channels_pct", 0.0));
+                100 * m.value("agreement", 0.0), m.value("kl", 0.0), m.value("extra_macs_pct", 0.0));
   return buf;
 }
 

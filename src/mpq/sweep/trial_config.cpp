@@ -28,14 +28,23 @@ const Schema& trial_schema() {
         .integer("/calibration/max_stats_mb", 256, 1, 1 << 20,
                  "per-layer memory bound of the statistics; larger Σ are replaced by sampled rows")
         .string("/calibration/cache_dir", "results/cache", "cache of calibration statistics (\"\" = none)")
-        .choice("/weights/method", "rtn", {"rtn", "mse", "multipoint"},
-                "rtn: round-to-nearest (max range); mse: MSE-optimal single point; multipoint")
+        .choice("/weights/method", "rtn", {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint"},
+                "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier channel "
+                "splitting; bit_alloc: per-channel bits; multipoint")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
                 "one scale per output channel, or one per layer (per-tensor)")
         .choice("/weights/search", "exact", {"exact", "grid"},
                 "step search of mse/multipoint points: exact breakpoint sweep, or a candidate grid")
         .integer("/weights/grid_candidates", 1024, 1, 1 << 20, "candidates of the grid search")
+        .choice("/weights/aciq/prior", "laplace", {"laplace", "gaussian"}, "aciq: prior fitted to the weights")
+        .number("/weights/percentile/p", 99.99, 0.0, 100.0, "percentile: clip at this percentile of |w|")
+        .number("/weights/ocs/expand_ratio", 0.02, 0.0, 1.0, "ocs: split this fraction of each layer's input channels")
+        .choice("/weights/ocs/range", "max", {"max", "mse"}, "ocs: range of the split weight")
+        .number("/weights/bit_alloc/average_bits", 0.0, 0.0, 8.0,
+                "bit_alloc: average bits per weight of every layer (0 = /weights/bits)")
+        .choice("/weights/bit_alloc/metric", "output", {"output", "weight"},
+                "bit_alloc: rank channels by output error (calibration) or weight error")
         .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
         .choice("/weights/multipoint/policy", "budget", {"budget", "threshold", "uniform", "random", "weight_error"},
                 "how extra points are allocated (method.md §3)")
@@ -55,6 +64,17 @@ const Schema& trial_schema() {
                 "first layer: quantized like the rest, kept full precision, or 8-bit")
         .choice("/weights/last_layer", "quantize", {"quantize", "fp", "8bit"},
                 "last layer: quantized like the rest, kept full precision, or 8-bit")
+        .integer("/activations/bits", 32, -1000000, 1000000, "activation bits in [2, 8], or 32 for full precision")
+        .choice("/activations/range", "max", {"max", "percentile", "mse", "aciq_laplace", "aciq_gaussian"},
+                "how the activation range is chosen on the calibration images")
+        .number("/activations/percentile", 99.99, 0.0, 100.0, "percentile range: percentile of |x|")
+        .choice("/activations/first_layer", "quantize", {"quantize", "fp", "8bit"},
+                "the first layer's input: quantized like the rest, full precision, or 8-bit")
+        .choice("/activations/last_layer", "quantize", {"quantize", "fp", "8bit"},
+                "the last layer's input: quantized like the rest, full precision, or 8-bit")
+        .integer("/activations/sample_size", 1 << 18, 1024, 1 << 26,
+                 "input values sampled per layer for percentile/mse/aciq ranges")
+        .boolean("/bias_correction", false, "empirical bias correction of every quantized layer (calibration data)")
         .integer("/seed", 0, 0, 1LL << 62, "seed of every random choice the method makes")
         .string("/label", "", "display name in tables (not part of the trial's identity)")
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)")
@@ -77,13 +97,15 @@ json trial_identity(const json& resolved) {
   id.erase("export");
   id["calibration"].erase("cache_dir");
   const std::string method = id["weights"]["method"];
-  if (method != "multipoint") id["weights"].erase("multipoint");
-  if (method == "rtn") {
+  for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc"})
+    if (method != group) id["weights"].erase(group);
+  if (method != "mse" && method != "multipoint" && method != "bit_alloc") {
     id["weights"].erase("search");
     id["weights"].erase("grid_candidates");
   } else if (id["weights"]["search"] != "grid") {
     id["weights"].erase("grid_candidates");
   }
+  if (id["activations"]["bits"] == 32) id["activations"] = {{"bits", 32}};
   if (!uses_calibration_data(resolved)) id.erase("calibration");
   id["identity_version"] = 1;
   return id;
@@ -94,13 +116,19 @@ std::string trial_id(const json& resolved, const std::string& model_sha256,
   return sha256_hex(trial_identity(resolved).dump() + "\n" + model_sha256 + "\n" + data_fingerprint);
 }
 
-bool uses_calibration_data(const json& resolved) {
-  return resolved["weights"]["method"] == "multipoint";
+bool uses_calibration_data(const json& r) {
+  const std::string method = r["weights"]["method"];
+  return method == "multipoint" || (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
+         r["activations"]["bits"] < 32 || r["bias_correction"].get<bool>();
 }
 
 std::vector<std::string> check_trial_semantics(const json& r) {
   std::vector<std::string> problems;
   const json& m = r["weights"]["multipoint"];
+  if (r["export"] != "" && r["weights"]["method"] == "bit_alloc")
+    problems.push_back("/export: bit_alloc (physical mixed precision) has no common-operand form to export");
+  if (r["export"] != "" && r["weights"]["method"] == "ocs")
+    problems.push_back("/export: exporting the split (OCS) network is not supported; the trial file has its split weights");
   if (r["weights"]["method"] == "multipoint" && r["calibration"]["statistics"] == "quantized_prefix") {
     std::string policy = m["policy"];
     if ((policy == "budget" || policy == "weight_error" || policy == "random") && m["scope"] == "network")
@@ -108,6 +136,12 @@ std::vector<std::string> check_trial_semantics(const json& r) {
                          "final, so the allocation must be per layer: set /weights/multipoint/scope to \"layer\" or "
                          "use policy \"threshold\" or \"uniform\"");
   }
+  int abits = r["activations"]["bits"];
+  if ((abits < 2 || abits > 8) && abits != 32)
+    problems.push_back("/activations/bits: must be in [2, 8], or 32 for full precision, got " + std::to_string(abits));
+  double avg = r["weights"]["bit_alloc"]["average_bits"];
+  if (r["weights"]["method"] == "bit_alloc" && avg != 0 && avg < 2)
+    problems.push_back("/weights/bit_alloc/average_bits: must be 0 (= /weights/bits) or in [2, 8]");
   if (r["weights"]["method"] == "multipoint" && m["policy"] == "uniform" && m["points"] > m["max_points"])
     problems.push_back("/weights/multipoint/points: " + m["points"].dump() + " exceeds /weights/multipoint/max_points " +
                        m["max_points"].dump());

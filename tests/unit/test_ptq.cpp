@@ -1,0 +1,194 @@
+// Network-level PTQ pieces on real TorchScript models: activation quantizers, bias correction,
+// export with activation quantization.
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "torch_catch.h"
+#include "helpers.h"
+#include "mpq/model/expand.h"
+#include "mpq/model/network.h"
+#include "mpq/ptq/activations.h"
+#include "mpq/ptq/bias_correction.h"
+#include "mpq/ptq/quantize.h"
+
+using namespace mpq;
+
+namespace {
+
+ptq::CalibrationContext context(const data::ClassificationDataset& data, int64_t n) {
+  ptq::CalibrationContext cc;
+  cc.data = &data;
+  cc.indices.resize(static_cast<size_t>(n));
+  std::iota(cc.indices.begin(), cc.indices.end(), 0);
+  cc.options.batch_size = 8;
+  return cc;
+}
+
+// Records every layer input after the inner hook.
+class After : public model::LayerInputHook {
+ public:
+  explicit After(model::LayerInputHook* inner) : inner_(inner) {}
+  torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+    auto y = inner_->on_input(layer, x);
+    seen[layer] = y.clone();
+    return y;
+  }
+  std::map<int, torch::Tensor> seen;
+
+ private:
+  model::LayerInputHook* inner_;
+};
+
+}  // namespace
+
+TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max range", "[activations]") {
+  auto net = model::Network::load(test::save_zoo_model("resnet20", "/tmp/mpq_test_act.pt"));
+  test::RandomImages data(24);
+  auto cc = context(data, 24);
+  ptq::ActivationConfig ac;
+  ac.bits = 4;
+  ac.range = "max";
+  std::vector<bool> all(net.layers().size(), true);
+  auto params = ptq::calibrate_activations(net, ac, cc, all);
+  REQUIRE(params.size() == net.layers().size());
+  CHECK_FALSE(params[0].is_unsigned);  // the stem sees the normalized image
+  CHECK(params[0].qmin == -7);
+  CHECK(params[0].qmax == 7);
+  CHECK(params[1].is_unsigned);  // after stem BN + ReLU
+  CHECK(params[1].qmin == 0);
+  CHECK(params[1].qmax == 15);
+  for (const auto& p : params) {
+    CHECK(p.enabled);
+    double max_abs = std::max(std::fabs(p.observed_min), std::fabs(p.observed_max));
+    CHECK(p.scale == Approx(max_abs / static_cast<double>(p.qmax)));
+  }
+  ptq::ActivationQuantizer aq(params);
+  After rec(&aq);
+  {
+    model::HookScope scope(&rec);
+    torch::Tensor x, y;
+    data.load({0, 1, 2}, &x, &y);
+    net.forward(x);
+  }
+  for (const auto& [layer, v] : rec.seen) {
+    const auto& p = params[static_cast<size_t>(layer)];
+    auto k = v / p.scale;
+    CHECK((k - k.round()).abs().max().item<double>() < 1e-3);
+    CHECK(k.min().item<double>() >= p.qmin - 1e-3);
+    CHECK(k.max().item<double>() <= p.qmax + 1e-3);
+  }
+  // "fp" for the first layer's input leaves it unquantized; 8bit widens the last.
+  ac.first_layer = "fp";
+  ac.last_layer = "8bit";
+  auto p2 = ptq::calibrate_activations(net, ac, cc, all);
+  CHECK_FALSE(p2.front().enabled);
+  CHECK(p2.back().bits == 8);
+  // Percentile and MSE ranges clip inside the max range.
+  for (std::string range : {"percentile", "mse", "aciq_laplace", "aciq_gaussian"}) {
+    ac = ptq::ActivationConfig{};
+    ac.bits = 4;
+    ac.range = range;
+    ac.percentile = 99.0;
+    auto p3 = ptq::calibrate_activations(net, ac, cc, all);
+    for (size_t i = 0; i < p3.size(); ++i) CHECK(p3[i].scale <= params[i].scale * (1 + 1e-9));
+  }
+}
+
+TEST_CASE("bias correction restores each layer's mean output", "[bias_correction]") {
+  auto net = model::Network::load(test::save_zoo_model("mobilenetv2", "/tmp/mpq_test_bc.pt"));
+  test::RandomImages data(32, 1);
+  auto cc = context(data, 32);
+  ptq::WeightConfig w;
+  w.method = "rtn";
+  w.bits = 2;  // coarse: large mean shifts to correct
+  auto nq = ptq::quantize_network(net, w, cc);
+  std::vector<bool> all(net.layers().size(), true);
+  auto stats = ptq::correct_biases(net, cc, all, nullptr);
+  // Mean input rows of every layer in the FP and in the corrected network.
+  struct Means : model::LayerInputHook {
+    const std::vector<model::LayerInfo>* infos;
+    std::map<int, torch::Tensor> sum;
+    std::map<int, int64_t> rows;
+    torch::Tensor on_input(int l, const torch::Tensor& x) override {
+      const auto& L = (*infos)[static_cast<size_t>(l)];
+      torch::Tensor r;
+      if (L.kind == model::LayerKind::kConv2d) {
+        auto c = at::im2col(x, {L.kh, L.kw}, {L.dilation[0], L.dilation[1]}, {L.padding[0], L.padding[1]},
+                            {L.stride[0], L.stride[1]});
+        r = c.permute({0, 2, 1}).reshape({-1, c.size(1)});
+      } else {
+        r = x.reshape({-1, L.c_in});
+      }
+      auto s = r.to(torch::kFloat64).sum(0);
+      sum[l] = sum.count(l) ? sum[l] + s : s;
+      rows[l] += r.size(0);
+      return x;
+    }
+  };
+  auto measure = [&](Means& m) {
+    m.infos = &net.layers();
+    model::HookScope scope(&m);
+    torch::Tensor x, y;
+    data.load(cc.indices, &x, &y);
+    net.forward(x);
+  };
+  Means q;
+  measure(q);
+  std::vector<torch::Tensor> qw, qb;
+  for (const auto& L : net.layers()) {
+    qw.push_back(net.weight(L.index).clone());
+    qb.push_back(net.bias(L.index).clone());
+  }
+  net.restore_fp();
+  Means fp;
+  measure(fp);
+  double worst = 0;
+  for (const auto& L : net.layers()) {
+    int64_t G = L.kind == model::LayerKind::kConv2d ? L.groups : 1, per = L.c_out / G;
+    auto mq = (q.sum[L.index] / static_cast<double>(q.rows[L.index])).view({G, L.d(), 1});
+    auto mf = (fp.sum[L.index] / static_cast<double>(fp.rows[L.index])).view({G, L.d(), 1});
+    auto wq = qw[static_cast<size_t>(L.index)].reshape({G, per, L.d()}).to(torch::kFloat64);
+    auto wf = net.fp_weight(L.index).reshape({G, per, L.d()}).to(torch::kFloat64);
+    auto out_q = torch::bmm(wq, mq).reshape({L.c_out}) + qb[static_cast<size_t>(L.index)].to(torch::kFloat64);
+    auto out_f = torch::bmm(wf, mf).reshape({L.c_out}) + net.fp_bias(L.index).to(torch::kFloat64);
+    double scale = out_f.abs().max().item<double>() + 1e-6;
+    worst = std::max(worst, (out_q - out_f).abs().max().item<double>() / scale);
+    CHECK(stats[static_cast<size_t>(L.index)].contains("bias_shift_mean_abs"));
+  }
+  CHECK(worst < 1e-4);
+}
+
+TEST_CASE("export with activation quantizers agrees with the simulation", "[export][activations]") {
+  auto net = model::Network::load(test::save_zoo_model("resnet20", "/tmp/mpq_test_export_act.pt"));
+  test::RandomImages data(32, 2);
+  auto cc = context(data, 32);
+  ptq::WeightConfig w;
+  w.method = "multipoint";
+  w.bits = 4;
+  auto nq = ptq::quantize_network(net, w, cc);
+  ptq::ActivationConfig ac;
+  ac.bits = 8;
+  std::vector<bool> all(net.layers().size(), true);
+  std::vector<torch::Tensor> qw;
+  for (const auto& L : net.layers()) qw.push_back(net.weight(L.index).clone());
+  for (const auto& L : net.layers()) net.set_weight(L.index, net.fp_weight(L.index));
+  auto params = ptq::calibrate_activations(net, ac, cc, all);
+  for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
+  ptq::ActivationQuantizer aq(params);
+  std::vector<const quant::QuantizedLayer*> qs;
+  std::vector<model::ExportActQuant> ea;
+  for (size_t i = 0; i < nq.layers.size(); ++i) {
+    qs.push_back(&nq.layers[i].q);
+    ea.push_back({params[i].enabled, params[i].scale, params[i].qmin, params[i].qmax});
+  }
+  auto r = model::export_expanded(net, qs, "/tmp/mpq_test_export_act_expanded.pt", ea, &aq);
+  CHECK(r.argmax_agreement >= 0.95);
+  auto m = torch::jit::load("/tmp/mpq_test_export_act_expanded.pt");
+  std::string g = m.get_method("forward").graph()->toString();
+  size_t n = 0;
+  for (size_t pos = g.find("fake_quantize_per_tensor_affine"); pos != std::string::npos;
+       pos = g.find("fake_quantize_per_tensor_affine", pos + 1))
+    ++n;
+  CHECK(n == net.layers().size());
+}
