@@ -41,6 +41,18 @@ expect_error 2 "/weights/granularity: must be one of" "$out" -- "${q[@]}" --mode
 expect_error 2 "/weights/method: must be one of" "$out" -- "${q[@]}" --model "$model" --method magic -o "$out"
 expect_error 2 "model 'default:vgg': unknown default model" "$out" -- "${q[@]}" --model default:vgg -o "$out"
 
+# Issue-4 keys: method names, OCS expand ratio, activation bits, impossible exports.
+expect_error 2 "/weights/method: must be one of \"rtn\", \"mse\", \"aciq\"" "$out" -- "${q[@]}" --model "$model" --method gptq -o "$out"
+expect_error 2 "/weights/ocs/expand_ratio: must be a number in \[0, 1\], got number 1.5" "$out" -- "${q[@]}" --model "$model" --method ocs --set weights.ocs.expand_ratio=1.5 -o "$out"
+expect_error 2 "/weights/ocs/expand_ratio: must be a number in \[0, 1\], got number -0.1" "$out" -- "${q[@]}" --model "$model" --method ocs --set weights.ocs.expand_ratio=-0.1 -o "$out"
+for ab in 1 9 16 33; do
+  expect_error 2 "/activations/bits: must be in \[2, 8\], or 32 for full precision, got $ab" "$out" -- "${q[@]}" --model "$model" --set activations.bits=$ab -o "$out"
+done
+expect_error 2 "/activations/range: must be one of" "$out" -- "${q[@]}" --model "$model" --set activations.bits=8 --set activations.range=minmax -o "$out"
+expect_error 2 "/weights/aciq/prior: must be one of \"laplace\", \"gaussian\"" "$out" -- "${q[@]}" --model "$model" --method aciq --set weights.aciq.prior=cauchy -o "$out"
+expect_error 2 "/export: bit_alloc .* has no common-operand form" "$out" -- "${q[@]}" --model "$model" --method bit_alloc -o "$out" --export "$d/x.pt"
+expect_error 2 "/weights/bit_alloc/average_bits: must be 0" "$out" -- "${q[@]}" --model "$model" --method bit_alloc --set weights.bit_alloc.average_bits=1 -o "$out"
+
 # Output path in a missing directory: a config error before any work.
 expect_error 2 "/output: directory $d/missing of $d/missing/out.h5 does not exist" "$d/missing/out.h5" -- "${q[@]}" --model "$model" -o "$d/missing/out.h5"
 

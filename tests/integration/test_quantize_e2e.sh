@@ -29,6 +29,38 @@ assert w2["kl"] > 10 * w8["kl"], (w2["kl"], w8["kl"])
 PY
   done
 done
+# Baselines, activation quantization and bias correction end up in the file as documented.
+h5="$out/baselines.h5"
+for spec in "ocs:--set weights.ocs.expand_ratio=0.1" "bit_alloc:--set weights.bit_alloc.average_bits=4" "aciq:" "percentile:"; do
+  method=${spec%%:*}; extra=${spec#*:}
+  # shellcheck disable=SC2086
+  "$MPQ" -q quantize --model "$ART/models/tiny_resnet20.pt" --method "$method" --bits 4 $extra \
+    --set activations.bits=8 --set bias_correction=true --set data.eval_limit=500 --set calibration.size=64 \
+    -o "$out/$method.h5" >"$out/log" 2>&1 || { fail "$method: $(cat "$out/log")"; continue; }
+  "$PYTHON" - "$out/$method.h5" "$method" <<'PY' && pass "$method trial file" || fail "$method trial file"
+import sys, h5py, numpy as np
+f, method = h5py.File(sys.argv[1], "r"), sys.argv[2]
+m = f["manifest"].attrs
+assert m["activation_bits"] == 8 and m["bias_correction"] == 1, dict(m)
+assert "unsigned" in m["activation_quantizers"]
+layers = [f["layers"][n] for n in f["layers"]]
+assert all(g.attrs["act_bits"] == 8 for g in layers)
+assert all("bias_shift_mean_abs" in g.attrs for g in layers)
+if method == "ocs":
+    split = [g for g in layers if "ocs_source" in g]
+    assert split, "no layer was split"
+    g = split[0]
+    assert g["codes"].shape[1] == g.attrs["d"] and g.attrs["ocs_splits"] == len(g["ocs_source"])
+    assert f["metrics"].attrs["extra_input_channels_pct"] > 0
+if method == "bit_alloc":
+    for g in layers:
+        b = g["bits_per_channel"][()]
+        assert b.min() >= 2 and b.max() <= 8 and abs(b.mean() - 4) < 0.5, b
+        L = (2 ** (b.astype(np.int64) - 1) - 1)
+        assert np.all(np.abs(g["codes"][()]).max(axis=1) <= L)
+PY
+done
+
 # inspect prints a summary of a trial file
 "$MPQ" inspect "$out/resnet20_per_channel_w4.h5" | grep -q "weights    rtn, 4 bits, per_channel" \
   && pass "inspect trial" || fail "inspect trial"

@@ -119,6 +119,8 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
     return L;
   }
   const auto& q = o.q;
+  L.d = q.d;  // the stored codes' width: wider than the layer's for OCS (split columns)
+  L.attrs["original_d"] = info.d();
   for (const auto& [k, v] : o.attrs.items()) L.attrs[k] = v;
   L.max_points = q.max_points;
   L.points_per_channel = q.points;
