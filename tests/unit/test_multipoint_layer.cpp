@@ -1,6 +1,7 @@
 // Layer-level multipoint: statistics, candidate tables, finalize, and the collection of Σ from a
 // real network against a direct reference.
 #include "torch_catch.h"
+#include "helpers.h"
 #include <cmath>
 #include <map>
 
@@ -150,20 +151,7 @@ TEST_CASE("calibration statistics equal a direct im2col reference, grouped and l
   m.eval();
   m.save("/tmp/mpq_test_calib.pt");
   auto net = mpq::model::Network::load("/tmp/mpq_test_calib.pt");
-  // A tiny dataset of random images through the ClassificationDataset interface.
-  struct Random : mpq::data::ClassificationDataset {
-    torch::Tensor x = torch::randn({10, 1, 28, 28});
-    int64_t size() const override { return 10; }
-    std::vector<int64_t> image_shape() const override { return {1, 28, 28}; }
-    int64_t num_classes() const override { return 10; }
-    void load(const std::vector<int64_t>& idx, torch::Tensor* images, torch::Tensor* labels) const override {
-      *images = x.index_select(0, torch::tensor(idx));
-      *labels = torch::zeros({static_cast<int64_t>(idx.size())}, torch::kInt64);
-    }
-    std::string fingerprint() const override { return "random"; }
-    std::string describe() const override { return "random"; }
-    std::string preprocessing() const override { return "none"; }
-  } data;
+  mpq::test::RandomImages data(10);
   // Layers: stem (dense conv), a depthwise conv, the classifier.
   int dw = -1;
   for (const auto& L : net.layers())

@@ -1,6 +1,7 @@
 // Network preparation on real TorchScript modules built in-process: BN folding equivalence,
 // weight swapping, the layer-input hook, and bad archives.
 #include "torch_catch.h"
+#include "helpers.h"
 #include <filesystem>
 #include <fstream>
 
@@ -13,20 +14,8 @@ using mpq::model::Network;
 
 namespace {
 
-// A freshly initialized model whose BatchNorm running statistics are not trivial: a few
-// training-mode forward passes on random data move them away from (0, 1).
 std::string save_model(const std::string& arch, const std::string& path) {
-  torch::manual_seed(3);
-  mpq::model::ArchConfig cfg;
-  cfg.arch = arch;
-  cfg.width = 0.5;
-  auto m = mpq::model::build_model(cfg);
-  m.train(true);
-  torch::NoGradGuard ng;
-  for (int i = 0; i < 5; ++i) m.forward({torch::randn({16, 1, 28, 28}) * 2 + 0.5});
-  m.eval();
-  m.save(path);
-  return path;
+  return mpq::test::save_zoo_model(arch, path);
 }
 
 class Recorder : public mpq::model::LayerInputHook {

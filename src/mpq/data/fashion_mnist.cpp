@@ -23,12 +23,16 @@ void ClassificationDataset::load_range(int64_t begin, int64_t end, torch::Tensor
 
 namespace {
 
-// Whole decompressed contents of a .gz file.
-std::string read_gz(const std::string& path) {
+void require_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     throw InputError(path + ": missing (" + std::strerror(errno) +
                      "); install Debian's dataset-fashion-mnist or point data.root at a copy");
+}
+
+// Whole decompressed contents of a .gz file.
+std::string read_gz(const std::string& path) {
+  require_file(path);
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw InputError(path + ": cannot open for reading");
   std::string out;
@@ -94,10 +98,7 @@ class FashionMnist final : public ClassificationDataset {
 
 int64_t fashion_mnist_size(const std::string& root, Split split) {
   std::string path = root + "/" + (split == Split::kTrain ? "train" : "t10k") + "-labels-idx1-ubyte.gz";
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    throw InputError(path + ": missing (" + std::strerror(errno) +
-                     "); install Debian's dataset-fashion-mnist or point data.root at a copy");
+  require_file(path);
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw InputError(path + ": cannot open for reading");
   unsigned char h[8];

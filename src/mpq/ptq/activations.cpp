@@ -104,17 +104,9 @@ std::vector<ActQuant> calibrate_activations(model::Network& net, const Activatio
   int64_t batches = (static_cast<int64_t>(calib.indices.size()) + calib.options.batch_size - 1) / calib.options.batch_size;
   RangeObserver obs(observe, std::max<int64_t>(1, config.sample_size / std::max<int64_t>(1, batches)), calib.options.seed);
   {
-    model::HookScope scope(&obs);
     Progress bar("calibrate activations", static_cast<int64_t>(calib.indices.size()));
-    for (size_t b = 0; b < calib.indices.size(); b += static_cast<size_t>(calib.options.batch_size)) {
-      size_t e = std::min(calib.indices.size(), b + static_cast<size_t>(calib.options.batch_size));
-      std::vector<int64_t> idx(calib.indices.begin() + static_cast<std::ptrdiff_t>(b),
-                               calib.indices.begin() + static_cast<std::ptrdiff_t>(e));
-      torch::Tensor x, y;
-      calib.data->load(idx, &x, &y);
-      net.forward(x);
-      bar.advance(static_cast<int64_t>(e - b));
-    }
+    run_calibration_batches(net, *calib.data, calib.indices, calib.options.batch_size, &obs,
+                            [&](int64_t n) { bar.advance(n); });
   }
   for (size_t i = 0; i < infos.size(); ++i) {
     if (!observe[i]) continue;

@@ -50,15 +50,7 @@ class MeanObserver : public model::LayerInputHook {
 };
 
 void run_calibration(model::Network& net, const CalibrationContext& calib, model::LayerInputHook* hook) {
-  model::HookScope scope(hook);
-  for (size_t b = 0; b < calib.indices.size(); b += static_cast<size_t>(calib.options.batch_size)) {
-    size_t e = std::min(calib.indices.size(), b + static_cast<size_t>(calib.options.batch_size));
-    std::vector<int64_t> idx(calib.indices.begin() + static_cast<std::ptrdiff_t>(b),
-                             calib.indices.begin() + static_cast<std::ptrdiff_t>(e));
-    torch::Tensor x, y;
-    calib.data->load(idx, &x, &y);
-    net.forward(x);
-  }
+  run_calibration_batches(net, *calib.data, calib.indices, calib.options.batch_size, hook);
 }
 
 // Expected output per channel: w_c · μ_{g(c)}; w [C, d], mu [G, d].

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,12 @@ struct CalibrationOptions {
   int64_t max_bytes_per_layer = 256ll << 20;
   uint64_t seed = 0;  ///< for row sampling
 };
+
+/// Runs the calibration images `indices` of `data` through `net` in batches of `batch_size`
+/// with `hook` installed (may be null); `on_batch(n)` (optional) is told each batch's size.
+void run_calibration_batches(model::Network& net, const data::ClassificationDataset& data,
+                             const std::vector<int64_t>& indices, int64_t batch_size, model::LayerInputHook* hook,
+                             const std::function<void(int64_t)>& on_batch = {});
 
 /// Collects statistics of the layers in `layers` (indices into net.layers()) by running the
 /// calibration images through `net` with its current weights. Returns one SecondMoment per

@@ -86,6 +86,22 @@ json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, co
   return a;
 }
 
+// Statistics of `layers` measured on the FP network, through the on-disk cache.
+std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const CalibrationContext& calib,
+                                               const std::vector<int>& layers, bool* cache_hit, double* seconds) {
+  auto tc = std::chrono::steady_clock::now();
+  net.restore_fp();
+  json desc = calib.cache_description;
+  desc["batch_size"] = calib.options.batch_size;
+  desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
+  desc["sample_seed"] = calib.options.seed;
+  auto stats = cached_statistics(calib.cache_dir, desc, layers, [&] {
+    return collect_statistics(net, *calib.data, calib.indices, layers, calib.options);
+  }, cache_hit);
+  *seconds = since(tc);
+  return stats;
+}
+
 }  // namespace
 
 WeightConfig parse_weight_config(const json& trial) {
@@ -181,18 +197,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     double calib_seconds = 0;
     local([&] {
       std::vector<quant::SecondMoment> stats;
-      if (out.used_calibration) {
-        auto tc = std::chrono::steady_clock::now();
-        net.restore_fp();
-        json desc = calib.cache_description;
-        desc["batch_size"] = calib.options.batch_size;
-        desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
-        desc["sample_seed"] = calib.options.seed;
-        stats = cached_statistics(calib.cache_dir, desc, mine, [&] {
-          return collect_statistics(net, *calib.data, calib.indices, mine, calib.options);
-        }, &out.stats_cache_hit);
-        calib_seconds = since(tc);
-      }
+      if (out.used_calibration) stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
       for (size_t k = 0; k < mine.size(); ++k) {
         int i = mine[k];
         const auto& L = infos[static_cast<size_t>(i)];
@@ -227,18 +232,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     std::map<int, quant::LayerCandidates> cands;
     std::map<int, quant::LayerTables> my_tables;
     local([&] {
-      if (out.used_calibration) {
-        auto tc = std::chrono::steady_clock::now();
-        net.restore_fp();
-        json desc = calib.cache_description;
-        desc["batch_size"] = calib.options.batch_size;
-        desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
-        desc["sample_seed"] = calib.options.seed;
-        stats = cached_statistics(calib.cache_dir, desc, mine, [&] {
-          return collect_statistics(net, *calib.data, calib.indices, mine, calib.options);
-        }, &out.stats_cache_hit);
-        calib_seconds = since(tc);
-      }
+      if (out.used_calibration) stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
       Progress bar("quantize " + w.method, static_cast<int64_t>(mine.size()));
       for (size_t k = 0; k < mine.size(); ++k) {
         const auto& L = infos[static_cast<size_t>(mine[k])];

@@ -32,6 +32,15 @@ struct Magnitude {
 
 // One pending breakpoint of the merge: element `pos` (in decreasing-magnitude order) moves from
 // level k-1 to level k when t falls below `value`.
+// Codes of `step` (all zero when no point helps).
+void write_codes(const double* r, int64_t d, int L, const double* importance, int8_t* codes, double step) {
+  if (!codes) return;
+  if (step > 0)
+    weighted_rtn_error(r, d, step, L, importance, codes);
+  else
+    std::fill(codes, codes + d, static_cast<int8_t>(0));
+}
+
 // Re-evaluates the candidate steps exactly and writes the codes of the best.
 StepFit finish_search(const double* r, int64_t d, int L, const double* importance, int8_t* codes, StepFit best,
                       const double* cand_f, const double* cand_t, int n_cand) {
@@ -43,12 +52,7 @@ StepFit finish_search(const double* r, int64_t d, int L, const double* importanc
       best.step = cand_t[i];
     }
   }
-  if (codes) {
-    if (best.step > 0)
-      weighted_rtn_error(r, d, best.step, L, importance, codes);
-    else
-      std::fill(codes, codes + d, static_cast<int8_t>(0));
-  }
+  write_codes(r, d, L, importance, codes, best.step);
   return best;
 }
 
@@ -169,12 +173,7 @@ StepFit grid_step_search(const double* r, int64_t d, int L, int n_candidates,
       }
     }
   }
-  if (codes) {
-    if (best.step > 0)
-      weighted_rtn_error(r, d, best.step, L, importance, codes);
-    else
-      std::fill(codes, codes + d, static_cast<int8_t>(0));
-  }
+  write_codes(r, d, L, importance, codes, best.step);
   return best;
 }
 

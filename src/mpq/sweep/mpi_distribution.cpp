@@ -56,50 +56,41 @@ std::vector<std::string> allgather(const std::string& mine) {
 }
 }  // namespace
 
-std::vector<quant::LayerTables> MpiTrialDistribution::share_tables(const std::vector<int>& todo,
-                                                                   const std::map<int, quant::LayerTables>& mine) {
+namespace {
+// Every rank's (layer -> item) entries merged on every rank, returned in `todo` order.
+template <typename T, typename Write, typename Read>
+std::vector<T> share(const std::vector<int>& todo, const std::map<int, T>& mine, Write write, Read read,
+                     const char* what) {
   std::string buf;
-  for (const auto& [i, t] : mine) {
+  for (const auto& [i, item] : mine) {
     write_int(buf, i);
-    write_tables(buf, t);
+    write(buf, item);
   }
-  std::map<int, quant::LayerTables> all;
+  std::map<int, T> all;
   for (const auto& part : allgather(buf)) {
     size_t pos = 0;
     while (pos < part.size()) {
       int i = static_cast<int>(read_int(part, pos));
-      all[i] = read_tables(part, pos);
+      all[i] = read(part, pos);
     }
   }
-  std::vector<quant::LayerTables> out;
+  std::vector<T> out;
   for (int i : todo) {
-    MPQ_ASSERT(all.count(i), "a layer's tables are missing after allgather");
+    MPQ_ASSERT(all.count(i), what);
     out.push_back(std::move(all[i]));
   }
   return out;
 }
+}  // namespace
+
+std::vector<quant::LayerTables> MpiTrialDistribution::share_tables(const std::vector<int>& todo,
+                                                                   const std::map<int, quant::LayerTables>& mine) {
+  return share(todo, mine, write_tables, read_tables, "a layer's tables are missing after allgather");
+}
 
 std::vector<ptq::LayerOutcome> MpiTrialDistribution::share_layers(const std::vector<int>& todo,
                                                                  const std::map<int, ptq::LayerOutcome>& mine) {
-  std::string buf;
-  for (const auto& [i, o] : mine) {
-    write_int(buf, i);
-    write_outcome(buf, o);
-  }
-  std::map<int, ptq::LayerOutcome> all;
-  for (const auto& part : allgather(buf)) {
-    size_t pos = 0;
-    while (pos < part.size()) {
-      int i = static_cast<int>(read_int(part, pos));
-      all[i] = read_outcome(part, pos);
-    }
-  }
-  std::vector<ptq::LayerOutcome> out;
-  for (int i : todo) {
-    MPQ_ASSERT(all.count(i), "a quantized layer is missing after allgather");
-    out.push_back(std::move(all[i]));
-  }
-  return out;
+  return share(todo, mine, write_outcome, read_outcome, "a quantized layer is missing after allgather");
 }
 
 void MpiTrialDistribution::agree(const std::string& my_error) {

@@ -143,74 +143,50 @@ std::string describe_value(const json& v) {
   }
 }
 
-Schema& Schema::boolean(const std::string& ptr, bool def, const std::string& help) {
+namespace {
+Field make_field(const std::string& ptr, FieldType type, json def, double min, double max, const std::string& help) {
   Field f;
   f.pointer = ptr;
-  f.type = FieldType::kBool;
-  f.default_value = def;
+  f.type = type;
+  f.default_value = std::move(def);
+  f.min = min;
+  f.max = max;
   f.help = help;
-  fields_.push_back(f);
+  return f;
+}
+}  // namespace
+
+Schema& Schema::boolean(const std::string& ptr, bool def, const std::string& help) {
+  fields_.push_back(make_field(ptr, FieldType::kBool, def, -1e308, 1e308, help));
   return *this;
 }
 
 Schema& Schema::integer(const std::string& ptr, long long def, long long min, long long max,
                         const std::string& help) {
-  Field f;
-  f.pointer = ptr;
-  f.type = FieldType::kInt;
-  f.default_value = def;
-  f.min = static_cast<double>(min);
-  f.max = static_cast<double>(max);
-  f.help = help;
-  fields_.push_back(f);
+  fields_.push_back(make_field(ptr, FieldType::kInt, def, static_cast<double>(min), static_cast<double>(max), help));
   return *this;
 }
 
-Schema& Schema::number(const std::string& ptr, double def, double min, double max,
-                       const std::string& help) {
-  Field f;
-  f.pointer = ptr;
-  f.type = FieldType::kNumber;
-  f.default_value = def;
-  f.min = min;
-  f.max = max;
-  f.help = help;
-  fields_.push_back(f);
+Schema& Schema::number(const std::string& ptr, double def, double min, double max, const std::string& help) {
+  fields_.push_back(make_field(ptr, FieldType::kNumber, def, min, max, help));
   return *this;
 }
 
 Schema& Schema::string(const std::string& ptr, const std::string& def, const std::string& help) {
-  Field f;
-  f.pointer = ptr;
-  f.type = FieldType::kString;
-  f.default_value = def;
-  f.help = help;
-  fields_.push_back(f);
+  fields_.push_back(make_field(ptr, FieldType::kString, def, -1e308, 1e308, help));
   return *this;
 }
 
-Schema& Schema::choice(const std::string& ptr, const std::string& def,
-                       const std::vector<std::string>& choices, const std::string& help) {
-  Field f;
-  f.pointer = ptr;
-  f.type = FieldType::kChoice;
-  f.default_value = def;
-  f.choices = choices;
-  f.help = help;
-  fields_.push_back(f);
+Schema& Schema::choice(const std::string& ptr, const std::string& def, const std::vector<std::string>& choices,
+                       const std::string& help) {
+  fields_.push_back(make_field(ptr, FieldType::kChoice, def, -1e308, 1e308, help));
+  fields_.back().choices = choices;
   return *this;
 }
 
-Schema& Schema::int_list(const std::string& ptr, const std::vector<long long>& def, long long min,
-                         long long max, const std::string& help) {
-  Field f;
-  f.pointer = ptr;
-  f.type = FieldType::kIntList;
-  f.default_value = def;
-  f.min = static_cast<double>(min);
-  f.max = static_cast<double>(max);
-  f.help = help;
-  fields_.push_back(f);
+Schema& Schema::int_list(const std::string& ptr, const std::vector<long long>& def, long long min, long long max,
+                         const std::string& help) {
+  fields_.push_back(make_field(ptr, FieldType::kIntList, def, static_cast<double>(min), static_cast<double>(max), help));
   return *this;
 }
 
