@@ -61,6 +61,28 @@ if method == "bit_alloc":
 PY
 done
 
+# The deployable expanded model loads in PyTorch and classifies like the simulated trial.
+for arch in resnet20 mobilenetv2; do
+  "$MPQ" -q quantize --model "$ART/models/tiny_$arch.pt" --method multipoint --bits 4 --granularity per_layer \
+    --set weights.multipoint.budget=0.25 --set data.eval_limit=1000 --set calibration.size=64 \
+    -o "$out/exp_$arch.h5" --export "$out/exp_$arch.pt" >"$out/log" 2>&1 || { fail "export $arch: $(cat "$out/log")"; continue; }
+  sim=$("$PYTHON" -c "import h5py; print('%.4f' % h5py.File('$out/exp_$arch.h5')['metrics'].attrs['top1'])")
+  py=$("$PYTHON" "$SRC/tests/integration/python_eval.py" "$out/exp_$arch.pt" 1000)
+  "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > 1.0 / 1000 + 1e-9)" \
+    && pass "$arch expanded model in PyTorch: top-1 $py, simulated $sim" || fail "$arch expanded $py vs simulated $sim"
+  "$PYTHON" - "$out/exp_$arch.h5" <<'PY' && pass "$arch per-layer overheads recorded" || fail "$arch per-layer overheads"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+tot = 0
+for n in f["layers"]:
+    a = f["layers"][n].attrs
+    assert "extra_channels_pct" in a and "extra_macs_pct" in a and "extra_weight_bits_pct" in a
+    assert abs(a["extra_channels_pct"] - 100.0 * a["extra_points"] / a["c_out"]) < 1e-9
+    tot += a["extra_points"]
+assert tot == f["metrics"].attrs["extra_points"]
+PY
+done
+
 # inspect prints a summary of a trial file
 "$MPQ" inspect "$out/resnet20_per_channel_w4.h5" | grep -q "weights    rtn, 4 bits, per_channel" \
   && pass "inspect trial" || fail "inspect trial"

@@ -1,6 +1,7 @@
 // Network-level PTQ pieces on real TorchScript models: activation quantizers, bias correction,
 // export with activation quantization.
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <numeric>
 
@@ -11,6 +12,7 @@
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/bias_correction.h"
 #include "mpq/ptq/quantize.h"
+#include "mpq/ptq/stats_cache.h"
 
 using namespace mpq;
 
@@ -191,4 +193,40 @@ TEST_CASE("export with activation quantizers agrees with the simulation", "[expo
        pos = g.find("fake_quantize_per_tensor_affine", pos + 1))
     ++n;
   CHECK(n == net.layers().size());
+}
+
+TEST_CASE("the statistics cache serves any subset of layers, identical to a direct pass", "[calibrate][cache]") {
+  auto net = model::Network::load(test::save_zoo_model("mobilenetv2", "/tmp/mpq_test_cache.pt"));
+  test::RandomImages data(16, 4);
+  auto cc = context(data, 16);
+  cc.options.max_bytes_per_layer = 4 * 9 * 5;  // below the stem's 9x9 Σ: it keeps 5 sampled rows
+  std::string dir = "/tmp/mpq_test_stats_cache";
+  std::filesystem::remove_all(dir);
+  nlohmann::json desc = {{"model", "test"}};
+  int computed = 0;
+  auto compute = [&](const std::vector<int>& layers) {
+    computed += static_cast<int>(layers.size());
+    return ptq::collect_statistics(net, data, cc.indices, layers, cc.options);
+  };
+  bool hit = true;
+  auto a = ptq::cached_statistics(dir, desc, {0, 1, 2}, compute, &hit);
+  CHECK_FALSE(hit);
+  CHECK(computed == 3);
+  auto b = ptq::cached_statistics(dir, desc, {2, 5, 0}, compute, &hit);
+  CHECK_FALSE(hit);
+  CHECK(computed == 4);  // only layer 5 was missing
+  auto c = ptq::cached_statistics(dir, desc, {5, 1}, compute, &hit);
+  CHECK(hit);
+  CHECK(computed == 4);
+  auto direct = ptq::collect_statistics(net, data, cc.indices, {0, 1, 2, 5}, cc.options);
+  CHECK(a[0].sampled_rows);
+  CHECK(torch::equal(a[0].data, direct[0].data));  // sampled rows do not depend on the subset
+  CHECK(torch::equal(b[2].data, direct[0].data));
+  CHECK(torch::equal(a[1].data, direct[1].data));
+  CHECK(torch::equal(c[1].data, direct[1].data));
+  CHECK(torch::equal(b[1].data, direct[3].data));
+  CHECK(torch::equal(c[0].data, direct[3].data));
+  // A different description is a different cache.
+  ptq::cached_statistics(dir, {{"model", "other"}}, {0}, compute, &hit);
+  CHECK_FALSE(hit);
 }

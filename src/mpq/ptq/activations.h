@@ -7,7 +7,8 @@
 // images run through the full-precision network:
 //   max            the largest |x| seen
 //   percentile     the p-th percentile of |x| in a seeded sample of the inputs
-//   mse            the MSE-optimal scale on that sample (exact search, quant/coefficient_search.h)
+//   mse            the MSE-optimal scale on (an evenly strided 16384-value subsample of) that
+//                  sample (exact search, quant/coefficient_search.h)
 //   aciq_laplace / aciq_gaussian   analytic clipping (quant/ranges.h), one-sided when unsigned
 // Quantization is torch::fake_quantize_per_tensor_affine (round half to even, clamp), the same
 // stock operator the exported model uses. Conventions for the first and last layer's input:

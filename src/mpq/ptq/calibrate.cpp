@@ -15,11 +15,14 @@ namespace {
 class StatsHook : public model::LayerInputHook {
  public:
   StatsHook(const std::vector<LayerInfo>& infos, const std::vector<int>& layers, const CalibrationOptions& o)
-      : infos_(infos), rng_(o.seed) {
+      : infos_(infos) {
     for (size_t i = 0; i < layers.size(); ++i) {
       const LayerInfo& L = infos[static_cast<size_t>(layers[i])];
       Acc a;
       a.slot = i;
+      // A generator per layer: a layer's sample must not depend on which other layers are
+      // collected in the same pass (the cache serves any subset).
+      a.rng.seed(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(layers[i]));
       a.groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
       a.d = L.d();
       double full = 4.0 * static_cast<double>(a.groups) * static_cast<double>(a.d) * static_cast<double>(a.d);
@@ -61,7 +64,7 @@ class StatsHook : public model::LayerInputHook {
           slot = seen;
         } else {
           std::uniform_int_distribution<int64_t> pick(0, seen);
-          int64_t j = pick(rng_);
+          int64_t j = pick(a.rng);
           if (j < a.capacity) slot = j;
         }
         if (slot >= 0) a.reservoir.select(1, slot).copy_(rc.select(1, i));
@@ -95,10 +98,10 @@ class StatsHook : public model::LayerInputHook {
     int64_t groups = 1, d = 0, rows = 0, capacity = 0;
     bool sampled = false;
     torch::Tensor sigma, reservoir;
+    std::mt19937_64 rng;
   };
   const std::vector<LayerInfo>& infos_;
   std::map<int, Acc> acc_;
-  std::mt19937_64 rng_;
 };
 
 }  // namespace

@@ -95,8 +95,8 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
   desc["batch_size"] = calib.options.batch_size;
   desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
   desc["sample_seed"] = calib.options.seed;
-  auto stats = cached_statistics(calib.cache_dir, desc, layers, [&] {
-    return collect_statistics(net, *calib.data, calib.indices, layers, calib.options);
+  auto stats = cached_statistics(calib.cache_dir, desc, layers, [&](const std::vector<int>& missing) {
+    return collect_statistics(net, *calib.data, calib.indices, missing, calib.options);
   }, cache_hit);
   *seconds = since(tc);
   return stats;
@@ -119,6 +119,7 @@ WeightConfig parse_weight_config(const json& trial) {
   w.allocation.max_points = m["max_points"].get<int>();
   w.allocation.uniform_points = m["points"].get<int>();
   w.allocation.threshold = m["threshold"].get<double>();
+  w.allocation.threshold_on_weights = m["threshold_metric"] == "weight";
   w.allocation.budget = m["budget"].get<double>();
   w.allocation.unit = m["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
   w.allocation.scope = m["scope"] == "layer" ? quant::Scope::kLayer : quant::Scope::kNetwork;
@@ -140,6 +141,7 @@ WeightConfig parse_weight_config(const json& trial) {
 }
 
 bool uses_calibration(const WeightConfig& w) {
+  // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
   return w.method == "multipoint" || (w.method == "bit_alloc" && w.bit_alloc_metric == "output");
 }
 

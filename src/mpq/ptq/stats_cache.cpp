@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
@@ -19,54 +21,40 @@ using nlohmann::json;
 
 namespace {
 
-bool load(const std::string& path, const std::string& key, const std::vector<int>& layers,
-          std::vector<quant::SecondMoment>* out) {
+std::string layer_file(const std::string& dir, int layer) {
+  char name[32];
+  std::snprintf(name, sizeof name, "layer-%04d.h5", layer);
+  return dir + "/" + name;
+}
+
+bool load(const std::string& path, const std::string& key, int layer, quant::SecondMoment* out) {
   try {
     auto f = h5::File::open_read(path);
-    if (h5::read_string_attr(f, f.id(), "format") != "mpq-stats" || h5::read_string_attr(f, f.id(), "key") != key)
-      return false;
-    auto g = h5::open_group(f, f.id(), "layers");
-    std::vector<quant::SecondMoment> v;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      char name[32];
-      std::snprintf(name, sizeof name, "%04zu", i);
-      auto lg = h5::open_group(f, g.id(), name);
-      json a = h5::read_attrs(f, lg.id());
-      if (a.value("layer", -1) != layers[i]) return false;
-      quant::SecondMoment s;
-      s.groups = a.value("groups", int64_t{1});
-      s.d = a.value("d", int64_t{0});
-      s.sampled_rows = a.value("sampled_rows", 0) != 0;
-      s.rows_seen = a.value("rows_seen", int64_t{0});
-      std::vector<int64_t> shape;
-      auto data = h5::read_dataset<float>(f, lg.id(), "data", &shape);
-      s.data = torch::from_blob(data.data(), shape, torch::kFloat32).clone();
-      v.push_back(std::move(s));
-    }
-    *out = std::move(v);
+    json a = h5::read_attrs(f, f.id());
+    if (a.value("format", "") != "mpq-stats" || a.value("key", "") != key || a.value("layer", -1) != layer) return false;
+    quant::SecondMoment s;
+    s.groups = a.value("groups", int64_t{1});
+    s.d = a.value("d", int64_t{0});
+    s.sampled_rows = a.value("sampled_rows", 0) != 0;
+    s.rows_seen = a.value("rows_seen", int64_t{0});
+    std::vector<int64_t> shape;
+    auto data = h5::read_dataset<float>(f, f.id(), "data", &shape);
+    s.data = torch::from_blob(data.data(), shape, torch::kFloat32).clone();
+    *out = std::move(s);
     return true;
   } catch (const std::exception&) {
     return false;  // unreadable or partial: recompute
   }
 }
 
-void save(const std::string& path, const std::string& key, const json& description, const std::vector<int>& layers,
-          const std::vector<quant::SecondMoment>& stats) {
+void save(const std::string& path, const std::string& key, int layer, const quant::SecondMoment& s) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     auto f = h5::File::create(tmp);
-    h5::write_attrs(f, f.id(), {{"format", "mpq-stats"}, {"key", key}, {"description", description.dump()}});
-    auto g = h5::create_group(f, f.id(), "layers");
-    for (size_t i = 0; i < stats.size(); ++i) {
-      char name[32];
-      std::snprintf(name, sizeof name, "%04zu", i);
-      auto lg = h5::create_group(f, g.id(), name);
-      const auto& s = stats[i];
-      h5::write_attrs(f, lg.id(), {{"layer", layers[i]}, {"groups", s.groups}, {"d", s.d},
-                                   {"sampled_rows", s.sampled_rows}, {"rows_seen", s.rows_seen}});
-      auto t = s.data.contiguous();
-      h5::write_dataset(f, lg.id(), "data", t.sizes().vec(), t.data_ptr<float>());
-    }
+    h5::write_attrs(f, f.id(), {{"format", "mpq-stats"}, {"key", key}, {"layer", layer}, {"groups", s.groups},
+                                {"d", s.d}, {"sampled_rows", s.sampled_rows}, {"rows_seen", s.rows_seen}});
+    auto t = s.data.contiguous();
+    h5::write_dataset(f, f.id(), "data", t.sizes().vec(), t.data_ptr<float>());
     f.flush();
     f.close();
   }
@@ -76,24 +64,28 @@ void save(const std::string& path, const std::string& key, const json& descripti
 
 }  // namespace
 
-std::vector<quant::SecondMoment> cached_statistics(const std::string& cache_dir, const json& description,
-                                                   const std::vector<int>& layers,
-                                                   const std::function<std::vector<quant::SecondMoment>()>& compute,
-                                                   bool* hit) {
-  json full = description;
-  full["layers"] = layers;
-  full["format"] = "mpq-stats-v1";
-  std::string key = sha256_hex(full.dump());
+std::vector<quant::SecondMoment> cached_statistics(
+    const std::string& cache_dir, const json& description, const std::vector<int>& layers,
+    const std::function<std::vector<quant::SecondMoment>(const std::vector<int>&)>& compute, bool* hit) {
   if (cache_dir.empty()) {
     if (hit) *hit = false;
-    return compute();
+    return compute(layers);
   }
+  json full = description;
+  full["format"] = "mpq-stats-v2";
+  const std::string key = sha256_hex(full.dump());
+  const std::string dir = cache_dir + "/stats-" + key.substr(0, 32);
   std::error_code ec;
-  fs::create_directories(cache_dir, ec);
-  if (ec) throw InputError(cache_dir + ": cannot create statistics cache directory (" + ec.message() + ")");
-  std::string path = cache_dir + "/stats-" + key.substr(0, 32) + ".h5";
-  int fd = ::open((path + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
-  if (fd < 0) throw InputError(path + ".lock: cannot create lock file");
+  fs::create_directories(dir, ec);
+  if (ec) throw InputError(dir + ": cannot create statistics cache directory (" + ec.message() + ")");
+  if (!fs::exists(dir + "/description.json")) {
+    std::ofstream o(dir + "/description.json.tmp");
+    o << full.dump(2) << "\n";
+    o.close();
+    fs::rename(dir + "/description.json.tmp", dir + "/description.json", ec);
+  }
+  int fd = ::open((dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
+  if (fd < 0) throw InputError(dir + "/.lock: cannot create lock file");
   ::flock(fd, LOCK_EX);
   struct Unlock {
     int fd;
@@ -102,14 +94,26 @@ std::vector<quant::SecondMoment> cached_statistics(const std::string& cache_dir,
       ::close(fd);
     }
   } unlock{fd};
-  std::vector<quant::SecondMoment> out;
-  if (fs::exists(path) && load(path, key, layers, &out)) {
-    if (hit) *hit = true;
-    return out;
+  std::map<int, quant::SecondMoment> have;
+  std::vector<int> missing;
+  for (int l : layers) {
+    quant::SecondMoment s;
+    if (load(layer_file(dir, l), key, l, &s))
+      have[l] = std::move(s);
+    else
+      missing.push_back(l);
   }
-  out = compute();
-  save(path, key, full, layers, out);
-  if (hit) *hit = false;
+  if (!missing.empty()) {
+    auto computed = compute(missing);
+    MPQ_ASSERT(computed.size() == missing.size(), "compute returned the wrong number of layers");
+    for (size_t i = 0; i < missing.size(); ++i) {
+      save(layer_file(dir, missing[i]), key, missing[i], computed[i]);
+      have[missing[i]] = std::move(computed[i]);
+    }
+  }
+  if (hit) *hit = missing.empty();
+  std::vector<quant::SecondMoment> out;
+  for (int l : layers) out.push_back(have[l]);
   return out;
 }
 

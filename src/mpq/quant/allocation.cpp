@@ -125,7 +125,7 @@ Allocation allocate(const std::vector<LayerTables>& layers, const AllocationOpti
     a.points.emplace_back(static_cast<size_t>(t.c_out), 1);
     a.grant_order.emplace_back(static_cast<size_t>(t.c_out * t.K), -1);
   }
-  bool needs_output = o.policy == Policy::kBudget || o.policy == Policy::kThreshold;
+  bool needs_output = o.policy == Policy::kBudget || (o.policy == Policy::kThreshold && !o.threshold_on_weights);
   if (needs_output)
     for (const auto& t : layers)
       if (t.output_error.empty())
@@ -147,10 +147,12 @@ Allocation allocate(const std::vector<LayerTables>& layers, const AllocationOpti
       for (size_t l = 0; l < layers.size(); ++l) {
         const auto& t = layers[l];
         int cap = std::min(t.K, o.max_points);
+        const auto& err = o.threshold_on_weights ? t.weight_error : t.output_error;
+        const auto& en = o.threshold_on_weights ? t.weight_energy : t.output_energy;
         for (int64_t c = 0; c < t.c_out; ++c) {
-          double energy = t.output_energy[static_cast<size_t>(c)];
+          double energy = en[static_cast<size_t>(c)];
           int& n = a.points[l][static_cast<size_t>(c)];
-          while (n < cap && energy > 0 && t.output_error[static_cast<size_t>(c * t.K + n - 1)] / energy > o.threshold) {
+          while (n < cap && energy > 0 && err[static_cast<size_t>(c * t.K + n - 1)] / energy > o.threshold) {
             a.grant_order[l][static_cast<size_t>(c * t.K + n)] = static_cast<int32_t>(a.granted++);
             ++n;
             a.spent += cost_of(t, o.unit);

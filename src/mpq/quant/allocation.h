@@ -5,7 +5,9 @@
 // at least one point; the policy decides the extra ones:
 //
 //   uniform       every channel gets `uniform_points`
-//   threshold     add points to c while e_c(n) / (w_c^T Σ w_c) > threshold and n < K
+//   threshold     add points to c while e_c(n) / (w_c^T Σ w_c) > threshold and n < K (or, with
+//                 threshold_on_weights, while ||w_c - w~_c||^2 / ||w_c||^2 > threshold: a target
+//                 relative weight error per vector, no calibration data needed)
 //   budget        B extra points' worth of cost, each given to the channel with the largest
 //                 error reduction per unit cost (output error, normalized by its layer's output
 //                 energy E_l = sum_c w_c^T Σ w_c so layers are comparable), network-wide or per
@@ -37,7 +39,8 @@ struct AllocationOptions {
   Policy policy = Policy::kBudget;
   int max_points = 4;        ///< K, at most this many points per channel
   int uniform_points = 1;    ///< for kUniform
-  double threshold = 0.01;   ///< for kThreshold, on relative output error
+  double threshold = 0.01;   ///< for kThreshold, on relative output error (or weight error)
+  bool threshold_on_weights = false;
   double budget = 0.10;      ///< fraction, e.g. 0.10 = 10% extra output channels (or MACs)
   BudgetUnit unit = BudgetUnit::kChannels;
   Scope scope = Scope::kNetwork;

@@ -137,6 +137,10 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
   double w_sq = w.pow(2).sum().item<double>();
   L.attrs["total_points"] = q.total_points();
   L.attrs["extra_points"] = q.total_points() - q.c_out;
+  const double base_bits = static_cast<double>(info.params()) * q.bits;
+  L.attrs["extra_channels_pct"] = 100.0 * static_cast<double>(q.total_points() - q.c_out) / static_cast<double>(q.c_out);
+  L.attrs["extra_macs_pct"] = info.macs > 0 ? 100.0 * quant::extra_macs(q, static_cast<double>(info.macs)) / static_cast<double>(info.macs) : 0.0;
+  L.attrs["extra_weight_bits_pct"] = base_bits > 0 ? 100.0 * (q.code_bits() - base_bits) / base_bits : 0.0;
   L.attrs["weight_mse"] = err / static_cast<double>(info.params());
   L.attrs["weight_rel_error"] = w_sq > 0 ? std::sqrt(err / w_sq) : 0.0;
   return L;

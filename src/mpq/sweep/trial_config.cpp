@@ -54,7 +54,9 @@ const Schema& trial_schema() {
         .choice("/weights/multipoint/scope", "network", {"network", "layer"},
                 "spend the budget across the whole network or layer by layer")
         .number("/weights/multipoint/threshold", 0.01, 0.0, 1.0,
-                "threshold policy: add points while relative output error exceeds this")
+                "threshold policy: add points while the relative error exceeds this")
+        .choice("/weights/multipoint/threshold_metric", "output", {"output", "weight"},
+                "threshold policy: relative output error (calibration) or relative squared weight error")
         .integer("/weights/multipoint/points", 2, 1, 16, "uniform policy: points per channel")
         .choice("/weights/multipoint/refit", "none", {"none", "weight", "output"},
                 "least-squares refit of the steps once codes are fixed (beyond the paper)")
@@ -105,9 +107,23 @@ json trial_identity(const json& resolved) {
   } else if (id["weights"]["search"] != "grid") {
     id["weights"].erase("grid_candidates");
   }
+  if (method == "multipoint") {
+    json& m = id["weights"]["multipoint"];
+    const std::string policy = m["policy"];
+    if (policy != "threshold") {
+      m.erase("threshold");
+      m.erase("threshold_metric");
+    }
+    if (policy != "budget" && policy != "random" && policy != "weight_error") {
+      m.erase("budget");
+      m.erase("budget_unit");
+      m.erase("scope");
+    }
+    if (policy != "uniform") m.erase("points");
+  }
   if (id["activations"]["bits"] == 32) id["activations"] = {{"bits", 32}};
   if (!uses_calibration_data(resolved)) id.erase("calibration");
-  id["identity_version"] = 1;
+  id["identity_version"] = 2;
   return id;
 }
 
@@ -118,6 +134,7 @@ std::string trial_id(const json& resolved, const std::string& model_sha256,
 
 bool uses_calibration_data(const json& r) {
   const std::string method = r["weights"]["method"];
+  // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
   return method == "multipoint" || (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
          r["activations"]["bits"] < 32 || r["bias_correction"].get<bool>();
 }

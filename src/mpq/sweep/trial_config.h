@@ -5,7 +5,8 @@
 //   canonical(identity part of the resolved config) + "\n" + model SHA-256 + "\n" + data fingerprint
 // where canonical() is nlohmann::json::dump() (object keys sorted) and the identity part drops
 // what cannot change the result: paths (/model/path, /data/root, /output, /export), /threads,
-// /data/batch_size, /label, and the option groups of methods the trial does not use. The model and the
+// /data/batch_size, /label, the option groups of methods (and multipoint policies) the trial does
+// not use, and the calibration block when no calibration data is used. The model and the
 // data enter through their content fingerprints instead of their paths, so the id is stable
 // across runs, ranks and machines.
 #pragma once
