@@ -198,15 +198,29 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
           for (const auto& x : keys) s += (s.empty() ? "" : ", ") + x;
           return s;
         }() + ")");
-    if (std::find(keys.begin(), keys.end(), pv.column) == keys.end())
-      throw ConfigError("--pivot: column '" + pv.column + "' is not a setting of this sweep");
+    std::vector<std::string> col_keys;
+    for (size_t start = 0; start <= pv.column.size();) {
+      size_t comma = pv.column.find(',', start);
+      std::string k = pv.column.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!k.empty()) col_keys.push_back(k);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    for (const auto& k : col_keys)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end())
+        throw ConfigError("--pivot: column '" + k + "' is not a setting of this sweep");
     std::vector<std::string> cols;
     std::vector<std::string> row_keys;
     std::map<std::string, std::map<std::string, std::vector<double>>> cells;
     std::map<std::string, std::vector<std::string>> row_labels;
     for (const auto& g : groups) {
-      if (!g.settings.contains(pv.column)) continue;
-      std::string c = display_value(pv.column, g.settings[pv.column]);
+      bool has_all = true;
+      std::string c;
+      for (const auto& k : col_keys) {
+        if (!g.settings.contains(k)) has_all = false;
+        else c += (c.empty() ? "" : ",") + display_value(k, g.settings[k]);
+      }
+      if (!has_all) continue;
       if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
       std::vector<std::string> labels;
       for (const auto& k : pv.rows) labels.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");

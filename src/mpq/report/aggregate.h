@@ -18,7 +18,8 @@ namespace mpq::report {
 
 struct PivotSpec {
   std::vector<std::string> rows;  ///< setting keys, e.g. {"model.path", "label"}
-  std::string column;             ///< setting key, e.g. "weights.bits"
+  std::string column;             ///< setting key(s), comma-separated: "weights.bits" or
+                                  ///< "weights.bits,activations.bits" (one column per combination)
   std::string value = "top1";     ///< metric
 };
 
