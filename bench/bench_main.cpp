@@ -38,7 +38,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+double secs(Clock::time_point a) {
+  return std::chrono::duration<double>(Clock::now() - a).count();
+}
 
 double peak_rss_mb() {
   rusage u{};
@@ -82,7 +84,10 @@ int bench_resnet18(int max_points) {
   std::vector<torch::Tensor> weights;
   std::vector<quant::SecondMoment> stats;
   int64_t params = 0;
-  std::printf("setting up %zu layers (random weights, synthetic statistics from 1024 random input rows)...\n", shapes.size());
+  std::printf(
+      "setting up %zu layers (random weights, synthetic statistics from 1024 random input "
+      "rows)...\n",
+      shapes.size());
   for (const auto& s : shapes) {
     int64_t d = s.c_in * s.k * s.k;
     weights.push_back(torch::randn({s.c_out, d}) * std::sqrt(2.0 / static_cast<double>(d)));
@@ -118,39 +123,54 @@ int bench_resnet18(int max_points) {
   auto a = quant::allocate(tables, o);
   int64_t points = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
-    auto q = cands[i].finalize(a.points[i], a.grant_order[i], quant::Refit::kNone, nullptr, nullptr);
+    auto q =
+        cands[i].finalize(a.points[i], a.grant_order[i], quant::Refit::kNone, nullptr, nullptr);
     points += q.total_points();
   }
   double total = secs(t0);
-  std::printf("ResNet-18 shapes: %zu layers, %.2fM weights, 4 bits, max_points %d, budget 10%% of channels\n",
-              shapes.size(), static_cast<double>(params) / 1e6, max_points);
+  std::printf(
+      "ResNet-18 shapes: %zu layers, %.2fM weights, 4 bits, max_points %d, budget 10%% of "
+      "channels\n",
+      shapes.size(), static_cast<double>(params) / 1e6, max_points);
   std::printf("  candidates (greedy points + output-error tables): %.2f s\n", t_build);
-  std::printf("  total incl. allocation and packing:               %.2f s  (goal <= 10 s)\n", total);
-  std::printf("  extra points granted: %lld; peak RSS %.0f MB (%.0f MB before quantizing: weights + statistics)\n",
-              static_cast<long long>(a.granted), peak_rss_mb(), rss_before);
+  std::printf("  total incl. allocation and packing:               %.2f s  (goal <= 10 s)\n",
+              total);
+  std::printf(
+      "  extra points granted: %lld; peak RSS %.0f MB (%.0f MB before quantizing: weights + "
+      "statistics)\n",
+      static_cast<long long>(a.granted), peak_rss_mb(), rss_before);
   return 0;
 }
 
 // --- search ---------------------------------------------------------------------------------
 
 int bench_search() {
-  std::printf("| bits | d | vectors | exact error / grid-1024 error (mean, max) | exact ms | grid ms | speed ratio |\n");
+  std::printf(
+      "| bits | d | vectors | exact error / grid-1024 error (mean, max) | exact ms | grid ms | "
+      "speed ratio |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
   std::mt19937_64 rng(1);
   std::normal_distribution<double> n(0, 1);
   for (int bits : {2, 3, 4, 8}) {
     for (int64_t d : {int64_t{64}, int64_t{576}, int64_t{4608}}) {
       int count = d >= 4608 ? 64 : 256;
-      std::vector<std::vector<double>> vs(static_cast<size_t>(count), std::vector<double>(static_cast<size_t>(d)));
+      std::vector<std::vector<double>> vs(static_cast<size_t>(count),
+                                          std::vector<double>(static_cast<size_t>(d)));
       for (auto& v : vs)
         for (auto& x : v) x = n(rng);
       int L = quant::max_level(bits);
       std::vector<double> ex(static_cast<size_t>(count)), gr(static_cast<size_t>(count));
       double te = median_seconds(3, [&] {
-        for (int i = 0; i < count; ++i) ex[static_cast<size_t>(i)] = quant::exact_step_search(vs[static_cast<size_t>(i)].data(), d, L, nullptr, nullptr).error;
+        for (int i = 0; i < count; ++i)
+          ex[static_cast<size_t>(i)] =
+              quant::exact_step_search(vs[static_cast<size_t>(i)].data(), d, L, nullptr, nullptr)
+                  .error;
       });
       double tg = median_seconds(3, [&] {
-        for (int i = 0; i < count; ++i) gr[static_cast<size_t>(i)] = quant::grid_step_search(vs[static_cast<size_t>(i)].data(), d, L, 1024, nullptr, nullptr).error;
+        for (int i = 0; i < count; ++i)
+          gr[static_cast<size_t>(i)] = quant::grid_step_search(vs[static_cast<size_t>(i)].data(), d,
+                                                               L, 1024, nullptr, nullptr)
+                                           .error;
       });
       double mean = 0, mx = 0;
       for (int i = 0; i < count; ++i) {
@@ -158,8 +178,9 @@ int bench_search() {
         mean += r / count;
         mx = std::max(mx, r);
       }
-      std::printf("| %d | %lld | %d | %.4f, %.4f | %.3f | %.3f | %.1fx |\n", bits, static_cast<long long>(d), count, mean, mx,
-                  1e3 * te / count, 1e3 * tg / count, tg / te);
+      std::printf("| %d | %lld | %d | %.4f, %.4f | %.3f | %.3f | %.1fx |\n", bits,
+                  static_cast<long long>(d), count, mean, mx, 1e3 * te / count, 1e3 * tg / count,
+                  tg / te);
     }
   }
   return 0;
@@ -168,13 +189,16 @@ int bench_search() {
 // --- models ---------------------------------------------------------------------------------
 
 std::string default_model(const std::string& arch) {
-  return train::resolve_model_ref("default:" + arch, "results/models", data::kFashionMnistDefaultRoot);
+  return train::resolve_model_ref("default:" + arch, "results/models",
+                                  data::kFashionMnistDefaultRoot);
 }
 
 int bench_calib() {
   auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
   auto idx = data::calibration_indices(train->size(), 256, 0);
-  std::printf("| model | N | FP forward (s) | statistics, all layers (s) | ratio |\n|---|---:|---:|---:|---:|\n");
+  std::printf(
+      "| model | N | FP forward (s) | statistics, all layers (s) | ratio "
+      "|\n|---|---:|---:|---:|---:|\n");
   for (std::string arch : {"resnet20", "mobilenetv2"}) {
     auto net = model::Network::load(default_model(arch));
     std::vector<int> layers;
@@ -182,7 +206,8 @@ int bench_calib() {
     ptq::CalibrationOptions o;
     double tf = median_seconds(5, [&] {
       for (size_t b = 0; b < idx.size(); b += 64) {
-        std::vector<int64_t> part(idx.begin() + static_cast<long>(b), idx.begin() + static_cast<long>(std::min(idx.size(), b + 64)));
+        std::vector<int64_t> part(idx.begin() + static_cast<long>(b),
+                                  idx.begin() + static_cast<long>(std::min(idx.size(), b + 64)));
         torch::Tensor x, y;
         train->load(part, &x, &y);
         net.forward(x);
@@ -199,7 +224,9 @@ int bench_latency() {
   auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
   torch::Tensor x, y;
   test->load_range(0, 256, &x, &y);
-  std::printf("| model | budget | extra channels | original ms/batch | expanded ms/batch | ratio |\n|---|---:|---:|---:|---:|---:|\n");
+  std::printf(
+      "| model | budget | extra channels | original ms/batch | expanded ms/batch | ratio "
+      "|\n|---|---:|---:|---:|---:|---:|\n");
   for (std::string arch : {"resnet20", "mobilenetv2"}) {
     std::string path = default_model(arch);
     auto original = torch::jit::load(path);
@@ -253,7 +280,8 @@ int bench_eval() {
       std::vector<double> rates;
       for (int r = 0; r < 3; ++r) rates.push_back(eval::evaluate(net, *test, o).images_per_second);
       std::sort(rates.begin(), rates.end());
-      std::printf("| %s | %d | %lld | %.2f | %.0f |\n", arch.c_str(), threads, static_cast<long long>(test->size()),
+      std::printf("| %s | %d | %lld | %.2f | %.0f |\n", arch.c_str(), threads,
+                  static_cast<long long>(test->size()),
                   static_cast<double>(test->size()) / rates[1], rates[1]);
     }
   }

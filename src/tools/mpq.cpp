@@ -1,7 +1,6 @@
 // mpq — the command-line interface. Parsing and dispatch only: every verb calls into mpq::core.
 // Exit codes: 0 ok, 1 runtime/input error, 2 usage/config error (docs/cli.md).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -14,17 +13,17 @@
 #include "mpq/report/aggregate.h"
 #include "mpq/report/inspect.h"
 #include "mpq/store/sweep_dir.h"
+#include "mpq/store/trial_file.h"
 #include "mpq/sweep/mpi_session.h"
 #include "mpq/sweep/runner.h"
 #include "mpq/sweep/sweep_config.h"
-#include "mpq/store/trial_file.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
 #include "mpq/train/train.h"
-#include "mpq/util/threads.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/schema.h"
+#include "mpq/util/threads.h"
 
 namespace {
 using nlohmann::json;
@@ -37,14 +36,16 @@ struct ConfigArgs {
 
 void add_config_args(CLI::App* app, ConfigArgs& a) {
   app->add_option("--config", a.config_path, "JSON config file (command-line options override it)");
-  app->add_option("--set", a.sets, "override any config key, e.g. --set weights.bits=3 (repeatable)");
+  app->add_option("--set", a.sets,
+                  "override any config key, e.g. --set weights.bits=3 (repeatable)");
 }
 
 // Loads --config, then applies --set overrides, then the verb's explicit flags (`flags`).
 json user_config(const ConfigArgs& a, const json& flags) {
   json doc = a.config_path.empty() ? json::object() : mpq::read_json_file(a.config_path);
   if (!doc.is_object())
-    throw mpq::ConfigError(a.config_path + ": must contain a JSON object, got " + mpq::describe_value(doc));
+    throw mpq::ConfigError(a.config_path + ": must contain a JSON object, got " +
+                           mpq::describe_value(doc));
   for (const auto& s : a.sets) mpq::apply_override(doc, s);
   for (const auto& [ptr, value] : flags.items()) doc[json::json_pointer(ptr)] = value;
   return doc;
@@ -72,7 +73,8 @@ std::vector<int64_t> parse_shape(const std::string& text) {
     }
   }
   if (out.size() != 3 || out[0] < 1 || out[1] < 1 || out[2] < 1)
-    throw mpq::ConfigError("--input-shape " + text + ": expected C,H,W with positive integers, e.g. 3,224,224");
+    throw mpq::ConfigError("--input-shape " + text +
+                           ": expected C,H,W with positive integers, e.g. 3,224,224");
   return out;
 }
 
@@ -100,7 +102,8 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress bars or informational lines");
 
   // --- train ---------------------------------------------------------------------------------
-  auto* train = app.add_subcommand("train", "train a default model on Fashion-MNIST and save it as TorchScript");
+  auto* train = app.add_subcommand(
+      "train", "train a default model on Fashion-MNIST and save it as TorchScript");
   train->footer(
       "Examples:\n"
       "  mpq train --arch resnet20 --output results/models/resnet20.pt\n"
@@ -118,14 +121,16 @@ int main(int argc, char** argv) {
   train->add_option("--epochs", t_epochs, "training epochs (default 3)");
   train->add_option("--width", t_width, "channel multiplier (default 1)");
   train->add_option("--train-limit", t_limit, "train on the first N images (default all)");
-  train->add_option("--test-limit", t_test_limit, "report accuracy on the first N test images (default all)");
+  train->add_option("--test-limit", t_test_limit,
+                    "report accuracy on the first N test images (default all)");
   train->add_option("--seed", t_seed, "seed (default 0)");
   train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)");
   train->add_option("--data-root", t_root, "Fashion-MNIST directory");
   train->add_option("-o,--output", t_output, "archive to write");
 
   // --- inspect -------------------------------------------------------------------------------
-  auto* inspect = app.add_subcommand("inspect", "describe a model's quantizable layers or a trial result file");
+  auto* inspect =
+      app.add_subcommand("inspect", "describe a model's quantizable layers or a trial result file");
   inspect->footer(
       "Examples:\n"
       "  mpq inspect results/models/resnet20-<key>.pt\n"
@@ -134,14 +139,16 @@ int main(int argc, char** argv) {
   std::string i_path, i_shape;
   bool i_no_fold = false;
   inspect->add_option("file", i_path, "TorchScript archive (.pt) or trial file (.h5)")->required();
-  inspect->add_option("--input-shape", i_shape, "C,H,W for MACs (default: from the archive, else 3,224,224)");
+  inspect->add_option("--input-shape", i_shape,
+                      "C,H,W for MACs (default: from the archive, else 3,224,224)");
   inspect->add_flag("--no-fold-bn", i_no_fold, "do not fold BatchNorm before listing layers");
   bool i_check = false;
   inspect->add_flag("--check-fold", i_check,
                     "compare the prepared (BN-folded) model with the original on random inputs");
 
   // --- eval ----------------------------------------------------------------------------------
-  auto* evalc = app.add_subcommand("eval", "evaluate a full-precision model on the Fashion-MNIST test split");
+  auto* evalc =
+      app.add_subcommand("eval", "evaluate a full-precision model on the Fashion-MNIST test split");
   evalc->footer(
       "Examples:\n"
       "  mpq eval --model default:resnet20\n"
@@ -150,7 +157,8 @@ int main(int argc, char** argv) {
   long long e_limit = 0, e_batch = 500;
   int e_threads = 0;
   bool e_no_fold = false;
-  evalc->add_option("--model", e_model, "TorchScript archive or default:<arch>")->capture_default_str();
+  evalc->add_option("--model", e_model, "TorchScript archive or default:<arch>")
+      ->capture_default_str();
   evalc->add_option("--data-root", e_root, "Fashion-MNIST directory")->capture_default_str();
   evalc->add_option("--limit", e_limit, "first N test images (0 = all)");
   evalc->add_option("--batch-size", e_batch, "batch size")->capture_default_str();
@@ -158,14 +166,18 @@ int main(int argc, char** argv) {
   evalc->add_flag("--no-fold-bn", e_no_fold, "evaluate without folding BatchNorm");
 
   // --- quantize ------------------------------------------------------------------------------
-  auto* quantize = app.add_subcommand("quantize", "run one quantization trial and write its HDF5 result");
+  auto* quantize =
+      app.add_subcommand("quantize", "run one quantization trial and write its HDF5 result");
   quantize->footer(
       "Examples:\n"
-      "  mpq quantize --model default:resnet20 --bits 4 --granularity per_layer -o results/r20_w4.h5\n"
+      "  mpq quantize --model default:resnet20 --bits 4 --granularity per_layer -o "
+      "results/r20_w4.h5\n"
       "  mpq quantize --config configs/trials/rtn_w4.json --set weights.bits=3 -o results/w3.h5\n"
-      "  mpq quantize --model default:mobilenetv2 --method multipoint --bits 4 --granularity per_layer \\\n"
+      "  mpq quantize --model default:mobilenetv2 --method multipoint --bits 4 --granularity "
+      "per_layer \\\n"
       "      --set weights.multipoint.budget=0.1 -o results/mp.h5 --export results/mp_expanded.pt\n"
-      "Every config key is listed in docs/configs.md; flags override --config, --set overrides both.");
+      "Every config key is listed in docs/configs.md; flags override --config, --set overrides "
+      "both.");
   ConfigArgs q_cfg;
   add_config_args(quantize, q_cfg);
   std::string q_model, q_method, q_gran, q_output, q_export;
@@ -176,19 +188,23 @@ int main(int argc, char** argv) {
   quantize->add_option("--granularity", q_gran, "per_channel | per_layer");
   quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)");
   quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
-  quantize->add_option("--export", q_export, "also write the deployable expanded TorchScript model");
+  quantize->add_option("--export", q_export,
+                       "also write the deployable expanded TorchScript model");
 
   // --- sweep plan / sweep run ----------------------------------------------------------------
-  auto* sweep = app.add_subcommand("sweep", "expand a JSON sweep into trials and run them on MPI ranks");
+  auto* sweep =
+      app.add_subcommand("sweep", "expand a JSON sweep into trials and run them on MPI ranks");
   sweep->require_subcommand(1);
-  auto* plan = sweep->add_subcommand("plan", "print the trials a sweep expands to, without running them");
+  auto* plan =
+      sweep->add_subcommand("plan", "print the trials a sweep expands to, without running them");
   plan->footer(
       "Examples:\n"
       "  mpq sweep plan configs/sweeps/default.json\n"
       "Trial ids need the model files: default models are trained (and cached) first if missing.");
   std::string p_file;
   plan->add_option("sweep", p_file, "sweep JSON file")->required();
-  auto* run = sweep->add_subcommand("run", "run (or resume) a sweep; trial-parallel over MPI ranks");
+  auto* run =
+      sweep->add_subcommand("run", "run (or resume) a sweep; trial-parallel over MPI ranks");
   run->footer(
       "Examples:\n"
       "  mpirun -np 2 mpq sweep run configs/sweeps/default.json\n"
@@ -198,11 +214,13 @@ int main(int argc, char** argv) {
   std::string r_file;
   bool r_force = false, r_aggregate = false;
   run->add_option("sweep", r_file, "sweep JSON file")->required();
-  run->add_flag("--force", r_force, "reuse a results directory that holds a different sweep config");
+  run->add_flag("--force", r_force,
+                "reuse a results directory that holds a different sweep config");
   run->add_flag("--aggregate", r_aggregate, "print the aggregate table when done (rank 0)");
 
   // --- status --------------------------------------------------------------------------------
-  auto* status = app.add_subcommand("status", "done / failed / pending trials of a sweep directory");
+  auto* status =
+      app.add_subcommand("status", "done / failed / pending trials of a sweep directory");
   status->footer("Examples:\n  mpq status results/default");
   std::string s_dir;
   bool s_list = false;
@@ -210,23 +228,32 @@ int main(int argc, char** argv) {
   status->add_flag("--list", s_list, "list every trial with its state");
 
   // --- aggregate -----------------------------------------------------------------------------
-  auto* aggregate = app.add_subcommand("aggregate", "tables (Markdown, CSV) and a merged trials.csv/.h5 of a sweep");
+  auto* aggregate = app.add_subcommand(
+      "aggregate", "tables (Markdown, CSV) and a merged trials.csv/.h5 of a sweep");
   aggregate->footer(
       "Examples:\n"
       "  mpq aggregate results/default\n"
       "  mpq aggregate results/default --pivot model.path,label:weights.bits:top1\n"
-      "Files go to <dir>/aggregate/: summary.md/.csv, trials.csv/.h5, failed.csv, pivot<i>.md/.csv.");
+      "Files go to <dir>/aggregate/: summary.md/.csv, trials.csv/.h5, failed.csv, "
+      "pivot<i>.md/.csv.");
   std::string a_dir;
   std::vector<std::string> a_pivots, a_metrics;
   aggregate->add_option("dir", a_dir, "sweep results directory")->required();
-  aggregate->add_option("--pivot", a_pivots, "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable)");
-  aggregate->add_option("--metrics", a_metrics, "metrics of the summary table (default top1 agreement kl extra_channels_pct)");
+  aggregate->add_option(
+      "--pivot", a_pivots,
+      "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable)");
+  aggregate->add_option(
+      "--metrics", a_metrics,
+      "metrics of the summary table (default top1 agreement kl extra_channels_pct)");
 
   // --- schema --------------------------------------------------------------------------------
-  auto* schema = app.add_subcommand("schema", "print every config key of a config kind as a Markdown table");
+  auto* schema =
+      app.add_subcommand("schema", "print every config key of a config kind as a Markdown table");
   schema->footer("Examples:\n  mpq schema trial\n  mpq schema train");
   std::string sc_kind;
-  schema->add_option("kind", sc_kind, "trial | train")->required()->check(CLI::IsMember({"trial", "train"}));
+  schema->add_option("kind", sc_kind, "trial | train")
+      ->required()
+      ->check(CLI::IsMember({"trial", "train"}));
 
   try {
     app.parse(argc, argv);
@@ -239,7 +266,8 @@ int main(int argc, char** argv) {
     // One line, like every other error: "mpq: <problem> (see mpq <verb> --help)".
     std::string verb;
     for (const auto* sub : app.get_subcommands()) verb = sub->get_name();
-    std::fprintf(stderr, "mpq: %s (see mpq %s%s--help)\n", e.what(), verb.c_str(), verb.empty() ? "" : " ");
+    std::fprintf(stderr, "mpq: %s (see mpq %s%s--help)\n", e.what(), verb.c_str(),
+                 verb.empty() ? "" : " ");
     return mpq::kExitUsage;
   }
   mpq::set_quiet(quiet);
@@ -256,7 +284,8 @@ int main(int argc, char** argv) {
       if (t_threads >= 0) flags["/threads"] = t_threads;
       if (!t_root.empty()) flags["/data_root"] = t_root;
       if (!t_output.empty()) flags["/output"] = t_output;
-      json resolved = mpq::train::train_schema().resolve(user_config(train_cfg, flags), source_name(train_cfg));
+      json resolved =
+          mpq::train::train_schema().resolve(user_config(train_cfg, flags), source_name(train_cfg));
       std::string output;
       auto cfg = mpq::train::train_config_from_json(resolved, &output);
       auto r = output.empty() ? mpq::train::ensure_cached(cfg, "results/models")
@@ -288,8 +317,10 @@ int main(int argc, char** argv) {
       mpq::eval::EvalOptions eo;
       eo.batch_size = e_batch;
       auto r = mpq::eval::evaluate(net, *test, eo);
-      std::printf("model\t%s\ntop1\t%.4f\ntop5\t%.4f\nimages\t%lld\nseconds\t%.3f\nimages_per_second\t%.1f\nthreads\t%d\n",
-                  path.c_str(), r.top1, r.top5, (long long)r.n, r.seconds, r.images_per_second, threads);
+      std::printf(
+          "model\t%s\ntop1\t%.4f\ntop5\t%.4f\nimages\t%lld\nseconds\t%.3f\nimages_per_second\t%."
+          "1f\nthreads\t%d\n",
+          path.c_str(), r.top1, r.top5, (long long)r.n, r.seconds, r.images_per_second, threads);
     } else if (*quantize) {
       json flags = json::object();
       if (!q_model.empty()) flags["/model/path"] = q_model;
@@ -306,7 +337,10 @@ int main(int argc, char** argv) {
                   mpq::sweep::summarize(out.record).c_str());
       if (!out.output_path.empty()) std::printf("wrote %s\n", out.output_path.c_str());
     } else if (*schema) {
-      std::fputs((sc_kind == "trial" ? mpq::sweep::trial_schema() : mpq::train::train_schema()).markdown().c_str(), stdout);
+      std::fputs((sc_kind == "trial" ? mpq::sweep::trial_schema() : mpq::train::train_schema())
+                     .markdown()
+                     .c_str(),
+                 stdout);
     } else if (*plan) {
       mpq::apply_threads(0);
       auto spec = mpq::sweep::load_sweep(p_file);
@@ -343,9 +377,11 @@ int main(int argc, char** argv) {
       }
       if (mpi.rank() == 0) {
         const auto& st = res.final_status;
-        std::printf("sweep %s: %d trials: %d done, %d failed, %d gave up, %d pending (this run: %d ok, %d failed, %.1f s)\n",
-                    res.dir.c_str(), static_cast<int>(st.trials.size()), st.done, st.failed, st.gave_up,
-                    st.pending, res.succeeded, res.failed, res.seconds);
+        std::printf(
+            "sweep %s: %d trials: %d done, %d failed, %d gave up, %d pending (this run: %d ok, %d "
+            "failed, %.1f s)\n",
+            res.dir.c_str(), static_cast<int>(st.trials.size()), st.done, st.failed, st.gave_up,
+            st.pending, res.succeeded, res.failed, res.seconds);
         if (r_aggregate) {
           mpq::report::AggregateOptions ao;
           std::printf("\n%s", mpq::report::aggregate_sweep(res.dir, ao).markdown.c_str());
@@ -361,15 +397,18 @@ int main(int argc, char** argv) {
       } catch (const std::exception&) {
       }
       auto st = dir.status(max_attempts);
-      std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending\n", s_dir.c_str(), st.trials.size(),
-                  st.done, st.failed, st.gave_up, st.pending);
-      if (st.invalid_files) std::printf("%d trial file(s) present but invalid (will be redone)\n", st.invalid_files);
+      std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending\n", s_dir.c_str(),
+                  st.trials.size(), st.done, st.failed, st.gave_up, st.pending);
+      if (st.invalid_files)
+        std::printf("%d trial file(s) present but invalid (will be redone)\n", st.invalid_files);
       mpq::report::Table t({"trial id", "state", "attempts", "settings", "last message"});
       for (const auto& [p, state] : st.trials) {
-        if (!s_list && (state == mpq::store::TrialState::kDone || state == mpq::store::TrialState::kPending)) continue;
+        if (!s_list &&
+            (state == mpq::store::TrialState::kDone || state == mpq::store::TrialState::kPending))
+          continue;
         const auto& h = st.history[p.id];
-        t.add_row({p.id.substr(0, 12), mpq::store::trial_state_name(state), std::to_string(h.failed),
-                   p.settings.dump(), h.last_message});
+        t.add_row({p.id.substr(0, 12), mpq::store::trial_state_name(state),
+                   std::to_string(h.failed), p.settings.dump(), h.last_message});
       }
       if (t.rows()) std::printf("\n%s", t.markdown().c_str());
     } else if (*aggregate) {
@@ -377,7 +416,8 @@ int main(int argc, char** argv) {
       if (!a_metrics.empty()) ao.metrics = a_metrics;
       for (const auto& p : a_pivots) {
         auto c1 = p.find(':');
-        if (c1 == std::string::npos) throw mpq::ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
+        if (c1 == std::string::npos)
+          throw mpq::ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
         auto c2 = p.find(':', c1 + 1);
         mpq::report::PivotSpec pv;
         std::string rows = p.substr(0, c1);
@@ -386,7 +426,8 @@ int main(int argc, char** argv) {
         size_t start = 0;
         while (start <= rows.size()) {
           auto comma = rows.find(',', start);
-          std::string k = rows.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          std::string k =
+              rows.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
           if (!k.empty()) pv.rows.push_back(k);
           if (comma == std::string::npos) break;
           start = comma + 1;

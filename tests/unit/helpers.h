@@ -9,8 +9,8 @@
 namespace mpq::test {
 
 /// A zoo model (width `width`) with non-trivial BatchNorm statistics, saved to `path`.
-inline std::string save_zoo_model(const std::string& arch, const std::string& path, double width = 0.5,
-                                  uint64_t seed = 3) {
+inline std::string save_zoo_model(const std::string& arch, const std::string& path,
+                                  double width = 0.5, uint64_t seed = 3) {
   torch::manual_seed(seed);
   model::ArchConfig cfg;
   cfg.arch = arch;
@@ -34,7 +34,8 @@ class RandomImages : public data::ClassificationDataset {
   int64_t size() const override { return x_.size(0); }
   std::vector<int64_t> image_shape() const override { return {1, 28, 28}; }
   int64_t num_classes() const override { return 10; }
-  void load(const std::vector<int64_t>& idx, torch::Tensor* images, torch::Tensor* labels) const override {
+  void load(const std::vector<int64_t>& idx, torch::Tensor* images,
+            torch::Tensor* labels) const override {
     *images = x_.index_select(0, torch::tensor(idx));
     *labels = torch::zeros({static_cast<int64_t>(idx.size())}, torch::kInt64);
   }

@@ -1,5 +1,5 @@
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <random>
 
 #include "mpq/quant/allocation.h"
@@ -42,7 +42,9 @@ double objective(const std::vector<LayerTables>& ls, const Allocation& a) {
   double s = 0;
   for (size_t l = 0; l < ls.size(); ++l)
     for (int64_t c = 0; c < ls[l].c_out; ++c)
-      s += ls[l].output_error[static_cast<size_t>(c * ls[l].K + a.points[l][static_cast<size_t>(c)] - 1)] / energy(ls[l]);
+      s += ls[l].output_error[static_cast<size_t>(c * ls[l].K +
+                                                  a.points[l][static_cast<size_t>(c)] - 1)] /
+           energy(ls[l]);
   return s;
 }
 
@@ -123,9 +125,13 @@ TEST_CASE("threshold adds points while the relative output error is above tau", 
   auto a = allocate({t}, o);
   for (int64_t c = 0; c < t.c_out; ++c) {
     int n = a.points[0][static_cast<size_t>(c)];
-    double rel = t.output_error[static_cast<size_t>(c * 4 + n - 1)] / t.output_energy[static_cast<size_t>(c)];
+    double rel = t.output_error[static_cast<size_t>(c * 4 + n - 1)] /
+                 t.output_energy[static_cast<size_t>(c)];
     if (n < 4) CHECK(rel <= 0.05);
-    if (n > 1) CHECK(t.output_error[static_cast<size_t>(c * 4 + n - 2)] / t.output_energy[static_cast<size_t>(c)] > 0.05);
+    if (n > 1)
+      CHECK(t.output_error[static_cast<size_t>(c * 4 + n - 2)] /
+                t.output_energy[static_cast<size_t>(c)] >
+            0.05);
   }
 }
 
@@ -155,8 +161,10 @@ TEST_CASE("weight-error allocation ranks by weight error and needs no statistics
   // The channel with the largest first-step weight-error reduction got a point.
   int64_t best = 0;
   for (int64_t c = 1; c < 10; ++c)
-    if (t.weight_error[static_cast<size_t>(c * 3)] - t.weight_error[static_cast<size_t>(c * 3 + 1)] >
-        t.weight_error[static_cast<size_t>(best * 3)] - t.weight_error[static_cast<size_t>(best * 3 + 1)])
+    if (t.weight_error[static_cast<size_t>(c * 3)] -
+            t.weight_error[static_cast<size_t>(c * 3 + 1)] >
+        t.weight_error[static_cast<size_t>(best * 3)] -
+            t.weight_error[static_cast<size_t>(best * 3 + 1)])
       best = c;
   CHECK(a.points[0][static_cast<size_t>(best)] >= 2);
   o.policy = Policy::kBudget;

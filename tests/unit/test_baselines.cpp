@@ -3,13 +3,13 @@
 #include <cmath>
 #include <random>
 
-#include "torch_catch.h"
 #include "mpq/quant/bit_alloc.h"
 #include "mpq/quant/grid.h"
 #include "mpq/quant/layer.h"
 #include "mpq/quant/ocs.h"
 #include "mpq/quant/ranges.h"
 #include "reference.h"
+#include "torch_catch.h"
 
 using namespace mpq::quant;
 
@@ -79,12 +79,15 @@ TEST_CASE("single-point range methods use the right step", "[ranges]") {
   auto w = mpq::test::to_float(mpq::test::gaussian(64, 10));
   int L = max_level(4);
   CHECK(range_step(w.data(), 64, L, {RangeMethod::kMax, 0}) == Approx(max_abs(w.data(), 64) / L));
-  CHECK(range_step(w.data(), 64, L, {RangeMethod::kPercentile, 90}) == Approx(abs_percentile(w.data(), 64, 90) / L));
-  double laplace = aciq_alpha(Prior::kLaplace, fit_prior_scale(Prior::kLaplace, w.data(), 64), L, false) / L;
+  CHECK(range_step(w.data(), 64, L, {RangeMethod::kPercentile, 90}) ==
+        Approx(abs_percentile(w.data(), 64, 90) / L));
+  double laplace =
+      aciq_alpha(Prior::kLaplace, fit_prior_scale(Prior::kLaplace, w.data(), 64), L, false) / L;
   CHECK(range_step(w.data(), 64, L, {RangeMethod::kAciqLaplace, 0}) == Approx(laplace));
   std::vector<double> wd(w.begin(), w.end());
   double mse_step = range_step(w.data(), 64, L, {RangeMethod::kMse, 0});
-  CHECK(mpq::test::ref_f(wd, {}, mse_step, L) == Approx(mpq::test::ref_min_f(wd, {}, L)).epsilon(1e-6));
+  CHECK(mpq::test::ref_f(wd, {}, mse_step, L) ==
+        Approx(mpq::test::ref_min_f(wd, {}, L)).epsilon(1e-6));
 }
 
 TEST_CASE("OCS splitting leaves the float layer unchanged", "[ocs]") {
@@ -107,7 +110,8 @@ TEST_CASE("OCS splitting leaves the float layer unchanged", "[ocs]") {
     CHECK((y - ys).abs().max().item<double>() < 1e-5);
     // Merging the unquantized split weight gives back the original exactly.
     auto merged = ocs_merge(split, split.weight);
-    for (int64_t i = 0; i < w.numel(); ++i) CHECK(merged[static_cast<size_t>(i)] == Approx(w.data_ptr<float>()[i]).epsilon(1e-7));
+    for (int64_t i = 0; i < w.numel(); ++i)
+      CHECK(merged[static_cast<size_t>(i)] == Approx(w.data_ptr<float>()[i]).epsilon(1e-7));
     // Splitting reduced the layer's range: the largest |w| was halved.
     CHECK(max_abs(split.weight.data(), static_cast<int64_t>(split.weight.size())) < 9.0);
   }
@@ -120,7 +124,8 @@ TEST_CASE("OCS layers record their splits and merge on dequantization", "[ocs]")
   auto w = mpq::test::to_float(mpq::test::gaussian(4 * 8 * 3, 12));
   w[5] = 20.0f;
   auto split = ocs_split(w.data(), 4, 8, 3, 2);
-  auto q = quantize_single_point_layer(split.weight.data(), 4, 10 * 3, 4, Granularity::kPerLayer, {});
+  auto q =
+      quantize_single_point_layer(split.weight.data(), 4, 10 * 3, 4, Granularity::kPerLayer, {});
   q.ocs_source = split.source;
   q.ocs_k = 3;
   CHECK(q.original_d() == 24);
@@ -160,7 +165,8 @@ TEST_CASE("bit allocation meets the average and is optimal for diminishing error
       best = std::min(best, t);
     }
     double got = 0;
-    for (int c = 0; c < 4; ++c) got += e[static_cast<size_t>(c * W + a.bits[static_cast<size_t>(c)] - 2)];
+    for (int c = 0; c < 4; ++c)
+      got += e[static_cast<size_t>(c * W + a.bits[static_cast<size_t>(c)] - 2)];
     CHECK(got == Approx(best).epsilon(1e-12));
   }
 }

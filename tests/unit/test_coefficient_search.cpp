@@ -28,15 +28,15 @@ double sum_sq(const std::vector<double>& r) {
 std::vector<std::vector<double>> edge_case_vectors() {
   std::vector<std::vector<double>> cases;
   for (size_t d : {1, 2, 5, 9, 31}) cases.push_back(gaussian(d, 100 + d));
-  cases.push_back(std::vector<double>(7, 0.0));      // all zero
-  cases.push_back(std::vector<double>(9, 0.37));     // constant
-  cases.push_back(std::vector<double>(9, -2.5));     // constant negative
+  cases.push_back(std::vector<double>(7, 0.0));   // all zero
+  cases.push_back(std::vector<double>(9, 0.37));  // constant
+  cases.push_back(std::vector<double>(9, -2.5));  // constant negative
   auto outlier = gaussian(31, 7, 0.01);
-  outlier[5] = 1e4;                                  // one huge outlier
+  outlier[5] = 1e4;  // one huge outlier
   cases.push_back(outlier);
   std::vector<double> denorm = {1e-40, -3e-41, 2e-39, 0.0, 5e-42};  // float denormals
   cases.push_back(denorm);
-  std::vector<double> mixed = {1e30, -1e-30, 3.0, 0.0, -2.0};       // huge dynamic range
+  std::vector<double> mixed = {1e30, -1e-30, 3.0, 0.0, -2.0};  // huge dynamic range
   cases.push_back(mixed);
   return cases;
 }
@@ -47,14 +47,16 @@ TEST_CASE("exact search equals the dense brute force on edge-case vectors", "[se
     int L = max_level(bits);
     for (const auto& r : edge_case_vectors()) {
       std::vector<int8_t> codes(r.size());
-      StepFit fit = exact_step_search(r.data(), static_cast<int64_t>(r.size()), L, nullptr, codes.data());
+      StepFit fit =
+          exact_step_search(r.data(), static_cast<int64_t>(r.size()), L, nullptr, codes.data());
       double ref = ref_min_f(r, {}, L);
       INFO("bits=" << bits << " d=" << r.size() << " exact=" << fit.error << " ref=" << ref);
       double slack = kRelTol * ref + kScaleTol * sum_sq(r);
       CHECK(fit.error <= ref + slack);
       CHECK(fit.error >= ref - slack);
       // The reported error is f at the reported step, recomputed from the codes.
-      if (fit.step > 0) CHECK(fit.error == Approx(ref_f(r, {}, fit.step, L)).epsilon(1e-12).margin(1e-300));
+      if (fit.step > 0)
+        CHECK(fit.error == Approx(ref_f(r, {}, fit.step, L)).epsilon(1e-12).margin(1e-300));
       for (size_t j = 0; j < r.size(); ++j) {
         CHECK(std::abs(codes[j]) <= L);
         if (fit.step > 0) CHECK(codes[j] == mpq::test::ref_code(r[j], fit.step, L));

@@ -1,6 +1,5 @@
 #include <zlib.h>
 
-#include "torch_catch.h"
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -10,6 +9,7 @@
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/util/error.h"
+#include "torch_catch.h"
 
 namespace fs = std::filesystem;
 using mpq::InputError;
@@ -40,7 +40,8 @@ struct IdxDir {
       put32(img, 28);
       put32(img, 28);
       for (uint32_t i = 0; i < n; ++i)
-        for (int j = 0; j < 784; ++j) img.push_back(static_cast<char>((i + static_cast<uint32_t>(j)) % 256));
+        for (int j = 0; j < 784; ++j)
+          img.push_back(static_cast<char>((i + static_cast<uint32_t>(j)) % 256));
       put32(lbl, 2049);
       put32(lbl, n);
       for (uint32_t i = 0; i < n; ++i) lbl.push_back(static_cast<char>(i % 10));
@@ -48,8 +49,12 @@ struct IdxDir {
       write_gz(labels(split), lbl);
     }
   }
-  std::string images(const std::string& split) const { return dir + "/" + split + "-images-idx3-ubyte.gz"; }
-  std::string labels(const std::string& split) const { return dir + "/" + split + "-labels-idx1-ubyte.gz"; }
+  std::string images(const std::string& split) const {
+    return dir + "/" + split + "-images-idx3-ubyte.gz";
+  }
+  std::string labels(const std::string& split) const {
+    return dir + "/" + split + "-labels-idx1-ubyte.gz";
+  }
 };
 
 std::string message_of(const std::function<void()>& f) {
@@ -77,7 +82,8 @@ TEST_CASE("idx files parse into normalized tensors with labels", "[data]") {
   auto limited = mpq::data::load_fashion_mnist(d.dir, mpq::data::Split::kTrain, 5);
   CHECK(limited->size() == 5);
   CHECK(limited->fingerprint() != ds->fingerprint());
-  CHECK(mpq::data::load_fashion_mnist(d.dir, mpq::data::Split::kTest)->fingerprint() == ds->fingerprint());
+  CHECK(mpq::data::load_fashion_mnist(d.dir, mpq::data::Split::kTest)->fingerprint() ==
+        ds->fingerprint());
 }
 
 TEST_CASE("truncated, malformed and missing idx files are rejected with the file named", "[data]") {
@@ -88,7 +94,8 @@ TEST_CASE("truncated, malformed and missing idx files are rejected with the file
     CHECK(m.find(d.labels("t10k") + ": missing") == 0);
   }
   SECTION("missing directory") {
-    auto m = message_of([&] { mpq::data::load_fashion_mnist("/nonexistent/fmnist", mpq::data::Split::kTest); });
+    auto m = message_of(
+        [&] { mpq::data::load_fashion_mnist("/nonexistent/fmnist", mpq::data::Split::kTest); });
     CHECK(m.find("/nonexistent/fmnist/t10k-images-idx3-ubyte.gz: missing") == 0);
   }
   SECTION("image payload shorter than the header says") {
@@ -139,14 +146,19 @@ TEST_CASE("truncated, malformed and missing idx files are rejected with the file
   }
   SECTION("not gzip at all") {
     IdxDir d("plain");
-    { std::ofstream o(d.images("t10k")); o << "hello, this is not an idx file"; }
+    {
+      std::ofstream o(d.images("t10k"));
+      o << "hello, this is not an idx file";
+    }
     auto m = message_of([&] { mpq::data::load_fashion_mnist(d.dir, mpq::data::Split::kTest); });
     CHECK(m.find(d.images("t10k")) == 0);
   }
 }
 
-TEST_CASE("the documented normalization constants are the training-set pixel statistics", "[data][slow]") {
-  auto ds = mpq::data::load_fashion_mnist(mpq::data::kFashionMnistDefaultRoot, mpq::data::Split::kTrain);
+TEST_CASE("the documented normalization constants are the training-set pixel statistics",
+          "[data][slow]") {
+  auto ds =
+      mpq::data::load_fashion_mnist(mpq::data::kFashionMnistDefaultRoot, mpq::data::Split::kTrain);
   REQUIRE(ds->size() == 60000);
   torch::Tensor x, y;
   ds->load_range(0, 60000, &x, &y);
@@ -170,5 +182,6 @@ TEST_CASE("calibration indices are seeded, distinct, sorted and in range", "[dat
   CHECK(mpq::data::calibration_indices(0, 5, 1).empty());
   // Pinned values: the sampler must not change silently (stored results record these indices
   // and a re-run must draw the same images).
-  CHECK(mpq::data::calibration_indices(60000, 4, 0) == std::vector<int64_t>({3319, 5694, 5700, 38291}));
+  CHECK(mpq::data::calibration_indices(60000, 4, 0) ==
+        std::vector<int64_t>({3319, 5694, 5700, 38291}));
 }

@@ -1,11 +1,10 @@
 // The deployable expanded model equals the simulated (dequantized) model, for conv, depthwise
 // conv and linear layers, with varied numbers of points per channel.
-#include "torch_catch.h"
-
 #include "mpq/model/expand.h"
 #include "mpq/model/network.h"
 #include "mpq/model/zoo.h"
 #include "mpq/quant/multipoint_layer.h"
+#include "torch_catch.h"
 
 using namespace mpq;
 
@@ -42,12 +41,14 @@ TEST_CASE("expanded export equals the simulated model", "[export]") {
       spec.groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
       spec.bits = 3;
       spec.max_points = 3;
-      spec.granularity = L.index % 2 ? quant::Granularity::kPerLayer : quant::Granularity::kPerChannel;
+      spec.granularity =
+          L.index % 2 ? quant::Granularity::kPerLayer : quant::Granularity::kPerChannel;
       auto lc = quant::LayerCandidates::build(spec);
       std::vector<int> points(static_cast<size_t>(L.c_out));
-      for (int64_t c = 0; c < L.c_out; ++c) points[static_cast<size_t>(c)] = 1 + static_cast<int>((c * 7 + L.index) % 3);
-      qs.push_back(lc.finalize(points, std::vector<int32_t>(static_cast<size_t>(L.c_out * 3), -1), quant::Refit::kNone,
-                               nullptr, nullptr));
+      for (int64_t c = 0; c < L.c_out; ++c)
+        points[static_cast<size_t>(c)] = 1 + static_cast<int>((c * 7 + L.index) % 3);
+      qs.push_back(lc.finalize(points, std::vector<int32_t>(static_cast<size_t>(L.c_out * 3), -1),
+                               quant::Refit::kNone, nullptr, nullptr));
     }
     for (size_t i = 0; i < qs.size(); ++i) {
       ptrs.push_back(static_cast<int>(i) == kept_fp ? nullptr : &qs[i]);

@@ -23,7 +23,7 @@ TEST_CASE("quantize_value rounds half away from zero and saturates at ±L", "[gr
   CHECK(quantize_value(-100.0, 1.0, 7) == -7);
   CHECK(quantize_value(1000.0, 1.0, 127) == 127);
   CHECK(quantize_value(-1000.0, 1.0, 127) == -127);  // never -128: the grid is symmetric
-  CHECK(quantize_value(3.0, 0.0, 7) == 0);            // degenerate step gives zero codes
+  CHECK(quantize_value(3.0, 0.0, 7) == 0);           // degenerate step gives zero codes
   CHECK(quantize_value(0.7, 0.5, 1) == 1);
 }
 

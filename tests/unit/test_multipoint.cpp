@@ -45,7 +45,8 @@ TEST_CASE("greedy error decays geometrically at the rates of method.md §2", "[m
       INFO("bits=" << row.bits << " points=" << i + 1 << " measured=" << e[static_cast<size_t>(i)]);
       CHECK(e[static_cast<size_t>(i)] == Approx(row.e[i]).epsilon(0.30));
     }
-    for (int i = 1; i < 4; ++i) CHECK(e[static_cast<size_t>(i)] < 0.75 * e[static_cast<size_t>(i - 1)]);
+    for (int i = 1; i < 4; ++i)
+      CHECK(e[static_cast<size_t>(i)] < 0.75 * e[static_cast<size_t>(i - 1)]);
   }
 }
 

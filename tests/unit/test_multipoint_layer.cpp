@@ -1,10 +1,9 @@
 // Layer-level multipoint: statistics, candidate tables, finalize, and the collection of Σ from a
 // real network against a direct reference.
-#include "torch_catch.h"
-#include "helpers.h"
 #include <cmath>
 #include <map>
 
+#include "helpers.h"
 #include "mpq/model/network.h"
 #include "mpq/model/zoo.h"
 #include "mpq/ptq/calibrate.h"
@@ -12,6 +11,7 @@
 #include "mpq/quant/multipoint_layer.h"
 #include "mpq/quant/output_error.h"
 #include "reference.h"
+#include "torch_catch.h"
 
 using namespace mpq::quant;
 
@@ -41,7 +41,8 @@ TEST_CASE("output error equals the mean squared output difference", "[output_err
   auto delta = torch::randn({3, 12});
   auto e = output_errors(s, 0, delta);
   auto direct = x.mm(delta.t()).pow(2).mean(0);
-  for (int i = 0; i < 3; ++i) CHECK(e[static_cast<size_t>(i)] == Approx(direct[i].item<double>()).epsilon(1e-4));
+  for (int i = 0; i < 3; ++i)
+    CHECK(e[static_cast<size_t>(i)] == Approx(direct[i].item<double>()).epsilon(1e-4));
   // The sampled-rows representation gives the same numbers when it holds all rows.
   SecondMoment r;
   r.groups = 1;
@@ -49,11 +50,13 @@ TEST_CASE("output error equals the mean squared output difference", "[output_err
   r.sampled_rows = true;
   r.data = x.unsqueeze(0).contiguous();
   auto e2 = output_errors(r, 0, delta);
-  for (int i = 0; i < 3; ++i) CHECK(e2[static_cast<size_t>(i)] == Approx(e[static_cast<size_t>(i)]).epsilon(1e-4));
+  for (int i = 0; i < 3; ++i)
+    CHECK(e2[static_cast<size_t>(i)] == Approx(e[static_cast<size_t>(i)]).epsilon(1e-4));
   CHECK(r.diagonal()[0][5].item<double>() == Approx(s.data[0][5][5].item<double>()).epsilon(1e-4));
 }
 
-TEST_CASE("candidate tables hold the greedy errors, and they fall with every point", "[multipoint_layer]") {
+TEST_CASE("candidate tables hold the greedy errors, and they fall with every point",
+          "[multipoint_layer]") {
   auto w = gaussian_weights(6, 20, 3);
   torch::manual_seed(1);
   auto s = moment_from_rows(torch::randn({300, 20}));
@@ -72,8 +75,11 @@ TEST_CASE("candidate tables hold the greedy errors, and they fall with every poi
     ps.bits = 3;
     for (int k = 0; k < 4; ++k) {
       ref.add_point(ps);
-      CHECK(t.weight_error[static_cast<size_t>(c * 4 + k)] == Approx(ref.residual_sq_norm()).epsilon(1e-12));
-      if (k > 0) CHECK(t.weight_error[static_cast<size_t>(c * 4 + k)] <= t.weight_error[static_cast<size_t>(c * 4 + k - 1)]);
+      CHECK(t.weight_error[static_cast<size_t>(c * 4 + k)] ==
+            Approx(ref.residual_sq_norm()).epsilon(1e-12));
+      if (k > 0)
+        CHECK(t.weight_error[static_cast<size_t>(c * 4 + k)] <=
+              t.weight_error[static_cast<size_t>(c * 4 + k - 1)]);
     }
     CHECK(t.output_error[static_cast<size_t>(c * 4)] < t.output_energy[static_cast<size_t>(c)]);
   }
@@ -127,8 +133,10 @@ TEST_CASE("finalize keeps the allocated points and refit never hurts", "[multipo
     CHECK(q.points == std::vector<int32_t>(points.begin(), points.end()));
     double greedy_we = 0, greedy_oe = 0;
     for (int64_t c = 0; c < 8; ++c) {
-      greedy_we += lc.tables().weight_error[static_cast<size_t>(c * 3 + points[static_cast<size_t>(c)] - 1)];
-      greedy_oe += lc.tables().output_error[static_cast<size_t>(c * 3 + points[static_cast<size_t>(c)] - 1)];
+      greedy_we +=
+          lc.tables().weight_error[static_cast<size_t>(c * 3 + points[static_cast<size_t>(c)] - 1)];
+      greedy_oe +=
+          lc.tables().output_error[static_cast<size_t>(c * 3 + points[static_cast<size_t>(c)] - 1)];
     }
     if (refit == Refit::kNone) {
       CHECK(we == Approx(greedy_we).epsilon(1e-9));
@@ -142,7 +150,8 @@ TEST_CASE("finalize keeps the allocated points and refit never hurts", "[multipo
   }
 }
 
-TEST_CASE("calibration statistics equal a direct im2col reference, grouped and linear layers too", "[calibrate]") {
+TEST_CASE("calibration statistics equal a direct im2col reference, grouped and linear layers too",
+          "[calibrate]") {
   torch::manual_seed(7);
   mpq::model::ArchConfig cfg;
   cfg.arch = "mobilenetv2";
@@ -186,15 +195,19 @@ TEST_CASE("calibration statistics equal a direct im2col reference, grouped and l
       for (int64_t g = 0; g < L.groups; ++g) {
         // Reference im2col from padding and strided slices: column index c*kh*kw + ky*kw + kx,
         // the flattening of a [cin_g, kh, kw] weight.
-        auto xg = torch::constant_pad_nd(x.narrow(1, g * cin_g, cin_g),
-                                         {L.padding[1], L.padding[1], L.padding[0], L.padding[0]}, 0.0);
+        auto xg =
+            torch::constant_pad_nd(x.narrow(1, g * cin_g, cin_g),
+                                   {L.padding[1], L.padding[1], L.padding[0], L.padding[0]}, 0.0);
         int64_t ho = (xg.size(2) - L.dilation[0] * (L.kh - 1) - 1) / L.stride[0] + 1;
         int64_t wo = (xg.size(3) - L.dilation[1] * (L.kw - 1) - 1) / L.stride[1] + 1;
         std::vector<torch::Tensor> taps;
         for (int64_t ky = 0; ky < L.kh; ++ky)
           for (int64_t kx = 0; kx < L.kw; ++kx)
-            taps.push_back(xg.slice(2, ky * L.dilation[0], ky * L.dilation[0] + L.stride[0] * (ho - 1) + 1, L.stride[0])
-                               .slice(3, kx * L.dilation[1], kx * L.dilation[1] + L.stride[1] * (wo - 1) + 1, L.stride[1]));
+            taps.push_back(xg.slice(2, ky * L.dilation[0],
+                                    ky * L.dilation[0] + L.stride[0] * (ho - 1) + 1, L.stride[0])
+                               .slice(3, kx * L.dilation[1],
+                                      kx * L.dilation[1] + L.stride[1] * (wo - 1) + 1,
+                                      L.stride[1]));
         auto patches = torch::stack(taps, 2);  // [N, cin_g, kh*kw, ho, wo]
         auto rows = patches.permute({0, 3, 4, 1, 2}).reshape({-1, cin_g * L.kh * L.kw});
         sig.push_back(rows.t().mm(rows) / rows.size(0));
@@ -202,7 +215,10 @@ TEST_CASE("calibration statistics equal a direct im2col reference, grouped and l
     }
     REQUIRE(stats[i].groups == static_cast<int64_t>(sig.size()));
     for (size_t g = 0; g < sig.size(); ++g) {
-      double err = (stats[i].data[static_cast<int64_t>(g)].to(torch::kFloat64) - sig[g]).abs().max().item<double>();
+      double err = (stats[i].data[static_cast<int64_t>(g)].to(torch::kFloat64) - sig[g])
+                       .abs()
+                       .max()
+                       .item<double>();
       double scale = sig[g].abs().max().item<double>();
       INFO("layer " << L.name << " group " << g);
       CHECK(err <= 1e-5 * scale + 1e-12);

@@ -1,13 +1,13 @@
 // Network preparation on real TorchScript modules built in-process: BN folding equivalence,
 // weight swapping, the layer-input hook, and bad archives.
-#include "torch_catch.h"
-#include "helpers.h"
 #include <filesystem>
 #include <fstream>
 
+#include "helpers.h"
 #include "mpq/model/network.h"
 #include "mpq/model/zoo.h"
 #include "mpq/util/error.h"
+#include "torch_catch.h"
 
 namespace fs = std::filesystem;
 using mpq::model::Network;
@@ -138,7 +138,10 @@ TEST_CASE("bad model files give an InputError naming the file", "[model]") {
   };
   CHECK(message("/nonexistent/model.pt").find("/nonexistent/model.pt: cannot open model") == 0);
   std::string garbage = "/tmp/mpq_test_garbage.pt";
-  { std::ofstream o(garbage); o << "this is not a zip archive"; }
+  {
+    std::ofstream o(garbage);
+    o << "this is not a zip archive";
+  }
   CHECK(message(garbage).find(garbage + ": not a TorchScript archive") == 0);
   std::string truncated = "/tmp/mpq_test_truncated.pt";
   save_model("resnet20", truncated);

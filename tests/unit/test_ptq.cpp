@@ -5,7 +5,6 @@
 #include <map>
 #include <numeric>
 
-#include "torch_catch.h"
 #include "helpers.h"
 #include "mpq/model/expand.h"
 #include "mpq/model/network.h"
@@ -13,6 +12,7 @@
 #include "mpq/ptq/bias_correction.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/ptq/stats_cache.h"
+#include "torch_catch.h"
 
 using namespace mpq;
 
@@ -44,7 +44,8 @@ class After : public model::LayerInputHook {
 
 }  // namespace
 
-TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max range", "[activations]") {
+TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max range",
+          "[activations]") {
   auto net = model::Network::load(test::save_zoo_model("resnet20", "/tmp/mpq_test_act.pt"));
   test::RandomImages data(24);
   auto cc = context(data, 24);
@@ -116,8 +117,8 @@ TEST_CASE("bias correction restores each layer's mean output", "[bias_correction
       const auto& L = (*infos)[static_cast<size_t>(l)];
       torch::Tensor r;
       if (L.kind == model::LayerKind::kConv2d) {
-        auto c = at::im2col(x, {L.kh, L.kw}, {L.dilation[0], L.dilation[1]}, {L.padding[0], L.padding[1]},
-                            {L.stride[0], L.stride[1]});
+        auto c = at::im2col(x, {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
+                            {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});
         r = c.permute({0, 2, 1}).reshape({-1, c.size(1)});
       } else {
         r = x.reshape({-1, L.c_in});
@@ -152,7 +153,8 @@ TEST_CASE("bias correction restores each layer's mean output", "[bias_correction
     auto mf = (fp.sum[L.index] / static_cast<double>(fp.rows[L.index])).view({G, L.d(), 1});
     auto wq = qw[static_cast<size_t>(L.index)].reshape({G, per, L.d()}).to(torch::kFloat64);
     auto wf = net.fp_weight(L.index).reshape({G, per, L.d()}).to(torch::kFloat64);
-    auto out_q = torch::bmm(wq, mq).reshape({L.c_out}) + qb[static_cast<size_t>(L.index)].to(torch::kFloat64);
+    auto out_q = torch::bmm(wq, mq).reshape({L.c_out}) +
+                 qb[static_cast<size_t>(L.index)].to(torch::kFloat64);
     auto out_f = torch::bmm(wf, mf).reshape({L.c_out}) + net.fp_bias(L.index).to(torch::kFloat64);
     double scale = out_f.abs().max().item<double>() + 1e-6;
     worst = std::max(worst, (out_q - out_f).abs().max().item<double>() / scale);
@@ -195,7 +197,8 @@ TEST_CASE("export with activation quantizers agrees with the simulation", "[expo
   CHECK(n == net.layers().size());
 }
 
-TEST_CASE("the statistics cache serves any subset of layers, identical to a direct pass", "[calibrate][cache]") {
+TEST_CASE("the statistics cache serves any subset of layers, identical to a direct pass",
+          "[calibrate][cache]") {
   auto net = model::Network::load(test::save_zoo_model("mobilenetv2", "/tmp/mpq_test_cache.pt"));
   test::RandomImages data(16, 4);
   auto cc = context(data, 16);

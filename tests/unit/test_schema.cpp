@@ -1,4 +1,3 @@
-#include "torch_catch.h"
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -6,6 +5,7 @@
 #include "mpq/sweep/trial_config.h"
 #include "mpq/util/error.h"
 #include "mpq/util/schema.h"
+#include "torch_catch.h"
 
 using mpq::ConfigError;
 using mpq::Schema;
@@ -27,7 +27,8 @@ TEST_CASE("schema fills defaults and normalizes values", "[config]") {
   CHECK(r["weights"]["bits"] == 4);
   CHECK(r["weights"]["granularity"] == "per_channel");
   CHECK(r["model"]["path"] == "default:resnet20");
-  json r2 = mpq::sweep::trial_schema().resolve(json::parse(R"({"weights": {"bits": 3.0}})"), "t.json");
+  json r2 =
+      mpq::sweep::trial_schema().resolve(json::parse(R"({"weights": {"bits": 3.0}})"), "t.json");
   CHECK(r2["weights"]["bits"].is_number_integer());
   CHECK(r2["weights"]["bits"] == 3);
 }
@@ -36,24 +37,35 @@ TEST_CASE("schema errors name the source, the JSON pointer and what was expected
   const auto& s = mpq::sweep::trial_schema();
   CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"bits": 1}})"), "t.json"); }) ==
         "t.json: /weights/bits: must be an integer in [2, 8], got integer 1");
-  CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"bits": 9}})"), "t.json"); }).find("[2, 8]") != std::string::npos);
+  CHECK(error_of([&] {
+          s.resolve(json::parse(R"({"weights": {"bits": 9}})"), "t.json");
+        }).find("[2, 8]") != std::string::npos);
   CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"bits": "4"}})"), "t.json"); }) ==
         "t.json: /weights/bits: must be an integer in [2, 8], got string \"4\"");
-  CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"bits": 4.5}})"), "t.json"); }).find("got number 4.5") != std::string::npos);
-  CHECK(error_of([&] { s.resolve(json::parse(R"({"weigths": {}})"), "t.json"); }) == "t.json: /weigths: unknown key");
-  CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"bitz": 4}})"), "t.json"); }) == "t.json: /weights/bitz: unknown key");
+  CHECK(error_of([&] {
+          s.resolve(json::parse(R"({"weights": {"bits": 4.5}})"), "t.json");
+        }).find("got number 4.5") != std::string::npos);
+  CHECK(error_of([&] { s.resolve(json::parse(R"({"weigths": {}})"), "t.json"); }) ==
+        "t.json: /weigths: unknown key");
+  CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"bitz": 4}})"), "t.json"); }) ==
+        "t.json: /weights/bitz: unknown key");
   CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": 4})"), "t.json"); }) ==
         "t.json: /weights: must be an object, got integer 4");
-  CHECK(error_of([&] { s.resolve(json::parse(R"({"weights": {"granularity": "per_tensor"}})"), "t.json"); })
-            .find("must be one of \"per_channel\", \"per_layer\"") != std::string::npos);
-  CHECK(error_of([&] { s.resolve(json::parse(R"({"model": {"fold_bn": "yes"}})"), "t.json"); })
-            .find("/model/fold_bn: must be true or false") != std::string::npos);
-  CHECK(error_of([&] { s.resolve(json::parse("[1, 2]"), "t.json"); }).find("must be a JSON object") != std::string::npos);
+  CHECK(error_of([&] {
+          s.resolve(json::parse(R"({"weights": {"granularity": "per_tensor"}})"), "t.json");
+        }).find("must be one of \"per_channel\", \"per_layer\"") != std::string::npos);
+  CHECK(error_of([&] {
+          s.resolve(json::parse(R"({"model": {"fold_bn": "yes"}})"), "t.json");
+        }).find("/model/fold_bn: must be true or false") != std::string::npos);
+  CHECK(error_of([&] {
+          s.resolve(json::parse("[1, 2]"), "t.json");
+        }).find("must be a JSON object") != std::string::npos);
 }
 
 TEST_CASE("schema reports every problem, not just the first", "[config]") {
   std::string e = error_of([&] {
-    mpq::sweep::trial_schema().resolve(json::parse(R"({"weights": {"bits": 0, "granularity": 3}, "foo": 1})"), "t.json");
+    mpq::sweep::trial_schema().resolve(
+        json::parse(R"({"weights": {"bits": 0, "granularity": 3}, "foo": 1})"), "t.json");
   });
   CHECK(e.find("/weights/bits") != std::string::npos);
   CHECK(e.find("/weights/granularity") != std::string::npos);
@@ -77,8 +89,11 @@ TEST_CASE("overrides accept dotted keys and JSON values", "[config]") {
 TEST_CASE("trial ids depend on results-relevant settings only", "[config]") {
   const auto& s = mpq::sweep::trial_schema();
   json a = s.resolve(json::object(), "a");
-  json b = s.resolve(json::parse(R"({"threads": 1, "output": "x.h5", "data": {"batch_size": 7, "root": "/elsewhere"},
-                                     "model": {"path": "other.pt"}})"), "b");
+  json b = s.resolve(
+      json::parse(
+          R"({"threads": 1, "output": "x.h5", "data": {"batch_size": 7, "root": "/elsewhere"},
+                                     "model": {"path": "other.pt"}})"),
+      "b");
   CHECK(mpq::sweep::trial_id(a, "m", "d") == mpq::sweep::trial_id(b, "m", "d"));
   json c = s.resolve(json::parse(R"({"weights": {"bits": 3}})"), "c");
   CHECK(mpq::sweep::trial_id(a, "m", "d") != mpq::sweep::trial_id(c, "m", "d"));

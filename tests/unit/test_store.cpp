@@ -1,10 +1,10 @@
-#include "torch_catch.h"
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "mpq/store/trial_file.h"
 #include "mpq/util/error.h"
+#include "torch_catch.h"
 
 namespace fs = std::filesystem;
 using mpq::store::LayerRecord;
@@ -95,7 +95,10 @@ TEST_CASE("truncated or incomplete trial files are detected", "[store]") {
     CHECK(why.find(path) == 0);
   }
   SECTION("garbage") {
-    { std::ofstream o(path, std::ios::trunc); o << "not hdf5"; }
+    {
+      std::ofstream o(path, std::ios::trunc);
+      o << "not hdf5";
+    }
     std::string why;
     CHECK_FALSE(mpq::store::validate_trial(path, &why));
     CHECK(why == path + ": not a readable HDF5 file (missing, truncated or corrupt)");
@@ -106,6 +109,7 @@ TEST_CASE("truncated or incomplete trial files are detected", "[store]") {
 }
 
 TEST_CASE("writing into a missing directory is a config error and leaves nothing", "[store]") {
-  CHECK_THROWS_AS(mpq::store::write_trial("/tmp/mpq_no_such_dir/x/t.h5", sample_record()), mpq::ConfigError);
+  CHECK_THROWS_AS(mpq::store::write_trial("/tmp/mpq_no_such_dir/x/t.h5", sample_record()),
+                  mpq::ConfigError);
   CHECK_FALSE(fs::exists("/tmp/mpq_no_such_dir/x"));
 }

@@ -7,7 +7,8 @@ TEST_CASE("markdown tables align numbers right and text left", "[report]") {
   t.add_row({"resnet20", "91.93"});
   t.add_row({"mnv2", "9.5"});
   std::string md = t.markdown();
-  CHECK(md == "| model    | top-1 |\n| :------- | ----: |\n| resnet20 | 91.93 |\n| mnv2     |   9.5 |\n");
+  CHECK(md ==
+        "| model    | top-1 |\n| :------- | ----: |\n| resnet20 | 91.93 |\n| mnv2     |   9.5 |\n");
 }
 
 TEST_CASE("csv quotes commas, quotes and newlines", "[report]") {

@@ -21,7 +21,8 @@ std::vector<int64_t> calibration_indices(int64_t n, int64_t count, uint64_t seed
     do {
       x = rng();
     } while (x >= limit);
-    std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(i + static_cast<int64_t>(x % span))]);
+    std::swap(all[static_cast<size_t>(i)],
+              all[static_cast<size_t>(i + static_cast<int64_t>(x % span))]);
   }
   all.resize(static_cast<size_t>(count));
   std::sort(all.begin(), all.end());

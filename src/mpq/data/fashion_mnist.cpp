@@ -1,17 +1,19 @@
 #include "mpq/data/fashion_mnist.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
-#include <sys/stat.h>
 
 #include "mpq/util/error.h"
 #include "mpq/util/sha256.h"
 
 namespace mpq::data {
 
-const char* split_name(Split s) { return s == Split::kTrain ? "train" : "test"; }
+const char* split_name(Split s) {
+  return s == Split::kTrain ? "train" : "test";
+}
 
 void ClassificationDataset::load_range(int64_t begin, int64_t end, torch::Tensor* images,
                                        torch::Tensor* labels) const {
@@ -97,7 +99,8 @@ class FashionMnist final : public ClassificationDataset {
 }  // namespace
 
 int64_t fashion_mnist_size(const std::string& root, Split split) {
-  std::string path = root + "/" + (split == Split::kTrain ? "train" : "t10k") + "-labels-idx1-ubyte.gz";
+  std::string path =
+      root + "/" + (split == Split::kTrain ? "train" : "t10k") + "-labels-idx1-ubyte.gz";
   require_file(path);
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw InputError(path + ": cannot open for reading");
@@ -105,7 +108,8 @@ int64_t fashion_mnist_size(const std::string& root, Split split) {
   int n = gzread(f, h, 8);
   gzclose(f);
   std::string hs(reinterpret_cast<char*>(h), n > 0 ? static_cast<size_t>(n) : 0);
-  if (n != 8 || be32(hs, 0) != 2049) throw InputError(path + ": not an idx1 label file (expected magic 2049)");
+  if (n != 8 || be32(hs, 0) != 2049)
+    throw InputError(path + ": not an idx1 label file (expected magic 2049)");
   return be32(hs, 4);
 }
 
@@ -149,7 +153,8 @@ std::unique_ptr<ClassificationDataset> load_fashion_mnist(const std::string& roo
     lp[i] = v;
   }
   auto raw = torch::from_blob(const_cast<char*>(img.data() + 16), {keep, 1, 28, 28}, torch::kUInt8);
-  auto images = ((raw.to(torch::kFloat32) / 255.0 - kFashionMnistMean) / kFashionMnistStd).contiguous();
+  auto images =
+      ((raw.to(torch::kFloat32) / 255.0 - kFashionMnistMean) / kFashionMnistStd).contiguous();
 
   Sha256 h;
   h.update("fashion-mnist/v1/");

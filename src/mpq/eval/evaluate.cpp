@@ -18,7 +18,8 @@ double topk_accuracy(const torch::Tensor& logits, const torch::Tensor& labels, i
   return topk_count(logits, labels, k) / static_cast<double>(logits.size(0));
 }
 
-std::pair<double, double> fidelity_sums(const torch::Tensor& reference, const torch::Tensor& candidate) {
+std::pair<double, double> fidelity_sums(const torch::Tensor& reference,
+                                        const torch::Tensor& candidate) {
   if (reference.size(0) == 0) return {0.0, 0.0};
   auto ref = reference.to(torch::kFloat64), cand = candidate.to(torch::kFloat64);
   double agree = ref.argmax(1).eq(cand.argmax(1)).to(torch::kFloat64).sum().item<double>();

@@ -19,7 +19,7 @@ namespace mpq::eval {
 
 struct EvalOptions {
   int64_t batch_size = 500;
-  int64_t limit = 0;           ///< evaluate the first `limit` examples (0 = all)
+  int64_t limit = 0;  ///< evaluate the first `limit` examples (0 = all)
   /// Evaluate only examples [begin, end) of those (a shard; end < 0 = to the end). Batches start
   /// at `begin`, so shards aligned to batch_size see exactly the batches of a full run.
   int64_t begin = 0, end = -1;
@@ -30,9 +30,9 @@ struct EvalResult {
   double top1 = 0, top5 = 0;
   double correct1 = 0, correct5 = 0;  ///< counts behind top1/top5 (for reductions over shards)
   int64_t n = 0;
-  double seconds = 0;            ///< wall time of the forward passes (data loading included)
+  double seconds = 0;  ///< wall time of the forward passes (data loading included)
   double images_per_second = 0;
-  torch::Tensor logits;          ///< [n, classes] float32, for fidelity metrics
+  torch::Tensor logits;  ///< [n, classes] float32, for fidelity metrics
 };
 
 /// Batched evaluation with the thread count already set (at::set_num_threads). Shows progress.
@@ -48,7 +48,8 @@ struct Fidelity {
 Fidelity compare_logits(const torch::Tensor& reference, const torch::Tensor& candidate);
 
 /// Sums behind compare_logits: {agreeing rows, sum of per-row KL} (for reductions over shards).
-std::pair<double, double> fidelity_sums(const torch::Tensor& reference, const torch::Tensor& candidate);
+std::pair<double, double> fidelity_sums(const torch::Tensor& reference,
+                                        const torch::Tensor& candidate);
 
 /// Number of rows of logits [n, classes] whose label is among the k largest.
 double topk_count(const torch::Tensor& logits, const torch::Tensor& labels, int64_t k);

@@ -14,9 +14,13 @@ using torch::jit::Value;
 
 namespace {
 
-c10::Symbol sym(const char* s) { return c10::Symbol::fromQualString(s); }
+c10::Symbol sym(const char* s) {
+  return c10::Symbol::fromQualString(s);
+}
 
-Value* constant(Graph& g, const c10::IValue& v) { return g.insertConstant(v); }
+Value* constant(Graph& g, const c10::IValue& v) {
+  return g.insertConstant(v);
+}
 
 // Codes of the selected points as a float tensor [n, d].
 torch::Tensor codes_rows(const quant::QuantizedLayer& q, const std::vector<int64_t>& points) {
@@ -24,12 +28,14 @@ torch::Tensor codes_rows(const quant::QuantizedLayer& q, const std::vector<int64
   float* p = out.data_ptr<float>();
   for (size_t r = 0; r < points.size(); ++r) {
     const int8_t* k = q.codes.data() + points[r] * q.d;
-    for (int64_t j = 0; j < q.d; ++j) p[static_cast<int64_t>(r) * q.d + j] = static_cast<float>(k[j]);
+    for (int64_t j = 0; j < q.d; ++j)
+      p[static_cast<int64_t>(r) * q.d + j] = static_cast<float>(k[j]);
   }
   return out;
 }
 
-void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::QuantizedLayer& q, const torch::Tensor& bias) {
+void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::QuantizedLayer& q,
+                   const torch::Tensor& bias) {
   // Order the points: first point of every channel, then the extra points.
   std::vector<int64_t> first, extra, extra_channel;
   int64_t p = 0;
@@ -46,7 +52,8 @@ void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::Quantized
   std::vector<int64_t> order = first;
   order.insert(order.end(), extra.begin(), extra.end());
   auto scales = torch::empty({C + E}, torch::kFloat32);
-  for (int64_t i = 0; i < C + E; ++i) scales[i] = q.scales[static_cast<size_t>(order[static_cast<size_t>(i)])];
+  for (int64_t i = 0; i < C + E; ++i)
+    scales[i] = q.scales[static_cast<size_t>(order[static_cast<size_t>(i)])];
 
   torch::jit::WithInsertPoint guard(n);
   Value* x = n->input(0);
@@ -59,13 +66,14 @@ void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::Quantized
     z = g.insert(sym("aten::linear"), {x, constant(g, K), none});
   } else if (L.groups == 1) {
     auto K = codes_rows(q, order).view({C + E, L.c_in, L.kh, L.kw});
-    z = g.insert(sym("aten::conv2d"), {x, constant(g, K), none, ints(L.stride), ints(L.padding), ints(L.dilation),
-                                       constant(g, c10::IValue(int64_t{1}))});
+    z = g.insert(sym("aten::conv2d"), {x, constant(g, K), none, ints(L.stride), ints(L.padding),
+                                       ints(L.dilation), constant(g, c10::IValue(int64_t{1}))});
   } else {
     const int64_t cin_g = L.c_in / L.groups, per = C / L.groups;
     auto K1 = codes_rows(q, first).view({C, cin_g, L.kh, L.kw});
-    Value* z1 = g.insert(sym("aten::conv2d"), {x, constant(g, K1), none, ints(L.stride), ints(L.padding),
-                                               ints(L.dilation), constant(g, c10::IValue(L.groups))});
+    Value* z1 =
+        g.insert(sym("aten::conv2d"), {x, constant(g, K1), none, ints(L.stride), ints(L.padding),
+                                       ints(L.dilation), constant(g, c10::IValue(L.groups))});
     if (E == 0) {
       z = z1;
     } else {
@@ -75,10 +83,12 @@ void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::Quantized
         for (int64_t j = 0; j < cin_g; ++j) gather.push_back(grp * cin_g + j);
       }
       auto gidx = torch::tensor(gather, torch::kInt64);
-      Value* xg = g.insert(sym("aten::index_select"), {x, constant(g, c10::IValue(int64_t{1})), constant(g, gidx)});
+      Value* xg = g.insert(sym("aten::index_select"),
+                           {x, constant(g, c10::IValue(int64_t{1})), constant(g, gidx)});
       auto K2 = codes_rows(q, extra).view({E, cin_g, L.kh, L.kw});
-      Value* z2 = g.insert(sym("aten::conv2d"), {xg, constant(g, K2), none, ints(L.stride), ints(L.padding),
-                                                 ints(L.dilation), constant(g, c10::IValue(E))});
+      Value* z2 =
+          g.insert(sym("aten::conv2d"), {xg, constant(g, K2), none, ints(L.stride), ints(L.padding),
+                                         ints(L.dilation), constant(g, c10::IValue(E))});
       Value* list = g.insertNode(g.createList(c10::TensorType::get(), {z1, z2}))->output();
       z = g.insert(sym("aten::cat"), {list, constant(g, c10::IValue(int64_t{1}))});
     }
@@ -115,14 +125,16 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
   auto graph = frozen.get_method("forward").graph();
   auto nodes = find_layer_nodes(graph);
   const auto& infos = net.layers();
-  MPQ_ASSERT(nodes.size() == infos.size() && layers.size() == infos.size(), "export: layer lists differ");
+  MPQ_ASSERT(nodes.size() == infos.size() && layers.size() == infos.size(),
+             "export: layer lists differ");
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (i < acts.size() && acts[i].enabled) {
       torch::jit::WithInsertPoint guard(nodes[i]);
-      Value* q = graph->insert(sym("aten::fake_quantize_per_tensor_affine"),
-                               {nodes[i]->input(0), constant(*graph, c10::IValue(acts[i].scale)),
-                                constant(*graph, c10::IValue(int64_t{0})), constant(*graph, c10::IValue(acts[i].qmin)),
-                                constant(*graph, c10::IValue(acts[i].qmax))});
+      Value* q = graph->insert(
+          sym("aten::fake_quantize_per_tensor_affine"),
+          {nodes[i]->input(0), constant(*graph, c10::IValue(acts[i].scale)),
+           constant(*graph, c10::IValue(int64_t{0})), constant(*graph, c10::IValue(acts[i].qmin)),
+           constant(*graph, c10::IValue(acts[i].qmax))});
       nodes[i]->replaceInput(0, q);
     }
     if (!layers[i]) continue;

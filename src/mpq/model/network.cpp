@@ -1,10 +1,10 @@
 #include "mpq/model/network.h"
 
+#include <sys/stat.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/library.h>
 #include <torch/version.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -19,7 +19,9 @@ using torch::jit::Module;
 using torch::jit::Node;
 using torch::jit::Value;
 
-const char* layer_kind_name(LayerKind k) { return k == LayerKind::kConv2d ? "conv2d" : "linear"; }
+const char* layer_kind_name(LayerKind k) {
+  return k == LayerKind::kConv2d ? "conv2d" : "linear";
+}
 
 // --- the mpq::layer_input operator ------------------------------------------------------------
 
@@ -41,8 +43,12 @@ TORCH_LIBRARY(mpq, m) {
         layer_input_op);
 }
 
-HookScope::HookScope(LayerInputHook* hook) : previous_(g_hook) { g_hook = hook; }
-HookScope::~HookScope() { g_hook = previous_; }
+HookScope::HookScope(LayerInputHook* hook) : previous_(g_hook) {
+  g_hook = hook;
+}
+HookScope::~HookScope() {
+  g_hook = previous_;
+}
 
 // --- loading ----------------------------------------------------------------------------------
 
@@ -162,7 +168,8 @@ Module load_archive(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     throw InputError(path + ": cannot open model (" + std::strerror(errno) + ")");
-  if (S_ISDIR(st.st_mode)) throw InputError(path + ": is a directory, expected a TorchScript archive (.pt)");
+  if (S_ISDIR(st.st_mode))
+    throw InputError(path + ": is a directory, expected a TorchScript archive (.pt)");
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw InputError(path + ": cannot read model (" + std::strerror(errno) + ")");
@@ -171,7 +178,8 @@ Module load_archive(const std::string& path) {
     return torch::jit::load(path);
   } catch (const c10::Error& e) {
     std::string m = short_message(e);
-    if (m.find("zip archive") != std::string::npos || m.find("PytorchStreamReader") != std::string::npos)
+    if (m.find("zip archive") != std::string::npos ||
+        m.find("PytorchStreamReader") != std::string::npos)
       throw InputError(path + ": not a TorchScript archive (" + m + ")");
     throw InputError(path + ": cannot load TorchScript archive: " + m +
                      " (archives from a much newer PyTorch may use operators LibTorch " +
@@ -217,16 +225,23 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
 
   auto nodes = find_layer_nodes(graph);
   if (nodes.empty())
-    throw InputError(path + ": no quantizable layer found (expected conv2d or linear with constant weights)");
+    throw InputError(
+        path + ": no quantizable layer found (expected conv2d or linear with constant weights)");
   Value* self = graph->inputs()[0];
   for (size_t i = 0; i < nodes.size(); ++i) {
     Node* n = nodes[i];
     LayerInfo info;
     info.index = static_cast<int>(i);
     info.name = layer_name_from(n->input(1), info.index);
-    torch::Tensor w = torch::jit::toIValue(n->input(1))->toTensor().detach().to(torch::kFloat32).contiguous().clone();
+    torch::Tensor w = torch::jit::toIValue(n->input(1))
+                          ->toTensor()
+                          .detach()
+                          .to(torch::kFloat32)
+                          .contiguous()
+                          .clone();
     std::string where = path + ": layer " + info.name;
-    if (!torch::isfinite(w).all().item<bool>()) throw InputError(where + ": weight contains NaN or Inf");
+    if (!torch::isfinite(w).all().item<bool>())
+      throw InputError(where + ": weight contains NaN or Inf");
     torch::Tensor b;
     auto bias_iv = torch::jit::toIValue(n->input(2));
     if (bias_iv && bias_iv->isTensor()) {
@@ -283,8 +298,9 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     HookScope scope(&probe);
     net.forward(torch::zeros(shape));
   } catch (const c10::Error& e) {
-    throw ConfigError(path + ": the model does not run on input shape " + shape_text(net.input_shape_) +
-                      " (" + short_message(e) + "); pass the right --input-shape / model.input_shape");
+    throw ConfigError(path + ": the model does not run on input shape " +
+                      shape_text(net.input_shape_) + " (" + short_message(e) +
+                      "); pass the right --input-shape / model.input_shape");
   }
   for (auto& L : net.layers_) {
     auto i = static_cast<size_t>(L.index);
@@ -319,8 +335,12 @@ void Network::set_bias(int i, const torch::Tensor& b) {
   module_.setattr("mpq_b" + std::to_string(i), b.to(torch::kFloat32).contiguous());
 }
 
-torch::Tensor Network::weight(int i) const { return module_.attr("mpq_w" + std::to_string(i)).toTensor(); }
-torch::Tensor Network::bias(int i) const { return module_.attr("mpq_b" + std::to_string(i)).toTensor(); }
+torch::Tensor Network::weight(int i) const {
+  return module_.attr("mpq_w" + std::to_string(i)).toTensor();
+}
+torch::Tensor Network::bias(int i) const {
+  return module_.attr("mpq_b" + std::to_string(i)).toTensor();
+}
 
 void Network::restore_fp() {
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -333,9 +353,11 @@ torch::Tensor Network::forward(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   auto out = module_.forward({x});
   if (out.isTensor()) return out.toTensor();
-  if (out.isTuple() && !out.toTupleRef().elements().empty() && out.toTupleRef().elements()[0].isTensor())
+  if (out.isTuple() && !out.toTupleRef().elements().empty() &&
+      out.toTupleRef().elements()[0].isTensor())
     return out.toTupleRef().elements()[0].toTensor();
-  throw InputError(path_ + ": model output is not a tensor (classification models must return logits)");
+  throw InputError(path_ +
+                   ": model output is not a tensor (classification models must return logits)");
 }
 
 }  // namespace mpq::model

@@ -34,18 +34,18 @@ enum class LayerKind { kConv2d, kLinear };
 const char* layer_kind_name(LayerKind k);
 
 struct LayerInfo {
-  int index = 0;                 ///< position in execution order, 0-based
-  std::string name;              ///< e.g. "stage1.block0.conv1", or "layer<i>" if unnamed
+  int index = 0;     ///< position in execution order, 0-based
+  std::string name;  ///< e.g. "stage1.block0.conv1", or "layer<i>" if unnamed
   LayerKind kind = LayerKind::kConv2d;
-  int64_t c_out = 0, c_in = 0;   ///< output / input channels (features for linear)
-  int64_t kh = 1, kw = 1;        ///< kernel size (1 x 1 for linear)
-  int64_t groups = 1;            ///< conv groups (c_in == groups == c_out: depthwise)
+  int64_t c_out = 0, c_in = 0;  ///< output / input channels (features for linear)
+  int64_t kh = 1, kw = 1;       ///< kernel size (1 x 1 for linear)
+  int64_t groups = 1;           ///< conv groups (c_in == groups == c_out: depthwise)
   std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};
   std::vector<int64_t> input_shape;   ///< seen by the probe, batch dimension 1
   std::vector<int64_t> output_shape;  ///< derived from input_shape, batch dimension 1
-  int64_t macs = 0;              ///< multiply-accumulates per image (sum over calls)
-  int64_t calls = 0;             ///< times the layer ran in the probe (0: never executed)
-  bool had_bias = false;         ///< the original layer had a bias (or got one from BN folding)
+  int64_t macs = 0;                   ///< multiply-accumulates per image (sum over calls)
+  int64_t calls = 0;                  ///< times the layer ran in the probe (0: never executed)
+  bool had_bias = false;  ///< the original layer had a bias (or got one from BN folding)
 
   /// Length of one output channel's weight vector: c_in / groups * kh * kw.
   int64_t d() const { return c_in / groups * kh * kw; }

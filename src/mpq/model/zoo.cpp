@@ -80,8 +80,9 @@ Module basic_block(Builder& b, int64_t cin, int64_t cout, int64_t stride) {
 def forward(self, x):
     out = torch.relu(self.bn1.forward(self.conv1.forward(x)))
     out = self.bn2.forward(self.conv2.forward(out))
-)") + (project ? "    sc = self.shortcut_bn.forward(self.shortcut_conv.forward(x))\n"
-               : "    sc = x\n") +
+)") +
+           (project ? "    sc = self.shortcut_bn.forward(self.shortcut_conv.forward(x))\n"
+                    : "    sc = x\n") +
            "    return torch.relu(out + sc)\n");
   return m;
 }

@@ -22,8 +22,8 @@
 namespace mpq::model {
 
 struct ArchConfig {
-  std::string arch = "resnet20";   ///< "resnet20" or "mobilenetv2"
-  double width = 1.0;              ///< channel multiplier (tiny test models use e.g. 0.25)
+  std::string arch = "resnet20";  ///< "resnet20" or "mobilenetv2"
+  double width = 1.0;             ///< channel multiplier (tiny test models use e.g. 0.25)
   int64_t in_channels = 1;
   int64_t num_classes = 10;
   int64_t stem_stride = 2;

@@ -31,7 +31,11 @@ namespace {
 class RangeObserver : public model::LayerInputHook {
  public:
   RangeObserver(const std::vector<bool>& observe, int64_t per_batch, uint64_t seed)
-      : observe_(observe), per_batch_(per_batch), rng_(seed), mins_(observe.size(), 1e300), maxs_(observe.size(), -1e300),
+      : observe_(observe),
+        per_batch_(per_batch),
+        rng_(seed),
+        mins_(observe.size(), 1e300),
+        maxs_(observe.size(), -1e300),
         samples_(observe.size()) {}
 
   torch::Tensor on_input(int layer, const torch::Tensor& x) override {
@@ -59,8 +63,8 @@ class RangeObserver : public model::LayerInputHook {
   std::vector<std::vector<float>> samples_;
 };
 
-double choose_alpha(const std::string& range, double percentile, const std::vector<float>& sample, double max_abs,
-                    bool is_unsigned, int64_t qmax) {
+double choose_alpha(const std::string& range, double percentile, const std::vector<float>& sample,
+                    double max_abs, bool is_unsigned, int64_t qmax) {
   const int L = static_cast<int>(qmax);
   const int64_t n = static_cast<int64_t>(sample.size());
   if (range == "max") return max_abs;
@@ -73,7 +77,9 @@ double choose_alpha(const std::string& range, double percentile, const std::vect
     int64_t stride = std::max<int64_t>(1, n / kMseSample);
     std::vector<double> v;
     for (int64_t i = 0; i < n; i += stride) v.push_back(sample[static_cast<size_t>(i)]);
-    return quant::exact_step_search(v.data(), static_cast<int64_t>(v.size()), L, nullptr, nullptr).step * L;
+    return quant::exact_step_search(v.data(), static_cast<int64_t>(v.size()), L, nullptr, nullptr)
+               .step *
+           L;
   }
   quant::Prior prior = range == "aciq_gaussian" ? quant::Prior::kGaussian : quant::Prior::kLaplace;
   std::vector<float> fit;
@@ -90,7 +96,8 @@ double choose_alpha(const std::string& range, double percentile, const std::vect
 }  // namespace
 
 std::vector<ActQuant> calibrate_activations(model::Network& net, const ActivationConfig& config,
-                                            const CalibrationContext& calib, const std::vector<bool>& weight_quantized) {
+                                            const CalibrationContext& calib,
+                                            const std::vector<bool>& weight_quantized) {
   const auto& infos = net.layers();
   const int count = static_cast<int>(infos.size());
   std::vector<ActQuant> out(infos.size());
@@ -101,14 +108,19 @@ std::vector<ActQuant> calibrate_activations(model::Network& net, const Activatio
   std::vector<int> bits(infos.size(), 0);
   for (int i = 0; i < count; ++i) {
     if (!weight_quantized[static_cast<size_t>(i)]) continue;
-    const std::string& rule = i == 0 ? config.first_layer : i == count - 1 ? config.last_layer : std::string("quantize");
+    const std::string& rule = i == 0           ? config.first_layer
+                              : i == count - 1 ? config.last_layer
+                                               : std::string("quantize");
     int b = rule == "fp" ? 0 : rule == "8bit" ? 8 : config.bits;
     if (b == 0) continue;
     observe[static_cast<size_t>(i)] = true;
     bits[static_cast<size_t>(i)] = b;
   }
-  int64_t batches = (static_cast<int64_t>(calib.indices.size()) + calib.options.batch_size - 1) / calib.options.batch_size;
-  RangeObserver obs(observe, std::max<int64_t>(1, config.sample_size / std::max<int64_t>(1, batches)), calib.options.seed);
+  int64_t batches = (static_cast<int64_t>(calib.indices.size()) + calib.options.batch_size - 1) /
+                    calib.options.batch_size;
+  RangeObserver obs(observe,
+                    std::max<int64_t>(1, config.sample_size / std::max<int64_t>(1, batches)),
+                    calib.options.seed);
   {
     Progress bar("calibrate activations", static_cast<int64_t>(calib.indices.size()));
     run_calibration_batches(net, *calib.data, calib.indices, calib.options.batch_size, &obs,
@@ -125,7 +137,8 @@ std::vector<ActQuant> calibrate_activations(model::Network& net, const Activatio
     q.qmin = q.is_unsigned ? 0 : -((int64_t{1} << (q.bits - 1)) - 1);
     q.qmax = q.is_unsigned ? (int64_t{1} << q.bits) - 1 : (int64_t{1} << (q.bits - 1)) - 1;
     double max_abs = std::max(std::fabs(obs.mins_[i]), std::fabs(obs.maxs_[i]));
-    double alpha = choose_alpha(config.range, config.percentile, obs.samples_[i], max_abs, q.is_unsigned, q.qmax);
+    double alpha = choose_alpha(config.range, config.percentile, obs.samples_[i], max_abs,
+                                q.is_unsigned, q.qmax);
     if (!(alpha > 0)) alpha = max_abs > 0 ? max_abs : 1.0;  // a dead input: any positive scale
     q.scale = alpha / static_cast<double>(q.qmax);
   }

@@ -48,7 +48,8 @@ struct ActQuant {
 /// Calibrates one quantizer per layer (disabled where weight_quantized[i] is false or the
 /// first/last-layer convention says "fp"). net must hold FP weights.
 std::vector<ActQuant> calibrate_activations(model::Network& net, const ActivationConfig& config,
-                                            const CalibrationContext& calib, const std::vector<bool>& weight_quantized);
+                                            const CalibrationContext& calib,
+                                            const std::vector<bool>& weight_quantized);
 
 /// Applies the quantizers to layer inputs while installed with model::HookScope.
 class ActivationQuantizer : public model::LayerInputHook {

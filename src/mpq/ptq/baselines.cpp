@@ -15,7 +15,9 @@ using nlohmann::json;
 
 namespace {
 json base_attrs(int bits, const WeightConfig& w) {
-  return {{"bits", bits}, {"method", w.method}, {"granularity", quant::granularity_name(w.granularity)}};
+  return {{"bits", bits},
+          {"method", w.method},
+          {"granularity", quant::granularity_name(w.granularity)}};
 }
 }  // namespace
 
@@ -23,15 +25,18 @@ LayerOutcome quantize_single_point(const model::Network& net, const model::Layer
                                    const WeightConfig& w) {
   LayerOutcome o;
   o.quantized = true;
-  o.q = quant::quantize_single_point_layer(net.fp_weight(L.index).data_ptr<float>(), L.c_out, L.d(), bits,
-                                           w.granularity, w.range);
+  o.q = quant::quantize_single_point_layer(net.fp_weight(L.index).data_ptr<float>(), L.c_out, L.d(),
+                                           bits, w.granularity, w.range);
   o.attrs = base_attrs(bits, w);
   if (w.method == "percentile") o.attrs["percentile"] = w.range.percentile;
-  if (w.method == "aciq") o.attrs["aciq_prior"] = w.range.method == quant::RangeMethod::kAciqLaplace ? "laplace" : "gaussian";
+  if (w.method == "aciq")
+    o.attrs["aciq_prior"] =
+        w.range.method == quant::RangeMethod::kAciqLaplace ? "laplace" : "gaussian";
   return o;
 }
 
-LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, int bits, const WeightConfig& w) {
+LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, int bits,
+                          const WeightConfig& w) {
   LayerOutcome o;
   o.quantized = true;
   o.attrs = base_attrs(bits, w);
@@ -40,7 +45,8 @@ LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, 
   bool grouped = L.kind == model::LayerKind::kConv2d && L.groups > 1;
   if (grouped) {
     o.q = quant::quantize_single_point_layer(fw, L.c_out, L.d(), bits, w.granularity, w.ocs_range);
-    o.attrs["ocs"] = "not applicable (grouped/depthwise conv: a split input channel cannot join a group)";
+    o.attrs["ocs"] =
+        "not applicable (grouped/depthwise conv: a split input channel cannot join a group)";
     o.attrs["ocs_splits"] = 0;
     return o;
   }
@@ -48,7 +54,8 @@ LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, 
   int64_t splits = quant::ocs_split_count(w.ocs_expand_ratio, c_in);
   auto split = quant::ocs_split(fw, L.c_out, c_in, k, splits);
   int64_t d2 = (c_in + splits) * k;
-  o.q = quant::quantize_single_point_layer(split.weight.data(), L.c_out, d2, bits, w.granularity, w.ocs_range);
+  o.q = quant::quantize_single_point_layer(split.weight.data(), L.c_out, d2, bits, w.granularity,
+                                           w.ocs_range);
   o.q.ocs_source = split.source;
   o.q.ocs_k = k;
   o.attrs["ocs"] = "applied";
@@ -56,13 +63,14 @@ LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, 
   return o;
 }
 
-LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInfo& L, int bits, const WeightConfig& w,
-                                const quant::SecondMoment* stats) {
+LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInfo& L, int bits,
+                                const WeightConfig& w, const quant::SecondMoment* stats) {
   const int lo = quant::kMinBits, hi = quant::kMaxBits, W = hi - lo + 1;
   const int64_t C = L.c_out, d = L.d();
   const float* fw = net.fp_weight(L.index).data_ptr<float>();
   double target = w.bit_alloc_average > 0 ? w.bit_alloc_average : bits;
-  if (target < lo || target > hi) throw ConfigError("/weights/bit_alloc/average_bits: must be in [2, 8]");
+  if (target < lo || target > hi)
+    throw ConfigError("/weights/bit_alloc/average_bits: must be in [2, 8]");
   const int64_t groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1, per = C / groups;
   // Per-layer granularity: one clipping value α for the layer (MSE-optimal at the target bits);
   // each channel's step is α / L_b for its own b.
@@ -73,7 +81,8 @@ LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInf
   }
   // steps[c][j], codes per (c, j) and errors at every bit width.
   std::vector<double> steps(static_cast<size_t>(C * W));
-  std::vector<std::vector<int8_t>> codes(static_cast<size_t>(C * W), std::vector<int8_t>(static_cast<size_t>(d)));
+  std::vector<std::vector<int8_t>> codes(static_cast<size_t>(C * W),
+                                         std::vector<int8_t>(static_cast<size_t>(d)));
   std::vector<double> errors(static_cast<size_t>(C * W));
   for (int j = 0; j < W; ++j) {
     int Lb = quant::max_level(lo + j);
@@ -89,12 +98,15 @@ LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInf
       double e = quant::weighted_rtn_error(row.data(), d, step, Lb, nullptr, k.data());
       steps[static_cast<size_t>(c * W + j)] = static_cast<float>(step);
       errors[static_cast<size_t>(c * W + j)] = e;
-      for (int64_t t = 0; t < d; ++t) dp[c * d + t] = static_cast<float>(row[static_cast<size_t>(t)] - step * k[static_cast<size_t>(t)]);
+      for (int64_t t = 0; t < d; ++t)
+        dp[c * d + t] =
+            static_cast<float>(row[static_cast<size_t>(t)] - step * k[static_cast<size_t>(t)]);
     }
     if (stats && w.bit_alloc_metric == "output") {
       for (int64_t g = 0; g < groups; ++g) {
         auto e = quant::output_errors(*stats, g, deltas.narrow(0, g * per, per).contiguous());
-        for (int64_t i = 0; i < per; ++i) errors[static_cast<size_t>((g * per + i) * W + j)] = e[static_cast<size_t>(i)];
+        for (int64_t i = 0; i < per; ++i)
+          errors[static_cast<size_t>((g * per + i) * W + j)] = e[static_cast<size_t>(i)];
       }
     }
   }
@@ -117,7 +129,8 @@ LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInf
     q.codes.insert(q.codes.end(), codes[at].begin(), codes[at].end());
     double e = 0;
     for (int64_t t = 0; t < d; ++t) {
-      double r = static_cast<double>(fw[c * d + t]) - static_cast<double>(q.scales.back()) * codes[at][static_cast<size_t>(t)];
+      double r = static_cast<double>(fw[c * d + t]) -
+                 static_cast<double>(q.scales.back()) * codes[at][static_cast<size_t>(t)];
       e += r * r;
     }
     q.weight_error[static_cast<size_t>(c)] = static_cast<float>(e);

@@ -15,11 +15,12 @@ LayerOutcome quantize_single_point(const model::Network& net, const model::Layer
 /// OCS: split ceil(expand_ratio * C_in_g) input channels, quantize the split weight with the
 /// configured range (max or mse), record the split sources. Layers with groups > 1 are quantized
 /// without splitting and marked "not applicable" in their attributes.
-LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, int bits, const WeightConfig& w);
+LayerOutcome quantize_ocs(const model::Network& net, const model::LayerInfo& L, int bits,
+                          const WeightConfig& w);
 
 /// Per-channel bit allocation at the configured average bits (0 = the layer's bits), ranked by
 /// output error with statistics, else by weight error.
-LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInfo& L, int bits, const WeightConfig& w,
-                                const quant::SecondMoment* stats);
+LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInfo& L, int bits,
+                                const WeightConfig& w, const quant::SecondMoment* stats);
 
 }  // namespace mpq::ptq

@@ -12,8 +12,13 @@ namespace {
 // optional activation quantizer.
 class MeanObserver : public model::LayerInputHook {
  public:
-  MeanObserver(const std::vector<model::LayerInfo>& infos, std::vector<bool> observe, model::LayerInputHook* inner)
-      : infos_(infos), observe_(std::move(observe)), inner_(inner), sums_(infos.size()), rows_(infos.size(), 0) {}
+  MeanObserver(const std::vector<model::LayerInfo>& infos, std::vector<bool> observe,
+               model::LayerInputHook* inner)
+      : infos_(infos),
+        observe_(std::move(observe)),
+        inner_(inner),
+        sums_(infos.size()),
+        rows_(infos.size(), 0) {}
 
   torch::Tensor on_input(int layer, const torch::Tensor& x) override {
     torch::Tensor in = inner_ ? inner_->on_input(layer, x) : x;
@@ -22,8 +27,9 @@ class MeanObserver : public model::LayerInputHook {
     const auto& L = infos_[i];
     torch::Tensor rows;  // [R, Cin*k]
     if (L.kind == model::LayerKind::kConv2d) {
-      auto cols = at::im2col(in.to(torch::kFloat32), {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
-                             {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});  // [N, Cin*k, P]
+      auto cols =
+          at::im2col(in.to(torch::kFloat32), {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
+                     {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});  // [N, Cin*k, P]
       rows = cols.permute({0, 2, 1}).reshape({-1, cols.size(1)});
     } else {
       rows = in.to(torch::kFloat32).reshape({-1, L.c_in});
@@ -49,7 +55,8 @@ class MeanObserver : public model::LayerInputHook {
   std::vector<int64_t> rows_;
 };
 
-void run_calibration(model::Network& net, const CalibrationContext& calib, model::LayerInputHook* hook) {
+void run_calibration(model::Network& net, const CalibrationContext& calib,
+                     model::LayerInputHook* hook) {
   run_calibration_batches(net, *calib.data, calib.indices, calib.options.batch_size, hook);
 }
 
@@ -63,7 +70,8 @@ torch::Tensor expected_output(const torch::Tensor& w, const torch::Tensor& mu) {
 }  // namespace
 
 std::vector<json> correct_biases(model::Network& net, const CalibrationContext& calib,
-                                 const std::vector<bool>& weight_quantized, model::LayerInputHook* activation_hook) {
+                                 const std::vector<bool>& weight_quantized,
+                                 model::LayerInputHook* activation_hook) {
   const auto& infos = net.layers();
   std::vector<json> out(infos.size(), json::object());
   if (calib.data == nullptr || calib.indices.empty())
@@ -89,7 +97,8 @@ std::vector<json> correct_biases(model::Network& net, const CalibrationContext& 
     const auto& L = infos[static_cast<size_t>(i)];
     auto wf = net.fp_weight(i).reshape({L.c_out, -1});
     auto wq = net.weight(i).reshape({L.c_out, -1});
-    auto shift = expected_output(wf, fp.mean(static_cast<size_t>(i))) - expected_output(wq, q.mean(static_cast<size_t>(i)));
+    auto shift = expected_output(wf, fp.mean(static_cast<size_t>(i))) -
+                 expected_output(wq, q.mean(static_cast<size_t>(i)));
     auto b = net.bias(i).to(torch::kFloat64);
     net.set_bias(i, (b + shift).to(torch::kFloat32));
     double scale = b.abs().mean().item<double>() + 1e-12;

@@ -14,7 +14,8 @@ namespace {
 // Accumulates Σ (float64) or a row reservoir for each observed layer.
 class StatsHook : public model::LayerInputHook {
  public:
-  StatsHook(const std::vector<LayerInfo>& infos, const std::vector<int>& layers, const CalibrationOptions& o)
+  StatsHook(const std::vector<LayerInfo>& infos, const std::vector<int>& layers,
+            const CalibrationOptions& o)
       : infos_(infos) {
     for (size_t i = 0; i < layers.size(); ++i) {
       const LayerInfo& L = infos[static_cast<size_t>(layers[i])];
@@ -25,7 +26,8 @@ class StatsHook : public model::LayerInputHook {
       a.rng.seed(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(layers[i]));
       a.groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
       a.d = L.d();
-      double full = 4.0 * static_cast<double>(a.groups) * static_cast<double>(a.d) * static_cast<double>(a.d);
+      double full =
+          4.0 * static_cast<double>(a.groups) * static_cast<double>(a.d) * static_cast<double>(a.d);
       if (full > static_cast<double>(o.max_bytes_per_layer)) {
         a.sampled = true;
         a.capacity = std::max<int64_t>(1, o.max_bytes_per_layer / (4 * a.groups * a.d));
@@ -45,7 +47,8 @@ class StatsHook : public model::LayerInputHook {
     torch::Tensor rows;  // [G, R, d]
     if (L.kind == model::LayerKind::kConv2d) {
       auto cols = at::im2col(x.to(torch::kFloat32), {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
-                             {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});  // [N, Cin*kh*kw, P]
+                             {L.padding[0], L.padding[1]},
+                             {L.stride[0], L.stride[1]});  // [N, Cin*kh*kw, P]
       int64_t n = cols.size(0), p = cols.size(2);
       rows = cols.view({n, a.groups, a.d, p}).permute({1, 0, 3, 2}).reshape({a.groups, n * p, a.d});
     } else {
@@ -83,7 +86,8 @@ class StatsHook : public model::LayerInputHook {
       s.rows_seen = a.rows;
       s.sampled_rows = a.sampled;
       if (a.rows == 0)
-        throw InputError("layer " + infos_[static_cast<size_t>(layer)].name + " never ran during calibration");
+        throw InputError("layer " + infos_[static_cast<size_t>(layer)].name +
+                         " never ran during calibration");
       if (a.sampled)
         s.data = a.reservoir.narrow(1, 0, std::min(a.capacity, a.rows)).contiguous();
       else
@@ -107,12 +111,14 @@ class StatsHook : public model::LayerInputHook {
 }  // namespace
 
 void run_calibration_batches(model::Network& net, const data::ClassificationDataset& data,
-                             const std::vector<int64_t>& indices, int64_t batch_size, model::LayerInputHook* hook,
+                             const std::vector<int64_t>& indices, int64_t batch_size,
+                             model::LayerInputHook* hook,
                              const std::function<void(int64_t)>& on_batch) {
   model::HookScope scope(hook);
   for (size_t b = 0; b < indices.size(); b += static_cast<size_t>(batch_size)) {
     size_t e = std::min(indices.size(), b + static_cast<size_t>(batch_size));
-    std::vector<int64_t> idx(indices.begin() + static_cast<std::ptrdiff_t>(b), indices.begin() + static_cast<std::ptrdiff_t>(e));
+    std::vector<int64_t> idx(indices.begin() + static_cast<std::ptrdiff_t>(b),
+                             indices.begin() + static_cast<std::ptrdiff_t>(e));
     torch::Tensor x, y;
     data.load(idx, &x, &y);
     net.forward(x);
@@ -120,14 +126,16 @@ void run_calibration_batches(model::Network& net, const data::ClassificationData
   }
 }
 
-std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const data::ClassificationDataset& data,
+std::vector<quant::SecondMoment> collect_statistics(model::Network& net,
+                                                    const data::ClassificationDataset& data,
                                                     const std::vector<int64_t>& indices,
                                                     const std::vector<int>& layers,
                                                     const CalibrationOptions& options,
                                                     const std::string& progress_label) {
   StatsHook hook(net.layers(), layers, options);
   Progress bar(progress_label, static_cast<int64_t>(indices.size()));
-  run_calibration_batches(net, data, indices, options.batch_size, &hook, [&](int64_t n) { bar.advance(n); });
+  run_calibration_batches(net, data, indices, options.batch_size, &hook,
+                          [&](int64_t n) { bar.advance(n); });
   bar.finish();
   return hook.finish(layers.size());
 }

@@ -32,16 +32,16 @@ struct CalibrationOptions {
 /// Runs the calibration images `indices` of `data` through `net` in batches of `batch_size`
 /// with `hook` installed (may be null); `on_batch(n)` (optional) is told each batch's size.
 void run_calibration_batches(model::Network& net, const data::ClassificationDataset& data,
-                             const std::vector<int64_t>& indices, int64_t batch_size, model::LayerInputHook* hook,
+                             const std::vector<int64_t>& indices, int64_t batch_size,
+                             model::LayerInputHook* hook,
                              const std::function<void(int64_t)>& on_batch = {});
 
 /// Collects statistics of the layers in `layers` (indices into net.layers()) by running the
 /// calibration images through `net` with its current weights. Returns one SecondMoment per
 /// entry of `layers`.
-std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const data::ClassificationDataset& data,
-                                                    const std::vector<int64_t>& indices,
-                                                    const std::vector<int>& layers,
-                                                    const CalibrationOptions& options,
-                                                    const std::string& progress_label = "calibrate");
+std::vector<quant::SecondMoment> collect_statistics(
+    model::Network& net, const data::ClassificationDataset& data,
+    const std::vector<int64_t>& indices, const std::vector<int>& layers,
+    const CalibrationOptions& options, const std::string& progress_label = "calibrate");
 
 }  // namespace mpq::ptq

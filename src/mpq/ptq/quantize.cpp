@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "mpq/ptq/baselines.h"
@@ -20,8 +20,9 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-quant::LayerQuantSpec make_spec(const model::Network& net, const model::LayerInfo& L, int bits, const WeightConfig& w,
-                                int max_points, quant::FirstPoint first, const quant::SecondMoment* stats) {
+quant::LayerQuantSpec make_spec(const model::Network& net, const model::LayerInfo& L, int bits,
+                                const WeightConfig& w, int max_points, quant::FirstPoint first,
+                                const quant::SecondMoment* stats) {
   quant::LayerQuantSpec s;
   s.w = net.fp_weight(L.index).data_ptr<float>();
   s.c_out = L.c_out;
@@ -34,7 +35,8 @@ quant::LayerQuantSpec make_spec(const model::Network& net, const model::LayerInf
   s.search = w.search;
   s.weighted = w.weighted && stats != nullptr;
   s.stats = stats;
-  s.point_cost_macs = L.c_out > 0 ? static_cast<double>(L.macs) / static_cast<double>(L.c_out) : 1.0;
+  s.point_cost_macs =
+      L.c_out > 0 ? static_cast<double>(L.macs) / static_cast<double>(L.c_out) : 1.0;
   return s;
 }
 
@@ -66,14 +68,15 @@ double sum(const std::vector<double>& v) {
   return s;
 }
 
-json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, const WeightConfig& w, double final_we,
-                 double final_oe, const quant::SecondMoment* stats) {
+json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, const WeightConfig& w,
+                 double final_we, double final_oe, const quant::SecondMoment* stats) {
   json a;
   double we = sum(t.weight_energy);
   a["bits"] = q.bits;
   a["method"] = w.method;
   a["granularity"] = quant::granularity_name(w.granularity);
-  a["weight_rel_error_1pt"] = we > 0 ? std::sqrt(column_sum(t.weight_error, t.c_out, t.K, 0) / we) : 0.0;
+  a["weight_rel_error_1pt"] =
+      we > 0 ? std::sqrt(column_sum(t.weight_error, t.c_out, t.K, 0) / we) : 0.0;
   a["weight_rel_error_final"] = we > 0 ? std::sqrt(final_we / we) : 0.0;
   if (stats) {
     double oe = sum(t.output_energy);
@@ -88,16 +91,20 @@ json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, co
 
 // Statistics of `layers` measured on the FP network, through the on-disk cache.
 std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const CalibrationContext& calib,
-                                               const std::vector<int>& layers, bool* cache_hit, double* seconds) {
+                                               const std::vector<int>& layers, bool* cache_hit,
+                                               double* seconds) {
   auto tc = std::chrono::steady_clock::now();
   net.restore_fp();
   json desc = calib.cache_description;
   desc["batch_size"] = calib.options.batch_size;
   desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
   desc["sample_seed"] = calib.options.seed;
-  auto stats = cached_statistics(calib.cache_dir, desc, layers, [&](const std::vector<int>& missing) {
-    return collect_statistics(net, *calib.data, calib.indices, missing, calib.options);
-  }, cache_hit);
+  auto stats = cached_statistics(
+      calib.cache_dir, desc, layers,
+      [&](const std::vector<int>& missing) {
+        return collect_statistics(net, *calib.data, calib.indices, missing, calib.options);
+      },
+      cache_hit);
   *seconds = since(tc);
   return stats;
 }
@@ -109,7 +116,8 @@ WeightConfig parse_weight_config(const json& trial) {
   WeightConfig w;
   w.method = j["method"].get<std::string>();
   w.bits = j["bits"].get<int>();
-  w.granularity = j["granularity"] == "per_layer" ? quant::Granularity::kPerLayer : quant::Granularity::kPerChannel;
+  w.granularity = j["granularity"] == "per_layer" ? quant::Granularity::kPerLayer
+                                                  : quant::Granularity::kPerChannel;
   w.first_layer = j["first_layer"].get<std::string>();
   w.last_layer = j["last_layer"].get<std::string>();
   w.search.search = j["search"] == "grid" ? quant::StepSearch::kGrid : quant::StepSearch::kExact;
@@ -121,20 +129,25 @@ WeightConfig parse_weight_config(const json& trial) {
   w.allocation.threshold = m["threshold"].get<double>();
   w.allocation.threshold_on_weights = m["threshold_metric"] == "weight";
   w.allocation.budget = m["budget"].get<double>();
-  w.allocation.unit = m["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
+  w.allocation.unit =
+      m["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
   w.allocation.scope = m["scope"] == "layer" ? quant::Scope::kLayer : quant::Scope::kNetwork;
   w.allocation.seed = trial["seed"].get<uint64_t>();
   const std::string method = w.method;
   if (method == "aciq")
-    w.range.method = j["aciq"]["prior"] == "gaussian" ? quant::RangeMethod::kAciqGaussian : quant::RangeMethod::kAciqLaplace;
+    w.range.method = j["aciq"]["prior"] == "gaussian" ? quant::RangeMethod::kAciqGaussian
+                                                      : quant::RangeMethod::kAciqLaplace;
   else if (method == "percentile")
     w.range = {quant::RangeMethod::kPercentile, j["percentile"]["p"].get<double>()};
   w.ocs_expand_ratio = j["ocs"]["expand_ratio"].get<double>();
-  w.ocs_range.method = j["ocs"]["range"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
+  w.ocs_range.method =
+      j["ocs"]["range"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
   w.bit_alloc_average = j["bit_alloc"]["average_bits"].get<double>();
   w.bit_alloc_metric = j["bit_alloc"]["metric"].get<std::string>();
   std::string r = m["refit"].get<std::string>();
-  w.refit = r == "weight" ? quant::Refit::kWeight : r == "output" ? quant::Refit::kOutput : quant::Refit::kNone;
+  w.refit = r == "weight"   ? quant::Refit::kWeight
+            : r == "output" ? quant::Refit::kOutput
+                            : quant::Refit::kNone;
   w.weighted = m["weighted"].get<bool>();
   w.statistics = trial["calibration"]["statistics"].get<std::string>();
   return w;
@@ -152,8 +165,8 @@ int layer_bits(const WeightConfig& w, int index, int count) {
   return w.bits;
 }
 
-NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib,
-                                     LayerDistribution* dist) {
+NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
+                                     const CalibrationContext& calib, LayerDistribution* dist) {
   const auto& infos = net.layers();
   const int count = static_cast<int>(infos.size());
   NetworkQuantization out;
@@ -169,13 +182,16 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
   if (out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
     throw ConfigError("method '" + w.method + "' needs calibration data (calibration.size > 0)");
   if (dist && out.used_calibration && w.statistics != "fp")
-    throw ConfigError("/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run layer-parallel");
+    throw ConfigError(
+        "/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run "
+        "layer-parallel");
 
   // Which layers this process handles.
   std::vector<int> mine = todo;
   if (dist) {
     std::vector<double> cost;
-    for (int i : todo) cost.push_back(static_cast<double>(infos[static_cast<size_t>(i)].params()) * K);
+    for (int i : todo)
+      cost.push_back(static_cast<double>(infos[static_cast<size_t>(i)].params()) * K);
     mine = dist->assign(todo, cost);
   }
   // Runs local work and, when distributed, makes every process agree on failures.
@@ -199,7 +215,8 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     double calib_seconds = 0;
     local([&] {
       std::vector<quant::SecondMoment> stats;
-      if (out.used_calibration) stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
+      if (out.used_calibration)
+        stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
       for (size_t k = 0; k < mine.size(); ++k) {
         int i = mine[k];
         const auto& L = infos[static_cast<size_t>(i)];
@@ -214,13 +231,16 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     });
     auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
     for (size_t k = 0; k < todo.size(); ++k)
-      out.layers[static_cast<size_t>(todo[k])] = dist ? std::move(all[k]) : std::move(done[todo[k]]);
+      out.layers[static_cast<size_t>(todo[k])] =
+          dist ? std::move(all[k]) : std::move(done[todo[k]]);
     set_all();
-    out.summary = {{"quant_seconds", since(t0) - calib_seconds}, {"calibration_seconds", calib_seconds},
+    out.summary = {{"quant_seconds", since(t0) - calib_seconds},
+                   {"calibration_seconds", calib_seconds},
                    {"stats_cache_hit", out.stats_cache_hit}};
     return out;
   }
-  if (w.method != "mse" && w.method != "multipoint") throw ConfigError("/weights/method: unknown method '" + w.method + "'");
+  if (w.method != "mse" && w.method != "multipoint")
+    throw ConfigError("/weights/method: unknown method '" + w.method + "'");
 
   quant::AllocationOptions alloc = w.allocation;
   if (!multipoint) {
@@ -234,12 +254,13 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     std::map<int, quant::LayerCandidates> cands;
     std::map<int, quant::LayerTables> my_tables;
     local([&] {
-      if (out.used_calibration) stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
+      if (out.used_calibration)
+        stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
       Progress bar("quantize " + w.method, static_cast<int64_t>(mine.size()));
       for (size_t k = 0; k < mine.size(); ++k) {
         const auto& L = infos[static_cast<size_t>(mine[k])];
-        auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K, quant::FirstPoint::kOptimal,
-                              stats.empty() ? nullptr : &stats[k]);
+        auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K,
+                              quant::FirstPoint::kOptimal, stats.empty() ? nullptr : &stats[k]);
         auto it = cands.emplace(mine[k], quant::LayerCandidates::build(spec)).first;
         my_tables[mine[k]] = it->second.tables();
         bar.advance(1);
@@ -271,7 +292,8 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     });
     auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
     for (size_t k = 0; k < todo.size(); ++k)
-      out.layers[static_cast<size_t>(todo[k])] = dist ? std::move(all[k]) : std::move(done[todo[k]]);
+      out.layers[static_cast<size_t>(todo[k])] =
+          dist ? std::move(all[k]) : std::move(done[todo[k]]);
     set_all();
   } else {
     // Quantized prefix: layer by layer, statistics measured with the earlier layers quantized.
@@ -281,10 +303,12 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
       int i = todo[k];
       const auto& L = infos[static_cast<size_t>(i)];
       auto tc = std::chrono::steady_clock::now();
-      auto stats = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options,
-                                      "calibrate " + std::to_string(k + 1) + "/" + std::to_string(todo.size()));
+      auto stats = collect_statistics(
+          net, *calib.data, calib.indices, {i}, calib.options,
+          "calibrate " + std::to_string(k + 1) + "/" + std::to_string(todo.size()));
       calib_seconds += since(tc);
-      auto spec = make_spec(net, L, layer_bits(w, i, count), w, K, quant::FirstPoint::kOptimal, &stats[0]);
+      auto spec =
+          make_spec(net, L, layer_bits(w, i, count), w, K, quant::FirstPoint::kOptimal, &stats[0]);
       auto cand = quant::LayerCandidates::build(spec);
       auto a = quant::allocate({cand.tables()}, per_layer);
       allocation.granted += a.granted;

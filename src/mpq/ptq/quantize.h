@@ -37,10 +37,10 @@ struct WeightConfig {
   quant::Granularity granularity = quant::Granularity::kPerChannel;
   std::string first_layer = "quantize", last_layer = "quantize";
   quant::PointSearch search;
-  quant::RangeSpec range;              ///< rtn (max), aciq, percentile
+  quant::RangeSpec range;  ///< rtn (max), aciq, percentile
   double ocs_expand_ratio = 0.02;
-  quant::RangeSpec ocs_range;          ///< range of the split weight (max or mse)
-  double bit_alloc_average = 0;        ///< 0 = the trial's bits
+  quant::RangeSpec ocs_range;    ///< range of the split weight (max or mse)
+  double bit_alloc_average = 0;  ///< 0 = the trial's bits
   std::string bit_alloc_metric = "output";
   quant::AllocationOptions allocation;
   quant::Refit refit = quant::Refit::kNone;
@@ -58,8 +58,8 @@ struct CalibrationContext {
   const data::ClassificationDataset* data = nullptr;
   std::vector<int64_t> indices;
   CalibrationOptions options;
-  std::string cache_dir;              ///< "" = no cache
-  nlohmann::json cache_description;   ///< model/data identity for the cache key
+  std::string cache_dir;             ///< "" = no cache
+  nlohmann::json cache_description;  ///< model/data identity for the cache key
 };
 
 struct LayerOutcome {
@@ -81,11 +81,13 @@ struct NetworkQuantization {
 class LayerDistribution {
  public:
   virtual ~LayerDistribution() = default;
-  /// The subset of `todo` (layer indices) this process quantizes. `cost[i]` estimates todo[i]'s work.
-  virtual std::vector<int> assign(const std::vector<int>& todo, const std::vector<double>& cost) = 0;
+  /// The subset of `todo` (layer indices) this process quantizes. `cost[i]` estimates todo[i]'s
+  /// work.
+  virtual std::vector<int> assign(const std::vector<int>& todo,
+                                  const std::vector<double>& cost) = 0;
   /// Every process's tables, in `todo` order. `mine` holds this process's layers.
-  virtual std::vector<quant::LayerTables> share_tables(const std::vector<int>& todo,
-                                                       const std::map<int, quant::LayerTables>& mine) = 0;
+  virtual std::vector<quant::LayerTables> share_tables(
+      const std::vector<int>& todo, const std::map<int, quant::LayerTables>& mine) = 0;
   /// Every process's finished layers, in `todo` order.
   virtual std::vector<LayerOutcome> share_layers(const std::vector<int>& todo,
                                                  const std::map<int, LayerOutcome>& mine) = 0;
@@ -102,7 +104,8 @@ int layer_bits(const WeightConfig& w, int index, int count);
 /// finalization of each layer happen on one process; the allocation runs on the shared tables)
 /// and every process ends with the whole quantized network; the result equals the
 /// single-process one. Quantized-prefix statistics cannot be distributed (ConfigError).
-NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w, const CalibrationContext& calib,
+NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
+                                     const CalibrationContext& calib,
                                      LayerDistribution* dist = nullptr);
 
 }  // namespace mpq::ptq

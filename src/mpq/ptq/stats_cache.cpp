@@ -31,7 +31,9 @@ bool load(const std::string& path, const std::string& key, int layer, quant::Sec
   try {
     auto f = h5::File::open_read(path);
     json a = h5::read_attrs(f, f.id());
-    if (a.value("format", "") != "mpq-stats" || a.value("key", "") != key || a.value("layer", -1) != layer) return false;
+    if (a.value("format", "") != "mpq-stats" || a.value("key", "") != key ||
+        a.value("layer", -1) != layer)
+      return false;
     quant::SecondMoment s;
     s.groups = a.value("groups", int64_t{1});
     s.d = a.value("d", int64_t{0});
@@ -47,12 +49,19 @@ bool load(const std::string& path, const std::string& key, int layer, quant::Sec
   }
 }
 
-void save(const std::string& path, const std::string& key, int layer, const quant::SecondMoment& s) {
+void save(const std::string& path, const std::string& key, int layer,
+          const quant::SecondMoment& s) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     auto f = h5::File::create(tmp);
-    h5::write_attrs(f, f.id(), {{"format", "mpq-stats"}, {"key", key}, {"layer", layer}, {"groups", s.groups},
-                                {"d", s.d}, {"sampled_rows", s.sampled_rows}, {"rows_seen", s.rows_seen}});
+    h5::write_attrs(f, f.id(),
+                    {{"format", "mpq-stats"},
+                     {"key", key},
+                     {"layer", layer},
+                     {"groups", s.groups},
+                     {"d", s.d},
+                     {"sampled_rows", s.sampled_rows},
+                     {"rows_seen", s.rows_seen}});
     auto t = s.data.contiguous();
     h5::write_dataset(f, f.id(), "data", t.sizes().vec(), t.data_ptr<float>());
     f.flush();
@@ -66,7 +75,8 @@ void save(const std::string& path, const std::string& key, int layer, const quan
 
 std::vector<quant::SecondMoment> cached_statistics(
     const std::string& cache_dir, const json& description, const std::vector<int>& layers,
-    const std::function<std::vector<quant::SecondMoment>(const std::vector<int>&)>& compute, bool* hit) {
+    const std::function<std::vector<quant::SecondMoment>(const std::vector<int>&)>& compute,
+    bool* hit) {
   if (cache_dir.empty()) {
     if (hit) *hit = false;
     return compute(layers);
@@ -77,7 +87,8 @@ std::vector<quant::SecondMoment> cached_statistics(
   const std::string dir = cache_dir + "/stats-" + key.substr(0, 32);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw InputError(dir + ": cannot create statistics cache directory (" + ec.message() + ")");
+  if (ec)
+    throw InputError(dir + ": cannot create statistics cache directory (" + ec.message() + ")");
   if (!fs::exists(dir + "/description.json")) {
     std::ofstream o(dir + "/description.json.tmp");
     o << full.dump(2) << "\n";

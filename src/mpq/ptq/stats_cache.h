@@ -24,6 +24,7 @@ namespace mpq::ptq {
 /// `hit` (optional) is true when every layer came from the cache. cache_dir "" disables caching.
 std::vector<quant::SecondMoment> cached_statistics(
     const std::string& cache_dir, const nlohmann::json& description, const std::vector<int>& layers,
-    const std::function<std::vector<quant::SecondMoment>(const std::vector<int>&)>& compute, bool* hit = nullptr);
+    const std::function<std::vector<quant::SecondMoment>(const std::vector<int>&)>& compute,
+    bool* hit = nullptr);
 
 }  // namespace mpq::ptq

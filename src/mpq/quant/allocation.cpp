@@ -19,11 +19,16 @@ Policy parse_policy(const std::string& s) {
 
 const char* policy_name(Policy p) {
   switch (p) {
-    case Policy::kUniform: return "uniform";
-    case Policy::kThreshold: return "threshold";
-    case Policy::kBudget: return "budget";
-    case Policy::kWeightError: return "weight_error";
-    case Policy::kRandom: return "random";
+    case Policy::kUniform:
+      return "uniform";
+    case Policy::kThreshold:
+      return "threshold";
+    case Policy::kBudget:
+      return "budget";
+    case Policy::kWeightError:
+      return "weight_error";
+    case Policy::kRandom:
+      return "random";
   }
   return "?";
 }
@@ -48,12 +53,13 @@ double cost_of(const LayerTables& t, BudgetUnit unit) {
 // Gain of giving channel c its (n+1)-th point, normalized per layer.
 double gain(const LayerTables& t, int64_t c, int n, bool by_output, double norm) {
   const auto& e = by_output ? t.output_error : t.weight_error;
-  double before = e[static_cast<size_t>(c * t.K + n - 1)], after = e[static_cast<size_t>(c * t.K + n)];
+  double before = e[static_cast<size_t>(c * t.K + n - 1)],
+         after = e[static_cast<size_t>(c * t.K + n)];
   return norm > 0 ? (before - after) / norm : 0.0;
 }
 
-void greedy_budget(const std::vector<LayerTables>& layers, const std::vector<int>& members, double budget,
-                   const AllocationOptions& o, Allocation& a) {
+void greedy_budget(const std::vector<LayerTables>& layers, const std::vector<int>& members,
+                   double budget, const AllocationOptions& o, Allocation& a) {
   bool by_output = o.policy == Policy::kBudget;
   std::vector<double> norm(layers.size(), 0.0);
   std::priority_queue<Candidate> heap;
@@ -87,8 +93,8 @@ void greedy_budget(const std::vector<LayerTables>& layers, const std::vector<int
   }
 }
 
-void random_budget(const std::vector<LayerTables>& layers, const std::vector<int>& members, double budget,
-                   const AllocationOptions& o, std::mt19937_64& rng, Allocation& a) {
+void random_budget(const std::vector<LayerTables>& layers, const std::vector<int>& members,
+                   double budget, const AllocationOptions& o, std::mt19937_64& rng, Allocation& a) {
   // All (layer, channel) slots that can still take a point; draw uniformly until nothing fits.
   std::vector<std::pair<int, int64_t>> open;
   for (int l : members) {
@@ -99,7 +105,8 @@ void random_budget(const std::vector<LayerTables>& layers, const std::vector<int
   while (!open.empty()) {
     uint64_t span = open.size();
     uint64_t limit = UINT64_MAX - UINT64_MAX % span, x;
-    do x = rng(); while (x >= limit);
+    do x = rng();
+    while (x >= limit);
     size_t i = static_cast<size_t>(x % span);
     auto [l, c] = open[i];
     const auto& t = layers[static_cast<size_t>(l)];
@@ -110,7 +117,8 @@ void random_budget(const std::vector<LayerTables>& layers, const std::vector<int
       open.pop_back();
       continue;
     }
-    a.grant_order[static_cast<size_t>(l)][static_cast<size_t>(c * t.K + n)] = static_cast<int32_t>(a.granted);
+    a.grant_order[static_cast<size_t>(l)][static_cast<size_t>(c * t.K + n)] =
+        static_cast<int32_t>(a.granted);
     ++n;
     ++a.granted;
     a.spent += cost;
@@ -125,7 +133,8 @@ Allocation allocate(const std::vector<LayerTables>& layers, const AllocationOpti
     a.points.emplace_back(static_cast<size_t>(t.c_out), 1);
     a.grant_order.emplace_back(static_cast<size_t>(t.c_out * t.K), -1);
   }
-  bool needs_output = o.policy == Policy::kBudget || (o.policy == Policy::kThreshold && !o.threshold_on_weights);
+  bool needs_output =
+      o.policy == Policy::kBudget || (o.policy == Policy::kThreshold && !o.threshold_on_weights);
   if (needs_output)
     for (const auto& t : layers)
       if (t.output_error.empty())
@@ -138,7 +147,8 @@ Allocation allocate(const std::vector<LayerTables>& layers, const AllocationOpti
         const auto& t = layers[l];
         int n = std::max(1, std::min({o.uniform_points, t.K, o.max_points}));
         for (int64_t c = 0; c < t.c_out; ++c) {
-          for (int k = 1; k < n; ++k) a.grant_order[l][static_cast<size_t>(c * t.K + k)] = static_cast<int32_t>(a.granted++);
+          for (int k = 1; k < n; ++k)
+            a.grant_order[l][static_cast<size_t>(c * t.K + k)] = static_cast<int32_t>(a.granted++);
           a.points[l][static_cast<size_t>(c)] = n;
         }
       }
@@ -152,7 +162,8 @@ Allocation allocate(const std::vector<LayerTables>& layers, const AllocationOpti
         for (int64_t c = 0; c < t.c_out; ++c) {
           double energy = en[static_cast<size_t>(c)];
           int& n = a.points[l][static_cast<size_t>(c)];
-          while (n < cap && energy > 0 && err[static_cast<size_t>(c * t.K + n - 1)] / energy > o.threshold) {
+          while (n < cap && energy > 0 &&
+                 err[static_cast<size_t>(c * t.K + n - 1)] / energy > o.threshold) {
             a.grant_order[l][static_cast<size_t>(c * t.K + n)] = static_cast<int32_t>(a.granted++);
             ++n;
             a.spent += cost_of(t, o.unit);
@@ -168,8 +179,9 @@ Allocation allocate(const std::vector<LayerTables>& layers, const AllocationOpti
         double total = 0;
         for (int l : members) {
           const auto& t = layers[static_cast<size_t>(l)];
-          total += o.unit == BudgetUnit::kChannels ? static_cast<double>(t.c_out)
-                                                   : t.point_cost_macs * static_cast<double>(t.c_out);
+          total += o.unit == BudgetUnit::kChannels
+                       ? static_cast<double>(t.c_out)
+                       : t.point_cost_macs * static_cast<double>(t.c_out);
         }
         double budget = a.spent + o.budget * total;  // per-layer scope: this layer's share
         a.budget += o.budget * total;

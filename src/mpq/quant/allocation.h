@@ -32,19 +32,20 @@ enum class Policy { kUniform, kThreshold, kBudget, kWeightError, kRandom };
 enum class BudgetUnit { kChannels, kMacs };
 enum class Scope { kNetwork, kLayer };
 
-Policy parse_policy(const std::string& s);  ///< "uniform", "threshold", "budget", "weight_error", "random"
+Policy parse_policy(
+    const std::string& s);  ///< "uniform", "threshold", "budget", "weight_error", "random"
 const char* policy_name(Policy p);
 
 struct AllocationOptions {
   Policy policy = Policy::kBudget;
-  int max_points = 4;        ///< K, at most this many points per channel
-  int uniform_points = 1;    ///< for kUniform
-  double threshold = 0.01;   ///< for kThreshold, on relative output error (or weight error)
+  int max_points = 4;       ///< K, at most this many points per channel
+  int uniform_points = 1;   ///< for kUniform
+  double threshold = 0.01;  ///< for kThreshold, on relative output error (or weight error)
   bool threshold_on_weights = false;
-  double budget = 0.10;      ///< fraction, e.g. 0.10 = 10% extra output channels (or MACs)
+  double budget = 0.10;  ///< fraction, e.g. 0.10 = 10% extra output channels (or MACs)
   BudgetUnit unit = BudgetUnit::kChannels;
   Scope scope = Scope::kNetwork;
-  uint64_t seed = 0;         ///< for kRandom
+  uint64_t seed = 0;  ///< for kRandom
 };
 
 struct LayerTables {
@@ -58,10 +59,11 @@ struct LayerTables {
 };
 
 struct Allocation {
-  std::vector<std::vector<int>> points;           ///< per layer, [c_out], in [1, K]
-  std::vector<std::vector<int32_t>> grant_order;  ///< per layer, [c_out * K]: rank of each grant, -1
-  int64_t granted = 0;                            ///< extra points granted
-  double spent = 0, budget = 0;                   ///< in the budget unit (points or MACs)
+  std::vector<std::vector<int>> points;  ///< per layer, [c_out], in [1, K]
+  std::vector<std::vector<int32_t>>
+      grant_order;               ///< per layer, [c_out * K]: rank of each grant, -1
+  int64_t granted = 0;           ///< extra points granted
+  double spent = 0, budget = 0;  ///< in the budget unit (points or MACs)
 };
 
 /// Runs the policy. Throws ConfigError if the policy needs output errors and a layer has none.

@@ -6,14 +6,15 @@
 
 namespace mpq::quant {
 
-BitAllocation allocate_bits(const std::vector<double>& errors, int64_t c_out, int min_bits, int max_bits,
-                            double average_bits) {
+BitAllocation allocate_bits(const std::vector<double>& errors, int64_t c_out, int min_bits,
+                            int max_bits, double average_bits) {
   const int W = max_bits - min_bits + 1;
   MPQ_ASSERT(static_cast<int64_t>(errors.size()) == c_out * W, "error table size");
   BitAllocation a;
   a.bits.assign(static_cast<size_t>(c_out), min_bits);
   // Budget in channel-bits: average * c_out (every channel of a layer has the same d).
-  int64_t budget = static_cast<int64_t>(average_bits * static_cast<double>(c_out) + 1e-9) - c_out * min_bits;
+  int64_t budget =
+      static_cast<int64_t>(average_bits * static_cast<double>(c_out) + 1e-9) - c_out * min_bits;
   struct Cand {
     double gain;
     int64_t c;
@@ -21,7 +22,8 @@ BitAllocation allocate_bits(const std::vector<double>& errors, int64_t c_out, in
   };
   std::priority_queue<Cand> heap;
   auto gain = [&](int64_t c, int b) {
-    return errors[static_cast<size_t>(c * W + (b - min_bits))] - errors[static_cast<size_t>(c * W + (b + 1 - min_bits))];
+    return errors[static_cast<size_t>(c * W + (b - min_bits))] -
+           errors[static_cast<size_t>(c * W + (b + 1 - min_bits))];
   };
   for (int64_t c = 0; c < c_out; ++c)
     if (min_bits < max_bits) heap.push({gain(c, min_bits), c});

@@ -23,7 +23,7 @@ struct BitAllocation {
 
 /// @param errors        [c_out, max_bits - min_bits + 1]: error of channel c at min_bits + j bits
 /// @param average_bits  target average in [min_bits, max_bits]
-BitAllocation allocate_bits(const std::vector<double>& errors, int64_t c_out, int min_bits, int max_bits,
-                            double average_bits);
+BitAllocation allocate_bits(const std::vector<double>& errors, int64_t c_out, int min_bits,
+                            int max_bits, double average_bits);
 
 }  // namespace mpq::quant

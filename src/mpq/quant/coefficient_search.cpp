@@ -33,7 +33,8 @@ struct Magnitude {
 // One pending breakpoint of the merge: element `pos` (in decreasing-magnitude order) moves from
 // level k-1 to level k when t falls below `value`.
 // Codes of `step` (all zero when no point helps).
-void write_codes(const double* r, int64_t d, int L, const double* importance, int8_t* codes, double step) {
+void write_codes(const double* r, int64_t d, int L, const double* importance, int8_t* codes,
+                 double step) {
   if (!codes) return;
   if (step > 0)
     weighted_rtn_error(r, d, step, L, importance, codes);
@@ -42,8 +43,8 @@ void write_codes(const double* r, int64_t d, int L, const double* importance, in
 }
 
 // Re-evaluates the candidate steps exactly and writes the codes of the best.
-StepFit finish_search(const double* r, int64_t d, int L, const double* importance, int8_t* codes, StepFit best,
-                      const double* cand_f, const double* cand_t, int n_cand) {
+StepFit finish_search(const double* r, int64_t d, int L, const double* importance, int8_t* codes,
+                      StepFit best, const double* cand_f, const double* cand_t, int n_cand) {
   (void)cand_f;
   for (int i = 0; i < n_cand; ++i) {
     double f = weighted_rtn_error(r, d, cand_t[i], L, importance, nullptr);
@@ -83,7 +84,8 @@ StepFit exact_step_search(const double* r, int64_t d, int L, const double* impor
     if (codes) std::fill(codes, codes + d, static_cast<int8_t>(0));
     return best;
   }
-  std::sort(mags.begin(), mags.end(), [](const Magnitude& a, const Magnitude& b) { return a.m > b.m; });
+  std::sort(mags.begin(), mags.end(),
+            [](const Magnitude& a, const Magnitude& b) { return a.m > b.m; });
 
   std::vector<Event> storage;
   storage.reserve(static_cast<size_t>(L));
@@ -135,7 +137,8 @@ StepFit exact_step_search(const double* r, int64_t d, int L, const double* impor
     S1 += g.s * g.m;
     S2 += g.s * (2.0 * e.k - 1.0);
     t_hi = e.value;
-    if (e.pos + 1 < n) heap.push({mags[static_cast<size_t>(e.pos + 1)].m / (e.k - 0.5), e.k, e.pos + 1});
+    if (e.pos + 1 < n)
+      heap.push({mags[static_cast<size_t>(e.pos + 1)].m / (e.k - 0.5), e.k, e.pos + 1});
     double TL = t_hi * L;
     while (prefix < n && mags[static_cast<size_t>(prefix)].m > TL) {
       const Magnitude& p = mags[static_cast<size_t>(prefix++)];
@@ -145,7 +148,8 @@ StepFit exact_step_search(const double* r, int64_t d, int L, const double* impor
     }
     if (n_cand > 0 && prefix > 0) {
       double bound = A2 - 2.0 * TL * A1 + TL * TL * A0;
-      if (bound > best_value() * (1 + 1e-9) + 1e-12 * R) return finish_search(r, d, L, importance, codes, best, cand_f, cand_t, n_cand);
+      if (bound > best_value() * (1 + 1e-9) + 1e-12 * R)
+        return finish_search(r, d, L, importance, codes, best, cand_f, cand_t, n_cand);
     }
   }
   consider_piece(0.0, t_hi);  // below the last breakpoint every nonzero element sits at ±L

@@ -11,9 +11,10 @@
 // scaled copy of the sorted magnitudes, so they come out in order from an L-way merge:
 // O(d log d + d L log L) time, O(d + L) memory. The sweep stops early once a lower bound on f
 // for all smaller t (the error of the elements already saturated at ±L) exceeds the best piece;
-// for Gaussian weights at 4 bits this skips most breakpoints, which lie below the optimum. Because the piece formula cancels badly when
-// R dwarfs the optimum (1e30 next to 1), the few best pieces are re-evaluated exactly from their
-// codes; the result is optimal to within ~1e-12 * R, and exact on the tested extreme vectors.
+// for Gaussian weights at 4 bits this skips most breakpoints, which lie below the optimum. Because
+// the piece formula cancels badly when R dwarfs the optimum (1e30 next to 1), the few best pieces
+// are re-evaluated exactly from their codes; the result is optimal to within ~1e-12 * R, and exact
+// on the tested extreme vectors.
 //
 // grid_step_search — the paper-style search over a finite candidate set (for ablations):
 // t_i = (max|r| / L) * i / n_candidates, i = 1..n_candidates (clipping ratios in (0, 1]).
@@ -43,7 +44,7 @@ StepFit grid_step_search(const double* r, int64_t d, int L, int n_candidates,
                          const double* importance, int8_t* codes);
 
 /// f(t) for a given t, writing the codes (reference for tests and for fixed-step points).
-double weighted_rtn_error(const double* r, int64_t d, double step, int L,
-                          const double* importance, int8_t* codes);
+double weighted_rtn_error(const double* r, int64_t d, double step, int L, const double* importance,
+                          int8_t* codes);
 
 }  // namespace mpq::quant

@@ -46,6 +46,8 @@ double max_abs(const float* x, int64_t d) {
   return m;
 }
 
-double max_range_step(const float* x, int64_t d, int L) { return max_abs(x, d) / L; }
+double max_range_step(const float* x, int64_t d, int L) {
+  return max_abs(x, d) / L;
+}
 
 }  // namespace mpq::quant

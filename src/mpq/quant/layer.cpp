@@ -41,7 +41,8 @@ double QuantizedLayer::code_bits() const {
   double total = 0;
   for (int64_t p = 0; p < total_points(); ++p) {
     int32_t c = point_channel[static_cast<size_t>(p)];
-    total += static_cast<double>(d) * (channel_bits.empty() ? bits : channel_bits[static_cast<size_t>(c)]);
+    total += static_cast<double>(d) *
+             (channel_bits.empty() ? bits : channel_bits[static_cast<size_t>(c)]);
   }
   return total;
 }
@@ -86,7 +87,8 @@ double channel_error(const float* w, const QuantizedLayer& q, int64_t first_poin
   for (int64_t j = 0; j < q.d; ++j) {
     double v = w[j];
     for (int i = 0; i < n; ++i)
-      v -= static_cast<double>(q.scales[static_cast<size_t>(first_point + i)]) * q.codes[static_cast<size_t>((first_point + i) * q.d + j)];
+      v -= static_cast<double>(q.scales[static_cast<size_t>(first_point + i)]) *
+           q.codes[static_cast<size_t>((first_point + i) * q.d + j)];
     e += v * v;
   }
   return e;
@@ -114,7 +116,8 @@ double range_step(const float* x, int64_t n, int L, const RangeSpec& r) {
 QuantizedLayer quantize_single_point_layer(const float* w, int64_t c_out, int64_t d, int bits,
                                            Granularity granularity, const RangeSpec& range) {
   int L = max_level(bits);
-  double layer_step = granularity == Granularity::kPerLayer ? range_step(w, c_out * d, L, range) : 0.0;
+  double layer_step =
+      granularity == Granularity::kPerLayer ? range_step(w, c_out * d, L, range) : 0.0;
   std::vector<GreedyChannel> channels;
   channels.reserve(static_cast<size_t>(c_out));
   for (int64_t c = 0; c < c_out; ++c) {
@@ -125,11 +128,13 @@ QuantizedLayer quantize_single_point_layer(const float* w, int64_t c_out, int64_
   }
   QuantizedLayer q = pack_channels(channels, bits, 1);
   for (int64_t c = 0; c < c_out; ++c)
-    q.weight_error[static_cast<size_t>(c)] = static_cast<float>(channels[static_cast<size_t>(c)].residual_sq_norm());
+    q.weight_error[static_cast<size_t>(c)] =
+        static_cast<float>(channels[static_cast<size_t>(c)].residual_sq_norm());
   return q;
 }
 
-QuantizedLayer quantize_rtn_layer(const float* w, int64_t c_out, int64_t d, int bits, Granularity granularity) {
+QuantizedLayer quantize_rtn_layer(const float* w, int64_t c_out, int64_t d, int bits,
+                                  Granularity granularity) {
   return quantize_single_point_layer(w, c_out, d, bits, granularity, RangeSpec{});
 }
 

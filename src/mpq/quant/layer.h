@@ -8,9 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "mpq/quant/ranges.h"
-
 #include "mpq/quant/multipoint.h"
+#include "mpq/quant/ranges.h"
 
 namespace mpq::quant {
 
@@ -28,15 +27,18 @@ struct QuantizedLayer {
   std::vector<int8_t> codes;           ///< [P, d]
   std::vector<float> scales;           ///< [P]
   std::vector<int32_t> point_channel;  ///< [P]
-  std::vector<float> weight_error;     ///< [c_out, K] ||w_c - w~_c||^2 after k+1 points; NaN if not computed
-  std::vector<float> output_error;     ///< [c_out, K] output error after k+1 points; empty without statistics
-  std::vector<int32_t> grant_order;    ///< [c_out, K] global rank of each extra point's grant; -1 otherwise
+  std::vector<float>
+      weight_error;  ///< [c_out, K] ||w_c - w~_c||^2 after k+1 points; NaN if not computed
+  std::vector<float>
+      output_error;  ///< [c_out, K] output error after k+1 points; empty without statistics
+  std::vector<int32_t>
+      grant_order;  ///< [c_out, K] global rank of each extra point's grant; -1 otherwise
   /// Physical mixed precision (bit allocation): bits of each channel, [c_out]; empty = all `bits`.
   std::vector<int8_t> channel_bits;
   /// Outlier channel splitting: the codes have d = (c_in_g + splits) * ocs_k columns; appended
   /// column j (0-based) duplicates original input channel ocs_source[j]. Empty = no splitting.
   std::vector<int64_t> ocs_source;
-  int64_t ocs_k = 1;                   ///< kernel positions per input channel (kh * kw)
+  int64_t ocs_k = 1;  ///< kernel positions per input channel (kh * kw)
 
   int64_t total_points() const { return static_cast<int64_t>(scales.size()); }
   /// Dequantized weights w~ [c_out, d] (row-major) into out, in the stored (split) layout.

@@ -28,7 +28,8 @@ void GreedyChannel::add_point(const PointSearch& ps, const double* importance) {
                     : grid_step_search(residual_.data(), d_, L, ps.grid_candidates, importance, k);
   float step = static_cast<float>(fit.step);
   steps_.push_back(step);
-  for (int64_t j = 0; j < d_; ++j) residual_[static_cast<size_t>(j)] -= static_cast<double>(step) * k[j];
+  for (int64_t j = 0; j < d_; ++j)
+    residual_[static_cast<size_t>(j)] -= static_cast<double>(step) * k[j];
 }
 
 void GreedyChannel::add_fixed_point(double step, int bits) {
@@ -39,7 +40,8 @@ void GreedyChannel::add_fixed_point(double step, int bits) {
   float s = static_cast<float>(step);
   quantize_rtn(residual_.data(), d_, s, L, k);
   steps_.push_back(s);
-  for (int64_t j = 0; j < d_; ++j) residual_[static_cast<size_t>(j)] -= static_cast<double>(s) * k[j];
+  for (int64_t j = 0; j < d_; ++j)
+    residual_[static_cast<size_t>(j)] -= static_cast<double>(s) * k[j];
 }
 
 void GreedyChannel::recompute_residual() {
@@ -54,7 +56,8 @@ void GreedyChannel::recompute_residual() {
 void GreedyChannel::reconstruct(float* out) const {
   for (int64_t j = 0; j < d_; ++j) {
     double v = 0.0;
-    for (int i = 0; i < n_points(); ++i) v += static_cast<double>(steps_[static_cast<size_t>(i)]) * codes(i)[j];
+    for (int i = 0; i < n_points(); ++i)
+      v += static_cast<double>(steps_[static_cast<size_t>(i)]) * codes(i)[j];
     out[j] = static_cast<float>(v);
   }
 }
@@ -62,7 +65,8 @@ void GreedyChannel::reconstruct(float* out) const {
 namespace {
 
 // x^T M y for the three metric kinds.
-double metric_dot(const double* metric, bool diagonal, int64_t d, const double* x, const double* y) {
+double metric_dot(const double* metric, bool diagonal, int64_t d, const double* x,
+                  const double* y) {
   double s = 0.0;
   if (metric == nullptr) {
     for (int64_t j = 0; j < d; ++j) s += x[j] * y[j];
@@ -85,7 +89,8 @@ bool cholesky_solve(std::vector<double>& A, std::vector<double>& b, int n) {
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j <= i; ++j) {
       double s = A[static_cast<size_t>(i * n + j)];
-      for (int k = 0; k < j; ++k) s -= A[static_cast<size_t>(i * n + k)] * A[static_cast<size_t>(j * n + k)];
+      for (int k = 0; k < j; ++k)
+        s -= A[static_cast<size_t>(i * n + k)] * A[static_cast<size_t>(j * n + k)];
       if (i == j) {
         if (!(s > 1e-12 * std::fabs(A[static_cast<size_t>(i * n + i)]) && s > 0)) return false;
         A[static_cast<size_t>(i * n + i)] = std::sqrt(s);
@@ -101,7 +106,8 @@ bool cholesky_solve(std::vector<double>& A, std::vector<double>& b, int n) {
   }
   for (int i = n - 1; i >= 0; --i) {  // backward: L^T x = y
     double s = b[static_cast<size_t>(i)];
-    for (int k = i + 1; k < n; ++k) s -= A[static_cast<size_t>(k * n + i)] * b[static_cast<size_t>(k)];
+    for (int k = i + 1; k < n; ++k)
+      s -= A[static_cast<size_t>(k * n + i)] * b[static_cast<size_t>(k)];
     b[static_cast<size_t>(i)] = s / A[static_cast<size_t>(i * n + i)];
   }
   return true;
@@ -142,9 +148,11 @@ void GreedyChannel::refit_steps(const double* metric, bool diagonal, bool keep_f
   if (m == 0) return;
   std::vector<double> A(static_cast<size_t>(m * m)), b(static_cast<size_t>(m));
   for (int a = 0; a < m; ++a) {
-    b[static_cast<size_t>(a)] = metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(), target.data());
+    b[static_cast<size_t>(a)] =
+        metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(), target.data());
     for (int c = 0; c <= a; ++c) {
-      double v = metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(), cols[static_cast<size_t>(c)].data());
+      double v = metric_dot(metric, diagonal, d_, cols[static_cast<size_t>(a)].data(),
+                            cols[static_cast<size_t>(c)].data());
       A[static_cast<size_t>(a * m + c)] = v;
       A[static_cast<size_t>(c * m + a)] = v;
     }
@@ -153,7 +161,9 @@ void GreedyChannel::refit_steps(const double* metric, bool diagonal, bool keep_f
   double before = metric_dot(metric, diagonal, d_, residual_.data(), residual_.data());
   std::vector<float> old = steps_;
   for (int i = keep_first ? 1 : 0; i < n; ++i) steps_[static_cast<size_t>(i)] = 0.0f;
-  for (int a = 0; a < m; ++a) steps_[static_cast<size_t>(active[static_cast<size_t>(a)])] = static_cast<float>(b[static_cast<size_t>(a)]);
+  for (int a = 0; a < m; ++a)
+    steps_[static_cast<size_t>(active[static_cast<size_t>(a)])] =
+        static_cast<float>(b[static_cast<size_t>(a)]);
   recompute_residual();
   double after = metric_dot(metric, diagonal, d_, residual_.data(), residual_.data());
   if (!(after <= before)) {

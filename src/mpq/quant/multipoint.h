@@ -20,9 +20,9 @@ enum class StepSearch {
 };
 
 struct PointSearch {
-  int bits = 4;                          ///< grid bits b in [2, 8]
+  int bits = 4;  ///< grid bits b in [2, 8]
   StepSearch search = StepSearch::kExact;
-  int grid_candidates = 1024;            ///< used by kGrid
+  int grid_candidates = 1024;  ///< used by kGrid
 };
 
 /// One channel's greedy state: its points so far and the residual they leave.

@@ -11,10 +11,13 @@ namespace mpq::quant {
 
 namespace {
 
-int64_t group_of(const LayerQuantSpec& s, int64_t c) { return c / (s.c_out / s.groups); }
+int64_t group_of(const LayerQuantSpec& s, int64_t c) {
+  return c / (s.c_out / s.groups);
+}
 
 // Output errors of the current residuals of all channels, batched per group.
-std::vector<double> residual_output_errors(const LayerQuantSpec& s, const std::vector<GreedyChannel>& chans) {
+std::vector<double> residual_output_errors(const LayerQuantSpec& s,
+                                           const std::vector<GreedyChannel>& chans) {
   std::vector<double> out(static_cast<size_t>(s.c_out), std::numeric_limits<double>::quiet_NaN());
   if (!s.stats) return out;
   int64_t per = s.c_out / s.groups;
@@ -23,10 +26,12 @@ std::vector<double> residual_output_errors(const LayerQuantSpec& s, const std::v
     float* p = deltas.data_ptr<float>();
     for (int64_t i = 0; i < per; ++i) {
       const auto& r = chans[static_cast<size_t>(g * per + i)].residual();
-      for (int64_t j = 0; j < s.d; ++j) p[i * s.d + j] = static_cast<float>(r[static_cast<size_t>(j)]);
+      for (int64_t j = 0; j < s.d; ++j)
+        p[i * s.d + j] = static_cast<float>(r[static_cast<size_t>(j)]);
     }
     auto e = output_errors(*s.stats, g, deltas);
-    for (int64_t i = 0; i < per; ++i) out[static_cast<size_t>(g * per + i)] = e[static_cast<size_t>(i)];
+    for (int64_t i = 0; i < per; ++i)
+      out[static_cast<size_t>(g * per + i)] = e[static_cast<size_t>(i)];
   }
   return out;
 }
@@ -34,9 +39,11 @@ std::vector<double> residual_output_errors(const LayerQuantSpec& s, const std::v
 }  // namespace
 
 LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
-  MPQ_ASSERT(spec.c_out > 0 && spec.d > 0 && spec.groups >= 1 && spec.c_out % spec.groups == 0, "layer shape");
+  MPQ_ASSERT(spec.c_out > 0 && spec.d > 0 && spec.groups >= 1 && spec.c_out % spec.groups == 0,
+             "layer shape");
   MPQ_ASSERT(spec.max_points >= 1, "max_points");
-  if (spec.stats) MPQ_ASSERT(spec.stats->d == spec.d && spec.stats->groups == spec.groups, "statistics shape");
+  if (spec.stats)
+    MPQ_ASSERT(spec.stats->d == spec.d && spec.stats->groups == spec.groups, "statistics shape");
   LayerCandidates lc;
   lc.spec_ = spec;
   lc.spec_.search.bits = spec.bits;
@@ -47,7 +54,8 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
   // Importance s = diag(Σ) of each channel's group, for the weighted objective.
   torch::Tensor diag;
   if (spec.weighted) {
-    if (!spec.stats) throw ConfigError("the importance-weighted objective needs calibration statistics");
+    if (!spec.stats)
+      throw ConfigError("the importance-weighted objective needs calibration statistics");
     diag = spec.stats->diagonal();  // [G, d] float64
   }
   auto importance = [&](int64_t c) -> const double* {
@@ -66,10 +74,12 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
       std::vector<double> all(spec.w, spec.w + C * d), imp;
       if (spec.weighted) {
         imp.resize(static_cast<size_t>(C * d));
-        for (int64_t c = 0; c < C; ++c) std::copy(importance(c), importance(c) + d, imp.begin() + c * d);
+        for (int64_t c = 0; c < C; ++c)
+          std::copy(importance(c), importance(c) + d, imp.begin() + c * d);
       }
       StepFit f = spec.search.search == StepSearch::kExact
-                      ? exact_step_search(all.data(), C * d, L, spec.weighted ? imp.data() : nullptr, nullptr)
+                      ? exact_step_search(all.data(), C * d, L,
+                                          spec.weighted ? imp.data() : nullptr, nullptr)
                       : grid_step_search(all.data(), C * d, L, spec.search.grid_candidates,
                                          spec.weighted ? imp.data() : nullptr, nullptr);
       layer_step = f.step;
@@ -83,7 +93,8 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
   if (spec.stats) t.output_error.assign(static_cast<size_t>(C * K), 0.0);
   t.point_cost_macs = spec.point_cost_macs;
   t.weight_energy.resize(static_cast<size_t>(C));
-  for (int64_t c = 0; c < C; ++c) t.weight_energy[static_cast<size_t>(c)] = lc.channels_[static_cast<size_t>(c)].weight_sq_norm();
+  for (int64_t c = 0; c < C; ++c)
+    t.weight_energy[static_cast<size_t>(c)] = lc.channels_[static_cast<size_t>(c)].weight_sq_norm();
   if (spec.stats) {
     // w_c^T Σ w_c: the output error of the all-zero approximation.
     t.output_energy = residual_output_errors(spec, lc.channels_);
@@ -102,20 +113,24 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
       }
     }
     for (int64_t c = 0; c < C; ++c)
-      t.weight_error[static_cast<size_t>(c * K + k)] = lc.channels_[static_cast<size_t>(c)].residual_sq_norm();
+      t.weight_error[static_cast<size_t>(c * K + k)] =
+          lc.channels_[static_cast<size_t>(c)].residual_sq_norm();
     if (spec.stats) {
       auto e = residual_output_errors(spec, lc.channels_);
-      for (int64_t c = 0; c < C; ++c) t.output_error[static_cast<size_t>(c * K + k)] = e[static_cast<size_t>(c)];
+      for (int64_t c = 0; c < C; ++c)
+        t.output_error[static_cast<size_t>(c * K + k)] = e[static_cast<size_t>(c)];
     }
   }
   return lc;
 }
 
-QuantizedLayer LayerCandidates::finalize(const std::vector<int>& points, const std::vector<int32_t>& grant_order,
-                                         Refit refit, double* final_weight_error, double* final_output_error) {
+QuantizedLayer LayerCandidates::finalize(const std::vector<int>& points,
+                                         const std::vector<int32_t>& grant_order, Refit refit,
+                                         double* final_weight_error, double* final_output_error) {
   const auto& s = spec_;
   MPQ_ASSERT(static_cast<int64_t>(points.size()) == s.c_out, "points size");
-  if (refit == Refit::kOutput && !s.stats) throw ConfigError("refit \"output\" needs calibration statistics");
+  if (refit == Refit::kOutput && !s.stats)
+    throw ConfigError("refit \"output\" needs calibration statistics");
   bool keep_first = s.granularity == Granularity::kPerLayer;
   std::vector<torch::Tensor> dense;  // Σ_g as float64 for the output refit
   if (refit == Refit::kOutput)
@@ -127,11 +142,13 @@ QuantizedLayer LayerCandidates::finalize(const std::vector<int>& points, const s
     if (refit == Refit::kWeight)
       ch.refit_steps(nullptr, false, keep_first);
     else if (refit == Refit::kOutput)
-      ch.refit_steps(dense[static_cast<size_t>(group_of(s, c))].data_ptr<double>(), false, keep_first);
+      ch.refit_steps(dense[static_cast<size_t>(group_of(s, c))].data_ptr<double>(), false,
+                     keep_first);
   }
   QuantizedLayer q = pack_channels(channels_, s.bits, s.max_points);
   q.weight_error.assign(tables_.weight_error.begin(), tables_.weight_error.end());
-  if (!tables_.output_error.empty()) q.output_error.assign(tables_.output_error.begin(), tables_.output_error.end());
+  if (!tables_.output_error.empty())
+    q.output_error.assign(tables_.output_error.begin(), tables_.output_error.end());
   q.grant_order = grant_order;
   double we = 0;
   for (const auto& ch : channels_) we += ch.residual_sq_norm();
@@ -156,7 +173,8 @@ double layer_output_error(const LayerQuantSpec& spec, const QuantizedLayer& q) {
   for (int64_t g = 0; g < spec.groups; ++g) {
     auto deltas = torch::empty({per, spec.d}, torch::kFloat32);
     float* p = deltas.data_ptr<float>();
-    for (int64_t i = 0; i < per * spec.d; ++i) p[i] = spec.w[g * per * spec.d + i] - deq[static_cast<size_t>(g * per * spec.d + i)];
+    for (int64_t i = 0; i < per * spec.d; ++i)
+      p[i] = spec.w[g * per * spec.d + i] - deq[static_cast<size_t>(g * per * spec.d + i)];
     for (double v : output_errors(*spec.stats, g, deltas)) total += v;
   }
   return total;

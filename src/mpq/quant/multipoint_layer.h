@@ -33,17 +33,17 @@ enum class Refit {
 };
 
 struct LayerQuantSpec {
-  const float* w = nullptr;       ///< weights [c_out, d] row-major (c_out rows of length d)
+  const float* w = nullptr;  ///< weights [c_out, d] row-major (c_out rows of length d)
   int64_t c_out = 0, d = 0;
-  int64_t groups = 1;             ///< channel c belongs to group c / (c_out / groups)
+  int64_t groups = 1;  ///< channel c belongs to group c / (c_out / groups)
   int bits = 4;
   Granularity granularity = Granularity::kPerChannel;
   FirstPoint first_point = FirstPoint::kOptimal;
-  int max_points = 1;             ///< K
-  PointSearch search;             ///< exact or grid (search.bits is overwritten by `bits`)
-  bool weighted = false;          ///< importance-weighted objective with s = diag(Σ)
+  int max_points = 1;                   ///< K
+  PointSearch search;                   ///< exact or grid (search.bits is overwritten by `bits`)
+  bool weighted = false;                ///< importance-weighted objective with s = diag(Σ)
   const SecondMoment* stats = nullptr;  ///< optional calibration statistics of this layer
-  double point_cost_macs = 1;     ///< MACs of one output channel
+  double point_cost_macs = 1;           ///< MACs of one output channel
 };
 
 class LayerCandidates {

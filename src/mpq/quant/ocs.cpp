@@ -17,10 +17,12 @@ OcsSplit ocs_split(const float* w, int64_t c_out, int64_t c_in, int64_t k, int64
   s.c_in = c_in;
   s.k = k;
   // Column-major working copy: cols[j] holds input channel j's [c_out, k] weights.
-  std::vector<std::vector<float>> cols(static_cast<size_t>(c_in), std::vector<float>(static_cast<size_t>(c_out * k)));
+  std::vector<std::vector<float>> cols(static_cast<size_t>(c_in),
+                                       std::vector<float>(static_cast<size_t>(c_out * k)));
   for (int64_t o = 0; o < c_out; ++o)
     for (int64_t j = 0; j < c_in; ++j)
-      for (int64_t t = 0; t < k; ++t) cols[static_cast<size_t>(j)][static_cast<size_t>(o * k + t)] = w[(o * c_in + j) * k + t];
+      for (int64_t t = 0; t < k; ++t)
+        cols[static_cast<size_t>(j)][static_cast<size_t>(o * k + t)] = w[(o * c_in + j) * k + t];
   std::vector<float> colmax(cols.size(), 0.0f);
   for (size_t j = 0; j < cols.size(); ++j)
     for (float v : cols[j]) colmax[j] = std::max(colmax[j], std::fabs(v));
@@ -42,7 +44,8 @@ OcsSplit ocs_split(const float* w, int64_t c_out, int64_t c_in, int64_t k, int64
   for (int64_t o = 0; o < c_out; ++o)
     for (int64_t j = 0; j < total; ++j)
       for (int64_t t = 0; t < k; ++t)
-        s.weight[static_cast<size_t>((o * total + j) * k + t)] = cols[static_cast<size_t>(j)][static_cast<size_t>(o * k + t)];
+        s.weight[static_cast<size_t>((o * total + j) * k + t)] =
+            cols[static_cast<size_t>(j)][static_cast<size_t>(o * k + t)];
   return s;
 }
 
@@ -54,7 +57,8 @@ std::vector<float> ocs_merge(const OcsSplit& s, const std::vector<float>& sw) {
     for (int64_t j = 0; j < total; ++j) {
       int64_t dst = j < s.c_in ? j : s.source[static_cast<size_t>(j - s.c_in)];
       for (int64_t t = 0; t < s.k; ++t)
-        out[static_cast<size_t>((o * s.c_in + dst) * s.k + t)] += sw[static_cast<size_t>((o * total + j) * s.k + t)];
+        out[static_cast<size_t>((o * s.c_in + dst) * s.k + t)] +=
+            sw[static_cast<size_t>((o * total + j) * s.k + t)];
     }
   }
   return out;

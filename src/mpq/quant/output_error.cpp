@@ -7,7 +7,8 @@ namespace mpq::quant {
 torch::Tensor SecondMoment::diagonal() const {
   if (!sampled_rows) return data.diagonal(0, 1, 2).to(torch::kFloat64).contiguous();
   int64_t m = data.size(1);
-  return (data.to(torch::kFloat64).pow(2).sum(1) / static_cast<double>(std::max<int64_t>(1, m))).contiguous();
+  return (data.to(torch::kFloat64).pow(2).sum(1) / static_cast<double>(std::max<int64_t>(1, m)))
+      .contiguous();
 }
 
 torch::Tensor SecondMoment::dense(int64_t g) const {

@@ -12,7 +12,8 @@ double aciq_expected_error(Prior prior, double s, double a, int L, bool one_side
     clip = 2.0 * s * s * std::exp(-a / s);
   } else {
     double z = a / (s * std::sqrt(2.0));
-    clip = (a * a + s * s) * std::erfc(z) - a * s * std::sqrt(2.0 / M_PI) * std::exp(-a * a / (2 * s * s));
+    clip = (a * a + s * s) * std::erfc(z) -
+           a * s * std::sqrt(2.0 / M_PI) * std::exp(-a * a / (2 * s * s));
   }
   if (one_sided) clip *= 0.5;
   double step = a / L;
@@ -49,7 +50,8 @@ double aciq_alpha(Prior prior, double scale, int L, bool one_sided) {
 double fit_prior_scale(Prior prior, const float* x, int64_t n) {
   if (n <= 0) return 0.0;
   double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += prior == Prior::kLaplace ? std::fabs(double(x[i])) : double(x[i]) * x[i];
+  for (int64_t i = 0; i < n; ++i)
+    s += prior == Prior::kLaplace ? std::fabs(double(x[i])) : double(x[i]) * x[i];
   s /= static_cast<double>(n);
   return prior == Prior::kLaplace ? s : std::sqrt(s);
 }
@@ -63,7 +65,8 @@ double abs_percentile(const float* x, int64_t n, double p) {
   size_t hi = std::min(lo + 1, v.size() - 1);
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
   double a = v[lo];
-  double b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+  double b =
+      hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
   return a + (pos - static_cast<double>(lo)) * (b - a);
 }
 

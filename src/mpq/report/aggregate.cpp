@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "mpq/store/h5.h"
@@ -51,7 +51,8 @@ Stats stats(const std::vector<double>& xs) {
 }
 
 bool is_percent(const std::string& metric) {
-  return metric == "top1" || metric == "top5" || metric == "agreement" || metric == "fp_top1" || metric == "fp_top5";
+  return metric == "top1" || metric == "top5" || metric == "agreement" || metric == "fp_top1" ||
+         metric == "fp_top5";
 }
 
 std::string cell(const std::string& metric, const Stats& s) {
@@ -69,7 +70,7 @@ std::string metric_header(const std::string& m) {
 }
 
 struct Group {
-  json settings;                // without seed
+  json settings;  // without seed
   std::vector<int64_t> planned_seeds, done_seeds;
   std::map<std::string, std::vector<double>> values;
 };
@@ -131,12 +132,14 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
       for (const auto& [m, v] : rec.metrics.items())
         if (v.is_number()) g.values[m].push_back(v.get<double>());
       std::vector<std::string> row = {p.id};
-      for (const auto& k : keys) row.push_back(p.settings.contains(k) ? display_value(k, p.settings[k]) : "");
+      for (const auto& k : keys)
+        row.push_back(p.settings.contains(k) ? display_value(k, p.settings[k]) : "");
       row.push_back(std::to_string(seed));
       trial_rows.push_back(row);
       trial_metrics.push_back(rec.metrics);
       for (const auto& [m, v] : rec.metrics.items())
-        if (std::find(trial_metric_names.begin(), trial_metric_names.end(), m) == trial_metric_names.end())
+        if (std::find(trial_metric_names.begin(), trial_metric_names.end(), m) ==
+            trial_metric_names.end())
           trial_metric_names.push_back(m);
     } else if (st == store::TrialState::kPending) {
       ++out.pending;
@@ -158,7 +161,9 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
       auto row = trial_rows[i];
       for (const auto& m : trial_metric_names) {
         const json& v = trial_metrics[i].contains(m) ? trial_metrics[i][m] : json();
-        row.push_back(v.is_number_float() ? format("%.9g", v.get<double>()) : v.is_null() ? "" : v.dump());
+        row.push_back(v.is_number_float() ? format("%.9g", v.get<double>())
+                      : v.is_null()       ? ""
+                                          : v.dump());
       }
       t.add_row(row);
     }
@@ -173,7 +178,8 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   Table summary(header);
   for (const auto& g : groups) {
     std::vector<std::string> row;
-    for (const auto& k : keys) row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
+    for (const auto& k : keys)
+      row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
     row.push_back(std::to_string(g.done_seeds.size()));
     for (const auto& m : options.metrics) {
       auto it = g.values.find(m);
@@ -201,7 +207,8 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     std::vector<std::string> col_keys;
     for (size_t start = 0; start <= pv.column.size();) {
       size_t comma = pv.column.find(',', start);
-      std::string k = pv.column.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::string k =
+          pv.column.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (!k.empty()) col_keys.push_back(k);
       if (comma == std::string::npos) break;
       start = comma + 1;
@@ -217,13 +224,16 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
       bool has_all = true;
       std::string c;
       for (const auto& k : col_keys) {
-        if (!g.settings.contains(k)) has_all = false;
-        else c += (c.empty() ? "" : ",") + display_value(k, g.settings[k]);
+        if (!g.settings.contains(k))
+          has_all = false;
+        else
+          c += (c.empty() ? "" : ",") + display_value(k, g.settings[k]);
       }
       if (!has_all) continue;
       if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
       std::vector<std::string> labels;
-      for (const auto& k : pv.rows) labels.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
+      for (const auto& k : pv.rows)
+        labels.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
       std::string rk = json(labels).dump();
       if (!row_labels.count(rk)) {
         row_keys.push_back(rk);
@@ -244,8 +254,10 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     out.pivots.push_back(t);
   }
 
-  std::string md = format("## %s: %d done, %d failed, %d pending\n\nValues: mean ± sample std (ddof=1) over seeds; n = seeds with a result.\n\n",
-                          sweep_dir.c_str(), out.done, out.failed_count, out.pending);
+  std::string md = format(
+      "## %s: %d done, %d failed, %d pending\n\nValues: mean ± sample std (ddof=1) over seeds; n = "
+      "seeds with a result.\n\n",
+      sweep_dir.c_str(), out.done, out.failed_count, out.pending);
   md += out.summary.markdown();
   for (size_t i = 0; i < out.pivots.size(); ++i) {
     const auto& pv = options.pivots[i];

@@ -7,10 +7,9 @@
 // A pivot turns chosen settings into rows and columns (model x method, columns = bits).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "mpq/report/table.h"
 
@@ -26,7 +25,8 @@ struct PivotSpec {
 struct AggregateOptions {
   std::vector<std::string> metrics = {"top1", "agreement", "kl", "extra_channels_pct"};
   std::vector<PivotSpec> pivots;
-  bool write_files = true;  ///< write <sweep>/aggregate/{summary,trials,failed,pivot*}.{md,csv}, trials.h5
+  bool write_files =
+      true;  ///< write <sweep>/aggregate/{summary,trials,failed,pivot*}.{md,csv}, trials.h5
 };
 
 struct AggregateResult {

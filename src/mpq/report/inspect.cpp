@@ -36,8 +36,8 @@ std::string describe_network(const model::Network& net) {
   for (const auto& L : net.layers()) {
     std::string w = L.kind == model::LayerKind::kLinear
                         ? format("%lldx%lld", (long long)L.c_out, (long long)L.c_in)
-                        : format("%lldx%lldx%lldx%lld", (long long)L.c_out, (long long)(L.c_in / L.groups),
-                                 (long long)L.kh, (long long)L.kw);
+                        : format("%lldx%lldx%lldx%lld", (long long)L.c_out,
+                                 (long long)(L.c_in / L.groups), (long long)L.kh, (long long)L.kw);
     std::string kind = model::layer_kind_name(L.kind);
     if (L.depthwise()) kind += " (depthwise)";
     t.add_row({std::to_string(L.index), L.name, kind, w, std::to_string(L.groups),
@@ -48,10 +48,12 @@ std::string describe_network(const model::Network& net) {
   }
   std::string out = format("model %s\nsha256 %s\ninput shape %s (batch 1)\n", net.path().c_str(),
                            net.sha256().c_str(), shape_text(net.input_shape()).c_str());
-  out += format("BatchNorm layers: %d before folding, %d after\n\n", net.bn_before_fold(), net.bn_after_fold());
+  out += format("BatchNorm layers: %d before folding, %d after\n\n", net.bn_before_fold(),
+                net.bn_after_fold());
   out += t.markdown();
-  out += format("\n%zu quantizable layers, %s weights, %s MACs per image\n", net.layers().size(),
-                human(static_cast<double>(params)).c_str(), human(static_cast<double>(macs)).c_str());
+  out +=
+      format("\n%zu quantizable layers, %s weights, %s MACs per image\n", net.layers().size(),
+             human(static_cast<double>(params)).c_str(), human(static_cast<double>(macs)).c_str());
   return out;
 }
 
@@ -69,11 +71,13 @@ std::string check_folding(model::Network& net, int samples, double* max_rel) {
   double diff = (got - ref).abs().max().item<double>();
   double rel = diff / std::max(1e-30, ref.abs().max().item<double>());
   if (max_rel) *max_rel = rel;
-  return format("BN folding check: max |diff| %.3g (relative %.3g) on %d random inputs\n", diff, rel, samples);
+  return format("BN folding check: max |diff| %.3g (relative %.3g) on %d random inputs\n", diff,
+                rel, samples);
 }
 
 std::string describe_trial(const std::string& path, const store::TrialRecord& r) {
-  std::string out = format("trial file %s\ntrial id   %s\nstatus     complete\n", path.c_str(), r.trial_id.c_str());
+  std::string out = format("trial file %s\ntrial id   %s\nstatus     complete\n", path.c_str(),
+                           r.trial_id.c_str());
   const json& w = r.config["weights"];
   out += format("weights    %s, %d bits, %s\n", w.value("method", "?").c_str(), w.value("bits", 0),
                 w.value("granularity", "?").c_str());
@@ -82,11 +86,12 @@ std::string describe_trial(const std::string& path, const store::TrialRecord& r)
                 m.value("model_sha256", "").c_str());
   out += format("data       %s\n", m.value("dataset_description", "?").c_str());
   out += format("code       %s%s, torch %s, hdf5 %s, %s, %lld threads on %s\n",
-                m.value("git_commit", "?").substr(0, 12).c_str(), truthy(m, "git_dirty") ? "-dirty" : "",
-                m.value("torch_version", "?").c_str(), m.value("hdf5_version", "?").c_str(),
-                m.value("mpi_version", "?").c_str(), (long long)m.value("threads", 0),
-                m.value("host", "?").c_str());
-  out += format("time       %s .. %s\n\nmetrics\n", m.value("start_time", "?").c_str(), m.value("end_time", "?").c_str());
+                m.value("git_commit", "?").substr(0, 12).c_str(),
+                truthy(m, "git_dirty") ? "-dirty" : "", m.value("torch_version", "?").c_str(),
+                m.value("hdf5_version", "?").c_str(), m.value("mpi_version", "?").c_str(),
+                (long long)m.value("threads", 0), m.value("host", "?").c_str());
+  out += format("time       %s .. %s\n\nmetrics\n", m.value("start_time", "?").c_str(),
+                m.value("end_time", "?").c_str());
   Table mt({"metric", "value"});
   for (const auto& [k, v] : r.metrics.items()) mt.add_row({k, attr_text(v)});
   out += mt.markdown();
@@ -94,7 +99,8 @@ std::string describe_trial(const std::string& path, const store::TrialRecord& r)
   for (const auto& L : r.layers) {
     const json& a = L.attrs;
     bool q = truthy(a, "quantized");
-    lt.add_row({std::to_string(L.index), a.value("name", "?"), q ? std::to_string(a.value("bits", 0)) : "FP",
+    lt.add_row({std::to_string(L.index), a.value("name", "?"),
+                q ? std::to_string(a.value("bits", 0)) : "FP",
                 q ? std::to_string(a.value("total_points", int64_t{0})) : "-",
                 q ? std::to_string(a.value("extra_points", int64_t{0})) : "-",
                 q ? format("%.4f", a.value("weight_rel_error", 0.0)) : "-"});

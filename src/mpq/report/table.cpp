@@ -21,7 +21,9 @@ std::string format(const char* fmt, ...) {
   return big;
 }
 
-std::string pct(double fraction, int digits) { return format("%.*f", digits, 100.0 * fraction); }
+std::string pct(double fraction, int digits) {
+  return format("%.*f", digits, 100.0 * fraction);
+}
 
 namespace {
 bool numeric(const std::string& s) {
@@ -53,7 +55,10 @@ std::string Table::markdown() const {
   };
   std::string out = line(header_);
   out += "|";
-  for (size_t c = 0; c < n; ++c) out += (right[c] ? " " + std::string(width[c] - 1, '-') + ":" : " :" + std::string(width[c] - 1, '-')) + " |";
+  for (size_t c = 0; c < n; ++c)
+    out += (right[c] ? " " + std::string(width[c] - 1, '-') + ":"
+                     : " :" + std::string(width[c] - 1, '-')) +
+           " |";
   out += "\n";
   for (const auto& r : rows_) out += line(r);
   return out;

@@ -42,24 +42,54 @@ Handle simple_space(const std::vector<int64_t>& shape) {
 
 template <typename T>
 hid_t mem_type();
-template <> hid_t mem_type<int8_t>() { return H5T_NATIVE_INT8; }
-template <> hid_t mem_type<int32_t>() { return H5T_NATIVE_INT32; }
-template <> hid_t mem_type<int64_t>() { return H5T_NATIVE_INT64; }
-template <> hid_t mem_type<float>() { return H5T_NATIVE_FLOAT; }
-template <> hid_t mem_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <>
+hid_t mem_type<int8_t>() {
+  return H5T_NATIVE_INT8;
+}
+template <>
+hid_t mem_type<int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+hid_t mem_type<int64_t>() {
+  return H5T_NATIVE_INT64;
+}
+template <>
+hid_t mem_type<float>() {
+  return H5T_NATIVE_FLOAT;
+}
+template <>
+hid_t mem_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
 
 // File types: little-endian fixed-size, what h5py/numpy read without conversion.
 template <typename T>
 hid_t file_type();
-template <> hid_t file_type<int8_t>() { return H5T_STD_I8LE; }
-template <> hid_t file_type<int32_t>() { return H5T_STD_I32LE; }
-template <> hid_t file_type<int64_t>() { return H5T_STD_I64LE; }
-template <> hid_t file_type<float>() { return H5T_IEEE_F32LE; }
-template <> hid_t file_type<double>() { return H5T_IEEE_F64LE; }
+template <>
+hid_t file_type<int8_t>() {
+  return H5T_STD_I8LE;
+}
+template <>
+hid_t file_type<int32_t>() {
+  return H5T_STD_I32LE;
+}
+template <>
+hid_t file_type<int64_t>() {
+  return H5T_STD_I64LE;
+}
+template <>
+hid_t file_type<float>() {
+  return H5T_IEEE_F32LE;
+}
+template <>
+hid_t file_type<double>() {
+  return H5T_IEEE_F64LE;
+}
 
 template <typename T>
-void write_ds(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
-              const T* data) {
+void write_ds(const File& f, hid_t parent, const std::string& name,
+              const std::vector<int64_t>& shape, const T* data) {
   int64_t n = 1;
   for (auto s : shape) n *= s;
   auto space = simple_space(shape);
@@ -92,11 +122,13 @@ File File::open_read(const std::string& path) {
   return f;
 }
 
-void File::flush() { check_status(H5Fflush(h_.id(), H5F_SCOPE_GLOBAL), *this, "flush failed"); }
+void File::flush() {
+  check_status(H5Fflush(h_.id(), H5F_SCOPE_GLOBAL), *this, "flush failed");
+}
 
 Handle create_group(const File& f, hid_t parent, const std::string& name) {
-  return check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-               f, "cannot create group " + name);
+  return check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, f,
+               "cannot create group " + name);
 }
 
 Handle open_group(const File& f, hid_t parent, const std::string& name) {
@@ -107,7 +139,9 @@ bool exists(hid_t parent, const std::string& name) {
   return H5Lexists(parent, name.c_str(), H5P_DEFAULT) > 0;
 }
 
-bool has_attr(hid_t obj, const std::string& name) { return H5Aexists(obj, name.c_str()) > 0; }
+bool has_attr(hid_t obj, const std::string& name) {
+  return H5Aexists(obj, name.c_str()) > 0;
+}
 
 void write_attr(const File& f, hid_t obj, const std::string& name, const json& value) {
   auto scalar = Handle(H5Screate(H5S_SCALAR), H5Sclose);
@@ -176,8 +210,9 @@ json read_attrs(const File& f, hid_t obj) {
   H5O_info_t oi;
   if (H5Oget_info(obj, &oi) < 0) fail(f, "cannot query object");
   for (hsize_t i = 0; i < oi.num_attrs; ++i) {
-    auto a = check(H5Aopen_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT),
-                   H5Aclose, f, "cannot open attribute");
+    auto a =
+        check(H5Aopen_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT),
+              H5Aclose, f, "cannot open attribute");
     ssize_t len = H5Aget_name(a.id(), 0, nullptr);
     std::string name(static_cast<size_t>(len), '\0');
     H5Aget_name(a.id(), static_cast<size_t>(len) + 1, name.data());
@@ -188,45 +223,68 @@ json read_attrs(const File& f, hid_t obj) {
 
 std::string read_string_attr(const File& f, hid_t obj, const std::string& name) {
   if (!has_attr(obj, name)) fail(f, "missing attribute " + name);
-  auto a = check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose, f, "cannot open attribute " + name);
+  auto a =
+      check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose, f, "cannot open attribute " + name);
   json v = read_one_attr(f, a.id(), name);
   if (!v.is_string()) fail(f, "attribute " + name + " is not a string");
   return v.get<std::string>();
 }
 
-void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s, const int8_t* d) { write_ds(f, p, n, s, d); }
-void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s, const int32_t* d) { write_ds(f, p, n, s, d); }
-void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s, const int64_t* d) { write_ds(f, p, n, s, d); }
-void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s, const float* d) { write_ds(f, p, n, s, d); }
-void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s, const double* d) { write_ds(f, p, n, s, d); }
+void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s,
+                   const int8_t* d) {
+  write_ds(f, p, n, s, d);
+}
+void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s,
+                   const int32_t* d) {
+  write_ds(f, p, n, s, d);
+}
+void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s,
+                   const int64_t* d) {
+  write_ds(f, p, n, s, d);
+}
+void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s,
+                   const float* d) {
+  write_ds(f, p, n, s, d);
+}
+void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s,
+                   const double* d) {
+  write_ds(f, p, n, s, d);
+}
 
-void write_string_dataset(const File& f, hid_t parent, const std::string& name, const std::string& text) {
+void write_string_dataset(const File& f, hid_t parent, const std::string& name,
+                          const std::string& text) {
   auto t = utf8_string_type();
   auto scalar = Handle(H5Screate(H5S_SCALAR), H5Sclose);
-  auto ds = check(H5Dcreate2(parent, name.c_str(), t.id(), scalar.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                  H5Dclose, f, "cannot create dataset " + name);
+  auto ds = check(
+      H5Dcreate2(parent, name.c_str(), t.id(), scalar.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose, f, "cannot create dataset " + name);
   const char* p = text.c_str();
-  check_status(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), f, "cannot write dataset " + name);
+  check_status(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), f,
+               "cannot write dataset " + name);
 }
 
 void write_string_list_dataset(const File& f, hid_t parent, const std::string& name,
                                const std::vector<std::string>& values) {
   auto t = utf8_string_type();
   auto space = simple_space({static_cast<int64_t>(values.size())});
-  auto ds = check(H5Dcreate2(parent, name.c_str(), t.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                  H5Dclose, f, "cannot create dataset " + name);
+  auto ds = check(
+      H5Dcreate2(parent, name.c_str(), t.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose, f, "cannot create dataset " + name);
   std::vector<const char*> ptrs;
   for (const auto& v : values) ptrs.push_back(v.c_str());
   if (!ptrs.empty())
-    check_status(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), f, "cannot write dataset " + name);
+    check_status(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), f,
+                 "cannot write dataset " + name);
 }
 
 std::string read_string_dataset(const File& f, hid_t parent, const std::string& name) {
   if (!exists(parent, name)) fail(f, "missing dataset " + name);
-  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f, "cannot open dataset " + name);
+  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f,
+                  "cannot open dataset " + name);
   auto t = utf8_string_type();
   char* p = nullptr;
-  check_status(H5Dread(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), f, "cannot read dataset " + name);
+  check_status(H5Dread(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), f,
+               "cannot read dataset " + name);
   std::string s = p ? p : "";
   auto space = Handle(H5Dget_space(ds.id()), H5Sclose);
   H5Dvlen_reclaim(t.id(), space.id(), H5P_DEFAULT, &p);
@@ -235,7 +293,8 @@ std::string read_string_dataset(const File& f, hid_t parent, const std::string& 
 
 std::vector<int64_t> dataset_shape(const File& f, hid_t parent, const std::string& name) {
   if (!exists(parent, name)) fail(f, "missing dataset " + name);
-  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f, "cannot open dataset " + name);
+  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f,
+                  "cannot open dataset " + name);
   auto space = Handle(H5Dget_space(ds.id()), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(space.id());
   if (rank < 0) fail(f, "bad dataspace of " + name);
@@ -245,32 +304,41 @@ std::vector<int64_t> dataset_shape(const File& f, hid_t parent, const std::strin
 }
 
 template <typename T>
-std::vector<T> read_dataset(const File& f, hid_t parent, const std::string& name, std::vector<int64_t>* shape) {
+std::vector<T> read_dataset(const File& f, hid_t parent, const std::string& name,
+                            std::vector<int64_t>* shape) {
   auto s = dataset_shape(f, parent, name);
   int64_t n = 1;
   for (auto v : s) n *= v;
   std::vector<T> out(static_cast<size_t>(n));
-  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f, "cannot open dataset " + name);
+  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f,
+                  "cannot open dataset " + name);
   if (n > 0)
     check_status(H5Dread(ds.id(), mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), f,
                  "cannot read dataset " + name);
   if (shape) *shape = s;
   return out;
 }
-template std::vector<int8_t> read_dataset<int8_t>(const File&, hid_t, const std::string&, std::vector<int64_t>*);
-template std::vector<int32_t> read_dataset<int32_t>(const File&, hid_t, const std::string&, std::vector<int64_t>*);
-template std::vector<int64_t> read_dataset<int64_t>(const File&, hid_t, const std::string&, std::vector<int64_t>*);
-template std::vector<float> read_dataset<float>(const File&, hid_t, const std::string&, std::vector<int64_t>*);
-template std::vector<double> read_dataset<double>(const File&, hid_t, const std::string&, std::vector<int64_t>*);
+template std::vector<int8_t> read_dataset<int8_t>(const File&, hid_t, const std::string&,
+                                                  std::vector<int64_t>*);
+template std::vector<int32_t> read_dataset<int32_t>(const File&, hid_t, const std::string&,
+                                                    std::vector<int64_t>*);
+template std::vector<int64_t> read_dataset<int64_t>(const File&, hid_t, const std::string&,
+                                                    std::vector<int64_t>*);
+template std::vector<float> read_dataset<float>(const File&, hid_t, const std::string&,
+                                                std::vector<int64_t>*);
+template std::vector<double> read_dataset<double>(const File&, hid_t, const std::string&,
+                                                  std::vector<int64_t>*);
 
 std::vector<std::string> children(const File& f, hid_t group) {
   H5G_info_t gi;
   if (H5Gget_info(group, &gi) < 0) fail(f, "cannot list group");
   std::vector<std::string> names;
   for (hsize_t i = 0; i < gi.nlinks; ++i) {
-    ssize_t len = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    ssize_t len =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     std::string name(static_cast<size_t>(len), '\0');
-    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), static_cast<size_t>(len) + 1, H5P_DEFAULT);
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
+                       static_cast<size_t>(len) + 1, H5P_DEFAULT);
     names.push_back(name);
   }
   return names;

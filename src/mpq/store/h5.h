@@ -73,18 +73,19 @@ bool has_attr(hid_t obj, const std::string& name);
 std::string read_string_attr(const File& f, hid_t obj, const std::string& name);
 
 // Datasets of one element type with an explicit shape (row-major).
-void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
-                   const int8_t* data);
-void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
-                   const int32_t* data);
-void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
-                   const int64_t* data);
-void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
-                   const float* data);
-void write_dataset(const File& f, hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
-                   const double* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name,
+                   const std::vector<int64_t>& shape, const int8_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name,
+                   const std::vector<int64_t>& shape, const int32_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name,
+                   const std::vector<int64_t>& shape, const int64_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name,
+                   const std::vector<int64_t>& shape, const float* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name,
+                   const std::vector<int64_t>& shape, const double* data);
 /// A scalar variable-length UTF-8 string dataset (e.g. the config JSON text).
-void write_string_dataset(const File& f, hid_t parent, const std::string& name, const std::string& text);
+void write_string_dataset(const File& f, hid_t parent, const std::string& name,
+                          const std::string& text);
 /// A 1-D dataset of variable-length UTF-8 strings (h5py: ds.asstr()[()]).
 void write_string_list_dataset(const File& f, hid_t parent, const std::string& name,
                                const std::vector<std::string>& values);

@@ -15,7 +15,8 @@ using nlohmann::json;
 
 Ledger::Ledger(const std::string& path) : path_(path) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw InputError(path + ": cannot open ledger for appending (" + std::strerror(errno) + ")");
+  if (fd_ < 0)
+    throw InputError(path + ": cannot open ledger for appending (" + std::strerror(errno) + ")");
 }
 
 Ledger::~Ledger() {
@@ -48,8 +49,10 @@ std::vector<json> read_ledger(const std::string& path, int* skipped) {
     if (line.empty()) continue;
     try {
       json j = json::parse(line);
-      if (j.is_object()) out.push_back(std::move(j));
-      else ++bad;
+      if (j.is_object())
+        out.push_back(std::move(j));
+      else
+        ++bad;
     } catch (const json::exception&) {
       ++bad;  // a line cut short by a crash
     }
@@ -64,8 +67,10 @@ std::map<std::string, TrialHistory> fold_ledger(const std::vector<json>& records
     if (!r.contains("trial") || !r["trial"].is_string()) continue;
     auto& t = h[r["trial"].get<std::string>()];
     std::string ev = r.value("event", "");
-    if (ev == "started") ++t.started;
-    else if (ev == "done") ++t.done;
+    if (ev == "started")
+      ++t.started;
+    else if (ev == "done")
+      ++t.done;
     else if (ev == "failed") {
       ++t.failed;
       t.last_message = r.value("message", "");

@@ -17,10 +17,14 @@ using nlohmann::json;
 
 const char* trial_state_name(TrialState s) {
   switch (s) {
-    case TrialState::kDone: return "done";
-    case TrialState::kFailed: return "failed";
-    case TrialState::kGaveUp: return "failed (gave up)";
-    case TrialState::kPending: return "pending";
+    case TrialState::kDone:
+      return "done";
+    case TrialState::kFailed:
+      return "failed";
+    case TrialState::kGaveUp:
+      return "failed (gave up)";
+    case TrialState::kPending:
+      return "pending";
   }
   return "?";
 }
@@ -57,7 +61,8 @@ void SweepDir::init(const json& doc, const std::string& fingerprint, bool force)
     }
     if (old.value("fingerprint", "") != fingerprint)
       throw ConfigError(dir_ + " already holds a sweep with a different config (fingerprint " +
-                        old.value("fingerprint", "?").substr(0, 12) + " vs " + fingerprint.substr(0, 12) +
+                        old.value("fingerprint", "?").substr(0, 12) + " vs " +
+                        fingerprint.substr(0, 12) +
                         "); give the sweep a new name, or pass --force to reuse the directory");
     return;
   }
@@ -88,13 +93,15 @@ std::unique_ptr<SweepLock> SweepDir::lock() const {
 
 void SweepDir::write_plan(const std::vector<PlannedTrial>& plan) const {
   json arr = json::array();
-  for (const auto& p : plan) arr.push_back({{"id", p.id}, {"settings", p.settings}, {"config", p.config}});
+  for (const auto& p : plan)
+    arr.push_back({{"id", p.id}, {"settings", p.settings}, {"config", p.config}});
   write_file_atomic(plan_path(), arr.dump(1) + "\n");
 }
 
 std::vector<PlannedTrial> SweepDir::read_plan() const {
   std::ifstream in(plan_path());
-  if (!in) throw InputError(dir_ + ": not a sweep directory (no plan.json; run `mpq sweep run` first)");
+  if (!in)
+    throw InputError(dir_ + ": not a sweep directory (no plan.json; run `mpq sweep run` first)");
   json arr;
   try {
     arr = json::parse(in);
@@ -102,7 +109,8 @@ std::vector<PlannedTrial> SweepDir::read_plan() const {
     throw InputError(plan_path() + ": not valid JSON");
   }
   std::vector<PlannedTrial> plan;
-  for (const auto& e : arr) plan.push_back({e.at("id").get<std::string>(), e.at("settings"), e.at("config")});
+  for (const auto& e : arr)
+    plan.push_back({e.at("id").get<std::string>(), e.at("settings"), e.at("config")});
   return plan;
 }
 
@@ -114,20 +122,32 @@ SweepStatus SweepDir::status(int max_attempts) const {
     TrialState s = TrialState::kPending;
     std::string path = trial_path(p.id);
     if (fs::exists(path)) {
-      if (validate_trial(path)) s = TrialState::kDone;
-      else ++st.invalid_files;
+      if (validate_trial(path))
+        s = TrialState::kDone;
+      else
+        ++st.invalid_files;
     }
     if (s != TrialState::kDone) {
       auto it = st.history.find(p.id);
       int failed = it == st.history.end() ? 0 : it->second.failed;
-      if (failed >= max_attempts) s = TrialState::kGaveUp;
-      else if (failed > 0) s = TrialState::kFailed;
+      if (failed >= max_attempts)
+        s = TrialState::kGaveUp;
+      else if (failed > 0)
+        s = TrialState::kFailed;
     }
     switch (s) {
-      case TrialState::kDone: ++st.done; break;
-      case TrialState::kFailed: ++st.failed; break;
-      case TrialState::kGaveUp: ++st.gave_up; break;
-      case TrialState::kPending: ++st.pending; break;
+      case TrialState::kDone:
+        ++st.done;
+        break;
+      case TrialState::kFailed:
+        ++st.failed;
+        break;
+      case TrialState::kGaveUp:
+        ++st.gave_up;
+        break;
+      case TrialState::kPending:
+        ++st.pending;
+        break;
     }
     st.trials.emplace_back(p, s);
   }

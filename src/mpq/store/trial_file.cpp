@@ -46,12 +46,17 @@ void write_layer(const h5::File& f, hid_t layers, const LayerRecord& L) {
   h5::write_dataset(f, g.id(), "codes", {P, L.d}, L.codes.data());
   h5::write_dataset(f, g.id(), "scales", {P}, L.scales.data());
   h5::write_dataset(f, g.id(), "point_channel", {P}, L.point_channel.data());
-  if (!L.weight_error.empty()) h5::write_dataset(f, g.id(), "weight_error", {C, K}, L.weight_error.data());
-  if (!L.output_error.empty()) h5::write_dataset(f, g.id(), "output_error", {C, K}, L.output_error.data());
-  if (!L.grant_order.empty()) h5::write_dataset(f, g.id(), "grant_order", {C, K}, L.grant_order.data());
-  if (!L.channel_bits.empty()) h5::write_dataset(f, g.id(), "bits_per_channel", {C}, L.channel_bits.data());
+  if (!L.weight_error.empty())
+    h5::write_dataset(f, g.id(), "weight_error", {C, K}, L.weight_error.data());
+  if (!L.output_error.empty())
+    h5::write_dataset(f, g.id(), "output_error", {C, K}, L.output_error.data());
+  if (!L.grant_order.empty())
+    h5::write_dataset(f, g.id(), "grant_order", {C, K}, L.grant_order.data());
+  if (!L.channel_bits.empty())
+    h5::write_dataset(f, g.id(), "bits_per_channel", {C}, L.channel_bits.data());
   if (!L.ocs_source.empty())
-    h5::write_dataset(f, g.id(), "ocs_source", {static_cast<int64_t>(L.ocs_source.size())}, L.ocs_source.data());
+    h5::write_dataset(f, g.id(), "ocs_source", {static_cast<int64_t>(L.ocs_source.size())},
+                      L.ocs_source.data());
 }
 
 }  // namespace
@@ -66,8 +71,10 @@ void write_trial(const std::string& path, const TrialRecord& r) {
     {
       h5::File f = h5::File::create(tmp);
       hid_t root = f.id();
-      h5::write_attrs(f, root, {{"format", "mpq-trial"}, {"format_version", kTrialFormatVersion},
-                                {"trial_id", r.trial_id}});
+      h5::write_attrs(f, root,
+                      {{"format", "mpq-trial"},
+                       {"format_version", kTrialFormatVersion},
+                       {"trial_id", r.trial_id}});
       h5::write_string_dataset(f, root, "config", r.config.dump(2));
       {
         auto m = h5::create_group(f, root, "manifest");
@@ -90,7 +97,8 @@ void write_trial(const std::string& path, const TrialRecord& r) {
     }
     fsync_path(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw InputError(path + ": cannot rename " + tmp + " into place (" + std::strerror(errno) + ")");
+      throw InputError(path + ": cannot rename " + tmp + " into place (" + std::strerror(errno) +
+                       ")");
     fsync_path(dir.string());
   } catch (...) {
     std::remove(tmp.c_str());
@@ -139,11 +147,16 @@ TrialRecord read_trial(const std::string& path, bool arrays) {
       L.codes = h5::read_dataset<int8_t>(f, g.id(), "codes");
       L.scales = h5::read_dataset<float>(f, g.id(), "scales");
       L.point_channel = h5::read_dataset<int32_t>(f, g.id(), "point_channel");
-      if (h5::exists(g.id(), "weight_error")) L.weight_error = h5::read_dataset<float>(f, g.id(), "weight_error");
-      if (h5::exists(g.id(), "output_error")) L.output_error = h5::read_dataset<float>(f, g.id(), "output_error");
-      if (h5::exists(g.id(), "grant_order")) L.grant_order = h5::read_dataset<int32_t>(f, g.id(), "grant_order");
-      if (h5::exists(g.id(), "bits_per_channel")) L.channel_bits = h5::read_dataset<int8_t>(f, g.id(), "bits_per_channel");
-      if (h5::exists(g.id(), "ocs_source")) L.ocs_source = h5::read_dataset<int64_t>(f, g.id(), "ocs_source");
+      if (h5::exists(g.id(), "weight_error"))
+        L.weight_error = h5::read_dataset<float>(f, g.id(), "weight_error");
+      if (h5::exists(g.id(), "output_error"))
+        L.output_error = h5::read_dataset<float>(f, g.id(), "output_error");
+      if (h5::exists(g.id(), "grant_order"))
+        L.grant_order = h5::read_dataset<int32_t>(f, g.id(), "grant_order");
+      if (h5::exists(g.id(), "bits_per_channel"))
+        L.channel_bits = h5::read_dataset<int8_t>(f, g.id(), "bits_per_channel");
+      if (h5::exists(g.id(), "ocs_source"))
+        L.ocs_source = h5::read_dataset<int64_t>(f, g.id(), "ocs_source");
     }
     r.layers.push_back(std::move(L));
   }

@@ -51,7 +51,7 @@ struct TrialRecord {
   nlohmann::json config = nlohmann::json::object();    ///< resolved trial config
   nlohmann::json manifest = nlohmann::json::object();  ///< flat: provenance, conventions
   std::vector<int64_t> calibration_indices;
-  nlohmann::json metrics = nlohmann::json::object();   ///< flat scalars
+  nlohmann::json metrics = nlohmann::json::object();  ///< flat scalars
   std::vector<LayerRecord> layers;
 };
 

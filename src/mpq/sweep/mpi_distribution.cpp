@@ -12,7 +12,8 @@ namespace mpq::sweep {
 std::vector<int> lpt_assignment(const std::vector<double>& cost, int ranks) {
   std::vector<size_t> order(cost.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return cost[a] > cost[b]; });
   std::vector<double> load(static_cast<size_t>(ranks), 0.0);
   std::vector<int> owner(cost.size(), 0);
   for (size_t i : order) {
@@ -25,7 +26,8 @@ std::vector<int> lpt_assignment(const std::vector<double>& cost, int ranks) {
   return owner;
 }
 
-std::vector<int> MpiTrialDistribution::assign(const std::vector<int>& todo, const std::vector<double>& cost) {
+std::vector<int> MpiTrialDistribution::assign(const std::vector<int>& todo,
+                                              const std::vector<double>& cost) {
   auto owner = lpt_assignment(cost, size_);
   std::vector<int> mine;
   for (size_t i = 0; i < todo.size(); ++i)
@@ -59,8 +61,8 @@ std::vector<std::string> allgather(const std::string& mine) {
 namespace {
 // Every rank's (layer -> item) entries merged on every rank, returned in `todo` order.
 template <typename T, typename Write, typename Read>
-std::vector<T> share(const std::vector<int>& todo, const std::map<int, T>& mine, Write write, Read read,
-                     const char* what) {
+std::vector<T> share(const std::vector<int>& todo, const std::map<int, T>& mine, Write write,
+                     Read read, const char* what) {
   std::string buf;
   for (const auto& [i, item] : mine) {
     write_int(buf, i);
@@ -83,14 +85,16 @@ std::vector<T> share(const std::vector<int>& todo, const std::map<int, T>& mine,
 }
 }  // namespace
 
-std::vector<quant::LayerTables> MpiTrialDistribution::share_tables(const std::vector<int>& todo,
-                                                                   const std::map<int, quant::LayerTables>& mine) {
-  return share(todo, mine, write_tables, read_tables, "a layer's tables are missing after allgather");
+std::vector<quant::LayerTables> MpiTrialDistribution::share_tables(
+    const std::vector<int>& todo, const std::map<int, quant::LayerTables>& mine) {
+  return share(todo, mine, write_tables, read_tables,
+               "a layer's tables are missing after allgather");
 }
 
-std::vector<ptq::LayerOutcome> MpiTrialDistribution::share_layers(const std::vector<int>& todo,
-                                                                 const std::map<int, ptq::LayerOutcome>& mine) {
-  return share(todo, mine, write_outcome, read_outcome, "a quantized layer is missing after allgather");
+std::vector<ptq::LayerOutcome> MpiTrialDistribution::share_layers(
+    const std::vector<int>& todo, const std::map<int, ptq::LayerOutcome>& mine) {
+  return share(todo, mine, write_outcome, read_outcome,
+               "a quantized layer is missing after allgather");
 }
 
 void MpiTrialDistribution::agree(const std::string& my_error) {
@@ -102,6 +106,8 @@ void MpiTrialDistribution::agree(const std::string& my_error) {
   throw InputError("a rank failed");
 }
 
-void MpiTrialDistribution::allreduce_sum(double* values, int n) { mpi_allreduce_sum(values, n); }
+void MpiTrialDistribution::allreduce_sum(double* values, int n) {
+  mpi_allreduce_sum(values, n);
+}
 
 }  // namespace mpq::sweep

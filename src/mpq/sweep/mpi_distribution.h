@@ -15,10 +15,10 @@ class MpiTrialDistribution : public TrialDistribution {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::vector<int> assign(const std::vector<int>& todo, const std::vector<double>& cost) override;
-  std::vector<quant::LayerTables> share_tables(const std::vector<int>& todo,
-                                               const std::map<int, quant::LayerTables>& mine) override;
-  std::vector<ptq::LayerOutcome> share_layers(const std::vector<int>& todo,
-                                              const std::map<int, ptq::LayerOutcome>& mine) override;
+  std::vector<quant::LayerTables> share_tables(
+      const std::vector<int>& todo, const std::map<int, quant::LayerTables>& mine) override;
+  std::vector<ptq::LayerOutcome> share_layers(
+      const std::vector<int>& todo, const std::map<int, ptq::LayerOutcome>& mine) override;
   void agree(const std::string& my_error) override;
   void allreduce_sum(double* values, int n) override;
 

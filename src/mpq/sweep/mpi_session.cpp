@@ -14,7 +14,8 @@ MpiSession::MpiSession(int* argc, char*** argv) {
     MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
     owner_ = true;
     if (provided < MPI_THREAD_SERIALIZED)
-      throw InputError("the MPI library does not provide MPI_THREAD_SERIALIZED, which mpq sweeps need");
+      throw InputError(
+          "the MPI library does not provide MPI_THREAD_SERIALIZED, which mpq sweeps need");
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
@@ -59,7 +60,9 @@ void mpi_bcast_string(std::string& s, int root) {
   }
 }
 
-void mpi_barrier() { MPI_Barrier(MPI_COMM_WORLD); }
+void mpi_barrier() {
+  MPI_Barrier(MPI_COMM_WORLD);
+}
 
 void mpi_allreduce_sum(double* values, int n) {
   MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
@@ -81,11 +84,13 @@ std::vector<std::string> mpi_gather_strings(const std::string& mine, int root) {
     }
     all.resize(static_cast<size_t>(total));
   }
-  MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, root, MPI_COMM_WORLD);
+  MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, root,
+              MPI_COMM_WORLD);
   std::vector<std::string> out;
   if (rank == root)
     for (int i = 0; i < size; ++i)
-      out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(i)]), static_cast<size_t>(counts[static_cast<size_t>(i)])));
+      out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(i)]),
+                               static_cast<size_t>(counts[static_cast<size_t>(i)])));
   return out;
 }
 

@@ -39,22 +39,24 @@ struct Report {
   int work = -1;
   bool ok = false;
   std::string message;
-  double seconds = 0;   // execute() wall time: the trial plus writing its file
-  double busy = 0;      // assignment to report
-  double wait = 0;      // asking for this trial until it was assigned (scheduling latency)
+  double seconds = 0;  // execute() wall time: the trial plus writing its file
+  double busy = 0;     // assignment to report
+  double wait = 0;     // asking for this trial until it was assigned (scheduling latency)
 };
 
 json to_json(const Report& r) {
-  return {{"work", r.work}, {"ok", r.ok}, {"message", r.message}, {"seconds", r.seconds}, {"busy", r.busy},
-          {"wait", r.wait}};
+  return {{"work", r.work},       {"ok", r.ok},     {"message", r.message},
+          {"seconds", r.seconds}, {"busy", r.busy}, {"wait", r.wait}};
 }
 Report from_json(const json& j) {
-  return {j.at("work").get<int>(), j.at("ok").get<bool>(), j.at("message").get<std::string>(),
-          j.at("seconds").get<double>(), j.at("busy").get<double>(), j.at("wait").get<double>()};
+  return {
+      j.at("work").get<int>(),       j.at("ok").get<bool>(),     j.at("message").get<std::string>(),
+      j.at("seconds").get<double>(), j.at("busy").get<double>(), j.at("wait").get<double>()};
 }
 
 // Runs one work item on this rank (or on all ranks with `dist`); never throws.
-Report execute(const json& item, TrialContext& ctx, int threads, TrialDistribution* dist = nullptr) {
+Report execute(const json& item, TrialContext& ctx, int threads,
+               TrialDistribution* dist = nullptr) {
   Report r;
   double t0 = now_seconds();
   ThreadQuiet quiet;  // the sweep bar on rank 0 reports progress; trials stay silent
@@ -63,7 +65,8 @@ Report execute(const json& item, TrialContext& ctx, int threads, TrialDistributi
     cfg["threads"] = threads;
     auto out = run_trial(cfg, ctx, dist);
     if (out.record.trial_id != item.at("id").get<std::string>())
-      throw InputError("trial id changed between planning and running (model or data files modified?)");
+      throw InputError(
+          "trial id changed between planning and running (model or data files modified?)");
     r.ok = true;
   } catch (const ConfigError& e) {
     r.message = e.what();
@@ -82,9 +85,12 @@ Report execute(const json& item, TrialContext& ctx, int threads, TrialDistributi
 // Rank 0's bookkeeping, shared by the scheduler thread and rank 0's own worker loop.
 class Scheduler {
  public:
-  Scheduler(const json& work, store::Ledger& ledger, const std::map<std::string, store::TrialHistory>& history,
-            int ranks)
-      : work_(work), ledger_(ledger), history_(history), bar_("sweep", static_cast<int64_t>(work.size())) {
+  Scheduler(const json& work, store::Ledger& ledger,
+            const std::map<std::string, store::TrialHistory>& history, int ranks)
+      : work_(work),
+        ledger_(ledger),
+        history_(history),
+        bar_("sweep", static_cast<int64_t>(work.size())) {
     (void)ranks;
   }
 
@@ -104,7 +110,10 @@ class Scheduler {
     std::lock_guard<std::mutex> lock(mu_);
     const json& item = work_[static_cast<size_t>(r.work)];
     const std::string id = item.at("id");
-    json rec = {{"trial", id}, {"rank", rank}, {"seconds", r.seconds}, {"wait", r.wait},
+    json rec = {{"trial", id},
+                {"rank", rank},
+                {"seconds", r.seconds},
+                {"wait", r.wait},
                 {"attempt", history_[id].failed + 1}};
     if (r.ok) {
       rec["event"] = "done";
@@ -114,7 +123,8 @@ class Scheduler {
       rec["message"] = r.message;
       history_[id].failed++;
       ++failed;
-      info("trial " + id.substr(0, 12) + " " + item.at("settings").dump() + " FAILED: " + r.message);
+      info("trial " + id.substr(0, 12) + " " + item.at("settings").dump() +
+           " FAILED: " + r.message);
     }
     ledger_.append(rec);
     trial_seconds += r.seconds;
@@ -159,12 +169,14 @@ void serve(Scheduler& sched, int size) {
 
 // Rank 0 preparation; returns the broadcast payload {"work": [...], ...} or throws.
 json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& dir,
-             std::vector<store::PlannedTrial>& plan, int& already_done, std::unique_ptr<store::SweepLock>& lock,
-             TrialContext& ctx) {
+             std::vector<store::PlannedTrial>& plan, int& already_done,
+             std::unique_ptr<store::SweepLock>& lock, TrialContext& ctx) {
   if (!fs::is_directory(spec.run.results_dir)) {
     std::error_code ec;
     fs::create_directories(spec.run.results_dir, ec);
-    if (ec) throw ConfigError("/run/results_dir: cannot create " + spec.run.results_dir + " (" + ec.message() + ")");
+    if (ec)
+      throw ConfigError("/run/results_dir: cannot create " + spec.run.results_dir + " (" +
+                        ec.message() + ")");
   }
   dir.init(spec.document, sweep_fingerprint(spec.document), opt.force);
   lock = dir.lock();
@@ -188,7 +200,8 @@ json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& di
     work.push_back({{"id", p.id}, {"settings", p.settings}, {"config", cfg}});
   }
   if (status.invalid_files > 0)
-    info(std::to_string(status.invalid_files) + " trial file(s) present but invalid (truncated or corrupt): redoing them");
+    info(std::to_string(status.invalid_files) +
+         " trial file(s) present but invalid (truncated or corrupt): redoing them");
   return json{{"work", work}};
 }
 
@@ -201,9 +214,12 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
   std::vector<std::string> seen;
   for (const auto& item : work) {
     const json& c = item.at("config");
-    json k = {{"model", c["model"]}, {"data", {{"name", c["data"]["name"]}, {"root", c["data"]["root"]},
-                                               {"eval_limit", c["data"]["eval_limit"]},
-                                               {"batch_size", c["data"]["batch_size"]}}}};
+    json k = {{"model", c["model"]},
+              {"data",
+               {{"name", c["data"]["name"]},
+                {"root", c["data"]["root"]},
+                {"eval_limit", c["data"]["eval_limit"]},
+                {"batch_size", c["data"]["batch_size"]}}}};
     std::string ks = k.dump();
     if (std::find(seen.begin(), seen.end(), ks) != seen.end()) continue;
     seen.push_back(ks);
@@ -223,7 +239,8 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       lo.fold_bn = c["model"]["fold_bn"].get<bool>();
       lo.input_shape = c["model"]["input_shape"].get<std::vector<int64_t>>();
       if (lo.input_shape.empty()) lo.input_shape = test->image_shape();
-      std::string path = train::resolve_model_ref(c["model"]["path"], c["model"]["cache_dir"], root);
+      std::string path =
+          train::resolve_model_ref(c["model"]["path"], c["model"]["cache_dir"], root);
       net = &ctx.network(path, lo);
       int64_t n = test->size();
       if (full.limit > 0 && full.limit < n) n = full.limit;
@@ -237,7 +254,8 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
     mpi_allreduce_sum(&failed, 1);
     if (failed > 0) continue;
     auto logits = part.logits.contiguous();
-    std::string mine(reinterpret_cast<const char*>(logits.data_ptr<float>()), static_cast<size_t>(logits.numel()) * 4);
+    std::string mine(reinterpret_cast<const char*>(logits.data_ptr<float>()),
+                     static_cast<size_t>(logits.numel()) * 4);
     double counts[3] = {part.correct1, part.correct5, static_cast<double>(part.n)};
     mpi_allreduce_sum(counts, 3);
     std::string all;
@@ -280,8 +298,9 @@ std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec, TrialContext
   for (size_t i = 0; i < plan.size(); ++i) {
     auto [it, fresh] = seen.emplace(plan[i].id, i);
     if (!fresh)
-      throw ConfigError(spec.source + ": trials " + std::to_string(it->second) + " " + plan[it->second].settings.dump() +
-                        " and " + std::to_string(i) + " " + plan[i].settings.dump() +
+      throw ConfigError(spec.source + ": trials " + std::to_string(it->second) + " " +
+                        plan[it->second].settings.dump() + " and " + std::to_string(i) + " " +
+                        plan[i].settings.dump() +
                         " are the same trial (same model file and config)");
   }
   return plan;
@@ -294,7 +313,7 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
   result.dir = dir.dir();
   std::vector<store::PlannedTrial> plan;
   std::unique_ptr<store::SweepLock> lock;  // rank 0 holds the directory for the whole run
-  TrialContext ctx;                         // shared by planning (rank 0) and this rank's trials
+  TrialContext ctx;                        // shared by planning (rank 0) and this rank's trials
 
   // Preparation on rank 0, broadcast to all.
   std::string payload;
@@ -331,11 +350,15 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     if (rank == 0) {
       info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
            std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
-           " to run layer-parallel on " + std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
+           " to run layer-parallel on " + std::to_string(size) + " rank(s) x " +
+           std::to_string(threads) + " thread(s)");
       auto history = store::fold_ledger(store::read_ledger(dir.ledger_path()));
       ledger = std::make_unique<store::Ledger>(dir.ledger_path());
-      ledger->append({{"event", "sweep_start"}, {"ranks", size}, {"threads_per_rank", threads},
-                      {"work", static_cast<int>(work.size())}, {"mode", spec.run.mode}});
+      ledger->append({{"event", "sweep_start"},
+                      {"ranks", size},
+                      {"threads_per_rank", threads},
+                      {"work", static_cast<int>(work.size())},
+                      {"mode", spec.run.mode}});
       sched = std::make_unique<Scheduler>(work, *ledger, history, size);
     }
     for (size_t w = 0; w < work.size(); ++w) {
@@ -353,7 +376,8 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
       result.failed = sched->failed;
       result.trial_seconds = sched->trial_seconds;
       result.busy_seconds = sched->busy_seconds;
-      ledger->append({{"event", "sweep_end"}, {"succeeded", sched->succeeded}, {"failed", sched->failed}});
+      ledger->append(
+          {{"event", "sweep_end"}, {"succeeded", sched->succeeded}, {"failed", sched->failed}});
       result.final_status = dir.status(spec.run.max_attempts);
     }
   } else if (rank == 0) {
@@ -361,11 +385,15 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     if (plan.size() > 0)
       info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
            std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
-           " to run on " + std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
+           " to run on " + std::to_string(size) + " rank(s) x " + std::to_string(threads) +
+           " thread(s)");
     auto history = store::fold_ledger(store::read_ledger(dir.ledger_path()));
     store::Ledger ledger(dir.ledger_path());
-    ledger.append({{"event", "sweep_start"}, {"ranks", size}, {"threads_per_rank", threads},
-                   {"work", static_cast<int>(work.size())}, {"mode", spec.run.mode}});
+    ledger.append({{"event", "sweep_start"},
+                   {"ranks", size},
+                   {"threads_per_rank", threads},
+                   {"work", static_cast<int>(work.size())},
+                   {"mode", spec.run.mode}});
     Scheduler sched(work, ledger, history, size);
     std::thread server;
     if (size > 1) server = std::thread([&] { serve(sched, size); });
@@ -389,8 +417,11 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     result.failed = sched.failed;
     result.trial_seconds = sched.trial_seconds;
     result.busy_seconds = sched.busy_seconds;
-    ledger.append({{"event", "sweep_end"}, {"succeeded", sched.succeeded}, {"failed", sched.failed},
-                   {"loop_seconds", now_seconds() - loop_start}, {"ranks", size}});
+    ledger.append({{"event", "sweep_end"},
+                   {"succeeded", sched.succeeded},
+                   {"failed", sched.failed},
+                   {"loop_seconds", now_seconds() - loop_start},
+                   {"ranks", size}});
     result.final_status = dir.status(spec.run.max_attempts);
   } else {
     precompute_fp_references(work, ctx, rank, size);

@@ -35,11 +35,11 @@ struct SweepOptions {
 struct SweepResult {
   std::string dir;
   int planned = 0;
-  int already_done = 0;   ///< skipped because a valid file existed
-  int ran = 0;            ///< attempted in this run
+  int already_done = 0;  ///< skipped because a valid file existed
+  int ran = 0;           ///< attempted in this run
   int succeeded = 0, failed = 0;
   store::SweepStatus final_status;
-  double seconds = 0;     ///< wall time of the run (preparation included)
+  double seconds = 0;        ///< wall time of the run (preparation included)
   double trial_seconds = 0;  ///< sum over trials of their own wall time (run_trial)
   double busy_seconds = 0;   ///< sum over trials of assignment-to-report time seen by workers
 };

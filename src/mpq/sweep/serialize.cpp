@@ -53,8 +53,12 @@ std::string get_str(const std::string& in, size_t& pos) {
 
 }  // namespace
 
-void write_int(std::string& out, int64_t v) { put(out, v); }
-int64_t read_int(const std::string& in, size_t& pos) { return get<int64_t>(in, pos); }
+void write_int(std::string& out, int64_t v) {
+  put(out, v);
+}
+int64_t read_int(const std::string& in, size_t& pos) {
+  return get<int64_t>(in, pos);
+}
 
 void write_tables(std::string& out, const quant::LayerTables& t) {
   put(out, t.c_out);

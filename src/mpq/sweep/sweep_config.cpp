@@ -14,8 +14,8 @@ namespace {
 
 // One dimension of the expansion: a list of "assignments" (partial trial configs to merge).
 struct Dimension {
-  std::vector<json> patches;     // each a partial trial config
-  std::vector<json> settings;    // flat description of each patch for tables
+  std::vector<json> patches;   // each a partial trial config
+  std::vector<json> settings;  // flat description of each patch for tables
 };
 
 void deep_merge(json& into, const json& patch) {
@@ -66,12 +66,14 @@ bool parse_keyed(const json& axis, const std::string& at, std::string* ptr, cons
       ok = false;
     }
   if (!axis.contains("key") || !axis["key"].is_string()) {
-    problems.push_back(at + "/key: must be a string naming a trial config key, e.g. \"weights.bits\"");
+    problems.push_back(at +
+                       "/key: must be a string naming a trial config key, e.g. \"weights.bits\"");
     return false;
   }
   *ptr = to_pointer(axis["key"].get<std::string>());
   if (!trial_schema().find(*ptr)) {
-    problems.push_back(at + "/key: '" + axis["key"].get<std::string>() + "' is not a trial config key (see docs/configs.md)");
+    problems.push_back(at + "/key: '" + axis["key"].get<std::string>() +
+                       "' is not a trial config key (see docs/configs.md)");
     ok = false;
   }
   if (!axis.contains("values") || !axis["values"].is_array()) {
@@ -94,9 +96,12 @@ bool parse_keyed(const json& axis, const std::string& at, std::string* ptr, cons
   return ok;
 }
 
-bool parse_axis(const json& axis, const std::string& at, Dimension& dim, std::vector<std::string>& problems) {
+bool parse_axis(const json& axis, const std::string& at, Dimension& dim,
+                std::vector<std::string>& problems) {
   if (!axis.is_object()) {
-    problems.push_back(at + ": must be an object ({\"key\", \"values\"}, {\"zip\": [...]} or {\"variants\": [...]})");
+    problems.push_back(
+        at +
+        ": must be an object ({\"key\", \"values\"}, {\"zip\": [...]} or {\"variants\": [...]})");
     return false;
   }
   if (axis.contains("zip")) {
@@ -122,8 +127,9 @@ bool parse_axis(const json& axis, const std::string& at, Dimension& dim, std::ve
     size_t n = lists[0]->size();
     for (size_t i = 1; i < lists.size(); ++i)
       if (lists[i]->size() != n) {
-        problems.push_back(at + "/zip/" + std::to_string(i) + "/values: has " + std::to_string(lists[i]->size()) +
-                           " values but /zip/0/values has " + std::to_string(n) + " (zipped lists must have equal lengths)");
+        problems.push_back(at + "/zip/" + std::to_string(i) + "/values: has " +
+                           std::to_string(lists[i]->size()) + " values but /zip/0/values has " +
+                           std::to_string(n) + " (zipped lists must have equal lengths)");
         return false;
       }
     for (size_t j = 0; j < n; ++j) {
@@ -138,7 +144,8 @@ bool parse_axis(const json& axis, const std::string& at, Dimension& dim, std::ve
     return true;
   }
   if (axis.contains("variants")) {
-    if (axis.size() != 1) problems.push_back(at + ": a variants axis has only the \"variants\" key");
+    if (axis.size() != 1)
+      problems.push_back(at + ": a variants axis has only the \"variants\" key");
     const json& v = axis["variants"];
     if (!v.is_array() || v.empty()) {
       problems.push_back(at + "/variants: must be a non-empty list of partial trial configs");
@@ -175,9 +182,11 @@ bool parse_axis(const json& axis, const std::string& at, Dimension& dim, std::ve
   return true;
 }
 
-[[noreturn]] void throw_problems(const std::string& source, const std::vector<std::string>& problems) {
+[[noreturn]] void throw_problems(const std::string& source,
+                                 const std::vector<std::string>& problems) {
   std::string msg;
-  for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "\nmpq: " : "") + source + ": " + problems[i];
+  for (size_t i = 0; i < problems.size(); ++i)
+    msg += (i ? "\nmpq: " : "") + source + ": " + problems[i];
   throw ConfigError(msg);
 }
 
@@ -196,13 +205,17 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
   spec.document = doc;
   if (!doc.is_object()) throw_problems(source, {"/: must be a JSON object"});
   for (const auto& [k, v] : doc.items())
-    if (k != "name" && k != "description" && k != "base" && k != "axes" && k != "seeds" && k != "run")
-      problems.push_back("/" + k + ": unknown key (a sweep has name, description, base, axes, seeds, run)");
+    if (k != "name" && k != "description" && k != "base" && k != "axes" && k != "seeds" &&
+        k != "run")
+      problems.push_back("/" + k +
+                         ": unknown key (a sweep has name, description, base, axes, seeds, run)");
 
   if (!doc.contains("name") || !doc["name"].is_string() ||
       !std::regex_match(doc["name"].get<std::string>(), std::regex("[A-Za-z0-9_.-]+")) ||
       doc["name"].get<std::string>()[0] == '.')
-    problems.push_back("/name: must be a non-empty string of letters, digits, '_', '-', '.' (it names the results directory)");
+    problems.push_back(
+        "/name: must be a non-empty string of letters, digits, '_', '-', '.' (it names the results "
+        "directory)");
   else
     spec.name = doc["name"].get<std::string>();
   if (doc.contains("description") && !doc["description"].is_string())
@@ -223,7 +236,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
     } else {
       for (size_t i = 0; i < doc["axes"].size(); ++i) {
         Dimension d;
-        if (parse_axis(doc["axes"][i], "/axes/" + std::to_string(i), d, problems)) dims.push_back(d);
+        if (parse_axis(doc["axes"][i], "/axes/" + std::to_string(i), d, problems))
+          dims.push_back(d);
       }
     }
   }
@@ -235,7 +249,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
       Dimension d;
       for (size_t j = 0; j < s.size(); ++j) {
         if (!s[j].is_number_integer() || s[j].get<int64_t>() < 0) {
-          problems.push_back("/seeds/" + std::to_string(j) + ": must be an integer >= 0, got " + describe_value(s[j]));
+          problems.push_back("/seeds/" + std::to_string(j) + ": must be an integer >= 0, got " +
+                             describe_value(s[j]));
           continue;
         }
         d.patches.push_back(json{{"seed", s[j]}, {"calibration", {{"seed", s[j]}}}});
@@ -252,17 +267,20 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
       for (const auto& [k, v] : r.items()) {
         if (k == "mode") {
           if (!v.is_string() || (v != "trials" && v != "layers"))
-            problems.push_back("/run/mode: must be \"trials\" or \"layers\", got " + describe_value(v));
+            problems.push_back("/run/mode: must be \"trials\" or \"layers\", got " +
+                               describe_value(v));
           else
             spec.run.mode = v.get<std::string>();
         } else if (k == "max_attempts") {
           if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 100)
-            problems.push_back("/run/max_attempts: must be an integer in [1, 100], got " + describe_value(v));
+            problems.push_back("/run/max_attempts: must be an integer in [1, 100], got " +
+                               describe_value(v));
           else
             spec.run.max_attempts = v.get<int>();
         } else if (k == "threads_per_rank") {
           if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 4096)
-            problems.push_back("/run/threads_per_rank: must be an integer in [0, 4096], got " + describe_value(v));
+            problems.push_back("/run/threads_per_rank: must be an integer in [0, 4096], got " +
+                               describe_value(v));
           else
             spec.run.threads_per_rank = v.get<int>();
         } else if (k == "results_dir") {
@@ -271,7 +289,9 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
           else
             spec.run.results_dir = v.get<std::string>();
         } else {
-          problems.push_back("/run/" + k + ": unknown key (run has mode, max_attempts, threads_per_rank, results_dir)");
+          problems.push_back(
+              "/run/" + k +
+              ": unknown key (run has mode, max_attempts, threads_per_rank, results_dir)");
         }
       }
     }
@@ -281,7 +301,9 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
   // Cartesian product, first axis slowest.
   size_t total = 1;
   for (const auto& d : dims) total *= d.patches.size();
-  if (total > 1000000) throw_problems(source, {"/axes: expands to " + std::to_string(total) + " trials (limit 1000000)"});
+  if (total > 1000000)
+    throw_problems(source,
+                   {"/axes: expands to " + std::to_string(total) + " trials (limit 1000000)"});
   std::vector<size_t> idx(dims.size(), 0);
   std::map<std::string, int> seen;
   for (size_t t = 0; t < total; ++t) {
@@ -296,7 +318,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
     if (ps.empty()) ps = check_trial_semantics(resolved);
     for (const auto& p : ps) problems.push_back(where + ": " + p);
     if (ps.empty()) {
-      std::string key = trial_identity(resolved).dump() + "|" + resolved["model"]["path"].get<std::string>();
+      std::string key =
+          trial_identity(resolved).dump() + "|" + resolved["model"]["path"].get<std::string>();
       auto [it, inserted] = seen.emplace(key, static_cast<int>(t));
       if (!inserted)
         problems.push_back(where + ": duplicates trial " + std::to_string(it->second) + " " +
@@ -322,6 +345,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
   return spec;
 }
 
-SweepSpec load_sweep(const std::string& path) { return parse_sweep(read_json_file(path), path); }
+SweepSpec load_sweep(const std::string& path) {
+  return parse_sweep(read_json_file(path), path);
+}
 
 }  // namespace mpq::sweep

@@ -33,15 +33,15 @@ struct SweepRunOptions {
 };
 
 struct ExpandedTrial {
-  int index = 0;                 ///< position in expansion order
-  nlohmann::json config;         ///< resolved trial config (no /output yet)
-  nlohmann::json settings;       ///< what the axes set for this trial, flat {"weights.bits": 4, ...}
+  int index = 0;            ///< position in expansion order
+  nlohmann::json config;    ///< resolved trial config (no /output yet)
+  nlohmann::json settings;  ///< what the axes set for this trial, flat {"weights.bits": 4, ...}
 };
 
 struct SweepSpec {
   std::string name;
-  std::string source;            ///< file the spec came from (for messages)
-  nlohmann::json document;       ///< the sweep config as given
+  std::string source;       ///< file the spec came from (for messages)
+  nlohmann::json document;  ///< the sweep config as given
   SweepRunOptions run;
   std::vector<ExpandedTrial> trials;
 };

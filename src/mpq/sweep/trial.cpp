@@ -12,12 +12,12 @@
 #include "mpq/ptq/bias_correction.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/quant/layer.h"
-#include "mpq/util/sha256.h"
 #include "mpq/sweep/trial_config.h"
 #include "mpq/train/train.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/provenance.h"
+#include "mpq/util/sha256.h"
 #include "mpq/util/threads.h"
 
 namespace mpq::sweep {
@@ -38,14 +38,16 @@ model::Network& TrialContext::network(const std::string& path, const model::Load
   return *it->second;
 }
 
-const data::ClassificationDataset& TrialContext::dataset(const std::string& name, const std::string& root,
+const data::ClassificationDataset& TrialContext::dataset(const std::string& name,
+                                                         const std::string& root,
                                                          const std::string& split, int64_t limit) {
   std::string key = name + "|" + root + "|" + split + "|" + std::to_string(limit);
   auto it = datasets_.find(key);
   if (it == datasets_.end()) {
     std::unique_ptr<data::ClassificationDataset> d;
     if (name == "fashion-mnist")
-      d = data::load_fashion_mnist(root, split == "train" ? data::Split::kTrain : data::Split::kTest, limit);
+      d = data::load_fashion_mnist(
+          root, split == "train" ? data::Split::kTrain : data::Split::kTest, limit);
     else
       throw ConfigError("/data/name: unknown dataset '" + name + "'");
     it = datasets_.emplace(key, std::move(d)).first;
@@ -53,14 +55,15 @@ const data::ClassificationDataset& TrialContext::dataset(const std::string& name
   return *it->second;
 }
 
-void TrialContext::put_fp_reference(const std::string& net_key, const data::ClassificationDataset& data,
+void TrialContext::put_fp_reference(const std::string& net_key,
+                                    const data::ClassificationDataset& data,
                                     const eval::EvalOptions& options, FpReference ref) {
   fp_[net_key + "|" + data.fingerprint() + "|" + std::to_string(options.limit)] = std::move(ref);
 }
 
 std::string fp_network_key(const model::Network& net, const eval::EvalOptions& o) {
-  return net.sha256() + (net.fold_bn() ? "|fold" : "|nofold") + "|" + std::to_string(o.begin) + ":" +
-         std::to_string(o.end) + "|" + std::to_string(o.batch_size);
+  return net.sha256() + (net.fold_bn() ? "|fold" : "|nofold") + "|" + std::to_string(o.begin) +
+         ":" + std::to_string(o.end) + "|" + std::to_string(o.batch_size);
 }
 
 eval::EvalOptions eval_options(const json& cfg) {
@@ -70,12 +73,14 @@ eval::EvalOptions eval_options(const json& cfg) {
   return eo;
 }
 
-int64_t TrialContext::dataset_size(const std::string& name, const std::string& root, const std::string& split) {
+int64_t TrialContext::dataset_size(const std::string& name, const std::string& root,
+                                   const std::string& split) {
   std::string key = name + "|" + root + "|" + split + "|0";
   auto it = datasets_.find(key);
   if (it != datasets_.end()) return it->second->size();
   if (name != "fashion-mnist") throw ConfigError("/data/name: unknown dataset '" + name + "'");
-  return data::fashion_mnist_size(root, split == "train" ? data::Split::kTrain : data::Split::kTest);
+  return data::fashion_mnist_size(root,
+                                  split == "train" ? data::Split::kTrain : data::Split::kTest);
 }
 
 const FpReference& TrialContext::fp_reference(model::Network& net, const std::string& net_key,
@@ -97,13 +102,16 @@ const FpReference& TrialContext::fp_reference(model::Network& net, const std::st
 
 namespace {
 
-size_t layers_count(const model::Network& net) { return net.layers().size(); }
+size_t layers_count(const model::Network& net) {
+  return net.layers().size();
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOutcome& o, const torch::Tensor& w) {
+store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOutcome& o,
+                                const torch::Tensor& w) {
   store::LayerRecord L;
   L.index = info.index;
   L.d = info.d();
@@ -138,9 +146,14 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
   L.attrs["total_points"] = q.total_points();
   L.attrs["extra_points"] = q.total_points() - q.c_out;
   const double base_bits = static_cast<double>(info.params()) * q.bits;
-  L.attrs["extra_channels_pct"] = 100.0 * static_cast<double>(q.total_points() - q.c_out) / static_cast<double>(q.c_out);
-  L.attrs["extra_macs_pct"] = info.macs > 0 ? 100.0 * quant::extra_macs(q, static_cast<double>(info.macs)) / static_cast<double>(info.macs) : 0.0;
-  L.attrs["extra_weight_bits_pct"] = base_bits > 0 ? 100.0 * (q.code_bits() - base_bits) / base_bits : 0.0;
+  L.attrs["extra_channels_pct"] =
+      100.0 * static_cast<double>(q.total_points() - q.c_out) / static_cast<double>(q.c_out);
+  L.attrs["extra_macs_pct"] = info.macs > 0
+                                  ? 100.0 * quant::extra_macs(q, static_cast<double>(info.macs)) /
+                                        static_cast<double>(info.macs)
+                                  : 0.0;
+  L.attrs["extra_weight_bits_pct"] =
+      base_bits > 0 ? 100.0 * (q.code_bits() - base_bits) / base_bits : 0.0;
   L.attrs["weight_mse"] = err / static_cast<double>(info.params());
   L.attrs["weight_rel_error"] = w_sq > 0 ? std::sqrt(err / w_sq) : 0.0;
   return L;
@@ -151,7 +164,8 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
 std::string data_identity(const json& cfg, TrialContext& ctx) {
   const std::string name = cfg["data"]["name"], root = cfg["data"]["root"];
   std::string fp = ctx.dataset(name, root, "test", 0).fingerprint();
-  if (uses_calibration_data(cfg)) fp = sha256_hex(fp + "\n" + ctx.dataset(name, root, "train", 0).fingerprint());
+  if (uses_calibration_data(cfg))
+    fp = sha256_hex(fp + "\n" + ctx.dataset(name, root, "train", 0).fingerprint());
   return fp;
 }
 
@@ -166,7 +180,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     fs::path p(path);
     fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     if (!fs::is_directory(dir))
-      throw ConfigError(std::string("/") + key + ": directory " + dir.string() + " of " + path + " does not exist");
+      throw ConfigError(std::string("/") + key + ": directory " + dir.string() + " of " + path +
+                        " does not exist");
   }
   const std::string output = cfg["output"].get<std::string>();
 
@@ -205,7 +220,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     x.test = &ctx.dataset(dname, droot, "test", 0);
     x.train = calibrated ? &ctx.dataset(dname, droot, "train", 0) : nullptr;
     x.train_size = calibrated ? x.train->size() : ctx.dataset_size(dname, droot, "train");
-    x.model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(), mcfg["cache_dir"].get<std::string>(), droot);
+    x.model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(),
+                                            mcfg["cache_dir"].get<std::string>(), droot);
     if (lo.input_shape.empty()) lo.input_shape = x.test->image_shape();
     x.net = &ctx.network(x.model_path, lo);
     return x;
@@ -226,13 +242,13 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     eo.begin = batches * dist->rank() / dist->size() * eo.batch_size;
     eo.end = std::min(n, batches * (dist->rank() + 1) / dist->size() * eo.batch_size);
   }
-  const FpReference& fp = *agreed([&] {
-    return &ctx.fp_reference(net, fp_network_key(net, eo), test, eo);
-  });
+  const FpReference& fp =
+      *agreed([&] { return &ctx.fp_reference(net, fp_network_key(net, eo), test, eo); });
   if (dist) dist->agree("");
 
   const json& ccfg = cfg["calibration"];
-  auto calib = data::calibration_indices(su.train_size, ccfg["size"].get<int64_t>(), ccfg["seed"].get<uint64_t>());
+  auto calib = data::calibration_indices(su.train_size, ccfg["size"].get<int64_t>(),
+                                         ccfg["seed"].get<uint64_t>());
 
   // --- quantize weights ---
   auto wcfg = ptq::parse_weight_config(cfg);
@@ -243,8 +259,11 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   cc.options.max_bytes_per_layer = ccfg["max_stats_mb"].get<int64_t>() << 20;
   cc.options.seed = ccfg["seed"].get<uint64_t>();
   cc.cache_dir = ccfg["cache_dir"].get<std::string>();
-  cc.cache_description = {{"model_sha256", net.sha256()}, {"fold_bn", lo.fold_bn}, {"input_shape", lo.input_shape},
-                          {"data", calibrated ? su.train->fingerprint() : ""}, {"indices_sha256", sha256_hex(json(calib).dump())}};
+  cc.cache_description = {{"model_sha256", net.sha256()},
+                          {"fold_bn", lo.fold_bn},
+                          {"input_shape", lo.input_shape},
+                          {"data", calibrated ? su.train->fingerprint() : ""},
+                          {"indices_sha256", sha256_hex(json(calib).dump())}};
   net.restore_fp();
   auto nq = ptq::quantize_network(net, wcfg, cc, dist);
   std::vector<bool> weight_quantized;
@@ -254,7 +273,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   // with them in place. Both run identically on every rank of a layer-parallel trial.
   const auto acfg = ptq::parse_activation_config(cfg);
   const bool bias_correction = cfg["bias_correction"].get<bool>();
-  if ((acfg.enabled() || bias_correction) && su.train == nullptr) MPQ_ASSERT(false, "calibration split not loaded");
+  if ((acfg.enabled() || bias_correction) && su.train == nullptr)
+    MPQ_ASSERT(false, "calibration split not loaded");
   std::vector<ptq::ActQuant> act(layers_count(net));
   std::vector<json> bias_stats(layers_count(net), json::object());
   agreed([&] {
@@ -266,7 +286,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
       for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
     }
     ptq::ActivationQuantizer aq(act);
-    if (bias_correction) bias_stats = ptq::correct_biases(net, cc, weight_quantized, acfg.enabled() ? &aq : nullptr);
+    if (bias_correction)
+      bias_stats = ptq::correct_biases(net, cc, weight_quantized, acfg.enabled() ? &aq : nullptr);
     return 0;
   });
   if (dist) dist->agree("");
@@ -297,7 +318,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     channels += o.q.c_out;
     points += o.q.total_points();
     macs += info.macs;
-    extra_macs += static_cast<int64_t>(std::llround(quant::extra_macs(o.q, static_cast<double>(info.macs))));
+    extra_macs +=
+        static_cast<int64_t>(std::llround(quant::extra_macs(o.q, static_cast<double>(info.macs))));
     weight_bits += static_cast<double>(info.params()) * o.q.bits;
     extra_weight_bits += o.q.code_bits() - static_cast<double>(info.params()) * o.q.bits;
     extra_in_channels += static_cast<double>(o.q.ocs_source.size());
@@ -310,14 +332,15 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   eval::EvalOptions qo = eo;
   qo.label = "eval quantized";
   auto qres = agreed([&] {
-    model::HookScope scope(acfg.enabled() ? static_cast<model::LayerInputHook*>(&act_quantizer) : nullptr);
+    model::HookScope scope(acfg.enabled() ? static_cast<model::LayerInputHook*>(&act_quantizer)
+                                          : nullptr);
     return eval::evaluate(net, test, qo);
   });
   if (dist) dist->agree("");
   auto [agree, kl_sum] = eval::fidelity_sums(fp.result.logits, qres.logits);
   // Counts and sums; reduced over ranks when the evaluation is sharded.
-  double sums[7] = {qres.correct1, qres.correct5, fp.result.correct1, fp.result.correct5, agree, kl_sum,
-                    static_cast<double>(qres.n)};
+  double sums[7] = {qres.correct1, qres.correct5, fp.result.correct1,         fp.result.correct5,
+                    agree,         kl_sum,        static_cast<double>(qres.n)};
   if (dist) dist->allreduce_sum(sums, 7);
   const double n_eval = sums[6];
   auto frac = [&](double v) { return n_eval > 0 ? v / n_eval : 0.0; };
@@ -330,23 +353,27 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   rec.trial_id = id;
   rec.config = cfg;
   rec.calibration_indices = calib;
-  rec.metrics = {{"top1", qres.top1},
-                 {"top5", qres.top5},
-                 {"agreement", fid.agreement},
-                 {"kl", fid.kl},
-                 {"fp_top1", fp_top1},
-                 {"fp_top5", fp_top5},
-                 {"n_eval", qres.n},
-                 {"eval_seconds", qres.seconds},
-                 {"images_per_second", qres.images_per_second},
-                 {"quantized_layers", quantized},
-                 {"total_points", points},
-                 {"extra_points", points - channels},
-                 {"extra_channels_pct", channels ? 100.0 * static_cast<double>(points - channels) / static_cast<double>(channels) : 0.0},
-                 {"extra_macs_pct", macs ? 100.0 * static_cast<double>(extra_macs) / static_cast<double>(macs) : 0.0},
-                 {"extra_weight_bits_pct", weight_bits > 0 ? 100.0 * extra_weight_bits / weight_bits : 0.0},
-                 {"extra_input_channels_pct", in_channels > 0 ? 100.0 * extra_in_channels / in_channels : 0.0},
-                 {"weight_rel_error", w_total > 0 ? std::sqrt(err_total / w_total) : 0.0}};
+  rec.metrics = {
+      {"top1", qres.top1},
+      {"top5", qres.top5},
+      {"agreement", fid.agreement},
+      {"kl", fid.kl},
+      {"fp_top1", fp_top1},
+      {"fp_top5", fp_top5},
+      {"n_eval", qres.n},
+      {"eval_seconds", qres.seconds},
+      {"images_per_second", qres.images_per_second},
+      {"quantized_layers", quantized},
+      {"total_points", points},
+      {"extra_points", points - channels},
+      {"extra_channels_pct",
+       channels ? 100.0 * static_cast<double>(points - channels) / static_cast<double>(channels)
+                : 0.0},
+      {"extra_macs_pct",
+       macs ? 100.0 * static_cast<double>(extra_macs) / static_cast<double>(macs) : 0.0},
+      {"extra_weight_bits_pct", weight_bits > 0 ? 100.0 * extra_weight_bits / weight_bits : 0.0},
+      {"extra_input_channels_pct", in_channels > 0 ? 100.0 * extra_in_channels / in_channels : 0.0},
+      {"weight_rel_error", w_total > 0 ? std::sqrt(err_total / w_total) : 0.0}};
   for (const auto& [k, v] : nq.summary.items()) rec.metrics[k] = v;
 
   json m = provenance_json();
@@ -370,12 +397,14 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   m["calibration_size"] = static_cast<int64_t>(calib.size());
   m["calibration_seed"] = ccfg["seed"];
   m["calibration_used"] = nq.used_calibration;
-  m["calibration_statistics"] = nq.used_calibration ? ccfg["statistics"].get<std::string>() : "none";
+  m["calibration_statistics"] =
+      nq.used_calibration ? ccfg["statistics"].get<std::string>() : "none";
   m["ranks"] = dist ? dist->size() : 1;
   m["weight_method"] = wcfg.method;
   m["weight_bits"] = wcfg.bits;
   m["weight_granularity"] = quant::granularity_name(wcfg.granularity);
-  m["weight_search"] = wcfg.method == "rtn" ? "max range" : cfg["weights"]["search"].get<std::string>();
+  m["weight_search"] =
+      wcfg.method == "rtn" ? "max range" : cfg["weights"]["search"].get<std::string>();
   m["first_layer"] = wcfg.first_layer;
   m["last_layer"] = wcfg.last_layer;
   m["activation_bits"] = acfg.bits;
@@ -386,9 +415,10 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
         ++n_quant;
         n_unsigned += a.is_unsigned ? 1 : 0;
       }
-    m["activation_quantizers"] = "per-tensor fake quant (torch fake_quantize_per_tensor_affine) at the inputs of " +
-                                 std::to_string(n_quant) + " quantized layers; " + std::to_string(n_unsigned) +
-                                 " unsigned (input never negative on calibration data), the rest signed symmetric";
+    m["activation_quantizers"] =
+        "per-tensor fake quant (torch fake_quantize_per_tensor_affine) at the inputs of " +
+        std::to_string(n_quant) + " quantized layers; " + std::to_string(n_unsigned) +
+        " unsigned (input never negative on calibration data), the rest signed symmetric";
     m["activation_range"] = acfg.range;
     m["activation_first_layer"] = acfg.first_layer;
     m["activation_last_layer"] = acfg.last_layer;
@@ -397,7 +427,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     m["activation_quantizers"] = "none (weight-only)";
   }
   m["bias_correction"] = bias_correction;
-  if (bias_correction) m["bias_correction_kind"] = "empirical, sequential over layers (Banner et al. 2019)";
+  if (bias_correction)
+    m["bias_correction_kind"] = "empirical, sequential over layers (Banner et al. 2019)";
 
   TrialOutcome out;
   const bool writer = !dist || dist->rank() == 0;
@@ -407,7 +438,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
     std::vector<model::ExportActQuant> ea;
     for (const auto& a : act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
-    auto ex = model::export_expanded(net, qs, export_path, ea, acfg.enabled() ? &act_quantizer : nullptr);
+    auto ex =
+        model::export_expanded(net, qs, export_path, ea, acfg.enabled() ? &act_quantizer : nullptr);
     m["export_path"] = export_path;
     rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
     rec.metrics["export_argmax_agreement"] = ex.argmax_agreement;
@@ -427,10 +459,11 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
 std::string summarize(const store::TrialRecord& r) {
   char buf[256];
   const auto& m = r.metrics;
-  std::snprintf(buf, sizeof buf,
-                "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra MACs %.1f%%",
-                100 * m.value("top1", 0.0), 100 * m.value("fp_top1", 0.0), 100 * m.value("top5", 0.0),
-                100 * m.value("agreement", 0.0), m.value("kl", 0.0), m.value("extra_macs_pct", 0.0));
+  std::snprintf(
+      buf, sizeof buf,
+      "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra MACs %.1f%%",
+      100 * m.value("top1", 0.0), 100 * m.value("fp_top1", 0.0), 100 * m.value("top5", 0.0),
+      100 * m.value("agreement", 0.0), m.value("kl", 0.0), m.value("extra_macs_pct", 0.0));
   return buf;
 }
 

@@ -77,7 +77,8 @@ struct TrialOutcome {
 /// if /output is set. Throws ConfigError / InputError like every other entry point.
 /// With `dist` every process calls this with the same config; the result (codes, metrics)
 /// equals the single-process run, and only rank 0 writes files.
-TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx, TrialDistribution* dist = nullptr);
+TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx,
+                       TrialDistribution* dist = nullptr);
 
 /// One-line summary of a finished trial for logs: "top-1 88.1% (FP 91.2%) agreement 95.0% ...".
 std::string summarize(const store::TrialRecord& r);

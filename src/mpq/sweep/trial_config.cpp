@@ -18,18 +18,24 @@ const Schema& trial_schema() {
         .string("/model/cache_dir", "results/models", "where default models are trained and cached")
         .choice("/data/name", "fashion-mnist", {"fashion-mnist"}, "evaluation/calibration dataset")
         .string("/data/root", data::kFashionMnistDefaultRoot, "dataset directory")
-        .integer("/data/eval_limit", 0, 0, 1LL << 40, "evaluate on the first N test images (0 = all)")
+        .integer("/data/eval_limit", 0, 0, 1LL << 40,
+                 "evaluate on the first N test images (0 = all)")
         .integer("/data/batch_size", 500, 1, 1 << 20, "evaluation batch size")
-        .integer("/calibration/size", 256, 1, 1 << 24, "calibration images drawn from the train split")
+        .integer("/calibration/size", 256, 1, 1 << 24,
+                 "calibration images drawn from the train split")
         .integer("/calibration/seed", 0, 0, 1LL << 62, "seed of the calibration sample")
         .choice("/calibration/statistics", "fp", {"fp", "quantized_prefix"},
-                "input statistics from the FP network, or from the network with earlier layers quantized")
+                "input statistics from the FP network, or from the network with earlier layers "
+                "quantized")
         .integer("/calibration/batch_size", 64, 1, 1 << 16, "calibration batch size")
         .integer("/calibration/max_stats_mb", 256, 1, 1 << 20,
                  "per-layer memory bound of the statistics; larger Σ are replaced by sampled rows")
-        .string("/calibration/cache_dir", "results/cache", "cache of calibration statistics (\"\" = none)")
-        .choice("/weights/method", "rtn", {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint"},
-                "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier channel "
+        .string("/calibration/cache_dir", "results/cache",
+                "cache of calibration statistics (\"\" = none)")
+        .choice("/weights/method", "rtn",
+                {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint"},
+                "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier "
+                "channel "
                 "splitting; bit_alloc: per-channel bits; multipoint")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
@@ -37,26 +43,32 @@ const Schema& trial_schema() {
         .choice("/weights/search", "exact", {"exact", "grid"},
                 "step search of mse/multipoint points: exact breakpoint sweep, or a candidate grid")
         .integer("/weights/grid_candidates", 1024, 1, 1 << 20, "candidates of the grid search")
-        .choice("/weights/aciq/prior", "laplace", {"laplace", "gaussian"}, "aciq: prior fitted to the weights")
-        .number("/weights/percentile/p", 99.99, 0.0, 100.0, "percentile: clip at this percentile of |w|")
-        .number("/weights/ocs/expand_ratio", 0.02, 0.0, 1.0, "ocs: split this fraction of each layer's input channels")
+        .choice("/weights/aciq/prior", "laplace", {"laplace", "gaussian"},
+                "aciq: prior fitted to the weights")
+        .number("/weights/percentile/p", 99.99, 0.0, 100.0,
+                "percentile: clip at this percentile of |w|")
+        .number("/weights/ocs/expand_ratio", 0.02, 0.0, 1.0,
+                "ocs: split this fraction of each layer's input channels")
         .choice("/weights/ocs/range", "max", {"max", "mse"}, "ocs: range of the split weight")
         .number("/weights/bit_alloc/average_bits", 0.0, 0.0, 8.0,
                 "bit_alloc: average bits per weight of every layer (0 = /weights/bits)")
         .choice("/weights/bit_alloc/metric", "output", {"output", "weight"},
                 "bit_alloc: rank channels by output error (calibration) or weight error")
         .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
-        .choice("/weights/multipoint/policy", "budget", {"budget", "threshold", "uniform", "random", "weight_error"},
+        .choice("/weights/multipoint/policy", "budget",
+                {"budget", "threshold", "uniform", "random", "weight_error"},
                 "how extra points are allocated (method.md §3)")
         .number("/weights/multipoint/budget", 0.10, 0.0, 15.0,
                 "extra points as a fraction of output channels (or of MACs), e.g. 0.1 = 10%")
-        .choice("/weights/multipoint/budget_unit", "channels", {"channels", "macs"}, "what the budget counts")
+        .choice("/weights/multipoint/budget_unit", "channels", {"channels", "macs"},
+                "what the budget counts")
         .choice("/weights/multipoint/scope", "network", {"network", "layer"},
                 "spend the budget across the whole network or layer by layer")
         .number("/weights/multipoint/threshold", 0.01, 0.0, 1.0,
                 "threshold policy: add points while the relative error exceeds this")
         .choice("/weights/multipoint/threshold_metric", "output", {"output", "weight"},
-                "threshold policy: relative output error (calibration) or relative squared weight error")
+                "threshold policy: relative output error (calibration) or relative squared weight "
+                "error")
         .integer("/weights/multipoint/points", 2, 1, 16, "uniform policy: points per channel")
         .choice("/weights/multipoint/refit", "none", {"none", "weight", "output"},
                 "least-squares refit of the steps once codes are fixed (beyond the paper)")
@@ -66,8 +78,10 @@ const Schema& trial_schema() {
                 "first layer: quantized like the rest, kept full precision, or 8-bit")
         .choice("/weights/last_layer", "quantize", {"quantize", "fp", "8bit"},
                 "last layer: quantized like the rest, kept full precision, or 8-bit")
-        .integer("/activations/bits", 32, -1000000, 1000000, "activation bits in [2, 8], or 32 for full precision")
-        .choice("/activations/range", "max", {"max", "percentile", "mse", "aciq_laplace", "aciq_gaussian"},
+        .integer("/activations/bits", 32, -1000000, 1000000,
+                 "activation bits in [2, 8], or 32 for full precision")
+        .choice("/activations/range", "max",
+                {"max", "percentile", "mse", "aciq_laplace", "aciq_gaussian"},
                 "how the activation range is chosen on the calibration images")
         .number("/activations/percentile", 99.99, 0.0, 100.0, "percentile range: percentile of |x|")
         .choice("/activations/first_layer", "quantize", {"quantize", "fp", "8bit"},
@@ -76,12 +90,14 @@ const Schema& trial_schema() {
                 "the last layer's input: quantized like the rest, full precision, or 8-bit")
         .integer("/activations/sample_size", 1 << 18, 1024, 1 << 26,
                  "input values sampled per layer for percentile/mse/aciq ranges")
-        .boolean("/bias_correction", false, "empirical bias correction of every quantized layer (calibration data)")
+        .boolean("/bias_correction", false,
+                 "empirical bias correction of every quantized layer (calibration data)")
         .integer("/seed", 0, 0, 1LL << 62, "seed of every random choice the method makes")
         .string("/label", "", "display name in tables (not part of the trial's identity)")
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)")
         .string("/output", "", "trial HDF5 file to write (\"\" = do not write)")
-        .string("/export", "", "also write the deployable expanded TorchScript model here (\"\" = no)");
+        .string("/export", "",
+                "also write the deployable expanded TorchScript model here (\"\" = no)");
     return k;
   }();
   return s;
@@ -129,13 +145,15 @@ json trial_identity(const json& resolved) {
 
 std::string trial_id(const json& resolved, const std::string& model_sha256,
                      const std::string& data_fingerprint) {
-  return sha256_hex(trial_identity(resolved).dump() + "\n" + model_sha256 + "\n" + data_fingerprint);
+  return sha256_hex(trial_identity(resolved).dump() + "\n" + model_sha256 + "\n" +
+                    data_fingerprint);
 }
 
 bool uses_calibration_data(const json& r) {
   const std::string method = r["weights"]["method"];
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
-  return method == "multipoint" || (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
+  return method == "multipoint" ||
+         (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
          r["activations"]["bits"] < 32 || r["bias_correction"].get<bool>();
 }
 
@@ -143,25 +161,35 @@ std::vector<std::string> check_trial_semantics(const json& r) {
   std::vector<std::string> problems;
   const json& m = r["weights"]["multipoint"];
   if (r["export"] != "" && r["weights"]["method"] == "bit_alloc")
-    problems.push_back("/export: bit_alloc (physical mixed precision) has no common-operand form to export");
+    problems.push_back(
+        "/export: bit_alloc (physical mixed precision) has no common-operand form to export");
   if (r["export"] != "" && r["weights"]["method"] == "ocs")
-    problems.push_back("/export: exporting the split (OCS) network is not supported; the trial file has its split weights");
-  if (r["weights"]["method"] == "multipoint" && r["calibration"]["statistics"] == "quantized_prefix") {
+    problems.push_back(
+        "/export: exporting the split (OCS) network is not supported; the trial file has its split "
+        "weights");
+  if (r["weights"]["method"] == "multipoint" &&
+      r["calibration"]["statistics"] == "quantized_prefix") {
     std::string policy = m["policy"];
-    if ((policy == "budget" || policy == "weight_error" || policy == "random") && m["scope"] == "network")
-      problems.push_back("/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier ones are "
-                         "final, so the allocation must be per layer: set /weights/multipoint/scope to \"layer\" or "
-                         "use policy \"threshold\" or \"uniform\"");
+    if ((policy == "budget" || policy == "weight_error" || policy == "random") &&
+        m["scope"] == "network")
+      problems.push_back(
+          "/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier "
+          "ones are "
+          "final, so the allocation must be per layer: set /weights/multipoint/scope to \"layer\" "
+          "or "
+          "use policy \"threshold\" or \"uniform\"");
   }
   int abits = r["activations"]["bits"];
   if ((abits < 2 || abits > 8) && abits != 32)
-    problems.push_back("/activations/bits: must be in [2, 8], or 32 for full precision, got " + std::to_string(abits));
+    problems.push_back("/activations/bits: must be in [2, 8], or 32 for full precision, got " +
+                       std::to_string(abits));
   double avg = r["weights"]["bit_alloc"]["average_bits"];
   if (r["weights"]["method"] == "bit_alloc" && avg != 0 && avg < 2)
     problems.push_back("/weights/bit_alloc/average_bits: must be 0 (= /weights/bits) or in [2, 8]");
-  if (r["weights"]["method"] == "multipoint" && m["policy"] == "uniform" && m["points"] > m["max_points"])
-    problems.push_back("/weights/multipoint/points: " + m["points"].dump() + " exceeds /weights/multipoint/max_points " +
-                       m["max_points"].dump());
+  if (r["weights"]["method"] == "multipoint" && m["policy"] == "uniform" &&
+      m["points"] > m["max_points"])
+    problems.push_back("/weights/multipoint/points: " + m["points"].dump() +
+                       " exceeds /weights/multipoint/max_points " + m["max_points"].dump());
   return problems;
 }
 
@@ -170,7 +198,8 @@ json resolve_trial_config(const json& user, const std::string& source) {
   auto problems = check_trial_semantics(resolved);
   if (!problems.empty()) {
     std::string msg;
-    for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "\nmpq: " : "") + source + ": " + problems[i];
+    for (size_t i = 0; i < problems.size(); ++i)
+      msg += (i ? "\nmpq: " : "") + source + ": " + problems[i];
     throw ConfigError(msg);
   }
   return resolved;

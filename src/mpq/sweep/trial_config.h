@@ -2,7 +2,8 @@
 // full table, generated from trial_schema()).
 //
 // Identity (method.md §7 and DEVELOPERS.md): a trial's id is the SHA-256 of
-//   canonical(identity part of the resolved config) + "\n" + model SHA-256 + "\n" + data fingerprint
+//   canonical(identity part of the resolved config) + "\n" + model SHA-256 + "\n" + data
+//   fingerprint
 // where canonical() is nlohmann::json::dump() (object keys sorted) and the identity part drops
 // what cannot change the result: paths (/model/path, /data/root, /output, /export), /threads,
 // /data/batch_size, /label, the option groups of methods (and multipoint policies) the trial does

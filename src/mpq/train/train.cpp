@@ -1,6 +1,9 @@
 #include "mpq/train/train.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -9,9 +12,6 @@
 #include <fstream>
 #include <numeric>
 #include <random>
-#include <sys/file.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/util/error.h"
@@ -62,7 +62,8 @@ torch::Tensor augment_batch(const torch::Tensor& x, std::mt19937_64& rng) {
 double lr_at(int64_t step, int64_t total, double peak) {
   int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(0.15 * static_cast<double>(total)));
   if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
-  double t = static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
+  double t =
+      static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
   return 0.5 * peak * (1.0 + std::cos(M_PI * t));
 }
 
@@ -85,7 +86,8 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
   if (cfg.epochs < 1) throw ConfigError("epochs must be >= 1");
   fs::path out(output);
   if (out.has_parent_path() && !fs::is_directory(out.parent_path()))
-    throw ConfigError(output + ": output directory " + out.parent_path().string() + " does not exist");
+    throw ConfigError(output + ": output directory " + out.parent_path().string() +
+                      " does not exist");
   int threads = apply_threads(cfg.threads);
   auto train = data::load_fashion_mnist(cfg.data_root, data::Split::kTrain, cfg.train_limit);
   auto test = data::load_fashion_mnist(cfg.data_root, data::Split::kTest, cfg.test_limit);
@@ -172,7 +174,9 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
   return r;
 }
 
-int default_epochs(const std::string& arch) { return arch == "mobilenetv2" ? 4 : 5; }
+int default_epochs(const std::string& arch) {
+  return arch == "mobilenetv2" ? 4 : 5;
+}
 
 const Schema& train_schema() {
   static const Schema s = [] {
@@ -180,7 +184,8 @@ const Schema& train_schema() {
     k.choice("/arch", "resnet20", model::known_archs(), "architecture to train")
         .number("/width", 1.0, 0.01, 16.0, "channel multiplier")
         .integer("/stem_stride", 2, 1, 4, "stride of the ResNet-20 stem conv")
-        .integer("/epochs", 0, 0, 1000, "training epochs (0 = the arch's default: resnet20 5, mobilenetv2 4)")
+        .integer("/epochs", 0, 0, 1000,
+                 "training epochs (0 = the arch's default: resnet20 5, mobilenetv2 4)")
         .integer("/batch_size", 128, 1, 65536, "minibatch size")
         .number("/lr", 0.1, 1e-6, 10.0, "peak learning rate of the one-cycle schedule")
         .number("/momentum", 0.9, 0.0, 0.999, "Nesterov momentum")
@@ -275,7 +280,8 @@ std::string resolve_model_ref(const std::string& ref, const std::string& cache_d
   bool known = false;
   for (const auto& a : model::known_archs()) known = known || a == arch;
   if (!known)
-    throw ConfigError("model '" + ref + "': unknown default model (known: default:resnet20, default:mobilenetv2)");
+    throw ConfigError("model '" + ref +
+                      "': unknown default model (known: default:resnet20, default:mobilenetv2)");
   return ensure_cached(default_train_config(arch, data_root), cache_dir).path;
 }
 

@@ -6,8 +6,9 @@
 // 5 epochs for resnet20 and 4 for mobilenetv2. Optional augmentation (off by default: in these
 // short schedules it cost accuracy: ResNet-20 reached 91.25% in 5 epochs with it and 91.93% in 4
 // without; MobileNetV2 90.25% vs 91.91% in 4 epochs) by
-// random 28x28 crops of the image zero-padded (in pixel space) by 2, and horizontal flips. Deterministic for a fixed seed and thread count: the data order and the
-// augmentation come from std::mt19937_64(seed), the initialization from torch::manual_seed(seed).
+// random 28x28 crops of the image zero-padded (in pixel space) by 2, and horizontal flips.
+// Deterministic for a fixed seed and thread count: the data order and the augmentation come from
+// std::mt19937_64(seed), the initialization from torch::manual_seed(seed).
 //
 // Default models are cached under <cache_dir>/<arch>-<key>.pt, where key is the first 16 hex
 // digits of the SHA-256 of the canonical training config (everything but threads and paths),
@@ -31,23 +32,23 @@ struct TrainConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   uint64_t seed = 0;
-  int64_t train_limit = 0;   ///< use the first N training images (0 = all 60000)
-  int64_t test_limit = 0;    ///< evaluate on the first N test images (0 = all 10000)
+  int64_t train_limit = 0;  ///< use the first N training images (0 = all 60000)
+  int64_t test_limit = 0;   ///< evaluate on the first N test images (0 = all 10000)
   bool augment = false;
-  std::string data_root;     ///< Fashion-MNIST directory
-  int threads = 0;           ///< 0 = all cores of this process's share
+  std::string data_root;  ///< Fashion-MNIST directory
+  int threads = 0;        ///< 0 = all cores of this process's share
 
   /// The identity of the training run (no paths, no threads): used for the cache key.
   nlohmann::json identity() const;
 };
 
 struct TrainResult {
-  std::string path;       ///< the saved archive
-  double test_top1 = 0;   ///< on the (limited) test split after the last epoch
-  double seconds = 0;     ///< training wall time (without the final evaluation)
+  std::string path;      ///< the saved archive
+  double test_top1 = 0;  ///< on the (limited) test split after the last epoch
+  double seconds = 0;    ///< training wall time (without the final evaluation)
   int64_t train_images = 0;
   bool from_cache = false;
-  nlohmann::json sidecar; ///< what the .json sidecar holds
+  nlohmann::json sidecar;  ///< what the .json sidecar holds
 };
 
 /// Schema of `mpq train --config` files (docs/configs.md lists it).

@@ -43,7 +43,7 @@ constexpr int kExitUsage = 2;
 }  // namespace mpq
 
 /// Internal invariant: aborts with file/line if `cond` is false. Never use for user input.
-#define MPQ_ASSERT(cond, msg) \
-  do {                        \
+#define MPQ_ASSERT(cond, msg)                                          \
+  do {                                                                 \
     if (!(cond)) ::mpq::assert_fail(#cond, __FILE__, __LINE__, (msg)); \
   } while (0)

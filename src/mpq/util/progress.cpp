@@ -15,11 +15,19 @@ double seconds_between(std::chrono::steady_clock::time_point a,
 }
 }  // namespace
 
-void set_quiet(bool quiet) { g_quiet = quiet; }
-bool is_quiet() { return g_quiet || t_quiet; }
+void set_quiet(bool quiet) {
+  g_quiet = quiet;
+}
+bool is_quiet() {
+  return g_quiet || t_quiet;
+}
 
-ThreadQuiet::ThreadQuiet() : previous_(t_quiet) { t_quiet = true; }
-ThreadQuiet::~ThreadQuiet() { t_quiet = previous_; }
+ThreadQuiet::ThreadQuiet() : previous_(t_quiet) {
+  t_quiet = true;
+}
+ThreadQuiet::~ThreadQuiet() {
+  t_quiet = previous_;
+}
 
 void info(const std::string& line) {
   if (is_quiet()) return;
@@ -34,7 +42,9 @@ Progress::Progress(std::string label, int64_t total)
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 void Progress::advance(int64_t n, const std::string& suffix) {
   done_ += n;

@@ -56,10 +56,10 @@ std::string utc_now_iso() {
 
 nlohmann::json provenance_json() {
   const auto& b = build_info();
-  return {{"git_commit", b.git_commit},         {"git_dirty", b.git_dirty},
-          {"torch_version", b.torch_version},   {"hdf5_version", b.hdf5_version},
-          {"mpi_version", b.mpi_version},       {"opencv_version", b.opencv_version},
-          {"compiler", b.compiler},             {"host", host_name()}};
+  return {{"git_commit", b.git_commit},       {"git_dirty", b.git_dirty},
+          {"torch_version", b.torch_version}, {"hdf5_version", b.hdf5_version},
+          {"mpi_version", b.mpi_version},     {"opencv_version", b.opencv_version},
+          {"compiler", b.compiler},           {"host", host_name()}};
 }
 
 }  // namespace mpq

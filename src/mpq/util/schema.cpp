@@ -49,7 +49,9 @@ bool is_integer(const json& v) {
          std::floor(v.get<double>()) == v.get<double>();
 }
 
-bool in_range(double x, const Field& f) { return std::isfinite(x) && x >= f.min && x <= f.max; }
+bool in_range(double x, const Field& f) {
+  return std::isfinite(x) && x >= f.min && x <= f.max;
+}
 
 // Returns "" if `v` is valid for `f`, else the problem; `out` receives the normalized value.
 std::string check_leaf(const Field& f, const json& v, json* out) {
@@ -144,7 +146,8 @@ std::string describe_value(const json& v) {
 }
 
 namespace {
-Field make_field(const std::string& ptr, FieldType type, json def, double min, double max, const std::string& help) {
+Field make_field(const std::string& ptr, FieldType type, json def, double min, double max,
+                 const std::string& help) {
   Field f;
   f.pointer = ptr;
   f.type = type;
@@ -163,11 +166,13 @@ Schema& Schema::boolean(const std::string& ptr, bool def, const std::string& hel
 
 Schema& Schema::integer(const std::string& ptr, long long def, long long min, long long max,
                         const std::string& help) {
-  fields_.push_back(make_field(ptr, FieldType::kInt, def, static_cast<double>(min), static_cast<double>(max), help));
+  fields_.push_back(make_field(ptr, FieldType::kInt, def, static_cast<double>(min),
+                               static_cast<double>(max), help));
   return *this;
 }
 
-Schema& Schema::number(const std::string& ptr, double def, double min, double max, const std::string& help) {
+Schema& Schema::number(const std::string& ptr, double def, double min, double max,
+                       const std::string& help) {
   fields_.push_back(make_field(ptr, FieldType::kNumber, def, min, max, help));
   return *this;
 }
@@ -177,16 +182,17 @@ Schema& Schema::string(const std::string& ptr, const std::string& def, const std
   return *this;
 }
 
-Schema& Schema::choice(const std::string& ptr, const std::string& def, const std::vector<std::string>& choices,
-                       const std::string& help) {
+Schema& Schema::choice(const std::string& ptr, const std::string& def,
+                       const std::vector<std::string>& choices, const std::string& help) {
   fields_.push_back(make_field(ptr, FieldType::kChoice, def, -1e308, 1e308, help));
   fields_.back().choices = choices;
   return *this;
 }
 
-Schema& Schema::int_list(const std::string& ptr, const std::vector<long long>& def, long long min, long long max,
-                         const std::string& help) {
-  fields_.push_back(make_field(ptr, FieldType::kIntList, def, static_cast<double>(min), static_cast<double>(max), help));
+Schema& Schema::int_list(const std::string& ptr, const std::vector<long long>& def, long long min,
+                         long long max, const std::string& help) {
+  fields_.push_back(make_field(ptr, FieldType::kIntList, def, static_cast<double>(min),
+                               static_cast<double>(max), help));
   return *this;
 }
 
@@ -257,7 +263,9 @@ std::string Schema::markdown() const {
   for (const auto& f : fields_) {
     std::string type, allowed;
     switch (f.type) {
-      case FieldType::kBool: type = "bool"; break;
+      case FieldType::kBool:
+        type = "bool";
+        break;
       case FieldType::kInt:
         type = "int";
         allowed = "[" + fmt_number(f.min) + ", " + fmt_number(f.max) + "]";
@@ -266,7 +274,9 @@ std::string Schema::markdown() const {
         type = "number";
         allowed = "[" + fmt_number(f.min) + ", " + fmt_number(f.max) + "]";
         break;
-      case FieldType::kString: type = "string"; break;
+      case FieldType::kString:
+        type = "string";
+        break;
       case FieldType::kChoice:
         type = "choice";
         for (size_t i = 0; i < f.choices.size(); ++i) allowed += (i ? ", " : "") + f.choices[i];
@@ -275,7 +285,9 @@ std::string Schema::markdown() const {
         type = "int list";
         allowed = "[" + fmt_number(f.min) + ", " + fmt_number(f.max) + "]";
         break;
-      case FieldType::kNumberList: type = "number list"; break;
+      case FieldType::kNumberList:
+        type = "number list";
+        break;
     }
     s += "| `" + f.pointer + "` | " + type + " | `" + f.default_value.dump() + "` | " + allowed +
          " | " + f.help + " |\n";
@@ -294,8 +306,8 @@ json read_json_file(const std::string& path) {
     // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
     std::string what = e.what();
     auto pos = what.find("] ");
-    throw ConfigError(path + ": not valid JSON: " +
-                      (pos == std::string::npos ? what : what.substr(pos + 2)));
+    throw ConfigError(
+        path + ": not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
   }
 }
 

@@ -16,13 +16,13 @@ namespace mpq {
 enum class FieldType { kBool, kInt, kNumber, kString, kChoice, kIntList, kNumberList };
 
 struct Field {
-  std::string pointer;            ///< JSON pointer of the leaf, e.g. "/weights/bits"
+  std::string pointer;  ///< JSON pointer of the leaf, e.g. "/weights/bits"
   FieldType type = FieldType::kString;
-  nlohmann::json default_value;   ///< used when the key is absent
-  double min = -1e308;            ///< inclusive range for kInt/kNumber (and list elements)
+  nlohmann::json default_value;  ///< used when the key is absent
+  double min = -1e308;           ///< inclusive range for kInt/kNumber (and list elements)
   double max = 1e308;
   std::vector<std::string> choices;  ///< allowed values for kChoice
-  std::string help;               ///< one line for docs and --help
+  std::string help;                  ///< one line for docs and --help
 };
 
 class Schema {
