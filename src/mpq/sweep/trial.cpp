@@ -110,8 +110,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// `err` = ||w - w~||^2 and `w_sq` = ||w||^2 of the layer (computed once by the caller).
 store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOutcome& o,
-                                const torch::Tensor& w) {
+                                double err, double w_sq, const torch::Tensor& w) {
   store::LayerRecord L;
   L.index = info.index;
   L.d = info.d();
@@ -141,8 +142,6 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
   L.channel_bits = q.channel_bits;
   L.ocs_source = q.ocs_source;
   if (!q.ocs_source.empty()) L.attrs["ocs_k"] = q.ocs_k;
-  double err = quant::layer_weight_sq_error(w.data_ptr<float>(), q);
-  double w_sq = w.pow(2).sum().item<double>();
   L.attrs["total_points"] = q.total_points();
   L.attrs["extra_points"] = q.total_points() - q.c_out;
   const double base_bits = static_cast<double>(info.params()) * q.bits;
@@ -302,7 +301,9 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
   for (const auto& info : layers) {
     const auto& o = nq.layers[static_cast<size_t>(info.index)];
     const torch::Tensor& w = net.fp_weight(info.index);
-    rec.layers.push_back(layer_record(info, o, w));
+    const double err = o.quantized ? quant::layer_weight_sq_error(w.data_ptr<float>(), o.q) : 0.0;
+    const double w_sq = w.pow(2).sum().item<double>();
+    rec.layers.push_back(layer_record(info, o, err, w_sq, w));
     auto& attrs = rec.layers.back().attrs;
     const auto& a = act[static_cast<size_t>(info.index)];
     attrs["act_bits"] = a.enabled ? a.bits : 32;
@@ -324,8 +325,8 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     extra_weight_bits += o.q.code_bits() - static_cast<double>(info.params()) * o.q.bits;
     extra_in_channels += static_cast<double>(o.q.ocs_source.size());
     in_channels += static_cast<double>(info.c_in);
-    err_total += quant::layer_weight_sq_error(w.data_ptr<float>(), o.q);
-    w_total += w.pow(2).sum().item<double>();
+    err_total += err;
+    w_total += w_sq;
   }
 
   // --- evaluate ---
