@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   long long t_limit = -1, t_test_limit = -1, t_seed = -1;
   double t_width = 0;
   train->add_option("--arch", t_arch, "resnet20 | mobilenetv2");
-  train->add_option("--epochs", t_epochs, "training epochs (default 3)");
+  train->add_option("--epochs", t_epochs, "training epochs (default: resnet20 5, mobilenetv2 4)");
   train->add_option("--width", t_width, "channel multiplier (default 1)");
   train->add_option("--train-limit", t_limit, "train on the first N images (default all)");
   train->add_option("--test-limit", t_test_limit,
