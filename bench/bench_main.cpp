@@ -20,7 +20,8 @@
 
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
-#include "mpq/eval/evaluate.h"
+#include "mpq/data/loader.h"
+#include "mpq/eval/classification.h"
 #include "mpq/model/expand.h"
 #include "mpq/model/network.h"
 #include "mpq/ptq/calibrate.h"
@@ -208,9 +209,7 @@ int bench_calib() {
       for (size_t b = 0; b < idx.size(); b += 64) {
         std::vector<int64_t> part(idx.begin() + static_cast<long>(b),
                                   idx.begin() + static_cast<long>(std::min(idx.size(), b + 64)));
-        torch::Tensor x, y;
-        train->load(part, &x, &y);
-        net.forward(x);
+        net.forward(data::load_batch(*train, part).images);
       }
     });
     double ts = median_seconds(5, [&] { ptq::collect_statistics(net, *train, idx, layers, o); });
@@ -222,8 +221,7 @@ int bench_calib() {
 int bench_latency() {
   auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
   auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
-  torch::Tensor x, y;
-  test->load_range(0, 256, &x, &y);
+  torch::Tensor x = data::load_batch(*test, data::index_range(0, 256)).images;
   std::printf(
       "| model | budget | extra channels | original ms/batch | expanded ms/batch | ratio "
       "|\n|---|---:|---:|---:|---:|---:|\n");
@@ -234,7 +232,7 @@ int bench_latency() {
     for (double budget : {0.0, 0.10, 0.25}) {
       auto net = model::Network::load(path);
       ptq::WeightConfig w;
-      w.method = "multipoint";
+      w.method = ptq::WeightMethod::kMultipoint;
       w.granularity = quant::Granularity::kPerLayer;
       w.allocation.budget = budget;
       ptq::CalibrationContext cc;
@@ -275,10 +273,15 @@ int bench_eval() {
     auto net = model::Network::load(default_model(arch));
     for (int threads : {1, 2}) {
       apply_threads(threads);
-      eval::EvalOptions o;
-      eval::evaluate(net, *test, o);  // warm-up
+      eval::ClassificationEvaluator ev;
+      eval::EvalRun o;
+      o.batch_size = 500;
+      ev.evaluate(net, *test, o);  // warm-up
       std::vector<double> rates;
-      for (int r = 0; r < 3; ++r) rates.push_back(eval::evaluate(net, *test, o).images_per_second);
+      for (int r = 0; r < 3; ++r) {
+        auto s = ev.evaluate(net, *test, o);
+        rates.push_back(static_cast<double>(s.n) / s.seconds);
+      }
       std::sort(rates.begin(), rates.end());
       std::printf("| %s | %d | %lld | %.2f | %.0f |\n", arch.c_str(), threads,
                   static_cast<long long>(test->size()),

@@ -2,7 +2,9 @@
 # Install every Debian package mpq needs to build, test and run (idempotent, quiet when all present).
 # Usage: scripts/install-deps.sh [--with-slurm] [--with-python]
 #   --with-slurm   also install the Slurm daemons and munge (needed by the Slurm integration tests)
-#   --with-python  also install Debian's python3-torch/h5py (cross-checks that our files load in PyTorch)
+#   --with-python  also install Debian's python3-torch/torchvision/h5py/PIL/scipy (cross-checks
+#                  against PyTorch and torchvision) and darknet (real photos and ImageNet wnids
+#                  used by the data tests)
 set -euo pipefail
 
 pkgs=(
@@ -12,7 +14,7 @@ pkgs=(
   libhdf5-dev
   nlohmann-json3-dev
   catch2
-  libopencv-dev
+  libopencv-dev libjpeg62-turbo-dev libmatio-dev
   libcli11-dev
   libssl-dev zlib1g-dev
   libpugixml-dev
@@ -22,7 +24,8 @@ pkgs=(
 for arg in "$@"; do
   case "$arg" in
     --with-slurm) pkgs+=(slurmctld slurmd slurm-client munge) ;;
-    --with-python) pkgs+=(python3 python3-torch python3-torchvision python3-h5py python3-numpy) ;;
+    --with-python) pkgs+=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
+                          python3-pil python3-scipy darknet) ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac

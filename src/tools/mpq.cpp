@@ -7,8 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "mpq/data/fashion_mnist.h"
-#include "mpq/eval/evaluate.h"
+#include "mpq/store/data_export.h"
 #include "mpq/model/network.h"
 #include "mpq/report/aggregate.h"
 #include "mpq/report/inspect.h"
@@ -124,7 +123,8 @@ int main(int argc, char** argv) {
   train->add_option("--test-limit", t_test_limit,
                     "report accuracy on the first N test images (default all)");
   train->add_option("--seed", t_seed, "seed (default 0)");
-  train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)");
+  train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)")
+      ->check(CLI::NonNegativeNumber);
   train->add_option("--data-root", t_root, "Fashion-MNIST directory");
   train->add_option("-o,--output", t_output, "archive to write");
 
@@ -147,23 +147,57 @@ int main(int argc, char** argv) {
                     "compare the prepared (BN-folded) model with the original on random inputs");
 
   // --- eval ----------------------------------------------------------------------------------
-  auto* evalc =
-      app.add_subcommand("eval", "evaluate a full-precision model on the Fashion-MNIST test split");
+  auto* evalc = app.add_subcommand(
+      "eval", "evaluate a full-precision model on a dataset (Fashion-MNIST, ImageNet, folders)");
   evalc->footer(
       "Examples:\n"
       "  mpq eval --model default:resnet20\n"
-      "  mpq eval --model results/models/mobilenetv2-<key>.pt --threads 1 --limit 2000");
-  std::string e_model = "default:resnet20", e_root = mpq::data::kFashionMnistDefaultRoot;
-  long long e_limit = 0, e_batch = 500;
-  int e_threads = 0;
+      "  mpq eval --model results/models/mobilenetv2-<key>.pt --threads 1 --limit 2000\n"
+      "  mpq eval --model resnet18.pt --dataset imagenet --data-root /data/imagenet\n"
+      "  mpq eval --model resnet50_v2.pt --dataset imagenet --data-root /data/imagenet \\\n"
+      "      --set data.preprocess.preset=torchvision-v2 --set data.eval_subset=5000\n"
+      "Data keys (data.*) are the trial config's: docs/configs.md, docs/datasets.md.");
+  ConfigArgs e_cfg;
+  add_config_args(evalc, e_cfg);
+  std::string e_model, e_root, e_dataset;
+  long long e_limit = -1, e_batch = 0;
+  int e_threads = -1;
   bool e_no_fold = false;
-  evalc->add_option("--model", e_model, "TorchScript archive or default:<arch>")
-      ->capture_default_str();
-  evalc->add_option("--data-root", e_root, "Fashion-MNIST directory")->capture_default_str();
-  evalc->add_option("--limit", e_limit, "first N test images (0 = all)");
-  evalc->add_option("--batch-size", e_batch, "batch size")->capture_default_str();
-  evalc->add_option("--threads", e_threads, "threads (0 = all cores of this process's share)");
+  evalc->add_option("--model", e_model, "TorchScript archive or default:<arch> (default "
+                                        "default:resnet20)");
+  evalc->add_option("--dataset", e_dataset, "fashion-mnist | imagenet | image_folder");
+  evalc->add_option("--data-root", e_root, "dataset directory");
+  evalc->add_option("--limit", e_limit, "first N evaluation images (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  evalc->add_option("--batch-size", e_batch, "batch size")->check(CLI::PositiveNumber);
+  evalc->add_option("--threads", e_threads, "threads (0 = all cores of this process's share)")
+      ->check(CLI::NonNegativeNumber);
   evalc->add_flag("--no-fold-bn", e_no_fold, "evaluate without folding BatchNorm");
+
+  // --- data export -----------------------------------------------------------------------------
+  auto* datac = app.add_subcommand("data", "datasets: see what the model sees");
+  datac->require_subcommand(1);
+  auto* dexport = datac->add_subcommand(
+      "export", "write the preprocessed images of a split to HDF5 (/images, /labels, /paths)");
+  dexport->footer(
+      "Examples:\n"
+      "  mpq data export --set data.name=imagenet --set data.root=/data/imagenet -o val.h5 "
+      "--limit 100\n"
+      "  mpq data export --config configs/trials/rtn_w4.json --split train -o train.h5\n"
+      "/images holds float32 [N, C, H, W], bit for bit the tensors the model gets.");
+  ConfigArgs x_cfg;
+  add_config_args(dexport, x_cfg);
+  std::string x_output, x_split;
+  long long x_limit = 0;
+  int x_threads = -1;
+  dexport->add_option("-o,--output", x_output, "HDF5 file to write")->required();
+  dexport->add_option("--limit", x_limit, "first N images (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  dexport->add_option("--split", x_split,
+                      "split to export (default: the evaluation split, with data.eval_subset / "
+                      "eval_limit applied)");
+  dexport->add_option("--threads", x_threads, "decoding threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
 
   // --- quantize ------------------------------------------------------------------------------
   auto* quantize =
@@ -180,13 +214,18 @@ int main(int argc, char** argv) {
       "both.");
   ConfigArgs q_cfg;
   add_config_args(quantize, q_cfg);
-  std::string q_model, q_method, q_gran, q_output, q_export;
+  std::string q_model, q_method, q_gran, q_output, q_export, q_dataset, q_root;
   int q_bits = 0, q_threads = -1;
   quantize->add_option("--model", q_model, "TorchScript archive or default:<arch>");
-  quantize->add_option("--method", q_method, "weight method: rtn | mse | multipoint");
+  quantize->add_option("--method", q_method,
+                       "weight method: rtn | mse | aciq | percentile | ocs | bit_alloc | "
+                       "multipoint");
   quantize->add_option("--bits", q_bits, "weight bits in [2, 8]");
+  quantize->add_option("--dataset", q_dataset, "fashion-mnist | imagenet | image_folder");
+  quantize->add_option("--data-root", q_root, "dataset directory");
   quantize->add_option("--granularity", q_gran, "per_channel | per_layer");
-  quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)");
+  quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)")
+      ->check(CLI::NonNegativeNumber);
   quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
   quantize->add_option("--export", q_export,
                        "also write the deployable expanded TorchScript model");
@@ -307,26 +346,47 @@ int main(int argc, char** argv) {
         if (i_check) std::fputs(mpq::report::check_folding(net, 4, nullptr).c_str(), stdout);
       }
     } else if (*evalc) {
-      int threads = mpq::apply_threads(e_threads);
-      auto test = mpq::data::load_fashion_mnist(e_root, mpq::data::Split::kTest, e_limit);
-      std::string path = mpq::train::resolve_model_ref(e_model, "results/models", e_root);
-      mpq::model::LoadOptions lo;
-      lo.fold_bn = !e_no_fold;
-      lo.input_shape = test->image_shape();
-      auto net = mpq::model::Network::load(path, lo);
-      mpq::eval::EvalOptions eo;
-      eo.batch_size = e_batch;
-      auto r = mpq::eval::evaluate(net, *test, eo);
-      std::printf(
-          "model\t%s\ntop1\t%.4f\ntop5\t%.4f\nimages\t%lld\nseconds\t%.3f\nimages_per_second\t%."
-          "1f\nthreads\t%d\n",
-          path.c_str(), r.top1, r.top5, (long long)r.n, r.seconds, r.images_per_second, threads);
+      json flags = json::object();
+      if (!e_model.empty()) flags["/model/path"] = e_model;
+      if (!e_dataset.empty()) flags["/data/name"] = e_dataset;
+      if (!e_root.empty()) flags["/data/root"] = e_root;
+      if (e_limit >= 0) flags["/data/eval_limit"] = e_limit;
+      if (e_batch > 0) flags["/data/batch_size"] = e_batch;
+      if (e_threads >= 0) flags["/threads"] = e_threads;
+      if (e_no_fold) flags["/model/fold_bn"] = false;
+      json cfg = mpq::sweep::resolve_trial_config(user_config(e_cfg, flags), source_name(e_cfg));
+      mpq::sweep::TrialContext ctx;
+      json r = mpq::sweep::evaluate_fp(cfg, ctx);
+      for (const auto& [k, v] : r.items()) {
+        std::string key = k == "n_eval" ? "images" : k;
+        if (v.is_number_float())
+          std::printf("%s\t%.4f\n", key.c_str(), v.get<double>());
+        else
+          std::printf("%s\t%s\n", key.c_str(),
+                      v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+      }
+    } else if (*dexport) {
+      json flags = json::object();
+      if (x_threads >= 0) flags["/threads"] = x_threads;
+      json cfg = mpq::sweep::resolve_trial_config(user_config(x_cfg, flags), source_name(x_cfg));
+      auto tc = mpq::sweep::parse_trial_config(cfg);
+      int threads = mpq::apply_threads(tc.threads);
+      mpq::sweep::TrialContext ctx;
+      std::shared_ptr<const mpq::data::Dataset> d =
+          x_split.empty() ? ctx.eval_set(tc.data, false, threads).data : ctx.split(tc.data.spec, x_split);
+      int64_t n = mpq::store::export_dataset(
+          *d, x_limit, x_output, tc.data.loader(threads),
+          {{"split", x_split.empty() ? tc.data.eval_split : x_split}});
+      std::printf("wrote %s: %lld images of %s\n", x_output.c_str(), static_cast<long long>(n),
+                  d->describe().c_str());
     } else if (*quantize) {
       json flags = json::object();
       if (!q_model.empty()) flags["/model/path"] = q_model;
       if (!q_method.empty()) flags["/weights/method"] = q_method;
       if (q_bits != 0) flags["/weights/bits"] = q_bits;
       if (!q_gran.empty()) flags["/weights/granularity"] = q_gran;
+      if (!q_dataset.empty()) flags["/data/name"] = q_dataset;
+      if (!q_root.empty()) flags["/data/root"] = q_root;
       if (q_threads >= 0) flags["/threads"] = q_threads;
       if (!q_output.empty()) flags["/output"] = q_output;
       if (!q_export.empty()) flags["/export"] = q_export;
@@ -389,13 +449,7 @@ int main(int argc, char** argv) {
       }
     } else if (*status) {
       mpq::store::SweepDir dir(s_dir);
-      int max_attempts = 2;
-      try {
-        std::ifstream in(s_dir + "/sweep.json");
-        json meta = json::parse(in);
-        max_attempts = meta["sweep"].value("run", json::object()).value("max_attempts", 2);
-      } catch (const std::exception&) {
-      }
+      const int max_attempts = dir.max_attempts();
       auto st = dir.status(max_attempts);
       std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending\n", s_dir.c_str(),
                   st.trials.size(), st.done, st.failed, st.gave_up, st.pending);
@@ -414,26 +468,7 @@ int main(int argc, char** argv) {
     } else if (*aggregate) {
       mpq::report::AggregateOptions ao;
       if (!a_metrics.empty()) ao.metrics = a_metrics;
-      for (const auto& p : a_pivots) {
-        auto c1 = p.find(':');
-        if (c1 == std::string::npos)
-          throw mpq::ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
-        auto c2 = p.find(':', c1 + 1);
-        mpq::report::PivotSpec pv;
-        std::string rows = p.substr(0, c1);
-        pv.column = p.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
-        if (c2 != std::string::npos) pv.value = p.substr(c2 + 1);
-        size_t start = 0;
-        while (start <= rows.size()) {
-          auto comma = rows.find(',', start);
-          std::string k =
-              rows.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-          if (!k.empty()) pv.rows.push_back(k);
-          if (comma == std::string::npos) break;
-          start = comma + 1;
-        }
-        ao.pivots.push_back(pv);
-      }
+      for (const auto& p : a_pivots) ao.pivots.push_back(mpq::report::parse_pivot(p));
       auto r = mpq::report::aggregate_sweep(a_dir, ao);
       std::fputs(r.markdown.c_str(), stdout);
     }

@@ -1,7 +1,8 @@
 """Checks an mpq trial file the way a user would read it (h5py), against what the trial claims.
 
 usage: check_trial.py TRIAL.h5 MODEL.pt EXPECT_JSON
-EXPECT_JSON: {"bits": 4, "granularity": "per_channel", "points": 1, "calibration_size": 64}
+EXPECT_JSON: {"bits": 4, "granularity": "per_channel", "points": 1, "calibration_size": 0}
+(calibration_size: images recorded; 0 for methods that use no calibration data)
 Exits non-zero with a message per failed check.
 """
 import hashlib
@@ -39,6 +40,9 @@ check(m["threads"] >= 1, "threads recorded")
 check(m["start_time"] <= m["end_time"], "start before end")
 calib = f["manifest/calibration_indices"][()]
 check(len(calib) == expect["calibration_size"], "calibration indices count")
+check(m["calibration_size"] == len(calib), "manifest calibration_size matches the indices")
+check((not m["calibration_used"]) or len(calib) > 0,
+      "calibration indices recorded when the weights used calibration data")
 check(np.all(np.diff(calib) > 0), "calibration indices sorted and distinct")
 
 met = f["metrics"].attrs

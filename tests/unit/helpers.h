@@ -3,7 +3,10 @@
 
 #include <string>
 
+#include <cstring>
+
 #include "mpq/data/dataset.h"
+#include "mpq/data/loader.h"
 #include "mpq/model/zoo.h"
 
 namespace mpq::test {
@@ -24,27 +27,40 @@ inline std::string save_zoo_model(const std::string& arch, const std::string& pa
   return path;
 }
 
-/// `n` random 1x28x28 images with labels 0 (a ClassificationDataset for calibration tests).
-class RandomImages : public data::ClassificationDataset {
+/// `n` random 1x28x28 8-bit images with labels 0, normalized with mean 0.5 and std 0.25 (a
+/// Dataset for calibration tests).
+class RandomImages : public data::Dataset {
  public:
-  explicit RandomImages(int64_t n, uint64_t seed = 0) {
+  explicit RandomImages(int64_t n, uint64_t seed = 0) : seed_(seed) {
     torch::manual_seed(seed);
-    x_ = torch::randn({n, 1, 28, 28});
+    x_ = torch::randint(0, 256, {n, 1, 28, 28}, torch::kUInt8).contiguous();
+    pre_.preset = "test";
+    pre_.color = data::ColorMode::kGray;
+    pre_.mean = {0.5};
+    pre_.std = {0.25};
   }
   int64_t size() const override { return x_.size(0); }
   std::vector<int64_t> image_shape() const override { return {1, 28, 28}; }
   int64_t num_classes() const override { return 10; }
-  void load(const std::vector<int64_t>& idx, torch::Tensor* images,
-            torch::Tensor* labels) const override {
-    *images = x_.index_select(0, torch::tensor(idx));
-    *labels = torch::zeros({static_cast<int64_t>(idx.size())}, torch::kInt64);
+  std::vector<std::string> class_names() const override { return std::vector<std::string>(10); }
+  void read_image(int64_t i, uint8_t* out) const override {
+    std::memcpy(out, x_.data_ptr<uint8_t>() + i * 784, 784);
   }
-  std::string fingerprint() const override { return "random"; }
+  int64_t label(int64_t) const override { return 0; }
+  const data::Preprocess& preprocess() const override { return pre_; }
+  std::string fingerprint() const override { return "random" + std::to_string(seed_); }
   std::string describe() const override { return "random images"; }
-  std::string preprocessing() const override { return "none"; }
+  nlohmann::json manifest() const override { return nlohmann::json::object(); }
 
  private:
   torch::Tensor x_;
+  data::Preprocess pre_;
+  uint64_t seed_;
 };
+
+/// The images of examples `idx` as the loader gives them.
+inline torch::Tensor images_of(const data::Dataset& d, const std::vector<int64_t>& idx) {
+  return data::load_batch(d, idx).images;
+}
 
 }  // namespace mpq::test

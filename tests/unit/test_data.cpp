@@ -8,6 +8,7 @@
 
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
+#include "mpq/data/loader.h"
 #include "mpq/util/error.h"
 #include "torch_catch.h"
 
@@ -72,8 +73,8 @@ TEST_CASE("idx files parse into normalized tensors with labels", "[data]") {
   IdxDir d("ok");
   auto ds = mpq::data::load_fashion_mnist(d.dir, mpq::data::Split::kTest);
   REQUIRE(ds->size() == 12);
-  torch::Tensor x, y;
-  ds->load({0, 3}, &x, &y);
+  auto batch = mpq::data::load_batch(*ds, {0, 3});
+  torch::Tensor x = batch.images, y = batch.labels;
   CHECK(x.sizes() == torch::IntArrayRef({2, 1, 28, 28}));
   CHECK(y[1].item<int64_t>() == 3);
   // pixel (image 3, row 0, col 5) = 8 -> (8/255 - mean)/std
@@ -160,8 +161,8 @@ TEST_CASE("the documented normalization constants are the training-set pixel sta
   auto ds =
       mpq::data::load_fashion_mnist(mpq::data::kFashionMnistDefaultRoot, mpq::data::Split::kTrain);
   REQUIRE(ds->size() == 60000);
-  torch::Tensor x, y;
-  ds->load_range(0, 60000, &x, &y);
+  auto batch = mpq::data::load_batch(*ds, mpq::data::index_range(0, 60000));
+  torch::Tensor x = batch.images, y = batch.labels;
   auto pixels = x.to(torch::kFloat64) * mpq::data::kFashionMnistStd + mpq::data::kFashionMnistMean;
   CHECK(pixels.mean().item<double>() == Approx(mpq::data::kFashionMnistMean).margin(5e-4));
   CHECK(pixels.std().item<double>() == Approx(mpq::data::kFashionMnistStd).margin(5e-4));

@@ -180,8 +180,7 @@ TEST_CASE("calibration statistics equal a direct im2col reference, grouped and l
   } rec;
   {
     mpq::model::HookScope scope(&rec);
-    torch::Tensor x, y;
-    data.load({0, 2, 3, 5, 7, 9}, &x, &y);
+    torch::Tensor x = mpq::test::images_of(data, std::vector<int64_t>{0, 2, 3, 5, 7, 9});
     net.forward(x);
   }
   for (size_t i = 0; i < layers.size(); ++i) {

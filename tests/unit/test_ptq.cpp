@@ -18,7 +18,7 @@ using namespace mpq;
 
 namespace {
 
-ptq::CalibrationContext context(const data::ClassificationDataset& data, int64_t n) {
+ptq::CalibrationContext context(const data::Dataset& data, int64_t n) {
   ptq::CalibrationContext cc;
   cc.data = &data;
   cc.indices.resize(static_cast<size_t>(n));
@@ -51,7 +51,7 @@ TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max r
   auto cc = context(data, 24);
   ptq::ActivationConfig ac;
   ac.bits = 4;
-  ac.range = "max";
+  ac.range = ptq::ActRange::kMax;
   std::vector<bool> all(net.layers().size(), true);
   auto params = ptq::calibrate_activations(net, ac, cc, all);
   REQUIRE(params.size() == net.layers().size());
@@ -70,8 +70,7 @@ TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max r
   After rec(&aq);
   {
     model::HookScope scope(&rec);
-    torch::Tensor x, y;
-    data.load({0, 1, 2}, &x, &y);
+    torch::Tensor x = mpq::test::images_of(data, std::vector<int64_t>{0, 1, 2});
     net.forward(x);
   }
   for (const auto& [layer, v] : rec.seen) {
@@ -82,8 +81,8 @@ TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max r
     CHECK(k.max().item<double>() <= p.qmax + 1e-3);
   }
   // "fp" for the first layer's input leaves it unquantized; 8bit widens the last.
-  ac.first_layer = "fp";
-  ac.last_layer = "8bit";
+  ac.first_layer = ptq::LayerRule::kFp;
+  ac.last_layer = ptq::LayerRule::k8Bit;
   auto p2 = ptq::calibrate_activations(net, ac, cc, all);
   CHECK_FALSE(p2.front().enabled);
   CHECK(p2.back().bits == 8);
@@ -91,7 +90,7 @@ TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max r
   for (std::string range : {"percentile", "mse", "aciq_laplace", "aciq_gaussian"}) {
     ac = ptq::ActivationConfig{};
     ac.bits = 4;
-    ac.range = range;
+    ac.range = ptq::parse_act_range(range);
     ac.percentile = 99.0;
     auto p3 = ptq::calibrate_activations(net, ac, cc, all);
     for (size_t i = 0; i < p3.size(); ++i) CHECK(p3[i].scale <= params[i].scale * (1 + 1e-9));
@@ -103,7 +102,7 @@ TEST_CASE("bias correction restores each layer's mean output", "[bias_correction
   test::RandomImages data(32, 1);
   auto cc = context(data, 32);
   ptq::WeightConfig w;
-  w.method = "rtn";
+  w.method = ptq::WeightMethod::kRtn;
   w.bits = 2;  // coarse: large mean shifts to correct
   auto nq = ptq::quantize_network(net, w, cc);
   std::vector<bool> all(net.layers().size(), true);
@@ -132,8 +131,7 @@ TEST_CASE("bias correction restores each layer's mean output", "[bias_correction
   auto measure = [&](Means& m) {
     m.infos = &net.layers();
     model::HookScope scope(&m);
-    torch::Tensor x, y;
-    data.load(cc.indices, &x, &y);
+    torch::Tensor x = mpq::test::images_of(data, cc.indices);
     net.forward(x);
   };
   Means q;
@@ -168,7 +166,7 @@ TEST_CASE("export with activation quantizers agrees with the simulation", "[expo
   test::RandomImages data(32, 2);
   auto cc = context(data, 32);
   ptq::WeightConfig w;
-  w.method = "multipoint";
+  w.method = ptq::WeightMethod::kMultipoint;
   w.bits = 4;
   auto nq = ptq::quantize_network(net, w, cc);
   ptq::ActivationConfig ac;

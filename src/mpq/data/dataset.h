@@ -1,42 +1,73 @@
-// Image classification datasets as seen by calibration, evaluation and training.
+// Datasets as calibration and evaluation see them (docs/datasets.md).
 //
-// A dataset is an indexable set of (image, label) pairs with a fixed preprocessing. Images come
-// out as float32 tensors [n, C, H, W], already normalized; labels as int64 [n] in
-// [0, num_classes). Implementations may hold everything in memory (Fashion-MNIST) or read files
-// on demand (ImageNet folders); callers only use load().
+// A Dataset is an indexable set of examples, each an image plus a target. Images come out as
+// 8-bit CHW arrays after the geometric part of the preprocessing (decode, resize, crop), of one
+// fixed shape image_shape() = {C, H, W}; the loader (loader.h) turns them into normalized float32
+// batches with normalize_image(). Keeping the 8-bit stage separate is what lets the
+// preprocessed-image cache (store/image_cache.h) store exactly what the model would get.
+//
+// Targets depend on the task: a class index in [0, num_classes()) for classification.
+// Implementations: Fashion-MNIST (idx files, in memory), image folders and the three ImageNet
+// layouts (files read on demand); data/factory.h builds them from a config.
 #pragma once
-
-#include <torch/script.h>
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "mpq/data/preprocess.h"
+
 namespace mpq::data {
 
-class ClassificationDataset {
- public:
-  virtual ~ClassificationDataset() = default;
+enum class Task { kClassification };
+const char* task_name(Task t);
 
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+
+  virtual Task task() const { return Task::kClassification; }
   /// Number of examples.
   virtual int64_t size() const = 0;
-  /// {C, H, W} of every image after preprocessing.
+  /// {C, H, W} of every image after the geometric preprocessing.
   virtual std::vector<int64_t> image_shape() const = 0;
   virtual int64_t num_classes() const = 0;
-  /// Fills images [indices.size(), C, H, W] (float32, normalized) and labels [indices.size()]
-  /// (int64) for the given example indices, in that order. Indices must be in [0, size()).
-  virtual void load(const std::vector<int64_t>& indices, torch::Tensor* images,
-                    torch::Tensor* labels) const = 0;
-  /// Loads the contiguous range [begin, end).
-  void load_range(int64_t begin, int64_t end, torch::Tensor* images, torch::Tensor* labels) const;
-  /// SHA-256 identifying the data and its preprocessing (files' contents, split, normalization,
-  /// subset). Equal fingerprints mean identical tensors out of load().
+  /// Class names in index order (wnids for ImageNet, folder names for image folders).
+  virtual std::vector<std::string> class_names() const = 0;
+
+  /// Writes example i's image (C * H * W bytes, CHW) to `out`. Throws InputError naming the file
+  /// for an unreadable, truncated or undecodable image. Safe to call from several threads.
+  virtual void read_image(int64_t i, uint8_t* out) const = 0;
+  /// Example i's class index.
+  virtual int64_t label(int64_t i) const = 0;
+  /// Example i's name for messages and exports (path relative to the dataset root, or "#i").
+  virtual std::string item_name(int64_t i) const { return "#" + std::to_string(i); }
+
+  /// The preprocessing (normalization applied by the loader, geometry already applied).
+  virtual const Preprocess& preprocess() const = 0;
+  /// SHA-256 identifying the examples, their labels and the preprocessing: equal fingerprints
+  /// mean identical tensors out of the loader (docs/datasets.md, "Fingerprints").
   virtual std::string fingerprint() const = 0;
-  /// One line for logs and manifests, e.g. "fashion-mnist test (10000 images) at /usr/share/...".
+  /// One line for logs and manifests, e.g. "imagenet val (50000 images, folder layout) at /data".
   virtual std::string describe() const = 0;
-  /// The preprocessing, written into result manifests (method.md §7).
-  virtual std::string preprocessing() const = 0;
+  /// What a result manifest records about the data: layout, label mapping, counts.
+  virtual nlohmann::json manifest() const = 0;
+
+  /// C * H * W.
+  int64_t image_bytes() const;
 };
+
+/// A view of `indices` of a base dataset (kept alive by the shared pointer): example i of the
+/// view is example indices[i] of the base. Fingerprint = SHA-256(base fingerprint, indices).
+std::unique_ptr<Dataset> subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices,
+                                const std::string& what);
+
+/// Which examples of `data` a seeded, class-stratified subset of `count` examples holds (sorted):
+/// class c gets floor(count * n_c / n) examples, the remainder goes to the classes with the
+/// largest fractional parts (ties: lower class index), and each class draws its examples with
+/// calibration_indices(n_c, k_c, seed + c). count >= size() returns every index.
+std::vector<int64_t> stratified_subset(const Dataset& data, int64_t count, uint64_t seed);
 
 }  // namespace mpq::data

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "mpq/util/error.h"
 #include "mpq/util/sha256.h"
@@ -13,14 +14,6 @@ namespace mpq::data {
 
 const char* split_name(Split s) {
   return s == Split::kTrain ? "train" : "test";
-}
-
-void ClassificationDataset::load_range(int64_t begin, int64_t end, torch::Tensor* images,
-                                       torch::Tensor* labels) const {
-  std::vector<int64_t> idx;
-  idx.reserve(static_cast<size_t>(end - begin));
-  for (int64_t i = begin; i < end; ++i) idx.push_back(i);
-  load(idx, images, labels);
 }
 
 namespace {
@@ -65,35 +58,64 @@ uint32_t be32(const std::string& s, size_t off) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
-class FashionMnist final : public ClassificationDataset {
- public:
-  FashionMnist(torch::Tensor images, torch::Tensor labels, std::string fingerprint,
-               std::string description)
-      : images_(std::move(images)),
-        labels_(std::move(labels)),
-        fingerprint_(std::move(fingerprint)),
-        description_(std::move(description)) {}
+const char* const kClassNames[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-  int64_t size() const override { return labels_.size(0); }
-  std::vector<int64_t> image_shape() const override { return {1, 28, 28}; }
-  int64_t num_classes() const override { return 10; }
-  void load(const std::vector<int64_t>& indices, torch::Tensor* images,
-            torch::Tensor* labels) const override {
-    auto idx = torch::from_blob(const_cast<int64_t*>(indices.data()),
-                                {static_cast<int64_t>(indices.size())}, torch::kInt64);
-    *images = images_.index_select(0, idx);
-    *labels = labels_.index_select(0, idx);
+class FashionMnist final : public Dataset {
+ public:
+  FashionMnist(std::string pixels, std::vector<int64_t> labels, Preprocess pre,
+               std::string fingerprint, std::string description, std::string split)
+      : pixels_(std::move(pixels)),
+        labels_(std::move(labels)),
+        pre_(std::move(pre)),
+        fingerprint_(std::move(fingerprint)),
+        description_(std::move(description)),
+        split_(std::move(split)) {
+    int h = 0, w = 0;
+    output_size(pre_.geometry(), 28, 28, &h, &w);
+    shape_ = {pre_.channels(), h, w};
+    identity_ = pre_.resize == 0 && pre_.crop == 0 && pre_.color == ColorMode::kGray;
   }
+
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  std::vector<int64_t> image_shape() const override { return shape_; }
+  int64_t num_classes() const override { return 10; }
+  std::vector<std::string> class_names() const override {
+    return {std::begin(kClassNames), std::end(kClassNames)};
+  }
+  void read_image(int64_t i, uint8_t* out) const override {
+    const char* src = pixels_.data() + static_cast<size_t>(i) * 784;
+    if (identity_) {
+      std::memcpy(out, src, 784);
+      return;
+    }
+    Image img{28, 28, 1, std::vector<uint8_t>(src, src + 784)};
+    if (pre_.color == ColorMode::kRgb) {  // PIL's L -> RGB: replication
+      Image rgb{28, 28, 3, std::vector<uint8_t>(784 * 3)};
+      for (size_t p = 0; p < 784; ++p)
+        rgb.pixels[3 * p] = rgb.pixels[3 * p + 1] = rgb.pixels[3 * p + 2] = img.pixels[p];
+      img = std::move(rgb);
+    }
+    resize_crop(img, pre_.geometry(), out);
+  }
+  int64_t label(int64_t i) const override { return labels_[static_cast<size_t>(i)]; }
+  const Preprocess& preprocess() const override { return pre_; }
   std::string fingerprint() const override { return fingerprint_; }
   std::string describe() const override { return description_; }
-  std::string preprocessing() const override {
-    return "pixel/255, normalized with mean 0.2860 std 0.3530; 1x28x28; no resize or crop";
+  nlohmann::json manifest() const override {
+    return {{"dataset", "fashion-mnist"},
+            {"split", split_},
+            {"images", size()},
+            {"label_mapping", "idx label file (0-9, Fashion-MNIST class order)"}};
   }
 
  private:
-  torch::Tensor images_;  // [n, 1, 28, 28] float32, normalized
-  torch::Tensor labels_;  // [n] int64
-  std::string fingerprint_, description_;
+  std::string pixels_;            // n * 28 * 28 uint8
+  std::vector<int64_t> labels_;  // [n]
+  Preprocess pre_;
+  std::vector<int64_t> shape_;
+  bool identity_ = true;
+  std::string fingerprint_, description_, split_;
 };
 
 }  // namespace
@@ -113,8 +135,8 @@ int64_t fashion_mnist_size(const std::string& root, Split split) {
   return be32(hs, 4);
 }
 
-std::unique_ptr<ClassificationDataset> load_fashion_mnist(const std::string& root, Split split,
-                                                          int64_t limit) {
+std::unique_ptr<Dataset> load_fashion_mnist(const std::string& root, Split split, int64_t limit,
+                                            const Preprocess& preprocess) {
   std::string prefix = root + "/" + (split == Split::kTrain ? "train" : "t10k");
   std::string img_path = prefix + "-images-idx3-ubyte.gz";
   std::string lbl_path = prefix + "-labels-idx1-ubyte.gz";
@@ -143,28 +165,26 @@ std::unique_ptr<ClassificationDataset> load_fashion_mnist(const std::string& roo
                      " labels, file has " + std::to_string(lbl.size() - 8) + " label bytes");
 
   int64_t keep = (limit > 0 && limit < int64_t(n)) ? limit : int64_t(n);
-  auto labels = torch::empty({keep}, torch::kInt64);
-  auto* lp = labels.data_ptr<int64_t>();
+  std::vector<int64_t> labels(static_cast<size_t>(keep));
   for (int64_t i = 0; i < keep; ++i) {
     auto v = static_cast<unsigned char>(lbl[8 + size_t(i)]);
     if (v > 9)
       throw InputError(lbl_path + ": label " + std::to_string(v) + " at index " +
                        std::to_string(i) + " is outside [0, 9]");
-    lp[i] = v;
+    labels[static_cast<size_t>(i)] = v;
   }
-  auto raw = torch::from_blob(const_cast<char*>(img.data() + 16), {keep, 1, 28, 28}, torch::kUInt8);
-  auto images =
-      ((raw.to(torch::kFloat32) / 255.0 - kFashionMnistMean) / kFashionMnistStd).contiguous();
 
   Sha256 h;
-  h.update("fashion-mnist/v1/");
+  h.update("fashion-mnist/v2/");
   h.update(split_name(split));
-  h.update("/limit=" + std::to_string(keep) + "/mean=0.2860/std=0.3530/");
+  h.update("/limit=" + std::to_string(keep) + "/" + preprocess.to_json().dump() + "/");
   h.update(img);
   h.update(lbl);
   std::string desc = std::string("fashion-mnist ") + split_name(split) + " (" +
                      std::to_string(keep) + " images) at " + root;
-  return std::make_unique<FashionMnist>(images, labels, h.hex(), desc);
+  return std::make_unique<FashionMnist>(img.substr(16, static_cast<size_t>(keep) * 784),
+                                        std::move(labels), preprocess, h.hex(), desc,
+                                        split_name(split));
 }
 
 }  // namespace mpq::data

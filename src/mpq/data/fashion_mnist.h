@@ -3,9 +3,10 @@
 //   {train,t10k}-images-idx3-ubyte.gz  (magic 2051, n x 28 x 28 uint8)
 //   {train,t10k}-labels-idx1-ubyte.gz  (magic 2049, n uint8 in [0, 9])
 //
-// Preprocessing: x = (pixel / 255 - kMean) / kStd with kMean = 0.2860, kStd = 0.3530, the mean
-// and standard deviation of the 60k training pixels (tests/unit/test_data.cpp recomputes them).
-// Images come out as [n, 1, 28, 28] float32.
+// Default preprocessing (preset "fashion-mnist"): x = (pixel / 255 - kMean) / kStd with
+// kMean = 0.2860, kStd = 0.3530, the mean and standard deviation of the 60k training pixels
+// (tests/unit/test_data.cpp recomputes them); images are 1x28x28. Any other preprocessing (e.g.
+// "rgb" with a resize for a 3-channel model) applies to the 28x28 gray images as to files.
 #pragma once
 
 #include <string>
@@ -30,7 +31,9 @@ int64_t fashion_mnist_size(const std::string& root, Split split);
 /// Loads one split into memory, keeping the first `limit` examples (0 = all). Validates magic
 /// numbers, dimensions, label range and that each file holds exactly the bytes its header
 /// announces; a missing, unreadable, truncated or malformed file raises InputError naming it.
-std::unique_ptr<ClassificationDataset> load_fashion_mnist(const std::string& root, Split split,
-                                                          int64_t limit = 0);
+std::unique_ptr<Dataset> load_fashion_mnist(const std::string& root, Split split,
+                                            int64_t limit = 0,
+                                            const Preprocess& preprocess =
+                                                preprocess_preset("fashion-mnist"));
 
 }  // namespace mpq::data

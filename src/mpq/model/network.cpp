@@ -54,16 +54,30 @@ HookScope::~HookScope() {
 
 namespace {
 
-// First line of a c10::Error without the C++ backtrace.
+// One line from a c10::Error, without the C++ backtrace. Errors raised inside a TorchScript
+// graph read "The following operation failed in the TorchScript interpreter. Traceback of
+// TorchScript ... RuntimeError: <the actual problem>": keep the actual problem.
 std::string short_message(const c10::Error& e) {
-  std::string m = e.what_without_backtrace();
-  auto nl = m.find('\n');
-  while (nl == 0) {  // skip leading blank lines
-    m = m.substr(1);
-    nl = m.find('\n');
+  const std::string m = e.what_without_backtrace();
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= m.size()) {
+    size_t nl = m.find('\n', start);
+    std::string line = m.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
   }
-  if (nl != std::string::npos) m = m.substr(0, nl);
-  return m;
+  if (lines.empty()) return "unknown error";
+  if (m.find("TorchScript interpreter") != std::string::npos ||
+      m.find("Traceback of TorchScript") != std::string::npos) {
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+      auto colon = it->find("Error: ");
+      if (colon != std::string::npos && it->find(' ') > colon) return it->substr(colon + 7);
+    }
+    return lines.back();
+  }
+  return lines.front();
 }
 
 const c10::Symbol kConv2d = c10::Symbol::fromQualString("aten::conv2d");
@@ -296,11 +310,14 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   shape.insert(shape.end(), net.input_shape_.begin(), net.input_shape_.end());
   try {
     HookScope scope(&probe);
-    net.forward(torch::zeros(shape));
+    torch::NoGradGuard no_grad;
+    net.module_.forward({torch::zeros(shape)});
   } catch (const c10::Error& e) {
-    throw ConfigError(path + ": the model does not run on input shape " +
-                      shape_text(net.input_shape_) + " (" + short_message(e) +
-                      "); pass the right --input-shape / model.input_shape");
+    throw ConfigError(path + ": the model does not run on input " + shape_text(shape) + ": " +
+                      short_message(e));
+  } catch (const std::exception& e) {
+    throw ConfigError(path + ": the model does not run on input " + shape_text(shape) + ": " +
+                      e.what());
   }
   for (auto& L : net.layers_) {
     auto i = static_cast<size_t>(L.index);
@@ -351,7 +368,13 @@ void Network::restore_fp() {
 
 torch::Tensor Network::forward(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  auto out = module_.forward({x});
+  c10::IValue out;
+  try {
+    out = module_.forward({x});
+  } catch (const c10::Error& e) {
+    throw InputError(path_ + ": the model failed on a batch " + shape_text(x.sizes().vec()) + ": " +
+                     short_message(e));
+  }
   if (out.isTensor()) return out.toTensor();
   if (out.isTuple() && !out.toTupleRef().elements().empty() &&
       out.toTupleRef().elements()[0].isTensor())

@@ -13,16 +13,22 @@
 namespace mpq::ptq {
 using nlohmann::json;
 
-ActivationConfig parse_activation_config(const json& trial) {
-  const json& a = trial["activations"];
-  ActivationConfig c;
-  c.bits = a["bits"].get<int>();
-  c.range = a["range"].get<std::string>();
-  c.percentile = a["percentile"].get<double>();
-  c.first_layer = a["first_layer"].get<std::string>();
-  c.last_layer = a["last_layer"].get<std::string>();
-  c.sample_size = a["sample_size"].get<int64_t>();
-  return c;
+const char* act_range_name(ActRange r) {
+  switch (r) {
+    case ActRange::kMax: return "max";
+    case ActRange::kPercentile: return "percentile";
+    case ActRange::kMse: return "mse";
+    case ActRange::kAciqLaplace: return "aciq_laplace";
+    case ActRange::kAciqGaussian: return "aciq_gaussian";
+  }
+  return "?";
+}
+
+ActRange parse_act_range(const std::string& name) {
+  for (auto r : {ActRange::kMax, ActRange::kPercentile, ActRange::kMse, ActRange::kAciqLaplace,
+                 ActRange::kAciqGaussian})
+    if (name == act_range_name(r)) return r;
+  throw ConfigError("/activations/range: unknown range '" + name + "'");
 }
 
 namespace {
@@ -63,13 +69,13 @@ class RangeObserver : public model::LayerInputHook {
   std::vector<std::vector<float>> samples_;
 };
 
-double choose_alpha(const std::string& range, double percentile, const std::vector<float>& sample,
+double choose_alpha(ActRange range, double percentile, const std::vector<float>& sample,
                     double max_abs, bool is_unsigned, int64_t qmax) {
   const int L = static_cast<int>(qmax);
   const int64_t n = static_cast<int64_t>(sample.size());
-  if (range == "max") return max_abs;
-  if (range == "percentile") return quant::abs_percentile(sample.data(), n, percentile);
-  if (range == "mse") {
+  if (range == ActRange::kMax) return max_abs;
+  if (range == ActRange::kPercentile) return quant::abs_percentile(sample.data(), n, percentile);
+  if (range == ActRange::kMse) {
     // The exact search visits ~|x|/step breakpoints per value above the optimum (hundreds at
     // 8 bits): an evenly strided subsample of kMseSample values keeps it fast; the optimum of
     // a clip is stable at that size.
@@ -81,7 +87,8 @@ double choose_alpha(const std::string& range, double percentile, const std::vect
                .step *
            L;
   }
-  quant::Prior prior = range == "aciq_gaussian" ? quant::Prior::kGaussian : quant::Prior::kLaplace;
+  quant::Prior prior =
+      range == ActRange::kAciqGaussian ? quant::Prior::kGaussian : quant::Prior::kLaplace;
   std::vector<float> fit;
   if (is_unsigned) {
     for (float v : sample)
@@ -108,10 +115,10 @@ std::vector<ActQuant> calibrate_activations(model::Network& net, const Activatio
   std::vector<int> bits(infos.size(), 0);
   for (int i = 0; i < count; ++i) {
     if (!weight_quantized[static_cast<size_t>(i)]) continue;
-    const std::string& rule = i == 0           ? config.first_layer
-                              : i == count - 1 ? config.last_layer
-                                               : std::string("quantize");
-    int b = rule == "fp" ? 0 : rule == "8bit" ? 8 : config.bits;
+    const LayerRule rule = i == 0           ? config.first_layer
+                           : i == count - 1 ? config.last_layer
+                                            : LayerRule::kQuantize;
+    int b = rule == LayerRule::kFp ? 0 : rule == LayerRule::k8Bit ? 8 : config.bits;
     if (b == 0) continue;
     observe[static_cast<size_t>(i)] = true;
     bits[static_cast<size_t>(i)] = b;
@@ -123,7 +130,7 @@ std::vector<ActQuant> calibrate_activations(model::Network& net, const Activatio
                     calib.options.seed);
   {
     Progress bar("calibrate activations", static_cast<int64_t>(calib.indices.size()));
-    run_calibration_batches(net, *calib.data, calib.indices, calib.options.batch_size, &obs,
+    run_calibration_batches(net, *calib.data, calib.indices, calib.options, &obs,
                             [&](int64_t n) { bar.advance(n); });
   }
   for (size_t i = 0; i < infos.size(); ++i) {

@@ -24,17 +24,20 @@
 
 namespace mpq::ptq {
 
+enum class ActRange { kMax, kPercentile, kMse, kAciqLaplace, kAciqGaussian };
+/// "max", "percentile", "mse", "aciq_laplace", "aciq_gaussian".
+const char* act_range_name(ActRange r);
+/// Inverse of act_range_name; ConfigError for an unknown name.
+ActRange parse_act_range(const std::string& name);
+
 struct ActivationConfig {
   int bits = 32;  ///< 32 = activations stay in full precision
-  std::string range = "max";
+  ActRange range = ActRange::kMax;
   double percentile = 99.99;
-  std::string first_layer = "quantize", last_layer = "quantize";
+  LayerRule first_layer = LayerRule::kQuantize, last_layer = LayerRule::kQuantize;
   int64_t sample_size = 1 << 18;  ///< values kept per layer for percentile / mse / aciq
   bool enabled() const { return bits < 32; }
 };
-
-/// Reads /activations of a resolved trial config.
-ActivationConfig parse_activation_config(const nlohmann::json& trial);
 
 struct ActQuant {
   bool enabled = false;

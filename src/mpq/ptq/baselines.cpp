@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace {
 json base_attrs(int bits, const WeightConfig& w) {
   return {{"bits", bits},
-          {"method", w.method},
+          {"method", weight_method_name(w.method)},
           {"granularity", quant::granularity_name(w.granularity)}};
 }
 }  // namespace
@@ -28,8 +28,8 @@ LayerOutcome quantize_single_point(const model::Network& net, const model::Layer
   o.q = quant::quantize_single_point_layer(net.fp_weight(L.index).data_ptr<float>(), L.c_out, L.d(),
                                            bits, w.granularity, w.range);
   o.attrs = base_attrs(bits, w);
-  if (w.method == "percentile") o.attrs["percentile"] = w.range.percentile;
-  if (w.method == "aciq")
+  if (w.method == WeightMethod::kPercentile) o.attrs["percentile"] = w.range.percentile;
+  if (w.method == WeightMethod::kAciq)
     o.attrs["aciq_prior"] =
         w.range.method == quant::RangeMethod::kAciqLaplace ? "laplace" : "gaussian";
   return o;
@@ -102,7 +102,7 @@ LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInf
         dp[c * d + t] =
             static_cast<float>(row[static_cast<size_t>(t)] - step * k[static_cast<size_t>(t)]);
     }
-    if (stats && w.bit_alloc_metric == "output") {
+    if (stats && w.bit_alloc_by_output_error) {
       for (int64_t g = 0; g < groups; ++g) {
         auto e = quant::output_errors(*stats, g, deltas.narrow(0, g * per, per).contiguous());
         for (int64_t i = 0; i < per; ++i)
@@ -138,7 +138,7 @@ LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInf
   o.attrs = base_attrs(q.bits, w);
   o.attrs["average_bits"] = alloc.average;
   o.attrs["target_average_bits"] = target;
-  o.attrs["bit_alloc_metric"] = stats && w.bit_alloc_metric == "output" ? "output" : "weight";
+  o.attrs["bit_alloc_metric"] = stats && w.bit_alloc_by_output_error ? "output" : "weight";
   std::vector<int> hist(static_cast<size_t>(W), 0);
   for (int b : alloc.bits) hist[static_cast<size_t>(b - lo)]++;
   json h = json::object();

@@ -57,7 +57,7 @@ class MeanObserver : public model::LayerInputHook {
 
 void run_calibration(model::Network& net, const CalibrationContext& calib,
                      model::LayerInputHook* hook) {
-  run_calibration_batches(net, *calib.data, calib.indices, calib.options.batch_size, hook);
+  run_calibration_batches(net, *calib.data, calib.indices, calib.options, hook);
 }
 
 // Expected output per channel: w_c · μ_{g(c)}; w [C, d], mu [G, d].

@@ -110,31 +110,28 @@ class StatsHook : public model::LayerInputHook {
 
 }  // namespace
 
-void run_calibration_batches(model::Network& net, const data::ClassificationDataset& data,
-                             const std::vector<int64_t>& indices, int64_t batch_size,
-                             model::LayerInputHook* hook,
+void run_calibration_batches(model::Network& net, const data::Dataset& data,
+                             const std::vector<int64_t>& indices,
+                             const CalibrationOptions& options, model::LayerInputHook* hook,
                              const std::function<void(int64_t)>& on_batch) {
   model::HookScope scope(hook);
-  for (size_t b = 0; b < indices.size(); b += static_cast<size_t>(batch_size)) {
-    size_t e = std::min(indices.size(), b + static_cast<size_t>(batch_size));
-    std::vector<int64_t> idx(indices.begin() + static_cast<std::ptrdiff_t>(b),
-                             indices.begin() + static_cast<std::ptrdiff_t>(e));
-    torch::Tensor x, y;
-    data.load(idx, &x, &y);
-    net.forward(x);
-    if (on_batch) on_batch(static_cast<int64_t>(e - b));
+  data::BatchStream stream(data, indices, options.batch_size, options.loader);
+  data::Batch b;
+  while (stream.next(&b)) {
+    if (b.images.size(0) > 0) net.forward(b.images);
+    if (on_batch) on_batch(b.images.size(0) + b.skipped);
   }
 }
 
 std::vector<quant::SecondMoment> collect_statistics(model::Network& net,
-                                                    const data::ClassificationDataset& data,
+                                                    const data::Dataset& data,
                                                     const std::vector<int64_t>& indices,
                                                     const std::vector<int>& layers,
                                                     const CalibrationOptions& options,
                                                     const std::string& progress_label) {
   StatsHook hook(net.layers(), layers, options);
   Progress bar(progress_label, static_cast<int64_t>(indices.size()));
-  run_calibration_batches(net, data, indices, options.batch_size, &hook,
+  run_calibration_batches(net, data, indices, options, &hook,
                           [&](int64_t n) { bar.advance(n); });
   bar.finish();
   return hook.finish(layers.size());

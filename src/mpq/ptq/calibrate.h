@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mpq/data/dataset.h"
+#include "mpq/data/loader.h"
 #include "mpq/model/network.h"
 #include "mpq/quant/output_error.h"
 
@@ -26,21 +27,23 @@ namespace mpq::ptq {
 struct CalibrationOptions {
   int64_t batch_size = 64;
   int64_t max_bytes_per_layer = 256ll << 20;
-  uint64_t seed = 0;  ///< for row sampling
+  uint64_t seed = 0;           ///< for row sampling
+  data::LoaderOptions loader;  ///< decoding threads, prefetch, bad-image policy
 };
 
-/// Runs the calibration images `indices` of `data` through `net` in batches of `batch_size`
-/// with `hook` installed (may be null); `on_batch(n)` (optional) is told each batch's size.
-void run_calibration_batches(model::Network& net, const data::ClassificationDataset& data,
-                             const std::vector<int64_t>& indices, int64_t batch_size,
-                             model::LayerInputHook* hook,
+/// Runs the calibration images `indices` of `data` through `net` in batches of
+/// options.batch_size with `hook` installed (may be null); `on_batch(n)` (optional) is told each
+/// batch's size.
+void run_calibration_batches(model::Network& net, const data::Dataset& data,
+                             const std::vector<int64_t>& indices,
+                             const CalibrationOptions& options, model::LayerInputHook* hook,
                              const std::function<void(int64_t)>& on_batch = {});
 
 /// Collects statistics of the layers in `layers` (indices into net.layers()) by running the
 /// calibration images through `net` with its current weights. Returns one SecondMoment per
 /// entry of `layers`.
 std::vector<quant::SecondMoment> collect_statistics(
-    model::Network& net, const data::ClassificationDataset& data,
+    model::Network& net, const data::Dataset& data,
     const std::vector<int64_t>& indices, const std::vector<int>& layers,
     const CalibrationOptions& options, const std::string& progress_label = "calibrate");
 

@@ -73,7 +73,7 @@ json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, co
   json a;
   double we = sum(t.weight_energy);
   a["bits"] = q.bits;
-  a["method"] = w.method;
+  a["method"] = weight_method_name(w.method);
   a["granularity"] = quant::granularity_name(w.granularity);
   a["weight_rel_error_1pt"] =
       we > 0 ? std::sqrt(column_sum(t.weight_error, t.c_out, t.K, 0) / we) : 0.0;
@@ -111,55 +111,48 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
 
 }  // namespace
 
-WeightConfig parse_weight_config(const json& trial) {
-  const json& j = trial["weights"];
-  WeightConfig w;
-  w.method = j["method"].get<std::string>();
-  w.bits = j["bits"].get<int>();
-  w.granularity = j["granularity"] == "per_layer" ? quant::Granularity::kPerLayer
-                                                  : quant::Granularity::kPerChannel;
-  w.first_layer = j["first_layer"].get<std::string>();
-  w.last_layer = j["last_layer"].get<std::string>();
-  w.search.search = j["search"] == "grid" ? quant::StepSearch::kGrid : quant::StepSearch::kExact;
-  w.search.grid_candidates = j["grid_candidates"].get<int>();
-  const json& m = j["multipoint"];
-  w.allocation.policy = quant::parse_policy(m["policy"].get<std::string>());
-  w.allocation.max_points = m["max_points"].get<int>();
-  w.allocation.uniform_points = m["points"].get<int>();
-  w.allocation.threshold = m["threshold"].get<double>();
-  w.allocation.threshold_on_weights = m["threshold_metric"] == "weight";
-  w.allocation.budget = m["budget"].get<double>();
-  w.allocation.unit =
-      m["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
-  w.allocation.scope = m["scope"] == "layer" ? quant::Scope::kLayer : quant::Scope::kNetwork;
-  w.allocation.seed = trial["seed"].get<uint64_t>();
-  const std::string method = w.method;
-  if (method == "aciq")
-    w.range.method = j["aciq"]["prior"] == "gaussian" ? quant::RangeMethod::kAciqGaussian
-                                                      : quant::RangeMethod::kAciqLaplace;
-  else if (method == "percentile")
-    w.range = {quant::RangeMethod::kPercentile, j["percentile"]["p"].get<double>()};
-  w.ocs_expand_ratio = j["ocs"]["expand_ratio"].get<double>();
-  w.ocs_range.method =
-      j["ocs"]["range"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
-  w.bit_alloc_average = j["bit_alloc"]["average_bits"].get<double>();
-  w.bit_alloc_metric = j["bit_alloc"]["metric"].get<std::string>();
-  std::string r = m["refit"].get<std::string>();
-  w.refit = r == "weight"   ? quant::Refit::kWeight
-            : r == "output" ? quant::Refit::kOutput
-                            : quant::Refit::kNone;
-  w.weighted = m["weighted"].get<bool>();
-  w.statistics = trial["calibration"]["statistics"].get<std::string>();
-  return w;
+const char* weight_method_name(WeightMethod m) {
+  switch (m) {
+    case WeightMethod::kRtn: return "rtn";
+    case WeightMethod::kMse: return "mse";
+    case WeightMethod::kAciq: return "aciq";
+    case WeightMethod::kPercentile: return "percentile";
+    case WeightMethod::kOcs: return "ocs";
+    case WeightMethod::kBitAlloc: return "bit_alloc";
+    case WeightMethod::kMultipoint: return "multipoint";
+  }
+  return "?";
+}
+
+WeightMethod parse_weight_method(const std::string& name) {
+  for (auto m : {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq,
+                 WeightMethod::kPercentile, WeightMethod::kOcs, WeightMethod::kBitAlloc,
+                 WeightMethod::kMultipoint})
+    if (name == weight_method_name(m)) return m;
+  throw ConfigError("/weights/method: unknown method '" + name + "'");
+}
+
+const char* layer_rule_name(LayerRule r) {
+  return r == LayerRule::kQuantize ? "quantize" : r == LayerRule::kFp ? "fp" : "8bit";
+}
+
+LayerRule parse_layer_rule(const std::string& name) {
+  if (name == "quantize") return LayerRule::kQuantize;
+  if (name == "fp") return LayerRule::kFp;
+  if (name == "8bit") return LayerRule::k8Bit;
+  throw ConfigError("unknown first/last layer rule '" + name + "' (quantize, fp, 8bit)");
 }
 
 bool uses_calibration(const WeightConfig& w) {
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
-  return w.method == "multipoint" || (w.method == "bit_alloc" && w.bit_alloc_metric == "output");
+  return w.method == WeightMethod::kMultipoint ||
+         (w.method == WeightMethod::kBitAlloc && w.bit_alloc_by_output_error);
 }
 
 int layer_bits(const WeightConfig& w, int index, int count) {
-  auto rule = [&](const std::string& v) { return v == "fp" ? 0 : v == "8bit" ? 8 : w.bits; };
+  auto rule = [&](LayerRule r) {
+    return r == LayerRule::kFp ? 0 : r == LayerRule::k8Bit ? 8 : w.bits;
+  };
   if (index == 0) return rule(w.first_layer);
   if (index == count - 1) return rule(w.last_layer);
   return w.bits;
@@ -176,12 +169,13 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     if (layer_bits(w, L.index, count) > 0) todo.push_back(L.index);
   auto t0 = std::chrono::steady_clock::now();
 
-  const bool multipoint = w.method == "multipoint";
+  const bool multipoint = w.method == WeightMethod::kMultipoint;
   const int K = multipoint ? w.allocation.max_points : 1;
   out.used_calibration = uses_calibration(w);
   if (out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
-    throw ConfigError("method '" + w.method + "' needs calibration data (calibration.size > 0)");
-  if (dist && out.used_calibration && w.statistics != "fp")
+    throw ConfigError(std::string("method '") + weight_method_name(w.method) +
+                      "' needs calibration data (calibration.size > 0)");
+  if (dist && out.used_calibration && w.statistics != Statistics::kFp)
     throw ConfigError(
         "/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run "
         "layer-parallel");
@@ -197,20 +191,24 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
   // Runs local work and, when distributed, makes every process agree on failures.
   auto local = [&](const std::function<void()>& f) {
     std::string error;
+    bool config_error = false;
     try {
       f();
+    } catch (const ConfigError& e) {
+      if (!dist) throw;
+      error = e.what();
+      config_error = true;
     } catch (const std::exception& e) {
       if (!dist) throw;
       error = e.what();
     }
-    if (dist) dist->agree(error);
+    if (dist) dist->agree(error, config_error);
   };
   auto set_all = [&]() {
     for (int i : todo) set_dequantized(net, i, out.layers[static_cast<size_t>(i)].q);
   };
 
-  if (w.method == "rtn" || w.method == "aciq" || w.method == "percentile" || w.method == "ocs" ||
-      w.method == "bit_alloc") {
+  if (w.method != WeightMethod::kMse && w.method != WeightMethod::kMultipoint) {
     std::map<int, LayerOutcome> done;
     double calib_seconds = 0;
     local([&] {
@@ -221,9 +219,9 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
         int i = mine[k];
         const auto& L = infos[static_cast<size_t>(i)];
         int bits = layer_bits(w, i, count);
-        if (w.method == "ocs")
+        if (w.method == WeightMethod::kOcs)
           done[i] = quantize_ocs(net, L, bits, w);
-        else if (w.method == "bit_alloc")
+        else if (w.method == WeightMethod::kBitAlloc)
           done[i] = quantize_bit_alloc(net, L, bits, w, stats.empty() ? nullptr : &stats[k]);
         else
           done[i] = quantize_single_point(net, L, bits, w);
@@ -239,9 +237,6 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
                    {"stats_cache_hit", out.stats_cache_hit}};
     return out;
   }
-  if (w.method != "mse" && w.method != "multipoint")
-    throw ConfigError("/weights/method: unknown method '" + w.method + "'");
-
   quant::AllocationOptions alloc = w.allocation;
   if (!multipoint) {
     alloc.policy = quant::Policy::kUniform;
@@ -249,14 +244,15 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
   }
   double calib_seconds = 0;
   quant::Allocation allocation;
-  if (!out.used_calibration || w.statistics == "fp") {
+  if (!out.used_calibration || w.statistics == Statistics::kFp) {
     std::vector<quant::SecondMoment> stats;  // for `mine`, in order
     std::map<int, quant::LayerCandidates> cands;
     std::map<int, quant::LayerTables> my_tables;
     local([&] {
       if (out.used_calibration)
         stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
-      Progress bar("quantize " + w.method, static_cast<int64_t>(mine.size()));
+      Progress bar(std::string("quantize ") + weight_method_name(w.method),
+                   static_cast<int64_t>(mine.size()));
       for (size_t k = 0; k < mine.size(); ++k) {
         const auto& L = infos[static_cast<size_t>(mine[k])];
         auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K,

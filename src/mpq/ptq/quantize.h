@@ -31,31 +31,44 @@
 
 namespace mpq::ptq {
 
+enum class WeightMethod { kRtn, kMse, kAciq, kPercentile, kOcs, kBitAlloc, kMultipoint };
+/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint".
+const char* weight_method_name(WeightMethod m);
+/// Inverse of weight_method_name; ConfigError for an unknown name.
+WeightMethod parse_weight_method(const std::string& name);
+
+/// The first/last-layer convention (method.md §7): quantized like the rest, kept in full
+/// precision, or 8-bit. Names "quantize", "fp", "8bit".
+enum class LayerRule { kQuantize, kFp, k8Bit };
+const char* layer_rule_name(LayerRule r);
+LayerRule parse_layer_rule(const std::string& name);
+
+/// Where allocation statistics come from: the FP network, or the network whose earlier layers
+/// are already quantized ("fp", "quantized_prefix").
+enum class Statistics { kFp, kQuantizedPrefix };
+
 struct WeightConfig {
-  std::string method = "rtn";
+  WeightMethod method = WeightMethod::kRtn;
   int bits = 4;
   quant::Granularity granularity = quant::Granularity::kPerChannel;
-  std::string first_layer = "quantize", last_layer = "quantize";
+  LayerRule first_layer = LayerRule::kQuantize, last_layer = LayerRule::kQuantize;
   quant::PointSearch search;
   quant::RangeSpec range;  ///< rtn (max), aciq, percentile
   double ocs_expand_ratio = 0.02;
   quant::RangeSpec ocs_range;    ///< range of the split weight (max or mse)
-  double bit_alloc_average = 0;  ///< 0 = the trial's bits
-  std::string bit_alloc_metric = "output";
+  double bit_alloc_average = 0;         ///< 0 = the trial's bits
+  bool bit_alloc_by_output_error = true;  ///< rank channels by output (else weight) error
   quant::AllocationOptions allocation;
   quant::Refit refit = quant::Refit::kNone;
   bool weighted = false;
-  std::string statistics = "fp";  ///< "fp" | "quantized_prefix"
+  Statistics statistics = Statistics::kFp;
 };
-
-/// Reads /weights and /calibration/statistics of a resolved trial config.
-WeightConfig parse_weight_config(const nlohmann::json& trial);
 
 /// True if the method needs calibration data.
 bool uses_calibration(const WeightConfig& w);
 
 struct CalibrationContext {
-  const data::ClassificationDataset* data = nullptr;
+  const data::Dataset* data = nullptr;
   std::vector<int64_t> indices;
   CalibrationOptions options;
   std::string cache_dir;             ///< "" = no cache
@@ -92,8 +105,9 @@ class LayerDistribution {
   virtual std::vector<LayerOutcome> share_layers(const std::vector<int>& todo,
                                                  const std::map<int, LayerOutcome>& mine) = 0;
   /// Collective error agreement: if any process passes a non-empty message, every process
-  /// throws InputError with the first such message (by rank).
-  virtual void agree(const std::string& my_error) = 0;
+  /// throws the first such message (by rank), as ConfigError if that process flagged it as one,
+  /// else as InputError.
+  virtual void agree(const std::string& my_error, bool config_error = false) = 0;
 };
 
 /// Bits of layer `index` of `count` under the first/last-layer convention; 0 = keep FP.

@@ -77,20 +77,38 @@ struct Group {
 
 }  // namespace
 
+namespace {
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    std::string k = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!k.empty()) out.push_back(k);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+}  // namespace
+
+PivotSpec parse_pivot(const std::string& p) {
+  auto c1 = p.find(':');
+  if (c1 == std::string::npos || c1 == 0 || c1 + 1 >= p.size())
+    throw ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
+  auto c2 = p.find(':', c1 + 1);
+  PivotSpec pv;
+  pv.rows = split_commas(p.substr(0, c1));
+  pv.column = p.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+  if (c2 != std::string::npos) pv.value = p.substr(c2 + 1);
+  if (pv.rows.empty() || pv.column.empty() || pv.value.empty())
+    throw ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
+  return pv;
+}
+
 AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options) {
   store::SweepDir dir(sweep_dir);
-  int max_attempts = 2;
-  {
-    std::ifstream in(sweep_dir + "/sweep.json");
-    if (in) {
-      try {
-        json meta = json::parse(in);
-        max_attempts = meta["sweep"].value("run", json::object()).value("max_attempts", 2);
-      } catch (const std::exception&) {
-      }
-    }
-  }
-  auto status = dir.status(max_attempts);
+  auto status = dir.status(dir.max_attempts());
   AggregateResult out;
 
   // Setting keys in first-seen order (seed excluded).
@@ -204,15 +222,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
           for (const auto& x : keys) s += (s.empty() ? "" : ", ") + x;
           return s;
         }() + ")");
-    std::vector<std::string> col_keys;
-    for (size_t start = 0; start <= pv.column.size();) {
-      size_t comma = pv.column.find(',', start);
-      std::string k =
-          pv.column.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (!k.empty()) col_keys.push_back(k);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    std::vector<std::string> col_keys = split_commas(pv.column);
     for (const auto& k : col_keys)
       if (std::find(keys.begin(), keys.end(), k) == keys.end())
         throw ConfigError("--pivot: column '" + k + "' is not a setting of this sweep");

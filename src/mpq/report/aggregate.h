@@ -38,6 +38,10 @@ struct AggregateResult {
   std::string markdown;  ///< everything above, ready to print
 };
 
+/// Parses "ROWS:COLUMN[:METRIC]" (ROWS comma-separated setting keys), e.g.
+/// "model.path,label:weights.bits:top1". ConfigError if malformed.
+PivotSpec parse_pivot(const std::string& text);
+
 /// Aggregates the sweep in `sweep_dir`. Throws InputError if it is not a sweep directory,
 /// ConfigError if a pivot names an unknown setting or metric.
 AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options);

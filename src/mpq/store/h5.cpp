@@ -47,6 +47,10 @@ hid_t mem_type<int8_t>() {
   return H5T_NATIVE_INT8;
 }
 template <>
+hid_t mem_type<uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
+template <>
 hid_t mem_type<int32_t>() {
   return H5T_NATIVE_INT32;
 }
@@ -69,6 +73,10 @@ hid_t file_type();
 template <>
 hid_t file_type<int8_t>() {
   return H5T_STD_I8LE;
+}
+template <>
+hid_t file_type<uint8_t>() {
+  return H5T_STD_U8LE;
 }
 template <>
 hid_t file_type<int32_t>() {
@@ -251,6 +259,46 @@ void write_dataset(const File& f, hid_t p, const std::string& n, const std::vect
   write_ds(f, p, n, s, d);
 }
 
+void write_dataset(const File& f, hid_t p, const std::string& n, const std::vector<int64_t>& s,
+                   const uint8_t* d) {
+  write_ds(f, p, n, s, d);
+}
+
+Handle create_u8_dataset(const File& f, hid_t parent, const std::string& name,
+                         const std::vector<int64_t>& shape) {
+  auto space = simple_space(shape);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_layout(dcpl.id(), H5D_CONTIGUOUS);
+  H5Pset_alloc_time(dcpl.id(), H5D_ALLOC_TIME_EARLY);
+  return check(H5Dcreate2(parent, name.c_str(), H5T_STD_U8LE, space.id(), H5P_DEFAULT, dcpl.id(),
+                          H5P_DEFAULT),
+               H5Dclose, f, "cannot create dataset " + name);
+}
+
+void write_u8_rows(const File& f, const Handle& ds, const std::vector<int64_t>& shape,
+                   int64_t first, int64_t count, const uint8_t* data) {
+  if (count <= 0) return;
+  auto file_space = simple_space(shape);
+  std::vector<hsize_t> start(shape.size(), 0), cnt(shape.begin(), shape.end());
+  start[0] = static_cast<hsize_t>(first);
+  cnt[0] = static_cast<hsize_t>(count);
+  check_status(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start.data(), nullptr,
+                                   cnt.data(), nullptr),
+               f, "cannot select rows");
+  std::vector<int64_t> mshape(cnt.begin(), cnt.end());
+  auto mem_space = simple_space(mshape);
+  check_status(H5Dwrite(ds.id(), H5T_NATIVE_UINT8, mem_space.id(), file_space.id(), H5P_DEFAULT,
+                        data),
+               f, "cannot write rows");
+}
+
+int64_t contiguous_offset(const File& f, hid_t parent, const std::string& name) {
+  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f,
+                  "no dataset " + name);
+  haddr_t off = H5Dget_offset(ds.id());
+  return off == HADDR_UNDEF ? -1 : static_cast<int64_t>(off);
+}
+
 void write_string_dataset(const File& f, hid_t parent, const std::string& name,
                           const std::string& text) {
   auto t = utf8_string_type();
@@ -320,6 +368,8 @@ std::vector<T> read_dataset(const File& f, hid_t parent, const std::string& name
 }
 template std::vector<int8_t> read_dataset<int8_t>(const File&, hid_t, const std::string&,
                                                   std::vector<int64_t>*);
+template std::vector<uint8_t> read_dataset<uint8_t>(const File&, hid_t, const std::string&,
+                                                     std::vector<int64_t>*);
 template std::vector<int32_t> read_dataset<int32_t>(const File&, hid_t, const std::string&,
                                                     std::vector<int64_t>*);
 template std::vector<int64_t> read_dataset<int64_t>(const File&, hid_t, const std::string&,

@@ -76,6 +76,8 @@ std::string read_string_attr(const File& f, hid_t obj, const std::string& name);
 void write_dataset(const File& f, hid_t parent, const std::string& name,
                    const std::vector<int64_t>& shape, const int8_t* data);
 void write_dataset(const File& f, hid_t parent, const std::string& name,
+                   const std::vector<int64_t>& shape, const uint8_t* data);
+void write_dataset(const File& f, hid_t parent, const std::string& name,
                    const std::vector<int64_t>& shape, const int32_t* data);
 void write_dataset(const File& f, hid_t parent, const std::string& name,
                    const std::vector<int64_t>& shape, const int64_t* data);
@@ -91,9 +93,19 @@ void write_string_list_dataset(const File& f, hid_t parent, const std::string& n
                                const std::vector<std::string>& values);
 std::string read_string_dataset(const File& f, hid_t parent, const std::string& name);
 
+/// A uint8 dataset of `shape`, contiguous (uncompressed, unchunked) and allocated at creation,
+/// written row block by row block with write_u8_rows (rows = the first dimension).
+Handle create_u8_dataset(const File& f, hid_t parent, const std::string& name,
+                         const std::vector<int64_t>& shape);
+void write_u8_rows(const File& f, const Handle& dataset, const std::vector<int64_t>& shape,
+                   int64_t first, int64_t count, const uint8_t* data);
+/// Byte offset of a contiguous dataset's raw data in the file (-1 if none is allocated): such
+/// data can be read directly with pread(2), from any thread, without the HDF5 library.
+int64_t contiguous_offset(const File& f, hid_t parent, const std::string& name);
+
 /// Shape of a dataset.
 std::vector<int64_t> dataset_shape(const File& f, hid_t parent, const std::string& name);
-/// Reads a whole dataset converted to T (int8/int32/int64/float/double).
+/// Reads a whole dataset converted to T (int8/uint8/int32/int64/float/double).
 template <typename T>
 std::vector<T> read_dataset(const File& f, hid_t parent, const std::string& name,
                             std::vector<int64_t>* shape = nullptr);

@@ -114,6 +114,19 @@ std::vector<PlannedTrial> SweepDir::read_plan() const {
   return plan;
 }
 
+int SweepDir::max_attempts() const {
+  const std::string meta = dir_ + "/sweep.json";
+  std::ifstream in(meta);
+  if (!in) return 2;
+  try {
+    json j = json::parse(in);
+    return j.at("sweep").value("run", json::object()).value("max_attempts", 2);
+  } catch (const std::exception& e) {
+    throw InputError(meta + ": unreadable sweep record (" + std::string(e.what()) +
+                     "); restore it or rerun the sweep with --force");
+  }
+}
+
 SweepStatus SweepDir::status(int max_attempts) const {
   SweepStatus st;
   auto records = read_ledger(ledger_path(), &st.ledger_skipped);

@@ -75,6 +75,10 @@ class SweepDir {
   /// Throws InputError if there is no readable plan (not a sweep directory).
   std::vector<PlannedTrial> read_plan() const;
 
+  /// run.max_attempts of the recorded sweep config (2 when unset). Throws InputError if
+  /// sweep.json exists but is unreadable.
+  int max_attempts() const;
+
   /// State of every planned trial; trials whose file is present but invalid are pending (and
   /// counted in invalid_files).
   SweepStatus status(int max_attempts) const;

@@ -81,6 +81,10 @@ void write_trial(const std::string& path, const TrialRecord& r) {
         h5::write_attrs(f, m.id(), r.manifest);
         auto n = static_cast<int64_t>(r.calibration_indices.size());
         h5::write_dataset(f, m.id(), "calibration_indices", {n}, r.calibration_indices.data());
+        if (!r.eval_indices.empty()) {
+          auto e = static_cast<int64_t>(r.eval_indices.size());
+          h5::write_dataset(f, m.id(), "eval_indices", {e}, r.eval_indices.data());
+        }
       }
       {
         auto m = h5::create_group(f, root, "metrics");
@@ -129,6 +133,8 @@ TrialRecord read_trial(const std::string& path, bool arrays) {
     auto m = h5::open_group(f, root, "manifest");
     r.manifest = h5::read_attrs(f, m.id());
     r.calibration_indices = h5::read_dataset<int64_t>(f, m.id(), "calibration_indices");
+    if (h5::exists(m.id(), "eval_indices"))
+      r.eval_indices = h5::read_dataset<int64_t>(f, m.id(), "eval_indices");
   }
   {
     auto m = h5::open_group(f, root, "metrics");

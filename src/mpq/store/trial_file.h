@@ -4,7 +4,9 @@
 //   /                 attrs format="mpq-trial", format_version, trial_id, status="complete"
 //   /config           string: the resolved trial config (JSON)
 //   /manifest         attrs: provenance and conventions (method.md §7);
-//                     dataset calibration_indices int64 [N]
+//                     dataset calibration_indices int64 [N] (empty without calibration data);
+//                     dataset eval_indices int64 [M] (only with data.eval_subset / eval_limit:
+//                     the evaluated examples' indices in the evaluation split)
 //   /metrics          attrs: top1, top5, agreement, kl, fp_top1, ... (see TrialRecord::metrics)
 //   /layers/<NNNN>    one group per layer in execution order; attrs: name, kind, bits, ...
 //       codes              int8    [P, d]  integer codes of every point, channel-major
@@ -51,6 +53,7 @@ struct TrialRecord {
   nlohmann::json config = nlohmann::json::object();    ///< resolved trial config
   nlohmann::json manifest = nlohmann::json::object();  ///< flat: provenance, conventions
   std::vector<int64_t> calibration_indices;
+  std::vector<int64_t> eval_indices;  ///< evaluated examples of the split ([] = all of it)
   nlohmann::json metrics = nlohmann::json::object();  ///< flat scalars
   std::vector<LayerRecord> layers;
 };

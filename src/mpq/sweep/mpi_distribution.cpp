@@ -97,12 +97,17 @@ std::vector<ptq::LayerOutcome> MpiTrialDistribution::share_layers(
                "a quantized layer is missing after allgather");
 }
 
-void MpiTrialDistribution::agree(const std::string& my_error) {
+void MpiTrialDistribution::agree(const std::string& my_error, bool config_error) {
   double flag = my_error.empty() ? 0.0 : 1.0;
   mpi_allreduce_sum(&flag, 1);
   if (flag == 0.0) return;
-  for (const auto& e : allgather(my_error))
-    if (!e.empty()) throw InputError(e);
+  // The first character carries the kind, so a config error stays a config error (exit 2).
+  const std::string mine = my_error.empty() ? "" : (config_error ? "C" : "I") + my_error;
+  for (const auto& e : allgather(mine)) {
+    if (e.empty()) continue;
+    if (e[0] == 'C') throw ConfigError(e.substr(1));
+    throw InputError(e.substr(1));
+  }
   throw InputError("a rank failed");
 }
 

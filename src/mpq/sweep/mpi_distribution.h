@@ -19,7 +19,7 @@ class MpiTrialDistribution : public TrialDistribution {
       const std::vector<int>& todo, const std::map<int, quant::LayerTables>& mine) override;
   std::vector<ptq::LayerOutcome> share_layers(
       const std::vector<int>& todo, const std::map<int, ptq::LayerOutcome>& mine) override;
-  void agree(const std::string& my_error) override;
+  void agree(const std::string& my_error, bool config_error = false) override;
   void allreduce_sum(double* values, int n) override;
 
  private:

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "mpq/eval/evaluate.h"
+#include "mpq/eval/task.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/sweep/mpi_distribution.h"
 #include "mpq/sweep/mpi_session.h"
@@ -205,71 +205,52 @@ json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& di
   return json{{"work", work}};
 }
 
-// FP references of every (model, data, evaluation) the work needs, computed once across all
-// ranks: each rank evaluates a batch-aligned shard and the logits are allgathered, so no rank
-// repeats the full FP pass on its first trial. Keys a rank cannot load are skipped by all
-// (the trials concerned then fail on their own).
+// FP references of every (model, evaluation set) the work needs, computed once across all
+// ranks: each rank evaluates a batch-aligned shard, the shards are gathered, so no rank repeats
+// the full FP pass on its first trial. Keys a rank cannot load are skipped by all (the trials
+// concerned then fail on their own).
 void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int size) {
-  std::vector<json> keys;
   std::vector<std::string> seen;
   for (const auto& item : work) {
     const json& c = item.at("config");
-    json k = {{"model", c["model"]},
-              {"data",
-               {{"name", c["data"]["name"]},
-                {"root", c["data"]["root"]},
-                {"eval_limit", c["data"]["eval_limit"]},
-                {"batch_size", c["data"]["batch_size"]}}}};
+    json k = {{"model", c["model"]}, {"data", c["data"]}};
     std::string ks = k.dump();
     if (std::find(seen.begin(), seen.end(), ks) != seen.end()) continue;
     seen.push_back(ks);
-    keys.push_back(c);
-  }
-  for (const auto& c : keys) {
+
+    TrialConfig cfg = parse_trial_config(c);
     model::Network* net = nullptr;
-    const data::ClassificationDataset* test = nullptr;
-    eval::EvalOptions full = eval_options(c), shard = full;
-    eval::EvalResult part;
+    EvalSet set;
+    eval::EvalShard part;
+    std::unique_ptr<eval::TaskEvaluator> evaluator;
+    int64_t n = 0;
     double failed = 0;
     try {
       ThreadQuiet quiet;
-      const std::string root = c["data"]["root"];
-      test = &ctx.dataset(c["data"]["name"], root, "test", 0);
-      model::LoadOptions lo;
-      lo.fold_bn = c["model"]["fold_bn"].get<bool>();
-      lo.input_shape = c["model"]["input_shape"].get<std::vector<int64_t>>();
-      if (lo.input_shape.empty()) lo.input_shape = test->image_shape();
-      std::string path =
-          train::resolve_model_ref(c["model"]["path"], c["model"]["cache_dir"], root);
-      net = &ctx.network(path, lo);
-      int64_t n = test->size();
-      if (full.limit > 0 && full.limit < n) n = full.limit;
-      int64_t batches = (n + full.batch_size - 1) / full.batch_size;
-      shard.begin = batches * rank / size * full.batch_size;
-      shard.end = std::min(n, batches * (rank + 1) / size * full.batch_size);
-      part = eval::evaluate(*net, *test, shard);
+      set = ctx.eval_set(cfg.data, true, default_threads());
+      net = &load_trial_network(cfg, *set.data, ctx);
+      evaluator = eval::make_evaluator(set.data->task());
+      n = set.data->size();
+      eval::EvalRun r;
+      r.batch_size = cfg.data.batch_size;
+      r.loader = cfg.data.loader(default_threads());
+      std::tie(r.begin, r.end) = eval_shard(n, r.batch_size, rank, size);
+      part = evaluator->evaluate(*net, *set.data, r);
     } catch (const std::exception&) {
       failed = 1;
     }
     mpi_allreduce_sum(&failed, 1);
     if (failed > 0) continue;
-    auto logits = part.logits.contiguous();
-    std::string mine(reinterpret_cast<const char*>(logits.data_ptr<float>()),
-                     static_cast<size_t>(logits.numel()) * 4);
-    double counts[3] = {part.correct1, part.correct5, static_cast<double>(part.n)};
-    mpi_allreduce_sum(counts, 3);
+    auto packed = mpi_gather_strings(eval::pack_shard(part), 0);
     std::string all;
-    for (const auto& p : mpi_gather_strings(mine, 0)) all += p;
+    if (rank == 0) {
+      std::vector<eval::EvalShard> shards;
+      for (const auto& p : packed) shards.push_back(eval::unpack_shard(p));
+      all = eval::pack_shard(eval::concat_shards(shards));
+    }
     mpi_bcast_string(all, 0);
-    int64_t classes = logits.size(1), n = static_cast<int64_t>(counts[2]);
-    FpReference ref;
-    ref.result.logits = torch::from_blob(all.data(), {n, classes}, torch::kFloat32).clone();
-    ref.result.n = n;
-    ref.result.correct1 = counts[0];
-    ref.result.correct5 = counts[1];
-    ref.result.top1 = n ? counts[0] / static_cast<double>(n) : 0.0;
-    ref.result.top5 = n ? counts[1] / static_cast<double>(n) : 0.0;
-    ctx.put_fp_reference(fp_network_key(*net, full), *test, full, std::move(ref));
+    ctx.put_fp_reference(fp_reference_key(*net, *set.data, cfg.data.batch_size), 0, n,
+                         eval::unpack_shard(all));
   }
 }
 
@@ -283,15 +264,12 @@ std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec, TrialContext
   std::vector<store::PlannedTrial> plan;
   for (const auto& t : spec.trials) {
     const json& c = t.config;
-    std::string root = c["data"]["root"], name = c["data"]["name"];
-    std::string dkey = name + "|" + root + (uses_calibration_data(c) ? "|calibrated" : "");
-    if (!data_fp.count(dkey)) data_fp[dkey] = data_identity(c, ctx);
-    std::string ref = c["model"]["path"], cache = c["model"]["cache_dir"];
-    std::string mkey = ref + "|" + cache + "|" + root;
-    if (!model_sha.count(mkey)) {
-      std::string path = train::resolve_model_ref(ref, cache, root);
-      model_sha[mkey] = sha256_file(path);
-    }
+    const TrialConfig cfg = parse_trial_config(c);
+    std::string dkey = json{{"data", c["data"]}, {"split", cfg.data.calibration_split}}.dump() +
+                       (cfg.uses_calibration_data() ? "|calibrated" : "");
+    if (!data_fp.count(dkey)) data_fp[dkey] = data_identity(cfg, ctx);
+    std::string mkey = cfg.model.path + "|" + cfg.model.cache_dir;
+    if (!model_sha.count(mkey)) model_sha[mkey] = sha256_file(resolve_model_path(cfg));
     plan.push_back({trial_id(c, model_sha[mkey], data_fp[dkey]), t.settings, c});
   }
   std::map<std::string, size_t> seen;

@@ -315,6 +315,7 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
     std::string where = "trial " + std::to_string(t) + " " + settings.dump();
     json resolved;
     auto ps = trial_schema().check(cfg, &resolved);
+    if (ps.empty()) ps = complete_trial_config(resolved);
     if (ps.empty()) ps = check_trial_semantics(resolved);
     for (const auto& p : ps) problems.push_back(where + ": " + p);
     if (ps.empty()) {

@@ -10,9 +10,8 @@
 #include "mpq/model/expand.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/bias_correction.h"
-#include "mpq/ptq/quantize.h"
 #include "mpq/quant/layer.h"
-#include "mpq/sweep/trial_config.h"
+#include "mpq/store/image_cache.h"
 #include "mpq/train/train.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
@@ -38,76 +37,336 @@ model::Network& TrialContext::network(const std::string& path, const model::Load
   return *it->second;
 }
 
-const data::ClassificationDataset& TrialContext::dataset(const std::string& name,
-                                                         const std::string& root,
-                                                         const std::string& split, int64_t limit) {
-  std::string key = name + "|" + root + "|" + split + "|" + std::to_string(limit);
-  auto it = datasets_.find(key);
-  if (it == datasets_.end()) {
-    std::unique_ptr<data::ClassificationDataset> d;
-    if (name == "fashion-mnist")
-      d = data::load_fashion_mnist(
-          root, split == "train" ? data::Split::kTrain : data::Split::kTest, limit);
-    else
-      throw ConfigError("/data/name: unknown dataset '" + name + "'");
-    it = datasets_.emplace(key, std::move(d)).first;
-  }
-  return *it->second;
-}
-
-void TrialContext::put_fp_reference(const std::string& net_key,
-                                    const data::ClassificationDataset& data,
-                                    const eval::EvalOptions& options, FpReference ref) {
-  fp_[net_key + "|" + data.fingerprint() + "|" + std::to_string(options.limit)] = std::move(ref);
-}
-
-std::string fp_network_key(const model::Network& net, const eval::EvalOptions& o) {
-  return net.sha256() + (net.fold_bn() ? "|fold" : "|nofold") + "|" + std::to_string(o.begin) +
-         ":" + std::to_string(o.end) + "|" + std::to_string(o.batch_size);
-}
-
-eval::EvalOptions eval_options(const json& cfg) {
-  eval::EvalOptions eo;
-  eo.batch_size = cfg["data"]["batch_size"].get<int64_t>();
-  eo.limit = cfg["data"]["eval_limit"].get<int64_t>();
-  return eo;
-}
-
-int64_t TrialContext::dataset_size(const std::string& name, const std::string& root,
-                                   const std::string& split) {
-  std::string key = name + "|" + root + "|" + split + "|0";
-  auto it = datasets_.find(key);
-  if (it != datasets_.end()) return it->second->size();
-  if (name != "fashion-mnist") throw ConfigError("/data/name: unknown dataset '" + name + "'");
-  return data::fashion_mnist_size(root,
-                                  split == "train" ? data::Split::kTrain : data::Split::kTest);
-}
-
-const FpReference& TrialContext::fp_reference(model::Network& net, const std::string& net_key,
-                                              const data::ClassificationDataset& data,
-                                              const eval::EvalOptions& options) {
-  std::string key = net_key + "|" + data.fingerprint() + "|" + std::to_string(options.limit);
-  auto it = fp_.find(key);
-  if (it == fp_.end()) {
-    net.restore_fp();
-    eval::EvalOptions o = options;
-    o.label = "eval FP model";
-    FpReference ref{eval::evaluate(net, data, o)};
-    it = fp_.emplace(key, std::move(ref)).first;
-  }
+std::shared_ptr<const data::Dataset> TrialContext::split(const data::DataSpec& spec,
+                                                         const std::string& name) {
+  const std::string key = spec.key() + "|" + name;
+  auto it = splits_.find(key);
+  if (it == splits_.end())
+    it = splits_.emplace(key, std::shared_ptr<const data::Dataset>(data::open_dataset(spec, name)))
+             .first;
   return it->second;
 }
 
-// --- running ----------------------------------------------------------------------------------
+int64_t TrialContext::split_size(const data::DataSpec& spec, const std::string& name) {
+  auto it = splits_.find(spec.key() + "|" + name);
+  if (it != splits_.end()) return it->second->size();
+  if (spec.name == "fashion-mnist" && (name == "train" || name == "test"))
+    return data::fashion_mnist_size(spec.resolved_root(),
+                                    name == "train" ? data::Split::kTrain : data::Split::kTest);
+  return split(spec, name)->size();
+}
 
 namespace {
 
-size_t layers_count(const model::Network& net) {
-  return net.layers().size();
+// The image cache applies to datasets read from files (Fashion-MNIST is held in memory).
+bool cacheable(const DataConfig& d) {
+  return d.cache && d.spec.name != "fashion-mnist";
 }
+
+store::ImageCacheOptions cache_options(const DataConfig& d, int threads) {
+  return {d.loader(threads).workers, d.skip_bad_images};
+}
+
+}  // namespace
+
+EvalSet TrialContext::eval_set(const DataConfig& d, bool cached, int threads) {
+  const bool use_cache = cached && cacheable(d);
+  const std::string key = d.spec.key() + "|" + d.eval_split + "|" + std::to_string(d.eval_subset) +
+                          ":" + std::to_string(d.eval_subset_seed) + ":" +
+                          std::to_string(d.eval_limit) + (use_cache ? "|cache:" + d.cache_dir : "");
+  auto it = eval_sets_.find(key);
+  if (it != eval_sets_.end()) return it->second;
+  auto base = split(d.spec, d.eval_split);
+  EvalSet set;
+  std::vector<int64_t> idx;
+  if (d.eval_subset > 0 && d.eval_subset < base->size())
+    idx = data::stratified_subset(*base, d.eval_subset, d.eval_subset_seed);
+  if (d.eval_limit > 0 && d.eval_limit < (idx.empty() ? base->size() : int64_t(idx.size()))) {
+    if (idx.empty()) idx = data::index_range(0, d.eval_limit);
+    idx.resize(static_cast<size_t>(d.eval_limit));
+  }
+  set.indices = idx;
+  set.data = idx.empty() ? base
+                         : std::shared_ptr<const data::Dataset>(
+                               data::subset(base, idx, d.eval_subset > 0 ? "eval subset"
+                                                                         : "first images"));
+  if (use_cache)
+    set.data = std::shared_ptr<const data::Dataset>(
+        store::cached_images(set.data, d.cache_dir, cache_options(d, threads)));
+  return eval_sets_.emplace(key, set).first->second;
+}
+
+std::shared_ptr<const data::Dataset> TrialContext::calibration_set(
+    const DataConfig& d, const std::vector<int64_t>& indices, int threads) {
+  auto base = split(d.spec, d.calibration_split);
+  std::shared_ptr<const data::Dataset> view = data::subset(base, indices, "calibration sample");
+  const std::string key = view->fingerprint() + (cacheable(d) ? "|cache:" + d.cache_dir : "");
+  auto it = calibration_sets_.find(key);
+  if (it != calibration_sets_.end()) return it->second;
+  if (cacheable(d))
+    view = std::shared_ptr<const data::Dataset>(
+        store::cached_images(view, d.cache_dir, cache_options(d, threads)));
+  return calibration_sets_.emplace(key, view).first->second;
+}
+
+const eval::EvalShard* TrialContext::fp_reference(const std::string& key, int64_t begin,
+                                                  int64_t end) {
+  auto it = fp_.find(key);
+  if (it == fp_.end() || begin < it->second.begin || end > it->second.end) return nullptr;
+  FpEntry& e = it->second;
+  if (begin == e.begin && end == e.end) return &e.shard;
+  e.slice = eval::slice_shard(e.shard, begin, end);
+  return &e.slice;
+}
+
+void TrialContext::put_fp_reference(const std::string& key, int64_t begin, int64_t end,
+                                    eval::EvalShard s) {
+  FpEntry e;
+  e.begin = begin;
+  e.end = end;
+  e.shard = std::move(s);
+  fp_[key] = std::move(e);
+}
+
+std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, int size) {
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  return {std::min(n, batches * rank / size * batch_size),
+          std::min(n, batches * (rank + 1) / size * batch_size)};
+}
+
+std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
+                             int64_t batch_size) {
+  return net.sha256() + (net.fold_bn() ? "|fold|" : "|nofold|") + set.fingerprint() + "|" +
+         std::to_string(batch_size);
+}
+
+std::string resolve_model_path(const TrialConfig& cfg) {
+  // Default models are trained on Fashion-MNIST whatever the trial evaluates on.
+  const auto& spec = cfg.data.spec;
+  const std::string fm_root =
+      spec.name == "fashion-mnist" ? spec.resolved_root() : data::kFashionMnistDefaultRoot;
+  return train::resolve_model_ref(cfg.model.path, cfg.model.cache_dir, fm_root);
+}
+
+model::Network& load_trial_network(const TrialConfig& cfg, const data::Dataset& eval_data,
+                                   TrialContext& ctx) {
+  model::LoadOptions lo;
+  lo.fold_bn = cfg.model.fold_bn;
+  lo.input_shape = cfg.model.input_shape;
+  const bool from_data = lo.input_shape.empty();
+  if (from_data) lo.input_shape = eval_data.image_shape();
+  const std::string path = resolve_model_path(cfg);
+  try {
+    return ctx.network(path, lo);
+  } catch (const ConfigError& e) {
+    if (!from_data) throw;
+    auto s = eval_data.image_shape();
+    throw ConfigError(std::string(e.what()) + " -- the data gives " + std::to_string(s[0]) + "x" +
+                      std::to_string(s[1]) + "x" + std::to_string(s[2]) + " images (" +
+                      eval_data.describe() + "; preprocessing " +
+                      eval_data.preprocess().preset +
+                      "): set data.preprocess (color, resize, crop) to what the model expects");
+  }
+}
+
+std::string data_identity(const TrialConfig& cfg, TrialContext& ctx) {
+  std::string fp = ctx.eval_set(cfg.data, false, 1).data->fingerprint();
+  if (cfg.uses_calibration_data())
+    fp = sha256_hex(fp + "\n" + ctx.split(cfg.data.spec, cfg.data.calibration_split)->fingerprint());
+  return fp;
+}
+
+// --- the stages -------------------------------------------------------------------------------
+
+namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// With several processes, a failure on one must become a failure on all before the next
+// collective step, or the others would wait forever: run() executes local work and then agrees.
+class Collective {
+ public:
+  explicit Collective(TrialDistribution* dist) : dist_(dist) {}
+  template <typename F>
+  auto run(const F& f) -> decltype(f()) {
+    if (!dist_) return f();
+    std::string error;
+    bool config_error = false;
+    try {
+      auto r = f();
+      dist_->agree("");
+      return r;
+    } catch (const ConfigError& e) {
+      error = e.what();
+      config_error = true;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    dist_->agree(error.empty() ? "unknown error" : error, config_error);
+    MPQ_ASSERT(false, "agree() returned after a local error");
+    return f();
+  }
+  TrialDistribution* dist() const { return dist_; }
+  bool writer() const { return !dist_ || dist_->rank() == 0; }
+
+ private:
+  TrialDistribution* dist_;
+};
+
+// Everything the later stages need.
+struct Prepared {
+  TrialConfig cfg;
+  int threads = 1;
+  std::string model_path;
+  model::Network* net = nullptr;
+  EvalSet eval;
+  std::shared_ptr<const data::Dataset> calibration;  // null without calibration data
+  std::vector<int64_t> calibration_indices;          // indices in the calibration split
+  std::string id;
+  eval::EvalRun run;  // this process's shard
+  std::unique_ptr<eval::TaskEvaluator> evaluator;
+  const eval::EvalShard* fp = nullptr;
+  std::string start_time;
+  std::chrono::steady_clock::time_point t0;
+};
+
+void check_output_dirs(const TrialConfig& cfg) {
+  for (const auto& [key, path] : {std::pair<std::string, std::string>{"output", cfg.output},
+                                  {"export", cfg.export_path}}) {
+    if (path.empty()) continue;
+    fs::path p(path);
+    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir))
+      throw ConfigError("/" + key + ": directory " + dir.string() + " of " + path +
+                        " does not exist");
+  }
+}
+
+Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
+  Prepared p;
+  p.t0 = std::chrono::steady_clock::now();
+  p.start_time = utc_now_iso();
+  p.cfg = parse_trial_config(resolved);
+  const TrialConfig& cfg = p.cfg;
+  p.threads = apply_threads(cfg.threads);
+  check_output_dirs(cfg);
+
+  col.run([&] {
+    // Data first: a default model reference may need Fashion-MNIST to train.
+    p.eval = ctx.eval_set(cfg.data, true, p.threads);
+    p.model_path = resolve_model_path(cfg);
+    p.net = &load_trial_network(cfg, *p.eval.data, ctx);
+    if (cfg.uses_calibration_data()) {
+      const int64_t n = ctx.split_size(cfg.data.spec, cfg.data.calibration_split);
+      p.calibration_indices = data::calibration_indices(n, cfg.calibration.size, cfg.calibration.seed);
+      p.calibration = ctx.calibration_set(cfg.data, p.calibration_indices, p.threads);
+    }
+    return 0;
+  });
+  p.id = trial_id(resolved, p.net->sha256(), data_identity(cfg, ctx));
+  p.evaluator = eval::make_evaluator(p.eval.data->task());
+
+  p.run.batch_size = cfg.data.batch_size;
+  p.run.loader = cfg.data.loader(p.threads);
+  const int64_t n = p.eval.data->size();
+  std::tie(p.run.begin, p.run.end) =
+      col.dist() ? eval_shard(n, cfg.data.batch_size, col.dist()->rank(), col.dist()->size())
+                 : std::pair<int64_t, int64_t>{0, n};
+  const std::string key = fp_reference_key(*p.net, *p.eval.data, cfg.data.batch_size);
+  p.fp = col.run([&] {
+    const eval::EvalShard* s = ctx.fp_reference(key, p.run.begin, p.run.end);
+    if (s == nullptr) {
+      p.net->restore_fp();
+      eval::EvalRun r = p.run;
+      r.label = "eval FP model";
+      ctx.put_fp_reference(key, p.run.begin, p.run.end,
+                           p.evaluator->evaluate(*p.net, *p.eval.data, r));
+      s = ctx.fp_reference(key, p.run.begin, p.run.end);
+    }
+    return s;
+  });
+  return p;
+}
+
+ptq::CalibrationContext calibration_context(const Prepared& p) {
+  const TrialConfig& cfg = p.cfg;
+  ptq::CalibrationContext cc;
+  cc.data = p.calibration.get();
+  if (cc.data) cc.indices = data::index_range(0, cc.data->size());
+  cc.options.batch_size = cfg.calibration.batch_size;
+  cc.options.max_bytes_per_layer = cfg.calibration.max_stats_mb << 20;
+  cc.options.seed = cfg.calibration.seed;
+  cc.options.loader = cfg.data.loader(p.threads);
+  cc.cache_dir = cfg.calibration.cache_dir;
+  cc.cache_description = {{"model_sha256", p.net->sha256()},
+                          {"fold_bn", cfg.model.fold_bn},
+                          {"input_shape", p.net->input_shape()},
+                          {"data", cc.data ? cc.data->fingerprint() : ""}};
+  return cc;
+}
+
+ptq::NetworkQuantization quantize(Prepared& p, const ptq::CalibrationContext& cc,
+                                  Collective& col) {
+  p.net->restore_fp();
+  return ptq::quantize_network(*p.net, p.cfg.weights, cc, col.dist());
+}
+
+// Activation quantizers, calibrated on the FP network's inputs, then bias correction measured
+// with them in place. Both run identically on every process of a layer-parallel trial.
+struct Corrections {
+  std::vector<ptq::ActQuant> act;
+  std::vector<json> bias;  // per layer
+};
+
+Corrections correct(Prepared& p, const ptq::NetworkQuantization& nq,
+                    const ptq::CalibrationContext& cc, Collective& col) {
+  model::Network& net = *p.net;
+  const size_t count = net.layers().size();
+  Corrections c{std::vector<ptq::ActQuant>(count), std::vector<json>(count, json::object())};
+  std::vector<bool> weight_quantized;
+  for (const auto& o : nq.layers) weight_quantized.push_back(o.quantized);
+  const auto& acfg = p.cfg.activations;
+  col.run([&] {
+    if (acfg.enabled()) {
+      std::vector<torch::Tensor> qw;
+      for (const auto& L : net.layers()) qw.push_back(net.weight(L.index).clone());
+      for (const auto& L : net.layers()) net.set_weight(L.index, net.fp_weight(L.index));
+      c.act = ptq::calibrate_activations(net, acfg, cc, weight_quantized);
+      for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
+    }
+    ptq::ActivationQuantizer aq(c.act);
+    if (p.cfg.bias_correction)
+      c.bias = ptq::correct_biases(net, cc, weight_quantized, acfg.enabled() ? &aq : nullptr);
+    return 0;
+  });
+  return c;
+}
+
+// The quantized network on this process's shard, reduced to the metric map over processes.
+json evaluate(Prepared& p, const Corrections& c, Collective& col) {
+  ptq::ActivationQuantizer act(c.act);
+  eval::EvalRun r = p.run;
+  r.label = "eval quantized";
+  auto q = col.run([&] {
+    model::HookScope scope(p.cfg.activations.enabled()
+                               ? static_cast<model::LayerInputHook*>(&act)
+                               : nullptr);
+    return p.evaluator->evaluate(*p.net, *p.eval.data, r);
+  });
+  auto sums = p.evaluator->sums(q, *p.fp);
+  if (col.dist()) {
+    std::vector<double> v;
+    for (const auto& [k, x] : sums) v.push_back(x);  // same keys, same order on every process
+    col.dist()->allreduce_sum(v.data(), static_cast<int>(v.size()));
+    size_t i = 0;
+    for (auto& [k, x] : sums) x = v[i++];
+  }
+  json m = p.evaluator->metrics(sums);
+  m["eval_seconds"] = q.seconds;  // this process's shard
+  m["images_per_second"] = q.seconds > 0 ? static_cast<double>(q.n) / q.seconds : 0.0;
+  return m;
 }
 
 // `err` = ||w - w~||^2 and `w_sq` = ||w||^2 of the layer (computed once by the caller).
@@ -158,154 +417,23 @@ store::LayerRecord layer_record(const model::LayerInfo& info, const ptq::LayerOu
   return L;
 }
 
-}  // namespace
-
-std::string data_identity(const json& cfg, TrialContext& ctx) {
-  const std::string name = cfg["data"]["name"], root = cfg["data"]["root"];
-  std::string fp = ctx.dataset(name, root, "test", 0).fingerprint();
-  if (uses_calibration_data(cfg))
-    fp = sha256_hex(fp + "\n" + ctx.dataset(name, root, "train", 0).fingerprint());
-  return fp;
-}
-
-TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* dist) {
-  auto t_start = std::chrono::steady_clock::now();
-  std::string start_time = utc_now_iso();
-  int threads = apply_threads(cfg["threads"].get<int>());
-
-  for (const char* key : {"output", "export"}) {
-    const std::string path = cfg[key].get<std::string>();
-    if (path.empty()) continue;
-    fs::path p(path);
-    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir))
-      throw ConfigError(std::string("/") + key + ": directory " + dir.string() + " of " + path +
-                        " does not exist");
-  }
-  const std::string output = cfg["output"].get<std::string>();
-
-  // With several processes, a failure on one must become a failure on all before the next
-  // collective step, or the others would wait forever.
-  auto agreed = [&](const auto& f) {
-    if (!dist) return f();
-    std::string error;
-    try {
-      return f();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    dist->agree(error);
-    MPQ_ASSERT(false, "agree() returned after a local error");
-    return f();
-  };
-
-  // Data first: a model reference may need the training split to train a default model.
-  const json& dcfg = cfg["data"];
-  const std::string dname = dcfg["name"], droot = dcfg["root"];
-  const json& mcfg = cfg["model"];
-  model::LoadOptions lo;
-  lo.fold_bn = mcfg["fold_bn"].get<bool>();
-  lo.input_shape = mcfg["input_shape"].get<std::vector<int64_t>>();
-  struct Setup {
-    const data::ClassificationDataset* test;
-    const data::ClassificationDataset* train;  // only loaded when calibration images are used
-    int64_t train_size;
-    std::string model_path;
-    model::Network* net;
-  };
-  const bool calibrated = uses_calibration_data(cfg);
-  Setup su = agreed([&] {
-    Setup x;
-    x.test = &ctx.dataset(dname, droot, "test", 0);
-    x.train = calibrated ? &ctx.dataset(dname, droot, "train", 0) : nullptr;
-    x.train_size = calibrated ? x.train->size() : ctx.dataset_size(dname, droot, "train");
-    x.model_path = train::resolve_model_ref(mcfg["path"].get<std::string>(),
-                                            mcfg["cache_dir"].get<std::string>(), droot);
-    if (lo.input_shape.empty()) lo.input_shape = x.test->image_shape();
-    x.net = &ctx.network(x.model_path, lo);
-    return x;
-  });
-  if (dist) dist->agree("");
-  const auto& test = *su.test;
-  const std::string model_path = su.model_path;
-  model::Network& net = *su.net;
-  std::string id = trial_id(cfg, net.sha256(), data_identity(cfg, ctx));
-
-  eval::EvalOptions eo = eval_options(cfg);
-  if (dist) {
-    // Shard the evaluation set on batch boundaries: every rank sees exactly the batches a
-    // single-process run would.
-    int64_t n = test.size();
-    if (eo.limit > 0 && eo.limit < n) n = eo.limit;
-    int64_t batches = (n + eo.batch_size - 1) / eo.batch_size;
-    eo.begin = batches * dist->rank() / dist->size() * eo.batch_size;
-    eo.end = std::min(n, batches * (dist->rank() + 1) / dist->size() * eo.batch_size);
-  }
-  const FpReference& fp =
-      *agreed([&] { return &ctx.fp_reference(net, fp_network_key(net, eo), test, eo); });
-  if (dist) dist->agree("");
-
-  const json& ccfg = cfg["calibration"];
-  auto calib = data::calibration_indices(su.train_size, ccfg["size"].get<int64_t>(),
-                                         ccfg["seed"].get<uint64_t>());
-
-  // --- quantize weights ---
-  auto wcfg = ptq::parse_weight_config(cfg);
-  ptq::CalibrationContext cc;
-  cc.data = su.train;
-  cc.indices = calib;
-  cc.options.batch_size = ccfg["batch_size"].get<int64_t>();
-  cc.options.max_bytes_per_layer = ccfg["max_stats_mb"].get<int64_t>() << 20;
-  cc.options.seed = ccfg["seed"].get<uint64_t>();
-  cc.cache_dir = ccfg["cache_dir"].get<std::string>();
-  cc.cache_description = {{"model_sha256", net.sha256()},
-                          {"fold_bn", lo.fold_bn},
-                          {"input_shape", lo.input_shape},
-                          {"data", calibrated ? su.train->fingerprint() : ""},
-                          {"indices_sha256", sha256_hex(json(calib).dump())}};
-  net.restore_fp();
-  auto nq = ptq::quantize_network(net, wcfg, cc, dist);
-  std::vector<bool> weight_quantized;
-  for (const auto& o : nq.layers) weight_quantized.push_back(o.quantized);
-
-  // Activation quantizers, calibrated on the FP network's inputs, then bias correction measured
-  // with them in place. Both run identically on every rank of a layer-parallel trial.
-  const auto acfg = ptq::parse_activation_config(cfg);
-  const bool bias_correction = cfg["bias_correction"].get<bool>();
-  if ((acfg.enabled() || bias_correction) && su.train == nullptr)
-    MPQ_ASSERT(false, "calibration split not loaded");
-  std::vector<ptq::ActQuant> act(layers_count(net));
-  std::vector<json> bias_stats(layers_count(net), json::object());
-  agreed([&] {
-    if (acfg.enabled()) {
-      std::vector<torch::Tensor> qw;
-      for (const auto& L : net.layers()) qw.push_back(net.weight(L.index).clone());
-      for (const auto& L : net.layers()) net.set_weight(L.index, net.fp_weight(L.index));
-      act = ptq::calibrate_activations(net, acfg, cc, weight_quantized);
-      for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
-    }
-    ptq::ActivationQuantizer aq(act);
-    if (bias_correction)
-      bias_stats = ptq::correct_biases(net, cc, weight_quantized, acfg.enabled() ? &aq : nullptr);
-    return 0;
-  });
-  if (dist) dist->agree("");
-  ptq::ActivationQuantizer act_quantizer(act);
-
-  const auto& layers = net.layers();
-  store::TrialRecord rec;
+// Per-layer records and the network-wide cost and error metrics.
+void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const Corrections& c,
+                   store::TrialRecord& rec) {
+  const model::Network& net = *p.net;
   int64_t channels = 0, points = 0, macs = 0, extra_macs = 0;
   double weight_bits = 0, extra_weight_bits = 0, err_total = 0, w_total = 0;
-  int quantized = 0;
   double extra_in_channels = 0, in_channels = 0;
-  for (const auto& info : layers) {
-    const auto& o = nq.layers[static_cast<size_t>(info.index)];
+  int quantized = 0;
+  for (const auto& info : net.layers()) {
+    const auto i = static_cast<size_t>(info.index);
+    const auto& o = nq.layers[i];
     const torch::Tensor& w = net.fp_weight(info.index);
     const double err = o.quantized ? quant::layer_weight_sq_error(w.data_ptr<float>(), o.q) : 0.0;
     const double w_sq = w.pow(2).sum().item<double>();
     rec.layers.push_back(layer_record(info, o, err, w_sq, w));
     auto& attrs = rec.layers.back().attrs;
-    const auto& a = act[static_cast<size_t>(info.index)];
+    const auto& a = c.act[i];
     attrs["act_bits"] = a.enabled ? a.bits : 32;
     if (a.enabled) {
       attrs["act_unsigned"] = a.is_unsigned;
@@ -313,7 +441,7 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
       attrs["act_observed_min"] = a.observed_min;
       attrs["act_observed_max"] = a.observed_max;
     }
-    for (const auto& [k, v] : bias_stats[static_cast<size_t>(info.index)].items()) attrs[k] = v;
+    for (const auto& [k, v] : c.bias[i].items()) attrs[k] = v;
     if (!o.quantized) continue;
     ++quantized;
     channels += o.q.c_out;
@@ -328,90 +456,76 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
     err_total += err;
     w_total += w_sq;
   }
+  auto pct = [](double part, double whole) { return whole > 0 ? 100.0 * part / whole : 0.0; };
+  json& m = rec.metrics;
+  m["quantized_layers"] = quantized;
+  m["total_points"] = points;
+  m["extra_points"] = points - channels;
+  m["extra_channels_pct"] = pct(static_cast<double>(points - channels), static_cast<double>(channels));
+  m["extra_macs_pct"] = pct(static_cast<double>(extra_macs), static_cast<double>(macs));
+  m["extra_weight_bits_pct"] = pct(extra_weight_bits, weight_bits);
+  m["extra_input_channels_pct"] = pct(extra_in_channels, in_channels);
+  m["weight_rel_error"] = w_total > 0 ? std::sqrt(err_total / w_total) : 0.0;
+  for (const auto& [k, v] : nq.summary.items()) m[k] = v;
+}
 
-  // --- evaluate ---
-  eval::EvalOptions qo = eo;
-  qo.label = "eval quantized";
-  auto qres = agreed([&] {
-    model::HookScope scope(acfg.enabled() ? static_cast<model::LayerInputHook*>(&act_quantizer)
-                                          : nullptr);
-    return eval::evaluate(net, test, qo);
-  });
-  if (dist) dist->agree("");
-  auto [agree, kl_sum] = eval::fidelity_sums(fp.result.logits, qres.logits);
-  // Counts and sums; reduced over ranks when the evaluation is sharded.
-  double sums[7] = {qres.correct1, qres.correct5, fp.result.correct1,         fp.result.correct5,
-                    agree,         kl_sum,        static_cast<double>(qres.n)};
-  if (dist) dist->allreduce_sum(sums, 7);
-  const double n_eval = sums[6];
-  auto frac = [&](double v) { return n_eval > 0 ? v / n_eval : 0.0; };
-  qres.top1 = frac(sums[0]);
-  qres.top5 = frac(sums[1]);
-  qres.n = static_cast<int64_t>(n_eval);
-  eval::Fidelity fid{frac(sums[4]), frac(sums[5])};
-  const double fp_top1 = frac(sums[2]), fp_top5 = frac(sums[3]);
-
-  rec.trial_id = id;
-  rec.config = cfg;
-  rec.calibration_indices = calib;
-  rec.metrics = {
-      {"top1", qres.top1},
-      {"top5", qres.top5},
-      {"agreement", fid.agreement},
-      {"kl", fid.kl},
-      {"fp_top1", fp_top1},
-      {"fp_top5", fp_top5},
-      {"n_eval", qres.n},
-      {"eval_seconds", qres.seconds},
-      {"images_per_second", qres.images_per_second},
-      {"quantized_layers", quantized},
-      {"total_points", points},
-      {"extra_points", points - channels},
-      {"extra_channels_pct",
-       channels ? 100.0 * static_cast<double>(points - channels) / static_cast<double>(channels)
-                : 0.0},
-      {"extra_macs_pct",
-       macs ? 100.0 * static_cast<double>(extra_macs) / static_cast<double>(macs) : 0.0},
-      {"extra_weight_bits_pct", weight_bits > 0 ? 100.0 * extra_weight_bits / weight_bits : 0.0},
-      {"extra_input_channels_pct", in_channels > 0 ? 100.0 * extra_in_channels / in_channels : 0.0},
-      {"weight_rel_error", w_total > 0 ? std::sqrt(err_total / w_total) : 0.0}};
-  for (const auto& [k, v] : nq.summary.items()) rec.metrics[k] = v;
-
+// Provenance and every convention that changes results (method.md §7).
+json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corrections& c,
+              const json& metrics, Collective& col) {
+  const TrialConfig& cfg = p.cfg;
+  const model::Network& net = *p.net;
+  const data::Dataset& eval_data = *p.eval.data;
   json m = provenance_json();
-  m["trial_id"] = id;
-  m["threads"] = threads;
-  m["start_time"] = start_time;
-  m["model_path"] = model_path;
+  m["trial_id"] = p.id;
+  m["threads"] = p.threads;
+  m["start_time"] = p.start_time;
+  m["model_path"] = p.model_path;
   m["model_sha256"] = net.sha256();
   m["model_meta"] = net.meta();
   m["model_input_shape"] = json(net.input_shape()).dump();
-  m["bn_folded"] = lo.fold_bn;
+  m["bn_folded"] = cfg.model.fold_bn;
   m["bn_layers_before_fold"] = net.bn_before_fold();
   m["bn_layers_after_fold"] = net.bn_after_fold();
-  m["dataset"] = dname;
-  m["dataset_fingerprint"] = test.fingerprint();
-  m["dataset_description"] = test.describe();
-  m["preprocessing"] = test.preprocessing();
-  m["eval_split"] = "test";
-  m["eval_images"] = qres.n;
-  m["calibration_split"] = "train";
-  m["calibration_size"] = static_cast<int64_t>(calib.size());
-  m["calibration_seed"] = ccfg["seed"];
+  m["task"] = data::task_name(eval_data.task());
+  m["dataset"] = cfg.data.spec.name;
+  m["dataset_root"] = cfg.data.spec.resolved_root();
+  m["dataset_fingerprint"] = eval_data.fingerprint();
+  m["dataset_description"] = eval_data.describe();
+  const json dm = eval_data.manifest();
+  for (const char* k : {"layout", "label_mapping", "classes", "classes_sha256", "fingerprint_mode",
+                        "image_cache"})
+    if (dm.contains(k)) m[std::string("dataset_") + k] = dm[k];
+  m["preprocessing"] = eval_data.preprocess().describe();
+  m["preprocessing_json"] = eval_data.preprocess().to_json().dump();
+  m["eval_split"] = cfg.data.eval_split;
+  m["eval_images"] = metrics.value("n_eval", int64_t{0});
+  m["eval_subset"] = cfg.data.eval_subset;
+  m["eval_subset_seed"] = cfg.data.eval_subset_seed;
+  m["eval_limit"] = cfg.data.eval_limit;
+  m["bad_images_skipped"] = metrics.value("skipped_images", int64_t{0});
+  m["on_bad_image"] = cfg.data.skip_bad_images ? "skip" : "error";
+  m["calibration_split"] = cfg.data.calibration_split;
+  m["calibration_size"] = static_cast<int64_t>(p.calibration_indices.size());
+  m["calibration_seed"] = cfg.calibration.seed;
   m["calibration_used"] = nq.used_calibration;
   m["calibration_statistics"] =
-      nq.used_calibration ? ccfg["statistics"].get<std::string>() : "none";
-  m["ranks"] = dist ? dist->size() : 1;
-  m["weight_method"] = wcfg.method;
-  m["weight_bits"] = wcfg.bits;
-  m["weight_granularity"] = quant::granularity_name(wcfg.granularity);
-  m["weight_search"] =
-      wcfg.method == "rtn" ? "max range" : cfg["weights"]["search"].get<std::string>();
-  m["first_layer"] = wcfg.first_layer;
-  m["last_layer"] = wcfg.last_layer;
+      nq.used_calibration
+          ? (cfg.weights.statistics == ptq::Statistics::kFp ? "fp" : "quantized_prefix")
+          : "none";
+  m["ranks"] = col.dist() ? col.dist()->size() : 1;
+  m["weight_method"] = ptq::weight_method_name(cfg.weights.method);
+  m["weight_bits"] = cfg.weights.bits;
+  m["weight_granularity"] = quant::granularity_name(cfg.weights.granularity);
+  m["weight_search"] = cfg.weights.method == ptq::WeightMethod::kRtn
+                           ? "max range"
+                           : cfg.resolved["weights"]["search"].get<std::string>();
+  m["first_layer"] = ptq::layer_rule_name(cfg.weights.first_layer);
+  m["last_layer"] = ptq::layer_rule_name(cfg.weights.last_layer);
+  const auto& acfg = cfg.activations;
   m["activation_bits"] = acfg.bits;
   if (acfg.enabled()) {
     int n_unsigned = 0, n_quant = 0;
-    for (const auto& a : act)
+    for (const auto& a : c.act)
       if (a.enabled) {
         ++n_quant;
         n_unsigned += a.is_unsigned ? 1 : 0;
@@ -420,40 +534,89 @@ TrialOutcome run_trial(const json& cfg, TrialContext& ctx, TrialDistribution* di
         "per-tensor fake quant (torch fake_quantize_per_tensor_affine) at the inputs of " +
         std::to_string(n_quant) + " quantized layers; " + std::to_string(n_unsigned) +
         " unsigned (input never negative on calibration data), the rest signed symmetric";
-    m["activation_range"] = acfg.range;
-    m["activation_first_layer"] = acfg.first_layer;
-    m["activation_last_layer"] = acfg.last_layer;
+    m["activation_range"] = ptq::act_range_name(acfg.range);
+    m["activation_first_layer"] = ptq::layer_rule_name(acfg.first_layer);
+    m["activation_last_layer"] = ptq::layer_rule_name(acfg.last_layer);
     m["activation_calibration"] = "FP network on the calibration images";
   } else {
     m["activation_quantizers"] = "none (weight-only)";
   }
-  m["bias_correction"] = bias_correction;
-  if (bias_correction)
+  m["bias_correction"] = cfg.bias_correction;
+  if (cfg.bias_correction)
     m["bias_correction_kind"] = "empirical, sequential over layers (Banner et al. 2019)";
+  return m;
+}
 
+// The expanded-model export and the trial file, on the writing process only.
+TrialOutcome write(Prepared& p, const ptq::NetworkQuantization& nq, const Corrections& c,
+                   store::TrialRecord rec, Collective& col) {
   TrialOutcome out;
-  const bool writer = !dist || dist->rank() == 0;
-  const std::string export_path = cfg["export"].get<std::string>();
-  if (!export_path.empty() && writer) {
+  const TrialConfig& cfg = p.cfg;
+  if (!cfg.export_path.empty() && col.writer()) {
     std::vector<const quant::QuantizedLayer*> qs;
     for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
     std::vector<model::ExportActQuant> ea;
-    for (const auto& a : act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
-    auto ex =
-        model::export_expanded(net, qs, export_path, ea, acfg.enabled() ? &act_quantizer : nullptr);
-    m["export_path"] = export_path;
+    for (const auto& a : c.act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
+    ptq::ActivationQuantizer act(c.act);
+    auto ex = model::export_expanded(*p.net, qs, cfg.export_path, ea,
+                                     cfg.activations.enabled() ? &act : nullptr);
+    rec.manifest["export_path"] = cfg.export_path;
     rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
     rec.metrics["export_argmax_agreement"] = ex.argmax_agreement;
   }
-  net.restore_fp();
-  m["end_time"] = utc_now_iso();
-  m["seconds"] = seconds_since(t_start);
-  rec.manifest = m;
+  p.net->restore_fp();
+  rec.manifest["end_time"] = utc_now_iso();
+  rec.manifest["seconds"] = seconds_since(p.t0);
   out.record = std::move(rec);
-  if (!output.empty() && writer) {
-    store::write_trial(output, out.record);
-    out.output_path = output;
+  if (!cfg.output.empty() && col.writer()) {
+    store::write_trial(cfg.output, out.record);
+    out.output_path = cfg.output;
   }
+  return out;
+}
+
+}  // namespace
+
+TrialOutcome run_trial(const json& resolved, TrialContext& ctx, TrialDistribution* dist) {
+  Collective col(dist);
+  Prepared p = prepare(resolved, ctx, col);
+  const ptq::CalibrationContext cc = calibration_context(p);
+  const ptq::NetworkQuantization nq = quantize(p, cc, col);
+  const Corrections c = correct(p, nq, cc, col);
+  const json metrics = evaluate(p, c, col);
+
+  store::TrialRecord rec;
+  rec.trial_id = p.id;
+  rec.config = resolved;
+  rec.calibration_indices = p.calibration_indices;
+  rec.eval_indices = p.eval.indices;
+  rec.metrics = metrics;
+  record_layers(p, nq, c, rec);
+  rec.manifest = manifest(p, nq, c, metrics, col);
+  return write(p, nq, c, std::move(rec), col);
+}
+
+json evaluate_fp(const json& resolved, TrialContext& ctx) {
+  TrialConfig cfg = parse_trial_config(resolved);
+  const int threads = apply_threads(cfg.threads);
+  EvalSet set = ctx.eval_set(cfg.data, true, threads);
+  model::Network& net = load_trial_network(cfg, *set.data, ctx);
+  auto evaluator = eval::make_evaluator(set.data->task());
+  eval::EvalRun r;
+  r.batch_size = cfg.data.batch_size;
+  r.loader = cfg.data.loader(threads);
+  r.label = "eval";
+  auto shard = evaluator->evaluate(net, *set.data, r);
+  json m = evaluator->metrics(evaluator->sums(shard, shard));
+  json out = {{"model", net.path()},
+              {"data", set.data->describe()},
+              {"preprocessing", set.data->preprocess().describe()},
+              {"threads", threads},
+              {"seconds", shard.seconds},
+              {"images_per_second",
+               shard.seconds > 0 ? static_cast<double>(shard.n) / shard.seconds : 0.0}};
+  for (const auto& [k, v] : m.items())
+    if (k.rfind("fp_", 0) != 0 && k != "agreement" && k != "kl") out[k] = v;
   return out;
 }
 

@@ -1,54 +1,79 @@
-// Running one trial: resolve the model, quantize its weights with the configured method,
-// evaluate against the full-precision model, and produce the record written to HDF5.
+// Running one trial: resolve the model and the data, quantize the weights with the configured
+// method, evaluate against the full-precision model, and produce the record written to HDF5.
 //
-// A TrialContext caches what trials share (loaded networks, datasets, full-precision logits),
-// so a sweep worker that runs many trials on the same model loads and evaluates it once.
+// run_trial() is a sequence of stages (trial.cpp), each a function named for what it does:
+//   prepare     typed config, data (evaluation set, calibration sample), network, trial id,
+//               evaluation shard and the FP reference of that shard
+//   quantize    weights of every layer (ptq::quantize_network)
+//   correct     activation quantizers and bias correction, both calibrated on the calibration set
+//   evaluate    the quantized network on the evaluation shard, metrics against the FP reference
+//               through the task's evaluator (sums reduced over processes)
+//   record      per-layer records, metrics and the manifest (provenance and conventions)
+//   write       the expanded-model export and the HDF5 file (only on the writing process)
+//
+// A TrialContext caches what trials share (networks, dataset splits, evaluation sets, image
+// caches, FP references), so a sweep worker that runs many trials on the same model and data
+// loads and evaluates them once.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "mpq/data/dataset.h"
-#include "mpq/eval/evaluate.h"
+#include "mpq/eval/task.h"
 #include "mpq/model/network.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/store/trial_file.h"
+#include "mpq/sweep/trial_config.h"
 
 namespace mpq::sweep {
 
-/// Full-precision reference of one (network, eval data) pair.
-struct FpReference {
-  eval::EvalResult result;  ///< logits, top-1/5
+/// The examples a trial evaluates on.
+struct EvalSet {
+  std::shared_ptr<const data::Dataset> data;  ///< position i = the i-th evaluated example
+  std::vector<int64_t> indices;  ///< their indices in the split ([] = the whole split, in order)
 };
 
 class TrialContext {
  public:
   /// Network for (path, fold_bn, input_shape), loaded on first use; weights restored to FP.
   model::Network& network(const std::string& path, const model::LoadOptions& options);
-  /// Dataset split (name, root, "train"/"test", limit), loaded on first use.
-  const data::ClassificationDataset& dataset(const std::string& name, const std::string& root,
-                                             const std::string& split, int64_t limit);
-  /// Size of a split without loading it (header only).
-  int64_t dataset_size(const std::string& name, const std::string& root, const std::string& split);
-  /// FP evaluation of `net` on `data` (cached by network sha + options + data fingerprint).
-  const FpReference& fp_reference(model::Network& net, const std::string& net_key,
-                                  const data::ClassificationDataset& data,
-                                  const eval::EvalOptions& options);
-  /// Stores an FP reference computed elsewhere (e.g. sharded across ranks) under the key
-  /// fp_reference would use.
-  void put_fp_reference(const std::string& net_key, const data::ClassificationDataset& data,
-                        const eval::EvalOptions& options, FpReference ref);
+  /// A dataset split, opened on first use.
+  std::shared_ptr<const data::Dataset> split(const data::DataSpec& spec, const std::string& name);
+  /// Number of examples of a split (Fashion-MNIST: from the label file's header only).
+  int64_t split_size(const data::DataSpec& spec, const std::string& name);
+  /// The evaluation examples of a config (subset and limit applied); with `cached` they are read
+  /// through the preprocessed-image cache when the config enables it (building it if needed).
+  EvalSet eval_set(const DataConfig& data, bool cached, int threads);
+  /// The calibration images `indices` of the calibration split, through the image cache when
+  /// the config enables it.
+  std::shared_ptr<const data::Dataset> calibration_set(const DataConfig& data,
+                                                       const std::vector<int64_t>& indices,
+                                                       int threads);
+
+  /// FP reference shards, keyed by fp_reference_key(); a stored shard covering positions
+  /// [begin, end) serves any request inside that range.
+  const eval::EvalShard* fp_reference(const std::string& key, int64_t begin, int64_t end);
+  void put_fp_reference(const std::string& key, int64_t begin, int64_t end, eval::EvalShard s);
 
  private:
+  struct FpEntry {
+    int64_t begin = 0, end = 0;
+    eval::EvalShard shard;
+    eval::EvalShard slice;  // the last slice handed out
+  };
   std::map<std::string, std::unique_ptr<model::Network>> networks_;
-  std::map<std::string, std::unique_ptr<data::ClassificationDataset>> datasets_;
-  std::map<std::string, FpReference> fp_;
+  std::map<std::string, std::shared_ptr<const data::Dataset>> splits_;
+  std::map<std::string, EvalSet> eval_sets_;
+  std::map<std::string, std::shared_ptr<const data::Dataset>> calibration_sets_;
+  std::map<std::string, FpEntry> fp_;
 };
 
 /// Layer-parallel execution of one trial over several processes: the layers are split for
-/// quantization (ptq::LayerDistribution) and the evaluation set is sharded, with counts reduced.
+/// quantization (ptq::LayerDistribution) and the evaluation set is sharded, with sums reduced.
 class TrialDistribution : public ptq::LayerDistribution {
  public:
   virtual int rank() const = 0;
@@ -57,16 +82,25 @@ class TrialDistribution : public ptq::LayerDistribution {
   virtual void allreduce_sum(double* values, int n) = 0;
 };
 
-/// The cache key of a trial's FP reference network (used by run_trial and by sweeps that
-/// precompute references).
-std::string fp_network_key(const model::Network& net, const eval::EvalOptions& options);
+/// Positions [begin, end) of `n` examples that process `rank` of `size` evaluates: batch-aligned
+/// shards, so every process sees exactly the batches a single-process run would.
+std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, int size);
 
-/// The evaluation options of a resolved trial config (batch size, limit; no sharding).
-eval::EvalOptions eval_options(const nlohmann::json& resolved);
+/// The cache key of the FP reference of `net` on `set` with `batch_size`.
+std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
+                             int64_t batch_size);
 
-/// The data fingerprint that enters a trial's id: the evaluation split's fingerprint, combined
-/// with the calibration split's when the trial uses calibration images.
-std::string data_identity(const nlohmann::json& resolved, TrialContext& ctx);
+/// The resolved model archive of a config ("default:<arch>" trained and cached if needed).
+std::string resolve_model_path(const TrialConfig& cfg);
+
+/// Loads the trial's network through `ctx`, checking that the model runs on the data's images:
+/// a model whose input disagrees with the data (channels, size) is a ConfigError naming both.
+model::Network& load_trial_network(const TrialConfig& cfg, const data::Dataset& eval_data,
+                                   TrialContext& ctx);
+
+/// The data fingerprint that enters a trial's id: the evaluation set's fingerprint, combined
+/// with the calibration split's when the trial uses calibration images. Reads no image.
+std::string data_identity(const TrialConfig& cfg, TrialContext& ctx);
 
 struct TrialOutcome {
   store::TrialRecord record;
@@ -79,6 +113,10 @@ struct TrialOutcome {
 /// equals the single-process run, and only rank 0 writes files.
 TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx,
                        TrialDistribution* dist = nullptr);
+
+/// Full-precision evaluation of a config's model on its evaluation set (`mpq eval`): the
+/// task's metrics of the FP model ("top1", "top5", ...) plus n_eval, seconds, images_per_second.
+nlohmann::json evaluate_fp(const nlohmann::json& resolved, TrialContext& ctx);
 
 /// One-line summary of a finished trial for logs: "top-1 88.1% (FP 91.2%) agreement 95.0% ...".
 std::string summarize(const store::TrialRecord& r);

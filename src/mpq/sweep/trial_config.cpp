@@ -1,6 +1,5 @@
 #include "mpq/sweep/trial_config.h"
 
-#include "mpq/data/fashion_mnist.h"
 #include "mpq/util/error.h"
 #include "mpq/util/sha256.h"
 
@@ -16,13 +15,59 @@ const Schema& trial_schema() {
         .int_list("/model/input_shape", {}, 1, 1 << 16,
                   "C,H,W for the shape probe (empty: from the archive, else the dataset)")
         .string("/model/cache_dir", "results/models", "where default models are trained and cached")
-        .choice("/data/name", "fashion-mnist", {"fashion-mnist"}, "evaluation/calibration dataset")
-        .string("/data/root", data::kFashionMnistDefaultRoot, "dataset directory")
+        .choice("/data/name", "fashion-mnist", data::dataset_names(),
+                "evaluation/calibration dataset (docs/datasets.md)")
+        .string("/data/root", "",
+                "dataset directory (\"\" = the dataset's default; fashion-mnist: "
+                "/usr/share/datasets/fashion-mnist)")
+        .choice("/data/layout", "auto", {"auto", "folder", "flat", "kaggle"},
+                "imagenet: directory layout (auto = detected)")
+        .string("/data/imagenet/ground_truth", "",
+                "imagenet flat layout: ILSVRC2012_validation_ground_truth.txt (\"\" = search the "
+                "devkit)")
+        .string("/data/imagenet/meta", "",
+                "imagenet flat layout: the devkit's meta.mat, or a synset list in ILSVRC2012_ID "
+                "order (\"\" = search)")
+        .string("/data/eval_split", "",
+                "split to evaluate on (\"\" = the dataset's: fashion-mnist test, imagenet val, "
+                "image_folder the root itself)")
         .integer("/data/eval_limit", 0, 0, 1LL << 40,
-                 "evaluate on the first N test images (0 = all)")
-        .integer("/data/batch_size", 500, 1, 1 << 20, "evaluation batch size")
+                 "evaluate on the first N images of the evaluation split (or subset; 0 = all)")
+        .integer("/data/eval_subset", 0, 0, 1LL << 40,
+                 "evaluate on a seeded, class-stratified subset of N images (0 = all)")
+        .integer("/data/eval_subset_seed", 0, 0, 1LL << 62, "seed of /data/eval_subset")
+        .integer("/data/batch_size", 0, 0, 1 << 20,
+                 "evaluation batch size (0 = 500 for fashion-mnist, 64 otherwise)")
+        .integer("/data/workers", 0, 0, 4096,
+                 "image decoding threads (0 = the trial's thread count)")
+        .integer("/data/prefetch", 2, 0, 64, "batches decoded ahead of the forward pass")
+        .boolean("/data/cache", true,
+                 "keep decoded, preprocessed images in a shared on-disk cache (file datasets)")
+        .string("/data/cache_dir", "results/cache/images", "where the image cache lives")
+        .choice("/data/fingerprint", "listing", {"listing", "content"},
+                "dataset fingerprint: file list with sizes (cheap), or every file's bytes")
+        .choice("/data/on_bad_image", "error", {"error", "skip"},
+                "an unreadable image fails the trial, or is skipped and counted")
+        .choice("/data/preprocess/preset", "auto",
+                {"auto", "torchvision-v1", "torchvision-v2", "inception", "fashion-mnist", "none"},
+                "preprocessing preset (auto = the dataset's default); fields below override it")
+        .integer("/data/preprocess/resize", -1, -1, 1 << 16,
+                 "short side after resizing (0 = none, -1 = from the preset)")
+        .integer("/data/preprocess/crop", -1, -1, 1 << 16,
+                 "centre crop size (0 = none, -1 = from the preset)")
+        .choice("/data/preprocess/interpolation", "preset", {"preset", "bilinear", "bicubic"},
+                "resize filter (PIL's, antialiased)")
+        .choice("/data/preprocess/color", "preset", {"preset", "rgb", "gray"},
+                "PIL convert(\"RGB\") or convert(\"L\")")
+        .number_list("/data/preprocess/mean", {}, -1e6, 1e6,
+                     "per-channel mean of Normalize ([] = from the preset)")
+        .number_list("/data/preprocess/std", {}, -1e6, 1e6,
+                     "per-channel std of Normalize ([] = from the preset)")
         .integer("/calibration/size", 256, 1, 1 << 24,
-                 "calibration images drawn from the train split")
+                 "calibration images drawn from the calibration split")
+        .string("/calibration/split", "",
+                "split the calibration images come from (\"\" = the dataset's: train; "
+                "image_folder: the root)")
         .integer("/calibration/seed", 0, 0, 1LL << 62, "seed of the calibration sample")
         .choice("/calibration/statistics", "fp", {"fp", "quantized_prefix"},
                 "input statistics from the FP network, or from the network with earlier layers "
@@ -107,8 +152,9 @@ json trial_identity(const json& resolved) {
   json id = resolved;
   id["model"].erase("path");
   id["model"].erase("cache_dir");
-  id["data"].erase("root");
-  id["data"].erase("batch_size");
+  for (const char* k : {"root", "batch_size", "workers", "prefetch", "cache", "cache_dir", "layout",
+                        "imagenet"})
+    id["data"].erase(k);
   id.erase("output");
   id.erase("threads");
   id.erase("label");
@@ -139,7 +185,7 @@ json trial_identity(const json& resolved) {
   }
   if (id["activations"]["bits"] == 32) id["activations"] = {{"bits", 32}};
   if (!uses_calibration_data(resolved)) id.erase("calibration");
-  id["identity_version"] = 2;
+  id["identity_version"] = 3;
   return id;
 }
 
@@ -193,9 +239,124 @@ std::vector<std::string> check_trial_semantics(const json& r) {
   return problems;
 }
 
+std::vector<std::string> complete_trial_config(json& r) {
+  json& d = r["data"];
+  const std::string name = d["name"];
+  if (d["eval_split"] == "") d["eval_split"] = data::default_eval_split(name);
+  if (r["calibration"]["split"] == "")
+    r["calibration"]["split"] = data::default_calibration_split(name);
+  if (d["batch_size"] == 0) d["batch_size"] = name == "fashion-mnist" ? 500 : 64;
+  return data::resolve_preprocess(d["preprocess"], data::default_preset(name));
+}
+
+data::LoaderOptions DataConfig::loader(int threads) const {
+  data::LoaderOptions o;
+  o.workers = workers > 0 ? workers : std::max(1, threads);
+  o.prefetch = prefetch;
+  o.skip_bad = skip_bad_images;
+  return o;
+}
+
+bool TrialConfig::uses_calibration_data() const {
+  return ptq::uses_calibration(weights) || activations.enabled() || bias_correction;
+}
+
+TrialConfig parse_trial_config(const json& r) {
+  TrialConfig t;
+  t.resolved = r;
+  const json& m = r["model"];
+  t.model.path = m["path"];
+  t.model.cache_dir = m["cache_dir"];
+  t.model.fold_bn = m["fold_bn"];
+  t.model.input_shape = m["input_shape"].get<std::vector<int64_t>>();
+
+  const json& d = r["data"];
+  t.data.spec.name = d["name"];
+  t.data.spec.root = d["root"];
+  t.data.spec.preprocess = data::preprocess_from_json(d["preprocess"]);
+  t.data.spec.imagenet.layout = d["layout"];
+  t.data.spec.imagenet.ground_truth = d["imagenet"]["ground_truth"];
+  t.data.spec.imagenet.meta = d["imagenet"]["meta"];
+  t.data.spec.content_fingerprint = d["fingerprint"] == "content";
+  t.data.eval_split = d["eval_split"];
+  t.data.calibration_split = r["calibration"]["split"];
+  t.data.eval_limit = d["eval_limit"];
+  t.data.eval_subset = d["eval_subset"];
+  t.data.eval_subset_seed = d["eval_subset_seed"];
+  t.data.batch_size = d["batch_size"];
+  t.data.workers = d["workers"];
+  t.data.prefetch = d["prefetch"];
+  t.data.cache = d["cache"];
+  t.data.cache_dir = d["cache_dir"];
+  t.data.skip_bad_images = d["on_bad_image"] == "skip";
+
+  const json& c = r["calibration"];
+  t.calibration.size = c["size"];
+  t.calibration.seed = c["seed"];
+  t.calibration.batch_size = c["batch_size"];
+  t.calibration.max_stats_mb = c["max_stats_mb"];
+  t.calibration.cache_dir = c["cache_dir"];
+
+  const json& j = r["weights"];
+  ptq::WeightConfig& w = t.weights;
+  w.method = ptq::parse_weight_method(j["method"]);
+  w.bits = j["bits"];
+  w.granularity = j["granularity"] == "per_layer" ? quant::Granularity::kPerLayer
+                                                  : quant::Granularity::kPerChannel;
+  w.first_layer = ptq::parse_layer_rule(j["first_layer"]);
+  w.last_layer = ptq::parse_layer_rule(j["last_layer"]);
+  w.search.search = j["search"] == "grid" ? quant::StepSearch::kGrid : quant::StepSearch::kExact;
+  w.search.grid_candidates = j["grid_candidates"];
+  const json& mp = j["multipoint"];
+  w.allocation.policy = quant::parse_policy(mp["policy"]);
+  w.allocation.max_points = mp["max_points"];
+  w.allocation.uniform_points = mp["points"];
+  w.allocation.threshold = mp["threshold"];
+  w.allocation.threshold_on_weights = mp["threshold_metric"] == "weight";
+  w.allocation.budget = mp["budget"];
+  w.allocation.unit =
+      mp["budget_unit"] == "macs" ? quant::BudgetUnit::kMacs : quant::BudgetUnit::kChannels;
+  w.allocation.scope = mp["scope"] == "layer" ? quant::Scope::kLayer : quant::Scope::kNetwork;
+  w.allocation.seed = r["seed"];
+  if (w.method == ptq::WeightMethod::kAciq)
+    w.range.method = j["aciq"]["prior"] == "gaussian" ? quant::RangeMethod::kAciqGaussian
+                                                      : quant::RangeMethod::kAciqLaplace;
+  else if (w.method == ptq::WeightMethod::kPercentile)
+    w.range = {quant::RangeMethod::kPercentile, j["percentile"]["p"].get<double>()};
+  w.ocs_expand_ratio = j["ocs"]["expand_ratio"];
+  w.ocs_range.method =
+      j["ocs"]["range"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
+  w.bit_alloc_average = j["bit_alloc"]["average_bits"];
+  w.bit_alloc_by_output_error = j["bit_alloc"]["metric"] == "output";
+  const std::string refit = mp["refit"];
+  w.refit = refit == "weight"   ? quant::Refit::kWeight
+            : refit == "output" ? quant::Refit::kOutput
+                                : quant::Refit::kNone;
+  w.weighted = mp["weighted"];
+  w.statistics = c["statistics"] == "quantized_prefix" ? ptq::Statistics::kQuantizedPrefix
+                                                       : ptq::Statistics::kFp;
+
+  const json& a = r["activations"];
+  t.activations.bits = a["bits"];
+  t.activations.range = ptq::parse_act_range(a["range"]);
+  t.activations.percentile = a["percentile"];
+  t.activations.first_layer = ptq::parse_layer_rule(a["first_layer"]);
+  t.activations.last_layer = ptq::parse_layer_rule(a["last_layer"]);
+  t.activations.sample_size = a["sample_size"];
+
+  t.bias_correction = r["bias_correction"];
+  t.seed = r["seed"];
+  t.label = r["label"];
+  t.threads = r["threads"];
+  t.output = r["output"];
+  t.export_path = r["export"];
+  return t;
+}
+
 json resolve_trial_config(const json& user, const std::string& source) {
   json resolved = trial_schema().resolve(user, source);
-  auto problems = check_trial_semantics(resolved);
+  auto problems = complete_trial_config(resolved);
+  if (problems.empty()) problems = check_trial_semantics(resolved);
   if (!problems.empty()) {
     std::string msg;
     for (size_t i = 0; i < problems.size(); ++i)

@@ -5,22 +5,83 @@
 //   canonical(identity part of the resolved config) + "\n" + model SHA-256 + "\n" + data
 //   fingerprint
 // where canonical() is nlohmann::json::dump() (object keys sorted) and the identity part drops
-// what cannot change the result: paths (/model/path, /data/root, /output, /export), /threads,
-// /data/batch_size, /label, the option groups of methods (and multipoint policies) the trial does
+// what cannot change the result: paths (/model/path, /data/root, /data/imagenet, /output,
+// /export, cache directories), /threads, loader settings (/data/batch_size, workers, prefetch,
+// cache, layout), /label, the option groups of methods (and multipoint policies) the trial does
 // not use, and the calibration block when no calibration data is used. The model and the
-// data enter through their content fingerprints instead of their paths, so the id is stable
-// across runs, ranks and machines.
+// data enter through their content fingerprints instead of their paths (the data fingerprint
+// covers the layout's label mapping), so the id is stable across runs, ranks and machines.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "mpq/data/factory.h"
+#include "mpq/ptq/activations.h"
+#include "mpq/ptq/quantize.h"
 #include "mpq/util/schema.h"
 
 namespace mpq::sweep {
 
 /// Schema of a trial config (`mpq quantize --config`, and every trial a sweep expands to).
 const Schema& trial_schema();
+
+// --- the typed form, parsed once per trial from a resolved config ------------------------------
+
+struct ModelConfig {
+  std::string path, cache_dir;
+  bool fold_bn = true;
+  std::vector<int64_t> input_shape;  ///< empty: the dataset's image shape
+};
+
+struct DataConfig {
+  data::DataSpec spec;
+  std::string eval_split, calibration_split;  ///< resolved (dataset defaults applied)
+  int64_t eval_limit = 0;                     ///< first N of the evaluation examples (0 = all)
+  int64_t eval_subset = 0;  ///< seeded class-stratified subset of N examples (0 = all)
+  uint64_t eval_subset_seed = 0;
+  int64_t batch_size = 0;  ///< evaluation batch size
+  int workers = 0;         ///< decoding threads (0 = the trial's thread count)
+  int prefetch = 2;
+  bool cache = true;  ///< preprocessed-image cache for file datasets
+  std::string cache_dir;
+  bool skip_bad_images = false;
+  /// Loader options for `threads` compute threads.
+  data::LoaderOptions loader(int threads) const;
+};
+
+struct CalibrationConfig {
+  int64_t size = 256;
+  uint64_t seed = 0;
+  int64_t batch_size = 64;
+  int64_t max_stats_mb = 256;
+  std::string cache_dir;
+};
+
+struct TrialConfig {
+  nlohmann::json resolved;  ///< the resolved config it was parsed from (identity, records)
+  ModelConfig model;
+  DataConfig data;
+  CalibrationConfig calibration;
+  ptq::WeightConfig weights;
+  ptq::ActivationConfig activations;
+  bool bias_correction = false;
+  uint64_t seed = 0;
+  std::string label;
+  int threads = 0;
+  std::string output, export_path;
+
+  /// True if the trial's methods use calibration images (multipoint allocation, output-error bit
+  /// allocation, activation quantization, bias correction).
+  bool uses_calibration_data() const;
+};
+
+/// Parses a resolved (and completed) trial config.
+TrialConfig parse_trial_config(const nlohmann::json& resolved);
+
+/// Fills in what depends on other fields (dataset defaults: splits, preprocessing preset and its
+/// fields, batch size), in place. Returns problems as "<pointer>: <message>".
+std::vector<std::string> complete_trial_config(nlohmann::json& resolved);
 
 /// The identity part of a resolved config (see header).
 nlohmann::json trial_identity(const nlohmann::json& resolved);

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "mpq/data/fashion_mnist.h"
+#include "mpq/data/loader.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
@@ -67,15 +68,15 @@ double lr_at(int64_t step, int64_t total, double peak) {
   return 0.5 * peak * (1.0 + std::cos(M_PI * t));
 }
 
-double test_accuracy(torch::jit::Module& m, const data::ClassificationDataset& test) {
+double test_accuracy(torch::jit::Module& m, const data::Dataset& test) {
   torch::NoGradGuard ng;
   m.eval();
   int64_t correct = 0, n = test.size();
-  for (int64_t b = 0; b < n; b += 1000) {
-    torch::Tensor x, y;
-    test.load_range(b, std::min(n, b + 1000), &x, &y);
-    auto logits = m.forward({x}).toTensor();
-    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  data::BatchStream stream(test, data::index_range(0, n), 1000, {});
+  data::Batch b;
+  while (stream.next(&b)) {
+    auto logits = m.forward({b.images}).toTensor();
+    correct += logits.argmax(1).eq(b.labels).sum().item<int64_t>();
   }
   return n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
 }
@@ -119,11 +120,11 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
                  n);
     double loss_sum = 0;
     int64_t loss_n = 0;
-    for (int64_t b = 0; b < n; b += cfg.batch_size) {
+    data::BatchStream stream(*train, order, cfg.batch_size, {});
+    data::Batch batch;
+    for (int64_t b = 0; b < n && stream.next(&batch); b += cfg.batch_size) {
       int64_t e = std::min(n, b + cfg.batch_size);
-      std::vector<int64_t> idx(order.begin() + b, order.begin() + e);
-      torch::Tensor x, y;
-      train->load(idx, &x, &y);
+      torch::Tensor x = batch.images, y = batch.labels;
       if (cfg.augment) x = augment_batch(x, rng);
       for (auto& group : opt.param_groups())
         static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr_at(step, total, cfg.lr));

@@ -196,6 +196,12 @@ Schema& Schema::int_list(const std::string& ptr, const std::vector<long long>& d
   return *this;
 }
 
+Schema& Schema::number_list(const std::string& ptr, const std::vector<double>& def, double min,
+                            double max, const std::string& help) {
+  fields_.push_back(make_field(ptr, FieldType::kNumberList, def, min, max, help));
+  return *this;
+}
+
 const Field* Schema::find(const std::string& ptr) const {
   for (const auto& f : fields_)
     if (f.pointer == ptr) return &f;

@@ -37,6 +37,8 @@ class Schema {
                  const std::vector<std::string>& choices, const std::string& help);
   Schema& int_list(const std::string& ptr, const std::vector<long long>& def, long long min,
                    long long max, const std::string& help);
+  Schema& number_list(const std::string& ptr, const std::vector<double>& def, double min,
+                      double max, const std::string& help);
 
   /// Validates `user` (an object) and fills defaults. `source` names the input in messages
   /// (a file path, or "command line"). Throws ConfigError with all problems found.

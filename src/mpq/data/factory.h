@@ -1,0 +1,44 @@
+// Building datasets from a config (the /data block of a trial config, docs/configs.md): the only
+// place that knows dataset names, their default roots, splits and preprocessing presets.
+//
+//   name           default root                         eval split  calibration split  preset
+//   fashion-mnist  /usr/share/datasets/fashion-mnist    test        train              fashion-mnist
+//   imagenet       (required)                           val         train              torchvision-v1
+//   image_folder   (required)                           "" (root)   "" (root)          torchvision-v1
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mpq/data/dataset.h"
+#include "mpq/data/file_datasets.h"
+
+namespace mpq::data {
+
+/// Everything that defines a dataset split except the split name.
+struct DataSpec {
+  std::string name = "fashion-mnist";
+  std::string root;  ///< "" = the dataset's default root
+  Preprocess preprocess = preprocess_preset("fashion-mnist");
+  ImagenetOptions imagenet;
+  bool content_fingerprint = false;
+
+  /// The root to use ("" resolved to the default; ConfigError if the dataset has none).
+  std::string resolved_root() const;
+  /// A string identifying the spec (cache keys).
+  std::string key() const;
+};
+
+/// Dataset names accepted by /data/name.
+const std::vector<std::string>& dataset_names();
+/// Defaults of a dataset name (table in the header).
+std::string default_root(const std::string& name);
+std::string default_eval_split(const std::string& name);
+std::string default_calibration_split(const std::string& name);
+std::string default_preset(const std::string& name);
+
+/// Opens one split. Throws ConfigError for an unknown name or split, InputError for data problems.
+std::unique_ptr<Dataset> open_dataset(const DataSpec& spec, const std::string& split);
+
+}  // namespace mpq::data

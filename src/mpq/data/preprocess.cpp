@@ -1,0 +1,136 @@
+#include "mpq/data/preprocess.h"
+
+#include <cstdio>
+
+#include "mpq/util/error.h"
+
+namespace mpq::data {
+using nlohmann::json;
+
+namespace {
+
+const std::vector<double> kImagenetMean = {0.485, 0.456, 0.406};
+const std::vector<double> kImagenetStd = {0.229, 0.224, 0.225};
+
+std::string list_text(const std::vector<double>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%s%g", i ? ", " : "", v[i]);
+    s += b;
+  }
+  return "(" + s + ")";
+}
+
+}  // namespace
+
+const std::vector<std::string>& preprocess_presets() {
+  static const std::vector<std::string> names = {"torchvision-v1", "torchvision-v2", "inception",
+                                                 "fashion-mnist", "none"};
+  return names;
+}
+
+Preprocess preprocess_preset(const std::string& name) {
+  Preprocess p;
+  p.preset = name;
+  if (name == "torchvision-v1" || name == "torchvision-v2" || name == "inception") {
+    p.resize = name == "torchvision-v1" ? 256 : name == "torchvision-v2" ? 232 : 342;
+    p.crop = name == "inception" ? 299 : 224;
+    p.mean = kImagenetMean;
+    p.std = kImagenetStd;
+  } else if (name == "fashion-mnist") {
+    p.color = ColorMode::kGray;
+    p.mean = {0.2860};
+    p.std = {0.3530};
+  } else if (name == "none") {
+    p.mean = {0.0, 0.0, 0.0};
+    p.std = {1.0, 1.0, 1.0};
+  } else {
+    throw ConfigError("/data/preprocess/preset: unknown preset '" + name + "'");
+  }
+  return p;
+}
+
+std::string Preprocess::describe() const {
+  std::string s = preset + ": PIL convert(\"" + (color == ColorMode::kRgb ? "RGB" : "L") + "\")";
+  if (resize > 0)
+    s += " -> resize short side " + std::to_string(resize) + " (" +
+         interpolation_name(interpolation) + ", PIL antialiased)";
+  if (crop > 0) s += " -> center crop " + std::to_string(crop);
+  s += " -> x/255 -> normalize mean " + list_text(mean) + " std " + list_text(std);
+  return s;
+}
+
+json Preprocess::to_json() const {
+  return {{"preset", preset},
+          {"resize", resize},
+          {"crop", crop},
+          {"interpolation", interpolation_name(interpolation)},
+          {"color", color_mode_name(color)},
+          {"mean", mean},
+          {"std", std}};
+}
+
+std::vector<std::string> resolve_preprocess(json& p, const std::string& dataset_default) {
+  std::vector<std::string> problems;
+  std::string name = p.value("preset", "auto");
+  if (name == "auto") name = dataset_default;
+  Preprocess base = preprocess_preset(name);
+  json def = base.to_json();
+  bool custom = false;
+  auto take = [&](const char* key, bool from_preset) {
+    if (from_preset)
+      p[key] = def[key];
+    else if (p[key] != def[key])
+      custom = true;
+  };
+  take("resize", p.value("resize", -1) == -1);
+  take("crop", p.value("crop", -1) == -1);
+  take("interpolation", p.value("interpolation", "preset") == "preset");
+  take("color", p.value("color", "preset") == "preset");
+  take("mean", p.value("mean", json::array()).empty());
+  take("std", p.value("std", json::array()).empty());
+  p["preset"] = custom ? "custom" : name;
+  const size_t channels = p["color"] == "rgb" ? 3 : 1;
+  for (const char* key : {"mean", "std"})
+    if (p[key].size() != channels)
+      problems.push_back(std::string("/data/preprocess/") + key + ": needs " +
+                         std::to_string(channels) + " value(s) for color \"" +
+                         p["color"].get<std::string>() + "\", got " +
+                         std::to_string(p[key].size()));
+  for (const auto& v : p["std"])
+    if (v.get<double>() == 0.0)
+      problems.push_back("/data/preprocess/std: must not contain 0");
+  return problems;
+}
+
+Preprocess preprocess_from_json(const json& j) {
+  Preprocess p;
+  p.preset = j.at("preset").get<std::string>();
+  p.resize = j.at("resize").get<int>();
+  p.crop = j.at("crop").get<int>();
+  p.interpolation = j.at("interpolation") == "bicubic" ? Interpolation::kBicubic
+                                                       : Interpolation::kBilinear;
+  p.color = j.at("color") == "gray" ? ColorMode::kGray : ColorMode::kRgb;
+  p.mean = j.at("mean").get<std::vector<double>>();
+  p.std = j.at("std").get<std::vector<double>>();
+  return p;
+}
+
+void normalize_image(const uint8_t* chw, int channels, int64_t plane, const Preprocess& p,
+                     float* out) {
+  for (int c = 0; c < channels; ++c) {
+    // Separate float32 operations, as torch's ToTensor (div) and Normalize (sub_, div_) do; this
+    // TU is compiled with -ffp-contract=off so no fused multiply-add changes the rounding.
+    const float m = static_cast<float>(p.mean[static_cast<size_t>(c)]);
+    const float s = static_cast<float>(p.std[static_cast<size_t>(c)]);
+    const uint8_t* src = chw + c * plane;
+    float* dst = out + c * plane;
+    for (int64_t i = 0; i < plane; ++i) {
+      const float v = static_cast<float>(src[i]) / 255.0f;
+      dst[i] = (v - m) / s;
+    }
+  }
+}
+
+}  // namespace mpq::data

@@ -1,0 +1,71 @@
+#include <cstring>
+
+#include "mpq/eval/task.h"
+#include "mpq/util/error.h"
+
+namespace mpq::eval {
+
+// Layout: "mpq-shard-v1\n" {"n","skipped","seconds","tensors":[{"name","dtype","shape"}]} "\n"
+// followed by the tensors' raw bytes (contiguous, native little-endian) in that order.
+std::string pack_shard(const EvalShard& s) {
+  nlohmann::json head = {
+      {"n", s.n}, {"skipped", s.skipped}, {"seconds", s.seconds}, {"tensors", nlohmann::json::array()}};
+  std::string body;
+  for (const auto& [name, t] : s.tensors) {
+    auto c = t.contiguous();
+    head["tensors"].push_back(
+        {{"name", name}, {"dtype", static_cast<int>(c.scalar_type())}, {"shape", c.sizes().vec()}});
+    body.append(static_cast<const char*>(c.data_ptr()), c.nbytes());
+  }
+  return "mpq-shard-v1\n" + head.dump() + "\n" + body;
+}
+
+EvalShard unpack_shard(const std::string& bytes) {
+  const std::string magic = "mpq-shard-v1\n";
+  MPQ_ASSERT(bytes.compare(0, magic.size(), magic) == 0, "not a packed shard");
+  const size_t nl = bytes.find('\n', magic.size());
+  MPQ_ASSERT(nl != std::string::npos, "packed shard without a header");
+  auto head = nlohmann::json::parse(bytes.substr(magic.size(), nl - magic.size()));
+  EvalShard s;
+  s.n = head["n"];
+  s.skipped = head["skipped"];
+  s.seconds = head["seconds"];
+  size_t off = nl + 1;
+  for (const auto& t : head["tensors"]) {
+    auto type = static_cast<c10::ScalarType>(t["dtype"].get<int>());
+    auto x = torch::empty(t["shape"].get<std::vector<int64_t>>(), torch::TensorOptions(type));
+    MPQ_ASSERT(off + x.nbytes() <= bytes.size(), "packed shard cut short");
+    std::memcpy(x.data_ptr(), bytes.data() + off, x.nbytes());
+    off += x.nbytes();
+    s.tensors[t["name"].get<std::string>()] = x;
+  }
+  return s;
+}
+
+EvalShard concat_shards(const std::vector<EvalShard>& shards) {
+  EvalShard out;
+  if (shards.empty()) return out;
+  for (const auto& s : shards) {
+    out.n += s.n;
+    out.skipped += s.skipped;
+    out.seconds += s.seconds;
+  }
+  for (const auto& [name, t] : shards.front().tensors) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& s : shards) parts.push_back(s.tensors.at(name));
+    out.tensors[name] = torch::cat(parts, 0);
+  }
+  return out;
+}
+
+EvalShard slice_shard(const EvalShard& s, int64_t begin, int64_t end) {
+  const auto& pos = s.tensors.at("positions");
+  auto keep = ((pos >= begin) & (pos < end)).nonzero().view({-1});
+  EvalShard out;
+  out.n = keep.size(0);
+  out.seconds = s.seconds;
+  for (const auto& [name, t] : s.tensors) out.tensors[name] = t.index_select(0, keep);
+  return out;
+}
+
+}  // namespace mpq::eval

@@ -1,0 +1,28 @@
+// `mpq data export`: what the model sees, written to HDF5 (docs/datasets.md, "Seeing what the
+// model sees"):
+//
+//   /           attrs format="mpq-data-export", dataset (description), fingerprint,
+//               preprocessing (one line), preprocessing_json, split, count
+//   /images     float32 [N, C, H, W]  exactly the tensors the model gets (normalized)
+//   /labels     int64   [N]
+//   /paths      strings [N]           the examples' paths relative to the dataset directory
+//
+// Written to a temporary name and renamed, like trial files.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "mpq/data/dataset.h"
+#include "mpq/data/loader.h"
+
+namespace mpq::store {
+
+/// Writes the first `limit` examples of `data` (0 = all) to `path`; `attrs` are added to the
+/// root's attributes. Returns the number of examples written. Throws ConfigError if the
+/// directory of `path` does not exist, InputError for a bad image or a write failure (no file is
+/// left at `path` then).
+int64_t export_dataset(const data::Dataset& data, int64_t limit, const std::string& path,
+                       const data::LoaderOptions& loader, const nlohmann::json& attrs);
+
+}  // namespace mpq::store

@@ -1,0 +1,190 @@
+#include "mpq/store/image_cache.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "mpq/store/h5.h"
+#include "mpq/store/trial_file.h"
+#include "mpq/util/error.h"
+#include "mpq/util/parallel.h"
+#include "mpq/util/progress.h"
+#include "mpq/util/sha256.h"
+
+namespace mpq::store {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr int64_t kChunkImages = 256;  // images decoded in parallel, then written as one block
+
+class CachedImages final : public data::Dataset {
+ public:
+  CachedImages(std::shared_ptr<const data::Dataset> view, const std::string& path)
+      : view_(std::move(view)), path_(path), shape_(view_->image_shape()) {
+    auto f = h5::File::open_read(path);
+    labels_ = h5::read_dataset<int64_t>(f, f.id(), "labels");
+    ok_ = h5::read_dataset<uint8_t>(f, f.id(), "ok");
+    offset_ = h5::contiguous_offset(f, f.id(), "images");
+    bytes_ = view_->image_bytes();
+    if (static_cast<int64_t>(labels_.size()) != view_->size() || ok_.size() != labels_.size() ||
+        (offset_ < 0 && !labels_.empty()))
+      throw InputError(path + ": image cache does not match its dataset (rebuild: delete it)");
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw InputError(path + ": cannot open image cache (" + std::strerror(errno) + ")");
+  }
+  ~CachedImages() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  data::Task task() const override { return view_->task(); }
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  std::vector<int64_t> image_shape() const override { return shape_; }
+  int64_t num_classes() const override { return view_->num_classes(); }
+  std::vector<std::string> class_names() const override { return view_->class_names(); }
+  void read_image(int64_t i, uint8_t* out) const override {
+    if (!ok_[static_cast<size_t>(i)])
+      throw InputError(view_->item_name(i) + ": bad image (recorded when the cache " + path_ +
+                       " was built)");
+    size_t left = static_cast<size_t>(bytes_);
+    off_t at = static_cast<off_t>(offset_ + i * bytes_);
+    auto* p = out;
+    while (left > 0) {
+      ssize_t n = ::pread(fd_, p, left, at);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        throw InputError(path_ + ": cannot read cached image " + std::to_string(i) + " (" +
+                         (n == 0 ? std::string("file truncated") : std::strerror(errno)) + ")");
+      }
+      p += n;
+      at += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+  int64_t label(int64_t i) const override { return labels_[static_cast<size_t>(i)]; }
+  std::string item_name(int64_t i) const override { return view_->item_name(i); }
+  const data::Preprocess& preprocess() const override { return view_->preprocess(); }
+  std::string fingerprint() const override { return view_->fingerprint(); }
+  std::string describe() const override { return view_->describe() + ", cached in " + path_; }
+  json manifest() const override {
+    json m = view_->manifest();
+    m["image_cache"] = path_;
+    return m;
+  }
+
+ private:
+  std::shared_ptr<const data::Dataset> view_;
+  std::string path_;
+  std::vector<int64_t> shape_;
+  std::vector<int64_t> labels_;
+  std::vector<uint8_t> ok_;
+  int64_t offset_ = -1, bytes_ = 0;
+  int fd_ = -1;
+};
+
+bool complete(const std::string& path, const std::string& key) {
+  try {
+    auto f = h5::File::open_read(path);
+    json a = h5::read_attrs(f, f.id());
+    return a.value("format", "") == "mpq-image-cache" && a.value("key", "") == key &&
+           a.value("format_version", 0) == kFormatVersion && a.value("status", "") == "complete";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+void build(const data::Dataset& view, const std::string& path, const std::string& key,
+           const ImageCacheOptions& opt) {
+  const int64_t n = view.size(), bytes = view.image_bytes();
+  std::vector<int64_t> shape = {n};
+  for (int64_t s : view.image_shape()) shape.push_back(s);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    auto f = h5::File::create(tmp);
+    auto images = h5::create_u8_dataset(f, f.id(), "images", shape);
+    std::vector<int64_t> labels(static_cast<size_t>(n));
+    std::vector<uint8_t> ok(static_cast<size_t>(n), 1);
+    std::vector<std::string> names(static_cast<size_t>(n));
+    std::vector<uint8_t> chunk(static_cast<size_t>(kChunkImages * bytes));
+    Progress bar("cache images", n);
+    for (int64_t b = 0; b < n; b += kChunkImages) {
+      const int64_t m = std::min(kChunkImages, n - b);
+      parallel_for(m, opt.workers, [&](int64_t j) {
+        const int64_t i = b + j;
+        names[static_cast<size_t>(i)] = view.item_name(i);
+        labels[static_cast<size_t>(i)] = view.label(i);
+        uint8_t* dst = chunk.data() + j * bytes;
+        try {
+          view.read_image(i, dst);
+        } catch (const InputError&) {
+          if (!opt.skip_bad) throw;
+          ok[static_cast<size_t>(i)] = 0;
+          std::memset(dst, 0, static_cast<size_t>(bytes));
+        }
+      });
+      h5::write_u8_rows(f, images, shape, b, m, chunk.data());
+      bar.advance(m);
+    }
+    bar.finish();
+    images.reset();
+    h5::write_dataset(f, f.id(), "labels", {n}, labels.data());
+    h5::write_dataset(f, f.id(), "ok", {n}, ok.data());
+    h5::write_string_list_dataset(f, f.id(), "names", names);
+    h5::write_attrs(f, f.id(),
+                    {{"format", "mpq-image-cache"},
+                     {"format_version", kFormatVersion},
+                     {"key", key},
+                     {"fingerprint", view.fingerprint()},
+                     {"description", view.describe()},
+                     {"preprocessing", view.preprocess().to_json().dump()},
+                     {"count", n}});
+    h5::write_attr(f, f.id(), "status", "complete");
+    f.flush();
+    f.close();
+    fsync_path(tmp);
+    fs::rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<data::Dataset> cached_images(std::shared_ptr<const data::Dataset> view,
+                                             const std::string& cache_dir,
+                                             const ImageCacheOptions& options, bool* built) {
+  if (built) *built = false;
+  const std::string key = sha256_hex("mpq-image-cache-v1\n" + view->fingerprint()).substr(0, 32);
+  std::error_code ec;
+  fs::create_directories(cache_dir, ec);
+  if (ec)
+    throw InputError(cache_dir + ": cannot create image cache directory (" + ec.message() + ")");
+  const std::string path = cache_dir + "/images-" + key + ".h5";
+  if (!complete(path, key)) {
+    const std::string lock = cache_dir + "/images-" + key + ".lock";
+    int fd = ::open(lock.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0) throw InputError(lock + ": cannot create lock file (" + std::strerror(errno) + ")");
+    ::flock(fd, LOCK_EX);  // another process building the same cache: wait for it
+    struct Unlock {
+      int fd;
+      ~Unlock() {
+        ::flock(fd, LOCK_UN);
+        ::close(fd);
+      }
+    } unlock{fd};
+    if (!complete(path, key)) {
+      build(*view, path, key, options);
+      if (built) *built = true;
+    }
+  }
+  return std::make_unique<CachedImages>(std::move(view), path);
+}
+
+}  // namespace mpq::store
