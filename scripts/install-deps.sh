@@ -14,7 +14,7 @@ pkgs=(
   libhdf5-dev
   nlohmann-json3-dev
   catch2
-  libopencv-dev libjpeg62-turbo-dev libmatio-dev
+  libopencv-dev libjpeg62-turbo-dev libpng-dev libmatio-dev
   libcli11-dev
   libssl-dev zlib1g-dev
   libpugixml-dev

@@ -1,6 +1,7 @@
 // mpq — the command-line interface. Parsing and dispatch only: every verb calls into mpq::core.
 // Exit codes: 0 ok, 1 runtime/input error, 2 usage/config error (docs/cli.md).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -89,6 +90,30 @@ std::string sniff(const std::string& path) {
   return "";
 }
 
+// Prints the exception as one line ("mpq: <message>") and returns the exit code of its kind.
+int report_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const mpq::ConfigError& e) {
+    std::fprintf(stderr, "mpq: %s\n", e.what());
+    return mpq::kExitUsage;
+  } catch (const mpq::InputError& e) {
+    std::fprintf(stderr, "mpq: %s\n", e.what());
+    return mpq::kExitRuntime;
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    std::fprintf(stderr, "mpq: %s\n", m.substr(0, m.find('\n')).c_str());
+    return mpq::kExitRuntime;
+  } catch (const std::exception& e) {
+    std::string m = e.what();
+    std::fprintf(stderr, "mpq: %s\n", m.substr(0, m.find('\n')).c_str());
+    return mpq::kExitRuntime;
+  } catch (...) {
+    std::fprintf(stderr, "mpq: unknown error\n");
+    return mpq::kExitRuntime;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,7 +149,7 @@ int main(int argc, char** argv) {
                     "report accuracy on the first N test images (default all)");
   train->add_option("--seed", t_seed, "seed (default 0)");
   train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
   train->add_option("--data-root", t_root, "Fashion-MNIST directory");
   train->add_option("-o,--output", t_output, "archive to write");
 
@@ -171,8 +196,11 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   evalc->add_option("--batch-size", e_batch, "batch size")->check(CLI::PositiveNumber);
   evalc->add_option("--threads", e_threads, "threads (0 = all cores of this process's share)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
   evalc->add_flag("--no-fold-bn", e_no_fold, "evaluate without folding BatchNorm");
+  std::string e_logits;
+  evalc->add_option("--save-logits", e_logits,
+                    "also write the logits, labels and paths to this HDF5 file");
 
   // --- data export -----------------------------------------------------------------------------
   auto* datac = app.add_subcommand("data", "datasets: see what the model sees");
@@ -197,7 +225,7 @@ int main(int argc, char** argv) {
                       "split to export (default: the evaluation split, with data.eval_subset / "
                       "eval_limit applied)");
   dexport->add_option("--threads", x_threads, "decoding threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
 
   // --- quantize ------------------------------------------------------------------------------
   auto* quantize =
@@ -225,7 +253,7 @@ int main(int argc, char** argv) {
   quantize->add_option("--data-root", q_root, "dataset directory");
   quantize->add_option("--granularity", q_gran, "per_channel | per_layer");
   quantize->add_option("--threads", q_threads, "threads (0 = all cores of this process's share)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
   quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
   quantize->add_option("--export", q_export,
                        "also write the deployable expanded TorchScript model");
@@ -354,10 +382,20 @@ int main(int argc, char** argv) {
       if (e_batch > 0) flags["/data/batch_size"] = e_batch;
       if (e_threads >= 0) flags["/threads"] = e_threads;
       if (e_no_fold) flags["/model/fold_bn"] = false;
-      json cfg = mpq::sweep::resolve_trial_config(user_config(e_cfg, flags), source_name(e_cfg));
+      json doc = user_config(e_cfg, flags);
+      // One evaluation reads every image once: no point in writing the image cache unless asked.
+      if (!doc.contains("data") || !doc["data"].contains("cache")) doc["data"]["cache"] = false;
+      json cfg = mpq::sweep::resolve_trial_config(doc, source_name(e_cfg));
       mpq::sweep::TrialContext ctx;
-      json r = mpq::sweep::evaluate_fp(cfg, ctx);
-      for (const auto& [k, v] : r.items()) {
+      json r = mpq::sweep::evaluate_fp(cfg, ctx, e_logits);
+      // Fixed order first (what `mpq eval` always printed), then whatever the task adds.
+      std::vector<std::string> keys = {"model", "data", "preprocessing", "top1", "top5",
+                                       "n_eval", "seconds", "images_per_second", "threads"};
+      for (const auto& [k, v] : r.items())
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+      for (const auto& k : keys) {
+        if (!r.contains(k)) continue;
+        const json& v = r[k];
         std::string key = k == "n_eval" ? "images" : k;
         if (v.is_number_float())
           std::printf("%s\t%.4f\n", key.c_str(), v.get<double>());
@@ -434,6 +472,12 @@ int main(int argc, char** argv) {
         res = mpq::sweep::run_sweep(spec, so, mpi.rank(), mpi.size());
       } catch (const mpq::sweep::SilentExit& e) {
         return e.code;
+      } catch (...) {
+        // Report before MPI_Finalize (which would wait for the other ranks forever), then take
+        // the other ranks down with this one.
+        int code = report_error(std::current_exception());
+        if (mpi.size() > 1) mpq::sweep::mpi_abort(code);
+        return code;
       }
       if (mpi.rank() == 0) {
         const auto& st = res.final_status;
@@ -472,19 +516,8 @@ int main(int argc, char** argv) {
       auto r = mpq::report::aggregate_sweep(a_dir, ao);
       std::fputs(r.markdown.c_str(), stdout);
     }
-  } catch (const mpq::ConfigError& e) {
-    std::fprintf(stderr, "mpq: %s\n", e.what());
-    return mpq::kExitUsage;
-  } catch (const mpq::InputError& e) {
-    std::fprintf(stderr, "mpq: %s\n", e.what());
-    return mpq::kExitRuntime;
-  } catch (const c10::Error& e) {
-    std::string m = e.what_without_backtrace();
-    std::fprintf(stderr, "mpq: %s\n", m.substr(0, m.find('\n')).c_str());
-    return mpq::kExitRuntime;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mpq: %s\n", e.what());
-    return mpq::kExitRuntime;
+  } catch (...) {
+    return report_error(std::current_exception());
   }
   return mpq::kExitOk;
 }

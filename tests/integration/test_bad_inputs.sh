@@ -66,6 +66,48 @@ expect_error 1 "$d/garbage.pt: not a TorchScript archive" "-" -- "$MPQ" inspect 
 "$MPQ" -q quantize --model "$model" --set data.eval_limit=100 -o "$d/good.h5" >/dev/null 2>&1
 head -c 3000 "$d/good.h5" >"$d/cut.h5"
 expect_error 1 "$d/cut.h5: not a readable HDF5 file" "-" -- "$MPQ" inspect "$d/cut.h5"
+# Image datasets (issue 8): every bad input is one line naming the file, nothing at the output.
+img=/usr/share/darknet/data/dog.jpg
+tree() { rm -rf "$d/$1" && mkdir -p "$d/$1/a" "$d/$1/b" && cp "$img" "$d/$1/a/1.JPEG" && cp "$img" "$d/$1/b/2.JPEG"; }
+iq=("$MPQ" -q quantize --model "$model" --dataset image_folder --set data.preprocess.preset=fashion-mnist
+    --set data.preprocess.crop=28 --set data.cache=false)
+expect_error 1 "$d/nodata: does not exist" "$out" -- "${iq[@]}" --data-root "$d/nodata" -o "$out"
+tree plain && : >"$d/plain/a/1.JPEG" && rm "$d/plain/a/1.JPEG" && rmdir "$d/plain/a" && mkdir "$d/plain/a"
+expect_error 1 "$d/plain/a: empty class folder" "$out" -- "${iq[@]}" --data-root "$d/plain" -o "$out"
+tree files && rm -r "$d/files/a" "$d/files/b" && cp "$img" "$d/files/x.JPEG"
+expect_error 1 "$d/files: no class folders" "$out" -- "${iq[@]}" --data-root "$d/files" -o "$out"
+tree zero && : >"$d/zero/b/2.JPEG"
+expect_error 1 "$d/zero/b/2.JPEG: empty file \(0 bytes\)" "$out" -- "${iq[@]}" --data-root "$d/zero" -o "$out"
+tree trunc && head -c 20000 "$img" >"$d/trunc/b/2.JPEG"
+expect_error 1 "$d/trunc/b/2.JPEG: truncated JPEG file" "$out" -- "${iq[@]}" --data-root "$d/trunc" -o "$out"
+tree text && echo "not an image" >"$d/text/b/2.JPEG"
+expect_error 1 "$d/text/b/2.JPEG: not an image file" "$out" -- "${iq[@]}" --data-root "$d/text" -o "$out"
+tree badhead && printf '\xff\xd8\xff\xe0garbage' >"$d/badhead/b/2.JPEG"
+expect_error 1 "$d/badhead/b/2.JPEG: not a decodable JPEG file" "$out" -- "${iq[@]}" --data-root "$d/badhead" -o "$out"
+tree link && ln -s /nonexistent/3.JPEG "$d/link/b/3.JPEG"
+expect_error 1 "$d/link/b/3.JPEG: cannot read file" "$out" -- "${iq[@]}" --data-root "$d/link" -o "$out"
+if [ "$(id -u)" -ne 0 ]; then  # root reads any file; a permission error needs a normal user
+  tree perm && chmod 000 "$d/perm/b/2.JPEG"
+  expect_error 1 "$d/perm/b/2.JPEG: cannot read image" "$out" -- "${iq[@]}" --data-root "$d/perm" -o "$out"
+fi
+# A corrupt image is skipped and counted when asked (data.on_bad_image = skip).
+if "${iq[@]}" --data-root "$d/text" --set data.on_bad_image=skip -o "$d/skip.h5" >/dev/null 2>&1; then
+  "$PYTHON" -c "import h5py; m = h5py.File('$d/skip.h5')['manifest'].attrs; assert m['bad_images_skipped'] == 1 and m['eval_images'] == 1, dict(m)" \
+    && pass "on_bad_image=skip: 1 image skipped, counted in the manifest" || fail "skip not recorded"
+else fail "on_bad_image=skip failed"; fi
+# A model whose input disagrees with the data: one line naming both, not a TorchScript traceback.
+tv="$d/tv" && mkdir -p "$tv"
+[ -f "$tv/resnet18_traced.pt" ] || "$PYTHON" "$SRC/tests/integration/export_torchvision.py" "$tv" >/dev/null
+expect_error 2 "resnet18_traced.pt: the model does not run on input 1x1x28x28: .*expected input\[1, 1, 28, 28\] to have 3 channels.* -- the data gives 1x28x28 images \(fashion-mnist" "$out" -- \
+  "$MPQ" -q quantize --model "$tv/resnet18_traced.pt" -o "$out"
+expect_error 2 "the model does not run on input 1x1x28x28" "-" -- "$MPQ" -q eval --model "$tv/resnet18_traced.pt"
+for verb in eval quantize train; do
+  expect_error 2 "--threads: Value -1 not in range 0 to 4096" "-" -- "$MPQ" $verb --threads -1
+done
+expect_error 2 "/data/root: the imagenet dataset has no default location" "$out" -- "$MPQ" -q quantize --dataset imagenet -o "$out"
+expect_error 2 "/data/preprocess/mean: needs 3 value\(s\) for color \"rgb\", got 1" "$out" -- \
+  "$MPQ" -q quantize --dataset image_folder --data-root "$d/text" --set data.preprocess.mean=[0.5] -o "$out"
+
 # Training: bad arch and missing output directory.
 expect_error 2 "/arch: must be one of" "-" -- "$MPQ" -q train --arch vgg16 --output "$d/x.pt"
 expect_error 2 "output directory $d/nodir does not exist" "$d/nodir/x.pt" -- "$MPQ" -q train --arch resnet20 --output "$d/nodir/x.pt"

@@ -58,7 +58,8 @@ void list_dir(const fs::path& dir, std::vector<std::string>* dirs, std::vector<s
     if (ec) throw InputError(dir.string() + ": cannot list directory (" + ec.message() + ")");
     std::error_code e2;
     bool is_dir = fs::is_directory(it->path(), e2);  // follows symlinks, like os.walk(followlinks)
-    (is_dir ? dirs : files)->push_back(it->path().filename().string());
+    auto* into = is_dir ? dirs : files;
+    if (into) into->push_back(it->path().filename().string());
   }
   if (dirs) std::sort(dirs->begin(), dirs->end());
   if (files) std::sort(files->begin(), files->end());
@@ -151,7 +152,9 @@ class FileDataset final : public Dataset {
         description_(std::move(description)) {
     if (items_.empty()) throw InputError(dir_.string() + ": no images");
     for (const auto& it : items_)
-      if (it.bytes < 0) throw InputError((dir_ / it.rel).string() + ": cannot stat file");
+      if (it.bytes < 0)
+        throw InputError((dir_ / it.rel).string() +
+                         ": cannot read file (missing target of a link, or no permission)");
     if (pre_.crop > 0) {
       shape_ = {pre_.channels(), pre_.crop, pre_.crop};
     } else {

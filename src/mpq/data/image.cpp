@@ -4,6 +4,7 @@
 #include <cstdio>   // jpeglib.h needs FILE and size_t first
 #include <jpeglib.h>
 #include <jerror.h>
+#include <png.h>
 // clang-format on
 #include <csetjmp>
 #include <cerrno>
@@ -154,6 +155,79 @@ Image decode_jpeg(const std::string& bytes, const std::string& name, ColorMode m
   return finish_rgb(std::move(img), mode);
 }
 
+// --- PNG through libpng: PIL's convert("RGB") semantics, and no warnings on stderr -----------
+
+struct PngReader {
+  const std::string* bytes;
+  size_t offset;
+  char message[256];
+};
+
+void png_fail(png_structp png, png_const_charp msg) {
+  auto* r = static_cast<PngReader*>(png_get_error_ptr(png));
+  std::snprintf(r->message, sizeof r->message, "%s", msg ? msg : "libpng error");
+  png_longjmp(png, 1);
+}
+
+void png_quiet(png_structp, png_const_charp) {}  // PIL ignores ancillary-chunk warnings too
+
+void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
+  auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
+  if (r->offset + n > r->bytes->size()) png_error(png, "truncated PNG file");
+  std::memcpy(out, r->bytes->data() + r->offset, n);
+  r->offset += n;
+}
+
+// libpng part, free of C++ objects with destructors across the setjmp (as jpeg_decode_raw).
+// Decodes to 8-bit RGB: palettes expanded, gray replicated, alpha dropped, 16-bit reduced to the
+// high byte (PIL's "RGB;16B" unpacker), low bit depths expanded; no gamma or colour management.
+bool png_decode_rgb(PngReader* r, std::vector<uint8_t>* rgb, std::vector<png_bytep>* rows,
+                    int* width, int* height) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r, png_fail, png_quiet);
+  if (png == nullptr) return false;
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr || setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+    return false;
+  }
+  png_set_read_fn(png, r, png_read_bytes);
+  png_read_info(png, info);
+  const int color = png_get_color_type(png, info);
+  const int depth = png_get_bit_depth(png, info);
+  if (depth == 16) png_set_strip_16(png);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  *width = static_cast<int>(png_get_image_width(png, info));
+  *height = static_cast<int>(png_get_image_height(png, info));
+  if (png_get_rowbytes(png, info) != static_cast<size_t>(*width) * 3) {
+    std::snprintf(r->message, sizeof r->message, "unsupported PNG pixel format");
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  rgb->resize(static_cast<size_t>(*width) * static_cast<size_t>(*height) * 3);
+  rows->resize(static_cast<size_t>(*height));
+  for (int y = 0; y < *height; ++y)
+    (*rows)[static_cast<size_t>(y)] = rgb->data() + static_cast<size_t>(y) * *width * 3;
+  png_read_image(png, rows->data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
+Image decode_png(const std::string& bytes, const std::string& name, ColorMode mode) {
+  PngReader r{&bytes, 0, {0}};
+  Image img;
+  img.channels = 3;
+  std::vector<png_bytep> rows;
+  if (!png_decode_rgb(&r, &img.pixels, &rows, &img.width, &img.height))
+    throw InputError(name + ": not a decodable PNG file (" + r.message + ")");
+  return finish_rgb(std::move(img), mode);
+}
+
 Image decode_other(const std::string& bytes, const std::string& name, ColorMode mode) {
   static const bool silenced = [] {
     cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
@@ -275,6 +349,7 @@ Image decode_image(const std::string& bytes, const std::string& name, ColorMode 
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
   if (bytes.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
     return decode_jpeg(bytes, name, mode);
+  if (bytes.size() >= 8 && png_sig_cmp(b, 0, 8) == 0) return decode_png(bytes, name, mode);
   return decode_other(bytes, name, mode);
 }
 

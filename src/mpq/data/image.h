@@ -8,9 +8,10 @@
 // with PIL's settings: ISLOW DCT, fancy upsampling, no EXIF rotation. Gray JPEGs replicate into
 // RGB; CMYK/YCCK JPEGs are decoded to CMYK, inverted (PIL assumes Adobe's inverted CMYK) and
 // converted with PIL's cmyk2rgb:  nk = 255 - K;  R = clip(nk - muldiv255(C, nk))  (same for G, B),
-// muldiv255(a, b) = ((t >> 8) + t) >> 8 with t = a*b + 128. Other formats (PNG, BMP, ...) go
-// through cv::imdecode with IMREAD_IGNORE_ORIENTATION; RGBA drops alpha, palettes expand, gray
-// replicates (what PIL's convert("RGB") does). "L" (gray) output uses PIL's ITU-R 601-2 fixed
+// muldiv255(a, b) = ((t >> 8) + t) >> 8 with t = a*b + 128. PNGs are decoded with libpng (with
+// warnings silenced, as PIL ignores them): RGBA drops alpha, palettes expand, gray replicates,
+// 16-bit keeps the high byte (what PIL's convert("RGB") does). Other formats (BMP, TIFF, WebP,
+// ...) go through cv::imdecode with IMREAD_IGNORE_ORIENTATION. "L" (gray) output uses PIL's ITU-R 601-2 fixed
 // point luma: L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16.
 // A truncated JPEG is an error (PIL raises "image file is truncated"); harmless libjpeg warnings
 // (extraneous bytes before a marker) are ignored as in PIL.

@@ -50,10 +50,19 @@ EvalShard concat_shards(const std::vector<EvalShard>& shards) {
     out.skipped += s.skipped;
     out.seconds += s.seconds;
   }
-  for (const auto& [name, t] : shards.front().tensors) {
+  // Empty shards carry placeholders whose trailing dimensions may differ (an evaluator cannot
+  // know a model's number of outputs before running it): they contribute nothing.
+  const EvalShard* first = &shards.front();
+  for (const auto& s : shards)
+    if (s.n > 0) {
+      first = &s;
+      break;
+    }
+  for (const auto& [name, t] : first->tensors) {
     std::vector<torch::Tensor> parts;
-    for (const auto& s : shards) parts.push_back(s.tensors.at(name));
-    out.tensors[name] = torch::cat(parts, 0);
+    for (const auto& s : shards)
+      if (s.n > 0) parts.push_back(s.tensors.at(name));
+    out.tensors[name] = parts.empty() ? t : torch::cat(parts, 0);
   }
   return out;
 }

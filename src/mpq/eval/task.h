@@ -39,7 +39,8 @@ struct EvalShard {
 /// Serialization for MPI (names, dtypes, shapes, raw bytes).
 std::string pack_shard(const EvalShard& shard);
 EvalShard unpack_shard(const std::string& bytes);
-/// Rows of every tensor concatenated in the order given; counts and times added.
+/// Rows of every tensor concatenated in the order given (empty shards skipped); counts and times
+/// added.
 EvalShard concat_shards(const std::vector<EvalShard>& shards);
 /// The rows of `shard` whose position is in [begin, end).
 EvalShard slice_shard(const EvalShard& shard, int64_t begin, int64_t end);

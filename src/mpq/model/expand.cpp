@@ -148,7 +148,8 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
 
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
-    frozen.save(tmp);
+    // The source archive's metadata travels with the export (mpq_meta.json extra file).
+    frozen.save(tmp, {{"mpq_meta.json", net.meta()}});
   } catch (const c10::Error& e) {
     std::remove(tmp.c_str());
     throw InputError(path + ": cannot write exported model: " + e.what_without_backtrace());

@@ -54,11 +54,10 @@ HookScope::~HookScope() {
 
 namespace {
 
-// One line from a c10::Error, without the C++ backtrace. Errors raised inside a TorchScript
-// graph read "The following operation failed in the TorchScript interpreter. Traceback of
-// TorchScript ... RuntimeError: <the actual problem>": keep the actual problem.
-std::string short_message(const c10::Error& e) {
-  const std::string m = e.what_without_backtrace();
+// One line from an error message. Errors raised inside a TorchScript graph read "The following
+// operation failed in the TorchScript interpreter. Traceback of TorchScript ... RuntimeError:
+// <the actual problem>" (a std::runtime_error from the interpreter): keep the actual problem.
+std::string one_line(const std::string& m) {
   std::vector<std::string> lines;
   size_t start = 0;
   while (start <= m.size()) {
@@ -78,6 +77,10 @@ std::string short_message(const c10::Error& e) {
     return lines.back();
   }
   return lines.front();
+}
+
+std::string short_message(const c10::Error& e) {
+  return one_line(e.what_without_backtrace());
 }
 
 const c10::Symbol kConv2d = c10::Symbol::fromQualString("aten::conv2d");
@@ -178,7 +181,7 @@ std::vector<Node*> find_layer_nodes(const std::shared_ptr<Graph>& g) {
   return out;
 }
 
-Module load_archive(const std::string& path) {
+Module load_archive(const std::string& path, std::string* meta_json) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     throw InputError(path + ": cannot open model (" + std::strerror(errno) + ")");
@@ -189,7 +192,10 @@ Module load_archive(const std::string& path) {
     if (!probe) throw InputError(path + ": cannot read model (" + std::strerror(errno) + ")");
   }
   try {
-    return torch::jit::load(path);
+    torch::jit::ExtraFilesMap extra{{"mpq_meta.json", ""}};
+    Module m = torch::jit::load(path, c10::nullopt, extra);
+    if (meta_json) *meta_json = extra["mpq_meta.json"];
+    return m;
   } catch (const c10::Error& e) {
     std::string m = short_message(e);
     if (m.find("zip archive") != std::string::npos ||
@@ -219,7 +225,8 @@ Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn) {
 }
 
 Network Network::load(const std::string& path, const LoadOptions& options) {
-  Module original = load_archive(path);
+  std::string extra_meta;
+  Module original = load_archive(path, &extra_meta);
   if (!original.find_method("forward"))
     throw InputError(path + ": the TorchScript module has no forward method");
   Network net;
@@ -229,6 +236,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   net.input_shape_ = pick_input_shape(original, options);
   if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
     net.meta_ = original.attr("mpq_meta").toStringRef();
+  if (!extra_meta.empty()) net.meta_ = extra_meta;
   {
     Module unfolded = freeze_for_ptq(original, path, false);
     net.bn_before_ = count_kind(unfolded.get_method("forward").graph(), kBatchNorm);
@@ -317,7 +325,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
                       short_message(e));
   } catch (const std::exception& e) {
     throw ConfigError(path + ": the model does not run on input " + shape_text(shape) + ": " +
-                      e.what());
+                      one_line(e.what()));
   }
   for (auto& L : net.layers_) {
     auto i = static_cast<size_t>(L.index);
@@ -374,6 +382,11 @@ torch::Tensor Network::forward(const torch::Tensor& x) {
   } catch (const c10::Error& e) {
     throw InputError(path_ + ": the model failed on a batch " + shape_text(x.sizes().vec()) + ": " +
                      short_message(e));
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw InputError(path_ + ": the model failed on a batch " + shape_text(x.sizes().vec()) + ": " +
+                     one_line(e.what()));
   }
   if (out.isTensor()) return out.toTensor();
   if (out.isTuple() && !out.toTupleRef().elements().empty() &&

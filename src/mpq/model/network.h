@@ -96,7 +96,9 @@ class Network {
   /// SHA-256 of the archive file.
   const std::string& sha256() const { return sha256_; }
   const std::vector<int64_t>& input_shape() const { return input_shape_; }
-  /// Archive's `mpq_meta` string attribute ("" if absent).
+  /// The archive's metadata (JSON text): its mpq_meta.json extra file (written by
+  /// scripts/export_torchvision.py), else its `mpq_meta` string attribute (mpq's own models),
+  /// else "".
   const std::string& meta() const { return meta_; }
   int bn_before_fold() const { return bn_before_; }
   bool fold_bn() const { return fold_bn_; }
@@ -135,8 +137,9 @@ class Network {
 };
 
 /// Loads a TorchScript archive with the error handling of Network::load (InputError naming the
-/// file) but without preparing it. Used by export and inspection.
-torch::jit::Module load_archive(const std::string& path);
+/// file) but without preparing it. Used by export and inspection. `meta_json` (optional)
+/// receives the archive's mpq_meta.json extra file ("" if absent).
+torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr);
 
 /// Freezes (eval mode) and optionally folds BN; returns the frozen module. Throws InputError.
 torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string& path,

@@ -66,4 +66,41 @@ int64_t export_dataset(const data::Dataset& data, int64_t limit, const std::stri
   return all[0];
 }
 
+void write_eval_outputs(const std::string& path, const eval::EvalShard& shard,
+                        const data::Dataset& data, const nlohmann::json& attrs) {
+  fs::path p(path);
+  if (p.has_parent_path() && !fs::is_directory(p.parent_path()))
+    throw ConfigError(path + ": directory " + p.parent_path().string() + " does not exist");
+  auto logits = shard.tensors.at("logits").contiguous();
+  auto labels = shard.tensors.at("labels").contiguous();
+  auto positions = shard.tensors.at("positions").contiguous();
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < positions.size(0); ++i)
+    names.push_back(data.item_name(positions[i].item<int64_t>()));
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    auto f = h5::File::create(tmp);
+    h5::write_dataset(f, f.id(), "logits", logits.sizes().vec(), logits.data_ptr<float>());
+    h5::write_dataset(f, f.id(), "labels", {labels.size(0)}, labels.data_ptr<int64_t>());
+    h5::write_dataset(f, f.id(), "positions", {positions.size(0)}, positions.data_ptr<int64_t>());
+    h5::write_string_list_dataset(f, f.id(), "paths", names);
+    nlohmann::json a = attrs;
+    a["format"] = "mpq-eval-outputs";
+    a["dataset"] = data.describe();
+    a["fingerprint"] = data.fingerprint();
+    a["preprocessing"] = data.preprocess().describe();
+    a["preprocessing_json"] = data.preprocess().to_json().dump();
+    a["count"] = shard.n;
+    h5::write_attrs(f, f.id(), a);
+    f.flush();
+    f.close();
+    fsync_path(tmp);
+    fs::rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
 }  // namespace mpq::store

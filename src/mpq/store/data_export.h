@@ -1,4 +1,4 @@
-// `mpq data export`: what the model sees, written to HDF5 (docs/datasets.md, "Seeing what the
+// `mpq data export` and `mpq eval --save-logits`: what the model sees, and what it says, written to HDF5 (docs/datasets.md, "Seeing what the
 // model sees"):
 //
 //   /           attrs format="mpq-data-export", dataset (description), fingerprint,
@@ -15,6 +15,7 @@
 
 #include "mpq/data/dataset.h"
 #include "mpq/data/loader.h"
+#include "mpq/eval/task.h"
 
 namespace mpq::store {
 
@@ -24,5 +25,11 @@ namespace mpq::store {
 /// left at `path` then).
 int64_t export_dataset(const data::Dataset& data, int64_t limit, const std::string& path,
                        const data::LoaderOptions& loader, const nlohmann::json& attrs);
+
+/// `mpq eval --save-logits`: the model outputs of an evaluation pass, with the examples they
+/// belong to:  /logits float32 [N, classes], /labels int64 [N], /positions int64 [N] (in the
+/// evaluated set), /paths strings [N]; root attrs as for export_dataset plus `model`.
+void write_eval_outputs(const std::string& path, const eval::EvalShard& shard,
+                        const data::Dataset& data, const nlohmann::json& attrs);
 
 }  // namespace mpq::store

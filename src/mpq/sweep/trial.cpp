@@ -11,6 +11,7 @@
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/bias_correction.h"
 #include "mpq/quant/layer.h"
+#include "mpq/store/data_export.h"
 #include "mpq/store/image_cache.h"
 #include "mpq/train/train.h"
 #include "mpq/util/error.h"
@@ -596,7 +597,7 @@ TrialOutcome run_trial(const json& resolved, TrialContext& ctx, TrialDistributio
   return write(p, nq, c, std::move(rec), col);
 }
 
-json evaluate_fp(const json& resolved, TrialContext& ctx) {
+json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& outputs_path) {
   TrialConfig cfg = parse_trial_config(resolved);
   const int threads = apply_threads(cfg.threads);
   EvalSet set = ctx.eval_set(cfg.data, true, threads);
@@ -607,6 +608,9 @@ json evaluate_fp(const json& resolved, TrialContext& ctx) {
   r.loader = cfg.data.loader(threads);
   r.label = "eval";
   auto shard = evaluator->evaluate(net, *set.data, r);
+  if (!outputs_path.empty())
+    store::write_eval_outputs(outputs_path, shard, *set.data,
+                              {{"model", net.path()}, {"model_sha256", net.sha256()}});
   json m = evaluator->metrics(evaluator->sums(shard, shard));
   json out = {{"model", net.path()},
               {"data", set.data->describe()},

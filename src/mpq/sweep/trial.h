@@ -116,7 +116,9 @@ TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx,
 
 /// Full-precision evaluation of a config's model on its evaluation set (`mpq eval`): the
 /// task's metrics of the FP model ("top1", "top5", ...) plus n_eval, seconds, images_per_second.
-nlohmann::json evaluate_fp(const nlohmann::json& resolved, TrialContext& ctx);
+/// With `outputs_path` the model outputs are also written there (store::write_eval_outputs).
+nlohmann::json evaluate_fp(const nlohmann::json& resolved, TrialContext& ctx,
+                           const std::string& outputs_path = "");
 
 /// One-line summary of a finished trial for logs: "top-1 88.1% (FP 91.2%) agreement 95.0% ...".
 std::string summarize(const store::TrialRecord& r);

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Export a torchvision model to TorchScript for mpq (runs on your Python with torch/torchvision).
+
+usage: export_torchvision.py ARCH [--weights NAME|none] [--weights-file FILE.pth] [--script]
+                             [--num-classes N] [-o OUT.pt]
+
+  ARCH            a torchvision.models builder name: resnet18, resnet50, resnet101, mobilenet_v2,
+                  vgg16, inception_v3, ssdlite320_mobilenet_v3_large, ...
+  --weights       torchvision weights name (e.g. IMAGENET1K_V1, the default for classifiers) or
+                  "none" for random initialization. Loaded from torch's hub cache, or from
+                  --weights-file (a state dict you downloaded, e.g. on a machine with internet).
+  --script        torch.jit.script instead of torch.jit.trace (detectors are always scripted)
+  -o              output archive (default ARCH-WEIGHTS.pt)
+
+The archive carries a JSON file mpq_meta.json (TorchScript extra file) recording the source,
+weights, torch/torchvision versions, the input shape and, for released weights, their
+preprocessing and published accuracy (from torchvision's model card), which mpq's FP sanity
+check compares with what it measures. The script prints the mpq preprocessing preset that
+matches the weights, e.g. `--set data.preprocess.preset=torchvision-v1`.
+
+Examples:
+  python3 scripts/export_torchvision.py resnet18 -o models/resnet18.pt
+  python3 scripts/export_torchvision.py resnet50 --weights IMAGENET1K_V2 -o models/resnet50_v2.pt
+  python3 scripts/export_torchvision.py mobilenet_v2 --weights none --script -o /tmp/mbv2.pt
+"""
+import argparse
+import json
+import sys
+
+import torch
+import torchvision
+
+PRESETS = {(256, 224, "bilinear"): "torchvision-v1", (232, 224, "bilinear"): "torchvision-v2",
+           (342, 299, "bilinear"): "inception"}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("arch")
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--weights-file", default=None)
+    ap.add_argument("--script", action="store_true")
+    ap.add_argument("--num-classes", type=int, default=None)
+    ap.add_argument("-o", "--output", default=None)
+    a = ap.parse_args()
+
+    try:
+        builder = torchvision.models.get_model_builder(a.arch)
+    except ValueError:
+        sys.exit(f"export_torchvision.py: unknown torchvision model '{a.arch}'")
+    detector = a.arch.startswith(("ssd", "fasterrcnn", "retinanet", "fcos", "maskrcnn", "keypointrcnn"))
+    wenum = torchvision.models.get_model_weights(builder)
+    name = a.weights if a.weights is not None else ("none" if detector else "IMAGENET1K_V1")
+    weights = None
+    if name != "none":
+        try:
+            weights = wenum[name]
+        except KeyError:
+            sys.exit(f"export_torchvision.py: {a.arch} has no weights '{name}' "
+                     f"(known: {', '.join(w.name for w in wenum)})")
+    kwargs = {}
+    if a.num_classes is not None:
+        kwargs["num_classes"] = a.num_classes
+    if weights is not None and a.weights_file is None:
+        model = builder(weights=weights, **kwargs)  # torch hub cache, or a download
+    else:
+        model = builder(weights=None, **kwargs)
+        if a.weights_file is not None:
+            model.load_state_dict(torch.load(a.weights_file, map_location="cpu"))
+    model.eval()
+
+    meta = {"source": "torchvision", "arch": a.arch, "weights": name,
+            "torch_version": torch.__version__, "torchvision_version": torchvision.__version__,
+            "exported_with": "script" if (a.script or detector) else "trace",
+            "weights_file": a.weights_file}
+    preset = None
+    if weights is not None:
+        m = weights.meta
+        tf = weights.transforms()
+        resize, crop = list(tf.resize_size)[0], list(tf.crop_size)[0]
+        interp = tf.interpolation.value
+        meta["preprocess"] = {"resize": resize, "crop": crop, "interpolation": interp,
+                              "mean": list(tf.mean), "std": list(tf.std)}
+        preset = PRESETS.get((resize, crop, interp))
+        meta["preprocess"]["preset"] = preset or "custom"
+        meta["published"] = {k: v for k, v in m.get("_metrics", {}).items()}
+        meta["num_classes"] = len(m.get("categories", [])) or None
+        meta["input_shape"] = [3, crop, crop]
+    else:
+        meta["input_shape"] = [3, 224, 224]
+
+    if detector or a.script:
+        sm = torch.jit.script(model)
+    else:
+        c, h, w = meta["input_shape"]
+        sm = torch.jit.trace(model, torch.zeros(1, c, h, w))
+    out = a.output or f"{a.arch}-{name}.pt"
+    torch.jit.save(sm, out, _extra_files={"mpq_meta.json": json.dumps(meta)})
+    print(f"wrote {out} ({meta['exported_with']}d {a.arch}, weights {name})")
+    if weights is not None:
+        if preset:
+            print(f"preprocessing: --set data.preprocess.preset={preset}")
+        else:
+            p = meta["preprocess"]
+            print(f"preprocessing: --set data.preprocess.resize={p['resize']} "
+                  f"--set data.preprocess.crop={p['crop']} "
+                  f"--set data.preprocess.interpolation={p['interpolation']}")
+        for ds, metrics in meta["published"].items():
+            print(f"published on {ds}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    main()
