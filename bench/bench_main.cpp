@@ -8,6 +8,10 @@
 //   mpq_bench calib      calibration statistics vs one FP forward pass on the same images
 //   mpq_bench latency    expanded (deployable) model vs original, forward latency
 //   mpq_bench eval       evaluation throughput of the default models (images/s)
+//   mpq_bench data DIR WORKERS...   decode + preprocess (torchvision-v1) images/s of an image
+//                        folder through the threaded loader, and the same images read back
+//                        from the preprocessed-image cache (bench/bench_data.sh compares with
+//                        a torchvision DataLoader)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -20,7 +24,9 @@
 
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
+#include "mpq/data/factory.h"
 #include "mpq/data/loader.h"
+#include "mpq/store/image_cache.h"
 #include "mpq/eval/classification.h"
 #include "mpq/model/expand.h"
 #include "mpq/model/network.h"
@@ -292,11 +298,43 @@ int bench_eval() {
   return 0;
 }
 
+// --- data pipeline ----------------------------------------------------------------------------
+
+int bench_data(const std::string& dir, const std::vector<int>& workers) {
+  data::DataSpec spec;
+  spec.name = "image_folder";
+  spec.root = dir;
+  spec.preprocess = data::preprocess_preset("torchvision-v1");
+  std::shared_ptr<const data::Dataset> ds = data::open_dataset(spec, "");
+  const int64_t n = ds->size();
+  std::printf("%lld images of %s, batch 64, torchvision-v1 (resize 256, crop 224)\n\n",
+              static_cast<long long>(n), dir.c_str());
+  std::printf("| workers | decode + preprocess (images/s) | from the cache (images/s) | ratio |\n"
+              "|---:|---:|---:|---:|\n");
+  const std::string cache_dir = "/tmp/mpq_bench_image_cache";
+  auto pass = [&](const data::Dataset& d, int w) {
+    data::BatchStream s(d, data::index_range(0, n), 64, {w, 2, false});
+    data::Batch b;
+    auto t0 = Clock::now();
+    int64_t seen = 0;
+    while (s.next(&b)) seen += b.images.size(0);
+    return static_cast<double>(seen) / secs(t0);
+  };
+  auto cached = store::cached_images(ds, cache_dir, {2, false});
+  for (int w : workers) {
+    pass(*ds, w);  // warm the page cache
+    double decode = std::max(pass(*ds, w), pass(*ds, w));
+    double from_cache = std::max(pass(*cached, w), pass(*cached, w));
+    std::printf("| %d | %.0f | %.0f | %.1fx |\n", w, decode, from_cache, from_cache / decode);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: mpq_bench resnet18|search|calib|latency|eval\n");
+    std::fprintf(stderr, "usage: mpq_bench resnet18|search|calib|latency|eval|data\n");
     return 2;
   }
   set_quiet(true);
@@ -308,6 +346,16 @@ int main(int argc, char** argv) {
   if (what == "calib") return bench_calib();
   if (what == "latency") return bench_latency();
   if (what == "eval") return bench_eval();
+  if (what == "data") {
+    if (argc < 3) {
+      std::fprintf(stderr, "usage: mpq_bench data DIR [WORKERS...]\n");
+      return 2;
+    }
+    std::vector<int> w;
+    for (int i = 3; i < argc; ++i) w.push_back(std::atoi(argv[i]));
+    if (w.empty()) w = {1, 2};
+    return bench_data(argv[2], w);
+  }
   std::fprintf(stderr, "mpq_bench: unknown benchmark '%s'\n", argv[1]);
   return 2;
 }

@@ -38,6 +38,9 @@ struct BatchStream::State {
   std::mutex mu;
   std::condition_variable work_cv, done_cv;
   std::map<int64_t, Slot> slots;
+  // Image tensors of earlier batches, reused once the consumer dropped them: fresh tensors of
+  // tens of MB are fresh mmaps whose page faults cost as much as reading cached images.
+  std::vector<torch::Tensor> pool;
   int64_t job_batch = 0, job_item = 0;  // next image to hand out
   int64_t consumed = 0;                 // next batch the consumer takes
   bool stop = false;
@@ -49,6 +52,16 @@ struct BatchStream::State {
     nbatches = (static_cast<int64_t>(indices.size()) + batch_size - 1) / batch_size;
     shape = data.image_shape();
     image_bytes = data.image_bytes();
+  }
+
+  // A [n, C, H, W] float tensor: a pooled one nobody else holds, else a new one (kept in the
+  // pool). Called with `mu` held.
+  torch::Tensor take_buffer(int64_t n) {
+    for (auto& t : pool)
+      if (t.use_count() == 1 && t.storage().use_count() == 1 && t.size(0) == n) return t;
+    auto t = torch::empty({n, shape[0], shape[1], shape[2]}, torch::kFloat32);
+    if (pool.size() < static_cast<size_t>(opt.prefetch) + 3) pool.push_back(t);
+    return t;
   }
 
   int64_t batch_len(int64_t b) const {
@@ -70,7 +83,7 @@ struct BatchStream::State {
       Slot& slot = slots[b];
       if (j == 0) {
         const int64_t n = batch_len(b);
-        slot.batch.images = torch::empty({n, shape[0], shape[1], shape[2]}, torch::kFloat32);
+        slot.batch.images = take_buffer(n);
         slot.batch.labels = torch::empty({n}, torch::kInt64);
         slot.ok.assign(static_cast<size_t>(n), 0);
         slot.remaining = n;

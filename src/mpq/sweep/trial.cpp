@@ -231,6 +231,8 @@ struct Prepared {
   const eval::EvalShard* fp = nullptr;
   std::string start_time;
   std::chrono::steady_clock::time_point t0;
+  double data_seconds = 0;     // opening the data (listing, image cache build or open)
+  double fp_eval_seconds = 0;  // the FP reference pass (0 when it came from the context)
 };
 
 void check_output_dirs(const TrialConfig& cfg) {
@@ -256,6 +258,7 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
 
   col.run([&] {
     // Data first: a default model reference may need Fashion-MNIST to train.
+    auto td = std::chrono::steady_clock::now();
     p.eval = ctx.eval_set(cfg.data, true, p.threads);
     p.model_path = resolve_model_path(cfg);
     p.net = &load_trial_network(cfg, *p.eval.data, ctx);
@@ -264,6 +267,7 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
       p.calibration_indices = data::calibration_indices(n, cfg.calibration.size, cfg.calibration.seed);
       p.calibration = ctx.calibration_set(cfg.data, p.calibration_indices, p.threads);
     }
+    p.data_seconds = seconds_since(td);
     return 0;
   });
   p.id = trial_id(resolved, p.net->sha256(), data_identity(cfg, ctx));
@@ -279,12 +283,14 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
   p.fp = col.run([&] {
     const eval::EvalShard* s = ctx.fp_reference(key, p.run.begin, p.run.end);
     if (s == nullptr) {
+      auto tf = std::chrono::steady_clock::now();
       p.net->restore_fp();
       eval::EvalRun r = p.run;
       r.label = "eval FP model";
       ctx.put_fp_reference(key, p.run.begin, p.run.end,
                            p.evaluator->evaluate(*p.net, *p.eval.data, r));
       s = ctx.fp_reference(key, p.run.begin, p.run.end);
+      p.fp_eval_seconds = seconds_since(tf);
     }
     return s;
   });
@@ -514,6 +520,8 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
           ? (cfg.weights.statistics == ptq::Statistics::kFp ? "fp" : "quantized_prefix")
           : "none";
   m["ranks"] = col.dist() ? col.dist()->size() : 1;
+  m["data_seconds"] = p.data_seconds;
+  m["fp_eval_seconds"] = p.fp_eval_seconds;
   m["weight_method"] = ptq::weight_method_name(cfg.weights.method);
   m["weight_bits"] = cfg.weights.bits;
   m["weight_granularity"] = quant::granularity_name(cfg.weights.granularity);
