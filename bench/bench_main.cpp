@@ -8,6 +8,10 @@
 //   mpq_bench calib      calibration statistics vs one FP forward pass on the same images
 //   mpq_bench latency    expanded (deployable) model vs original, forward latency
 //   mpq_bench eval       evaluation throughput of the default models (images/s)
+//   mpq_bench map [PER_IMAGE]   VOC mAP (both definitions) of 5000 images x 20 classes x
+//                        PER_IMAGE detections per image (default 100)
+//   mpq_bench nms        own torchvision::nms on 10000 random boxes (bench/bench_detection.sh
+//                        times torchvision's on the same boxes)
 //   mpq_bench data DIR WORKERS...   decode + preprocess (torchvision-v1) images/s of an image
 //                        folder through the threaded loader, and the same images read back
 //                        from the preprocessed-image cache (bench/bench_data.sh compares with
@@ -28,6 +32,8 @@
 #include "mpq/data/loader.h"
 #include "mpq/store/image_cache.h"
 #include "mpq/eval/classification.h"
+#include "mpq/eval/voc_ap.h"
+#include "mpq/model/nms.h"
 #include "mpq/model/expand.h"
 #include "mpq/model/network.h"
 #include "mpq/ptq/calibrate.h"
@@ -330,11 +336,57 @@ int bench_data(const std::string& dir, const std::vector<int>& workers) {
   return 0;
 }
 
+// --- detection ------------------------------------------------------------------------------
+
+int bench_map(int per_image) {
+  std::mt19937_64 rng(0);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const int images = 5000, classes = 20;
+  std::vector<eval::VocImageTruth> truth(images);
+  for (auto& t : truth)
+    for (int k = 0; k < 3; ++k) {
+      double x = 1 + 300 * u(rng), y = 1 + 300 * u(rng);
+      t.boxes.insert(t.boxes.end(), {x, y, x + 20 + 100 * u(rng), y + 20 + 100 * u(rng)});
+      t.labels.push_back(static_cast<int>(u(rng) * classes));
+      t.difficult.push_back(u(rng) < 0.1);
+    }
+  std::vector<eval::VocDetection> dets;
+  dets.reserve(static_cast<size_t>(images) * per_image);
+  for (int im = 0; im < images; ++im)
+    for (int k = 0; k < per_image; ++k) {
+      eval::VocDetection d;
+      d.image = im;
+      d.label = static_cast<int>(u(rng) * classes);
+      d.score = std::round(u(rng) * 1000) / 1000;  // ties
+      const auto& t = truth[static_cast<size_t>(im)];
+      const size_t g = static_cast<size_t>(u(rng) * 3);
+      for (int c = 0; c < 4; ++c) d.box[c] = t.boxes[4 * g + c] + 8 * (u(rng) - 0.5);
+      dets.push_back(d);
+    }
+  eval::VocApResult r;
+  double t = median_seconds(5, [&] { r = eval::voc_ap(dets, truth, classes); });
+  std::printf("| images | classes | detections | seconds (median of 5) | mAP07 | mAP12 |\n"
+              "|---:|---:|---:|---:|---:|---:|\n| %d | %d | %zu | %.3f | %.4f | %.4f |\n",
+              images, classes, dets.size(), t, r.map07, r.map12);
+  return 0;
+}
+
+int bench_nms() {
+  torch::manual_seed(0);
+  auto xy = torch::rand({10000, 2}) * 1000, wh = torch::rand({10000, 2}) * 100 + 1;
+  auto boxes = torch::cat({xy, xy + wh}, 1), scores = torch::rand({10000});
+  torch::Tensor keep;
+  double t = median_seconds(9, [&] { keep = model::nms(boxes, scores, 0.5); });
+  std::printf("own nms, 10000 boxes, IoU 0.5: %.2f ms (median of 9), %lld kept\n", 1e3 * t,
+              static_cast<long long>(keep.numel()));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: mpq_bench resnet18|search|calib|latency|eval|data\n");
+    std::fprintf(stderr, "usage: mpq_bench resnet18|search|calib|latency|eval|data|map|nms\n");
     return 2;
   }
   set_quiet(true);
@@ -346,6 +398,8 @@ int main(int argc, char** argv) {
   if (what == "calib") return bench_calib();
   if (what == "latency") return bench_latency();
   if (what == "eval") return bench_eval();
+  if (what == "map") return bench_map(argc > 2 ? std::atoi(argv[2]) : 100);
+  if (what == "nms") return bench_nms();
   if (what == "data") {
     if (argc < 3) {
       std::fprintf(stderr, "usage: mpq_bench data DIR [WORKERS...]\n");

@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "mpq/data/make_voc.h"
+#include "mpq/data/voc.h"
+#include "mpq/report/table.h"
 #include "mpq/store/data_export.h"
 #include "mpq/model/network.h"
 #include "mpq/report/aggregate.h"
@@ -141,7 +144,7 @@ int main(int argc, char** argv) {
   int t_epochs = 0, t_threads = -1;
   long long t_limit = -1, t_test_limit = -1, t_seed = -1;
   double t_width = 0;
-  train->add_option("--arch", t_arch, "resnet20 | mobilenetv2");
+  train->add_option("--arch", t_arch, "resnet20 | mobilenetv2 | ssdlite (detector)");
   train->add_option("--epochs", t_epochs, "training epochs (default: resnet20 5, mobilenetv2 4)");
   train->add_option("--width", t_width, "channel multiplier (default 1)");
   train->add_option("--train-limit", t_limit, "train on the first N images (default all)");
@@ -150,7 +153,9 @@ int main(int argc, char** argv) {
   train->add_option("--seed", t_seed, "seed (default 0)");
   train->add_option("--threads", t_threads, "threads (default: all cores of this process's share)")
       ->check(CLI::Range(0, 4096));
-  train->add_option("--data-root", t_root, "Fashion-MNIST directory");
+  train->add_option("--data-root", t_root,
+                    "Fashion-MNIST directory (ssdlite: a VOCdevkit directory; default: the "
+                    "synthetic one)");
   train->add_option("-o,--output", t_output, "archive to write");
 
   // --- inspect -------------------------------------------------------------------------------
@@ -200,7 +205,13 @@ int main(int argc, char** argv) {
   evalc->add_flag("--no-fold-bn", e_no_fold, "evaluate without folding BatchNorm");
   std::string e_logits;
   evalc->add_option("--save-logits", e_logits,
-                    "also write the logits, labels and paths to this HDF5 file");
+                    "also write the model outputs (logits, or detections), labels and paths to "
+                    "this HDF5 file");
+
+  // --- data make-voc ---------------------------------------------------------------------------
+  std::string v_out;
+  long long v_trainval = 2000, v_test = 500, v_seed = 0;
+  // (registered below, after `data`)
 
   // --- data export -----------------------------------------------------------------------------
   auto* datac = app.add_subcommand("data", "datasets: see what the model sees");
@@ -213,6 +224,20 @@ int main(int argc, char** argv) {
       "--limit 100\n"
       "  mpq data export --config configs/trials/rtn_w4.json --split train -o train.h5\n"
       "/images holds float32 [N, C, H, W], bit for bit the tensors the model gets.");
+  auto* dmake = datac->add_subcommand(
+      "make-voc", "write a synthetic PASCAL VOC dataset (Fashion-MNIST objects on canvases)");
+  dmake->footer(
+      "Examples:\n"
+      "  mpq data make-voc -o results/data/my-voc --trainval 500 --test 100\n"
+      "  mpq eval --model default:ssdlite --dataset voc --data-root results/data/my-voc/VOCdevkit\n"
+      "Real JPEGs, VOC XML annotations (20 classes, difficult/truncated flags) and ImageSets,\n"
+      "generated deterministically from the seed (docs/detection.md). Without --data-root,\n"
+      "--dataset voc uses the default one (results/data/voc-fmnist, generated on first use).");
+  dmake->add_option("-o,--output", v_out, "output directory (VOCdevkit/VOC2007 is written below it)")
+      ->required();
+  dmake->add_option("--trainval", v_trainval, "trainval images")->capture_default_str()->check(CLI::Range(2, 10000000));
+  dmake->add_option("--test", v_test, "test images")->capture_default_str()->check(CLI::Range(1, 10000000));
+  dmake->add_option("--seed", v_seed, "seed")->capture_default_str()->check(CLI::NonNegativeNumber);
   ConfigArgs x_cfg;
   add_config_args(dexport, x_cfg);
   std::string x_output, x_split;
@@ -308,10 +333,32 @@ int main(int argc, char** argv) {
   aggregate->add_option("dir", a_dir, "sweep results directory")->required();
   aggregate->add_option(
       "--pivot", a_pivots,
-      "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable)");
+      "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable; METRIC "
+      "defaults to top1, or map_voc07 for detection)");
   aggregate->add_option(
       "--metrics", a_metrics,
-      "metrics of the summary table (default top1 agreement kl extra_channels_pct)");
+      "metrics of the summary table (default: classification top1 agreement kl "
+      "extra_channels_pct; detection map_voc07 map_voc12 fidelity_map extra_channels_pct)");
+
+  // --- score-detections ------------------------------------------------------------------------
+  auto* scored = app.add_subcommand(
+      "score-detections", "VOC mAP of saved detections (a trial file's, or any [M, 7] table)");
+  scored->footer(
+      "Examples:\n"
+      "  mpq score-detections results/voc/trials/<id>.h5 --iou 0.7\n"
+      "  mpq score-detections dets.h5 --set data.name=voc --set data.root=/data/VOCdevkit\n"
+      "A trial file run with eval.save_detections = true carries its detections and config; a\n"
+      "plain HDF5 file needs /detections [M, 7] (image position, class, score, x1, y1, x2, y2 in\n"
+      "VOC 1-based coordinates) and the dataset from --config/--set.");
+  ConfigArgs d_cfg;
+  add_config_args(scored, d_cfg);
+  std::string d_file;
+  double d_iou = 0.5;
+  bool d_strict = false, d_json = false;
+  scored->add_option("file", d_file, "trial file or detections table (HDF5)")->required();
+  scored->add_option("--iou", d_iou, "IoU threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  scored->add_flag("--strict", d_strict, "IoU > threshold (py-faster-rcnn) instead of >= (the devkit)");
+  scored->add_flag("--json", d_json, "print the result as JSON (full precision)");
 
   // --- schema --------------------------------------------------------------------------------
   auto* schema =
@@ -338,6 +385,7 @@ int main(int argc, char** argv) {
     return mpq::kExitUsage;
   }
   mpq::set_quiet(quiet);
+  mpq::model::install_warning_handler();
 
   try {
     if (*train) {
@@ -389,8 +437,9 @@ int main(int argc, char** argv) {
       mpq::sweep::TrialContext ctx;
       json r = mpq::sweep::evaluate_fp(cfg, ctx, e_logits);
       // Fixed order first (what `mpq eval` always printed), then whatever the task adds.
-      std::vector<std::string> keys = {"model", "data", "preprocessing", "top1", "top5",
-                                       "n_eval", "seconds", "images_per_second", "threads"};
+      std::vector<std::string> keys = {"model",     "data",      "preprocessing", "top1",
+                                       "top5",      "map_voc07", "map_voc12",     "n_eval",
+                                       "seconds",   "images_per_second",          "threads"};
       for (const auto& [k, v] : r.items())
         if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
       for (const auto& k : keys) {
@@ -403,6 +452,13 @@ int main(int argc, char** argv) {
           std::printf("%s\t%s\n", key.c_str(),
                       v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
       }
+    } else if (*dmake) {
+      mpq::data::MakeVocOptions o;
+      o.trainval = v_trainval;
+      o.test = v_test;
+      o.seed = static_cast<uint64_t>(v_seed);
+      std::string dir = mpq::data::make_voc(v_out, o);
+      std::printf("wrote %s (%lld trainval + %lld test images)\n", dir.c_str(), v_trainval, v_test);
     } else if (*dexport) {
       json flags = json::object();
       if (x_threads >= 0) flags["/threads"] = x_threads;
@@ -434,6 +490,30 @@ int main(int argc, char** argv) {
       std::printf("trial %s: %s\n", out.record.trial_id.substr(0, 16).c_str(),
                   mpq::sweep::summarize(out.record).c_str());
       if (!out.output_path.empty()) std::printf("wrote %s\n", out.output_path.c_str());
+    } else if (*scored) {
+      json trial_cfg;
+      auto table = mpq::store::read_detections(d_file, &trial_cfg);
+      json cfg = trial_cfg.is_null()
+                     ? mpq::sweep::resolve_trial_config(user_config(d_cfg, json::object()),
+                                                        source_name(d_cfg))
+                     : trial_cfg;
+      mpq::sweep::TrialContext ctx;
+      auto r = mpq::sweep::score_detections(cfg, ctx, table, {d_iou, d_strict});
+      const auto& names = mpq::data::voc_classes();
+      if (d_json) {
+        std::printf("%s\n", json{{"map_voc07", r.map07}, {"map_voc12", r.map12}, {"ap_voc07", r.ap07},
+                                 {"ap_voc12", r.ap12}, {"positives", r.positives}}
+                                .dump()
+                                .c_str());
+      } else {
+        std::printf("map_voc07\t%.6f\nmap_voc12\t%.6f\n\n", r.map07, r.map12);
+        mpq::report::Table t({"class", "AP VOC07", "AP VOC12", "positives", "detections"});
+        for (size_t c = 0; c < r.ap07.size(); ++c)
+          t.add_row({c < names.size() ? names[c] : std::to_string(c), mpq::report::format("%.4f", r.ap07[c]),
+                     mpq::report::format("%.4f", r.ap12[c]), std::to_string(r.positives[c]),
+                     std::to_string(r.detections[c])});
+        std::fputs(t.markdown().c_str(), stdout);
+      }
     } else if (*schema) {
       std::fputs((sc_kind == "trial" ? mpq::sweep::trial_schema() : mpq::train::train_schema())
                      .markdown()

@@ -32,6 +32,9 @@ grep -q "12 trials: 12 done, 0 failed" "$d/two.log" && pass "2-rank sweep: 12 do
 "$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/two/small" && pass "2 ranks == 1 process (codes, metrics)" || fail "2 ranks differ from 1 process"
 "$MPQ" -q aggregate "$d/one/small" >/dev/null && "$MPQ" -q aggregate "$d/two/small" >/dev/null
 cmp -s "$d/one/small/aggregate/summary.csv" "$d/two/small/aggregate/summary.csv" && pass "aggregate tables identical" || fail "aggregate tables differ"
+# A metric name with a typo is an error, not a column of "-".
+expect_error 2 "--metrics: 'topl' is not a metric of this sweep \(metrics: .*top1" "-" -- "$MPQ" -q aggregate "$d/one/small" --metrics top1 topl
+expect_error 2 "--pivot: metric 'acc' is not a metric of this sweep" "-" -- "$MPQ" -q aggregate "$d/one/small" --pivot label:weights.bits:acc
 # Both ranks ran trials (dynamic scheduling, rank 0 works too).
 "$PYTHON" - "$d/two/small/ledger.jsonl" <<'PY' && pass "both ranks ran trials" || fail "one rank did all the work"
 import json, sys

@@ -43,8 +43,9 @@ class RandomImages : public data::Dataset {
   std::vector<int64_t> image_shape() const override { return {1, 28, 28}; }
   int64_t num_classes() const override { return 10; }
   std::vector<std::string> class_names() const override { return std::vector<std::string>(10); }
-  void read_image(int64_t i, uint8_t* out) const override {
-    std::memcpy(out, x_.data_ptr<uint8_t>() + i * 784, 784);
+  void read_image(int64_t i, data::ImageData* out) const override {
+    *out = {1, 28, 28, std::vector<uint8_t>(x_.data_ptr<uint8_t>() + i * 784,
+                                            x_.data_ptr<uint8_t>() + (i + 1) * 784)};
   }
   int64_t label(int64_t) const override { return 0; }
   const data::Preprocess& preprocess() const override { return pre_; }

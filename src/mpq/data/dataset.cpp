@@ -11,14 +11,27 @@ namespace mpq::data {
 using nlohmann::json;
 
 const char* task_name(Task t) {
-  (void)t;
-  return "classification";
+  return t == Task::kDetection ? "detection" : "classification";
+}
+
+bool Dataset::fixed_size() const {
+  auto s = image_shape();
+  return s.size() == 3 && s[1] > 0 && s[2] > 0;
+}
+
+DetectionTarget Dataset::detection_target(int64_t i) const {
+  throw InputError(describe() + ": example " + std::to_string(i) +
+                   " has no detection target (not a detection dataset)");
 }
 
 int64_t Dataset::image_bytes() const {
   int64_t n = 1;
   for (int64_t s : image_shape()) n *= s;
   return n;
+}
+
+std::vector<int64_t> Dataset::image_shape_of(int64_t) const {
+  return image_shape();
 }
 
 namespace {
@@ -37,10 +50,16 @@ class Subset final : public Dataset {
   Task task() const override { return base_->task(); }
   int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
   std::vector<int64_t> image_shape() const override { return base_->image_shape(); }
+  std::vector<int64_t> image_shape_of(int64_t i) const override {
+    return base_->image_shape_of(at(i));
+  }
   int64_t num_classes() const override { return base_->num_classes(); }
   std::vector<std::string> class_names() const override { return base_->class_names(); }
-  void read_image(int64_t i, uint8_t* out) const override { base_->read_image(at(i), out); }
+  void read_image(int64_t i, ImageData* out) const override { base_->read_image(at(i), out); }
   int64_t label(int64_t i) const override { return base_->label(at(i)); }
+  DetectionTarget detection_target(int64_t i) const override {
+    return base_->detection_target(at(i));
+  }
   std::string item_name(int64_t i) const override { return base_->item_name(at(i)); }
   const Preprocess& preprocess() const override { return base_->preprocess(); }
   std::string fingerprint() const override { return fingerprint_; }
@@ -75,7 +94,15 @@ std::vector<int64_t> stratified_subset(const Dataset& data, int64_t count, uint6
   if (count >= n) return all;
   const int64_t classes = data.num_classes();
   std::vector<std::vector<int64_t>> members(static_cast<size_t>(classes));
-  for (int64_t i = 0; i < n; ++i) members[static_cast<size_t>(data.label(i))].push_back(i);
+  for (int64_t i = 0; i < n; ++i) {
+    // Detection examples have no single class: stratify by the first object's class.
+    int64_t c = data.label(i);
+    if (c < 0) {
+      auto t = data.detection_target(i);
+      c = t.labels.empty() ? 0 : t.labels.front();
+    }
+    members[static_cast<size_t>(c)].push_back(i);
+  }
   // Largest-remainder apportionment of `count` over the classes by their sizes.
   std::vector<int64_t> take(static_cast<size_t>(classes));
   std::vector<std::pair<double, int64_t>> remainder;

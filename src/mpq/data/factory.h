@@ -5,6 +5,7 @@
 //   fashion-mnist  /usr/share/datasets/fashion-mnist    test        train              fashion-mnist
 //   imagenet       (required)                           val         train              torchvision-v1
 //   image_folder   (required)                           "" (root)   "" (root)          torchvision-v1
+//   voc            synthetic (make_voc.h, generated)    test        trainval           none
 #pragma once
 
 #include <memory>
@@ -22,6 +23,7 @@ struct DataSpec {
   std::string root;  ///< "" = the dataset's default root
   Preprocess preprocess = preprocess_preset("fashion-mnist");
   ImagenetOptions imagenet;
+  std::string year = "2007";  ///< voc: VOC2007 or VOC2012
   bool content_fingerprint = false;
 
   /// The root to use ("" resolved to the default; ConfigError if the dataset has none).

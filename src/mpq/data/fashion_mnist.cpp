@@ -83,7 +83,12 @@ class FashionMnist final : public Dataset {
   std::vector<std::string> class_names() const override {
     return {std::begin(kClassNames), std::end(kClassNames)};
   }
-  void read_image(int64_t i, uint8_t* out) const override {
+  void read_image(int64_t i, ImageData* o) const override {
+    o->channels = shape_[0];
+    o->height = shape_[1];
+    o->width = shape_[2];
+    o->pixels.resize(static_cast<size_t>(shape_[0] * shape_[1] * shape_[2]));
+    uint8_t* out = o->pixels.data();
     const char* src = pixels_.data() + static_cast<size_t>(i) * 784;
     if (identity_) {
       std::memcpy(out, src, 784);

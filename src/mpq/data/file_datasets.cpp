@@ -193,7 +193,7 @@ class FileDataset final : public Dataset {
   std::vector<int64_t> image_shape() const override { return shape_; }
   int64_t num_classes() const override { return static_cast<int64_t>(classes_.size()); }
   std::vector<std::string> class_names() const override { return classes_; }
-  void read_image(int64_t i, uint8_t* out) const override {
+  void read_image(int64_t i, ImageData* out) const override {
     const auto& it = items_[static_cast<size_t>(i)];
     const std::string path = (dir_ / it.rel).string();
     Image img = read_image_file(path, pre_.color);
@@ -204,7 +204,11 @@ class FileDataset final : public Dataset {
                        " after preprocessing, but the dataset's images are " +
                        std::to_string(shape_[2]) + "x" + std::to_string(shape_[1]) +
                        " (set data.preprocess.crop to make every image the same size)");
-    resize_crop(img, pre_.geometry(), out);
+    out->channels = shape_[0];
+    out->height = h;
+    out->width = w;
+    out->pixels.resize(static_cast<size_t>(shape_[0]) * h * w);
+    resize_crop(img, pre_.geometry(), out->pixels.data());
   }
   int64_t label(int64_t i) const override { return items_[static_cast<size_t>(i)].label; }
   std::string item_name(int64_t i) const override { return items_[static_cast<size_t>(i)].rel; }

@@ -372,6 +372,7 @@ void resized_size(int width, int height, int size, int* out_width, int* out_heig
 void output_size(const Geometry& g, int width, int height, int* out_height, int* out_width) {
   int rw = width, rh = height;
   if (g.resize > 0) resized_size(width, height, g.resize, &rw, &rh);
+  if (g.exact_width > 0) rw = g.exact_width, rh = g.exact_height;
   *out_height = g.crop_height > 0 ? g.crop_height : rh;
   *out_width = g.crop_width > 0 ? g.crop_width : rw;
 }
@@ -380,6 +381,7 @@ void resize_crop(const Image& in, const Geometry& g, uint8_t* out) {
   const int C = in.channels;
   int rw = in.width, rh = in.height;
   if (g.resize > 0) resized_size(in.width, in.height, g.resize, &rw, &rh);
+  if (g.exact_width > 0) rw = g.exact_width, rh = g.exact_height;
   const int cw = g.crop_width > 0 ? g.crop_width : rw;
   const int ch = g.crop_height > 0 ? g.crop_height : rh;
   const int x0 = g.crop_width > 0 ? crop_offset(rw, cw) : 0;

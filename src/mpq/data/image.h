@@ -66,6 +66,9 @@ struct Geometry {
   int resize = 0;
   int crop_height = 0, crop_width = 0;
   Interpolation interpolation = Interpolation::kBilinear;
+  /// Resize the whole image to exactly exact_height x exact_width instead (aspect not kept, as
+  /// SSD-style detectors want; `resize` must then be 0). 0 = off.
+  int exact_height = 0, exact_width = 0;
 };
 
 /// Output {height, width} of `geometry` for an input of width x height.

@@ -32,8 +32,9 @@ struct BatchStream::State {
   int64_t batch_size;
   LoaderOptions opt;
   int64_t nbatches = 0;
-  std::vector<int64_t> shape;  // C, H, W
+  std::vector<int64_t> shape;  // C, H, W (H = W = 0: sizes vary)
   int64_t image_bytes = 0;
+  bool fixed = true;
 
   std::mutex mu;
   std::condition_variable work_cv, done_cv;
@@ -52,6 +53,7 @@ struct BatchStream::State {
     nbatches = (static_cast<int64_t>(indices.size()) + batch_size - 1) / batch_size;
     shape = data.image_shape();
     image_bytes = data.image_bytes();
+    fixed = data.fixed_size();
   }
 
   // A [n, C, H, W] float tensor: a pooled one nobody else holds, else a new one (kept in the
@@ -69,10 +71,8 @@ struct BatchStream::State {
   }
 
   void work() {
-    std::vector<uint8_t> pixels(static_cast<size_t>(image_bytes));
+    ImageData img;
     const Preprocess& pre = data.preprocess();
-    const int channels = static_cast<int>(shape[0]);
-    const int64_t plane = shape[1] * shape[2];
     for (;;) {
       std::unique_lock<std::mutex> lk(mu);
       work_cv.wait(lk, [&] {
@@ -83,7 +83,10 @@ struct BatchStream::State {
       Slot& slot = slots[b];
       if (j == 0) {
         const int64_t n = batch_len(b);
-        slot.batch.images = take_buffer(n);
+        if (fixed)
+          slot.batch.images = take_buffer(n);
+        else
+          slot.batch.image_list.assign(static_cast<size_t>(n), torch::Tensor());
         slot.batch.labels = torch::empty({n}, torch::kInt64);
         slot.ok.assign(static_cast<size_t>(n), 0);
         slot.remaining = n;
@@ -92,15 +95,24 @@ struct BatchStream::State {
         ++job_batch;
         job_item = 0;
       }
-      float* dst = slot.batch.images.data_ptr<float>() + j * image_bytes;
+      float* dst = fixed ? slot.batch.images.data_ptr<float>() + j * image_bytes : nullptr;
       int64_t* lab = slot.batch.labels.data_ptr<int64_t>() + j;
       lk.unlock();
 
       const int64_t index = indices[static_cast<size_t>(b * batch_size + j)];
       std::string error;
+      torch::Tensor own;
       try {
-        data.read_image(index, pixels.data());
-        normalize_image(pixels.data(), channels, plane, pre, dst);
+        data.read_image(index, &img);
+        if (fixed) {
+          MPQ_ASSERT(img.channels == shape[0] && img.height == shape[1] && img.width == shape[2],
+                     "a fixed-size dataset returned an image of another size");
+        } else {
+          own = torch::empty({img.channels, img.height, img.width}, torch::kFloat32);
+          dst = own.data_ptr<float>();
+        }
+        normalize_image(img.pixels.data(), static_cast<int>(img.channels),
+                        img.height * img.width, pre, dst);
         *lab = data.label(index);
       } catch (const std::exception& e) {
         error = e.what();
@@ -109,6 +121,7 @@ struct BatchStream::State {
       lk.lock();
       if (error.empty()) {
         slot.ok[static_cast<size_t>(j)] = 1;
+        if (!fixed) slot.batch.image_list[static_cast<size_t>(j)] = own;
       } else if (opt.skip_bad) {
         slot.batch.skipped_names.push_back(data.item_name(index));
       } else if (slot.error.empty()) {
@@ -167,7 +180,12 @@ bool BatchStream::next(Batch* out) {
     for (int64_t j = 0; j < n; ++j)
       if (slot.ok[static_cast<size_t>(j)]) keep.push_back(j);
     auto k = torch::tensor(keep, torch::kInt64);
-    batch.images = batch.images.index_select(0, k);
+    if (batch.images.defined()) batch.images = batch.images.index_select(0, k);
+    std::vector<torch::Tensor> list;
+    for (int64_t j : keep) {
+      if (!batch.image_list.empty()) list.push_back(batch.image_list[static_cast<size_t>(j)]);
+    }
+    batch.image_list = list;
     batch.labels = batch.labels.index_select(0, k);
   }
   *out = std::move(batch);
@@ -179,7 +197,7 @@ Batch load_batch(const Dataset& data, const std::vector<int64_t>& indices,
   Batch b;
   if (indices.empty()) {
     auto s = data.image_shape();
-    b.images = torch::empty({0, s[0], s[1], s[2]});
+    if (data.fixed_size()) b.images = torch::empty({0, s[0], s[1], s[2]});
     b.labels = torch::empty({0}, torch::kInt64);
     return b;
   }

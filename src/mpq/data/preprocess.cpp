@@ -56,6 +56,9 @@ std::string Preprocess::describe() const {
   if (resize > 0)
     s += " -> resize short side " + std::to_string(resize) + " (" +
          interpolation_name(interpolation) + ", PIL antialiased)";
+  if (size_h > 0)
+    s += " -> resize to " + std::to_string(size_w) + "x" + std::to_string(size_h) + " (" +
+         interpolation_name(interpolation) + ", PIL antialiased, aspect not kept)";
   if (crop > 0) s += " -> center crop " + std::to_string(crop);
   s += " -> x/255 -> normalize mean " + list_text(mean) + " std " + list_text(std);
   return s;
@@ -65,6 +68,7 @@ json Preprocess::to_json() const {
   return {{"preset", preset},
           {"resize", resize},
           {"crop", crop},
+          {"size", size_h > 0 ? nlohmann::json::array({size_h, size_w}) : nlohmann::json::array()},
           {"interpolation", interpolation_name(interpolation)},
           {"color", color_mode_name(color)},
           {"mean", mean},
@@ -85,6 +89,8 @@ std::vector<std::string> resolve_preprocess(json& p, const std::string& dataset_
       custom = true;
   };
   take("resize", p.value("resize", -1) == -1);
+  if (!p.contains("size")) p["size"] = json::array();
+  take("size", p["size"].empty());
   take("crop", p.value("crop", -1) == -1);
   take("interpolation", p.value("interpolation", "preset") == "preset");
   take("color", p.value("color", "preset") == "preset");
@@ -101,6 +107,10 @@ std::vector<std::string> resolve_preprocess(json& p, const std::string& dataset_
   for (const auto& v : p["std"])
     if (v.get<double>() == 0.0)
       problems.push_back("/data/preprocess/std: must not contain 0");
+  if (!p["size"].empty() && (p["size"].size() != 2 || p["size"][0] <= 0 || p["size"][1] <= 0))
+    problems.push_back("/data/preprocess/size: must be [] or [height, width] with positive values");
+  if (!p["size"].empty() && (p["resize"] != 0 || p["crop"] != 0))
+    problems.push_back("/data/preprocess/size: an exact size replaces resize and crop (set both to 0)");
   return problems;
 }
 
@@ -109,6 +119,10 @@ Preprocess preprocess_from_json(const json& j) {
   p.preset = j.at("preset").get<std::string>();
   p.resize = j.at("resize").get<int>();
   p.crop = j.at("crop").get<int>();
+  if (j.contains("size") && j["size"].size() == 2) {
+    p.size_h = j["size"][0].get<int>();
+    p.size_w = j["size"][1].get<int>();
+  }
   p.interpolation = j.at("interpolation") == "bicubic" ? Interpolation::kBicubic
                                                        : Interpolation::kBilinear;
   p.color = j.at("color") == "gray" ? ColorMode::kGray : ColorMode::kRgb;

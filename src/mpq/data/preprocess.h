@@ -26,6 +26,7 @@ struct Preprocess {
   std::string preset = "none";  ///< the preset the fields came from ("custom" if overridden)
   int resize = 0;               ///< short side after resizing (0 = no resize)
   int crop = 0;                 ///< centre crop size (square; 0 = no crop)
+  int size_h = 0, size_w = 0;   ///< resize to exactly size_h x size_w (0 = off; detectors)
   Interpolation interpolation = Interpolation::kBilinear;
   ColorMode color = ColorMode::kRgb;
   /// One per channel, as given (decimal doubles); used as float32, as torchvision's Normalize
@@ -33,7 +34,7 @@ struct Preprocess {
   std::vector<double> mean, std;
 
   int channels() const { return color == ColorMode::kRgb ? 3 : 1; }
-  Geometry geometry() const { return {resize, crop, crop, interpolation}; }
+  Geometry geometry() const { return {resize, crop, crop, interpolation, size_h, size_w}; }
   /// One line for manifests: "torchvision-v1: resize 256 (bilinear, PIL) -> center crop 224 ...".
   std::string describe() const;
   /// Every field, for fingerprints and manifests.

@@ -103,9 +103,5 @@ json ClassificationEvaluator::metrics(const std::map<std::string, double>& s) co
           {"skipped_images", static_cast<int64_t>(s.at("skipped"))}};
 }
 
-std::unique_ptr<TaskEvaluator> make_evaluator(data::Task task) {
-  (void)task;
-  return std::make_unique<ClassificationEvaluator>();
-}
 
 }  // namespace mpq::eval

@@ -8,8 +8,11 @@
 //   sums(q, fp)   additive statistics of the shard (counts, sums of per-example values);
 //                 processes add them up (MPI_Allreduce)
 //   metrics(sums) the metric map from the totals (e.g. top1 = correct1 / n)
-// so the sharded result equals the single-process one. FP shards are also packed into bytes, so
-// a full-precision reference computed in shards can be gathered and reused by any process.
+// so the sharded result equals the single-process one. Metrics that are not sums over examples
+// (detection AP) instead take every example's outputs: such evaluators say needs_gather(), the
+// trial gathers the packed shards of all processes and calls gathered_metrics(). FP shards are
+// packed into bytes too, so a full-precision reference computed in shards can be gathered and
+// reused by any process.
 #pragma once
 
 #include <torch/script.h>
@@ -24,6 +27,7 @@
 #include "mpq/data/dataset.h"
 #include "mpq/data/loader.h"
 #include "mpq/model/network.h"
+#include "mpq/util/named_array.h"
 
 namespace mpq::eval {
 
@@ -63,11 +67,35 @@ class TaskEvaluator {
   virtual std::map<std::string, double> sums(const EvalShard& q, const EvalShard& fp) const = 0;
   /// The metric map from summed statistics (keys documented per task).
   virtual nlohmann::json metrics(const std::map<std::string, double>& sums) const = 0;
-  /// The metric trial summaries and `mpq eval` lead with ("top1").
+  /// The metric trial summaries and `mpq eval` lead with ("top1", "map_voc07").
   virtual std::string headline() const = 0;
+
+  /// True if metrics() alone cannot give the metrics (detection): use gathered_metrics().
+  virtual bool needs_gather() const { return false; }
+  struct Gathered {
+    nlohmann::json metrics = nlohmann::json::object();
+    std::vector<NamedArray> arrays;  ///< tables for the trial file (/results)
+  };
+  /// Metrics (and tables) from every example's outputs: `q` and `fp` cover the same positions of
+  /// `data` (the FP model's outputs may be used as a reference). Only for needs_gather().
+  virtual Gathered gathered_metrics(const EvalShard& q, const EvalShard& fp,
+                                    const data::Dataset& data) const;
+};
+
+/// Runs `net` on a batch, as a tensor or a list of images (whatever the loader produced).
+c10::IValue run_batch(model::Network& net, const data::Batch& batch);
+
+/// Options of the detection evaluator (eval.* keys of the trial config; docs/detection.md).
+struct DetectionOptions {
+  int label_offset = 1;            ///< model label of class 0 (torchvision: 0 = background)
+  double iou_threshold = 0.5;      ///< the devkit's
+  bool strict_iou = false;         ///< IoU > threshold instead of >=
+  std::string headline = "map_voc07";
+  double fidelity_score = 0.5;     ///< FP detections at least this confident are the reference
+  bool save_detections = false;    ///< keep every detection as a table
 };
 
 /// The evaluator of a task.
-std::unique_ptr<TaskEvaluator> make_evaluator(data::Task task);
+std::unique_ptr<TaskEvaluator> make_evaluator(data::Task task, const DetectionOptions& det = {});
 
 }  // namespace mpq::eval

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include "mpq/util/error.h"
 
@@ -115,6 +117,24 @@ void rewrite_layer(Graph& g, Node* n, const LayerInfo& L, const quant::Quantized
   n->destroy();
 }
 
+// Every tensor of an output value, in a fixed order (tuple/list order, dict keys sorted).
+void collect_tensors(const c10::IValue& v, std::vector<torch::Tensor>& out) {
+  if (v.isTensor()) {
+    out.push_back(v.toTensor());
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) collect_tensors(e, out);
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) collect_tensors(e, out);
+  } else if (v.isGenericDict()) {
+    std::vector<std::pair<std::string, c10::IValue>> items;
+    for (const auto& e : v.toGenericDict())
+      if (e.key().isString()) items.push_back({e.key().toStringRef(), e.value()});
+    std::sort(items.begin(), items.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [k, e] : items) collect_tensors(e, out);
+  }
+}
+
 }  // namespace
 
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
@@ -162,19 +182,46 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
   auto reloaded = torch::jit::load(path);
   reloaded.eval();
   torch::manual_seed(1234);
-  std::vector<int64_t> shape = {64};
+  const bool list = net.input_kind() == InputKind::kTensorList;
+  std::vector<int64_t> shape = {list ? 2 : 64};
   shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
-  auto x = torch::randn(shape);
+  // Detectors take images in [0, 1]; classifiers get normalized-like values.
+  auto x = list ? torch::rand(shape) : torch::randn(shape);
   torch::NoGradGuard ng;
-  auto a = reloaded.forward({x}).toTensor();
-  torch::Tensor b;
+  c10::IValue out_a;
+  if (list) {
+    std::vector<torch::Tensor> images;
+    for (int64_t i = 0; i < x.size(0); ++i) images.push_back(x[i]);
+    out_a = reloaded.forward({c10::IValue(images)});
+  } else {
+    out_a = reloaded.forward({x});
+  }
+  c10::IValue out_b;
   {
     HookScope scope(sim_hook);
-    b = net.forward(x);
+    out_b = net.run(x);
   }
-  r.max_abs_diff_vs_simulated = (a - b).abs().max().item<double>();
-  r.argmax_agreement = a.argmax(1).eq(b.argmax(1)).to(torch::kFloat64).mean().item<double>();
-  r.max_abs_output = b.abs().max().item<double>();
+  // Compare every tensor of the two outputs (logits; or a detector's boxes, scores, labels).
+  std::vector<torch::Tensor> ta, tb;
+  collect_tensors(out_a, ta);
+  collect_tensors(out_b, tb);
+  bool same_shapes = ta.size() == tb.size();
+  for (size_t i = 0; same_shapes && i < ta.size(); ++i) same_shapes = ta[i].sizes() == tb[i].sizes();
+  if (!same_shapes) {
+    // A detector whose tiny numeric differences moved a box across the score threshold or NMS.
+    r.max_abs_diff_vs_simulated = std::numeric_limits<double>::infinity();
+    r.argmax_agreement = 0;
+    return r;
+  }
+  for (size_t i = 0; i < ta.size(); ++i) {
+    if (ta[i].numel() == 0) continue;
+    auto fa = ta[i].to(torch::kFloat64), fb = tb[i].to(torch::kFloat64);
+    r.max_abs_diff_vs_simulated =
+        std::max(r.max_abs_diff_vs_simulated, (fa - fb).abs().max().item<double>());
+    r.max_abs_output = std::max(r.max_abs_output, fb.abs().max().item<double>());
+  }
+  if (!list && ta.size() == 1 && ta[0].dim() == 2)
+    r.argmax_agreement = ta[0].argmax(1).eq(tb[0].argmax(1)).to(torch::kFloat64).mean().item<double>();
   return r;
 }
 

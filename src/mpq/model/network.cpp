@@ -9,7 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
 
+#include "mpq/model/nms.h"
+#include "mpq/util/progress.h"
 #include "mpq/util/error.h"
 #include "mpq/util/sha256.h"
 
@@ -41,6 +45,25 @@ TORCH_LIBRARY(mpq, m) {
   m.def(torch::schema("mpq::layer_input(Tensor x, int layer) -> Tensor",
                       c10::AliasAnalysisKind::CONSERVATIVE),
         layer_input_op);
+}
+
+namespace {
+class InfoWarnings : public c10::WarningHandler {
+ public:
+  void process(const c10::SourceLocation&, const std::string& m, const bool) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (seen_.insert(m).second) info("warning from the model: " + m.substr(0, m.find('\n')));
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> seen_;
+};
+}  // namespace
+
+void install_warning_handler() {
+  static InfoWarnings handler;
+  c10::Warning::set_warning_handler(&handler);
 }
 
 HookScope::HookScope(LayerInputHook* hook) : previous_(g_hook) {
@@ -181,7 +204,8 @@ std::vector<Node*> find_layer_nodes(const std::shared_ptr<Graph>& g) {
   return out;
 }
 
-Module load_archive(const std::string& path, std::string* meta_json) {
+Module load_archive(const std::string& path, std::string* meta_json,
+                    const std::string& detection_ops) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     throw InputError(path + ": cannot open model (" + std::strerror(errno) + ")");
@@ -191,11 +215,27 @@ Module load_archive(const std::string& path, std::string* meta_json) {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw InputError(path + ": cannot read model (" + std::strerror(errno) + ")");
   }
-  try {
+  auto load = [&] {
     torch::jit::ExtraFilesMap extra{{"mpq_meta.json", ""}};
     Module m = torch::jit::load(path, c10::nullopt, extra);
     if (meta_json) *meta_json = extra["mpq_meta.json"];
     return m;
+  };
+  try {
+    try {
+      return load();
+    } catch (const std::exception& e) {
+      // torchvision detectors call torchvision::nms: provide it, then read the archive again.
+      if (std::string(e.what()).find("torchvision::") == std::string::npos ||
+          !detection_ops_in_use().empty())
+        throw;
+      provide_detection_ops(detection_ops);
+      return load();
+    }
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const InputError&) {
+    throw;
   } catch (const c10::Error& e) {
     std::string m = short_message(e);
     if (m.find("zip archive") != std::string::npos ||
@@ -205,7 +245,7 @@ Module load_archive(const std::string& path, std::string* meta_json) {
                      " (archives from a much newer PyTorch may use operators LibTorch " +
                      TORCH_VERSION + " does not know; re-export with torch 1.13)");
   } catch (const std::exception& e) {
-    throw InputError(path + ": cannot load TorchScript archive: " + e.what());
+    throw InputError(path + ": cannot load TorchScript archive: " + one_line(e.what()));
   }
 }
 
@@ -226,11 +266,12 @@ Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn) {
 
 Network Network::load(const std::string& path, const LoadOptions& options) {
   std::string extra_meta;
-  Module original = load_archive(path, &extra_meta);
+  Module original = load_archive(path, &extra_meta, options.detection_ops);
   if (!original.find_method("forward"))
     throw InputError(path + ": the TorchScript module has no forward method");
   Network net;
   net.path_ = path;
+  net.detection_ops_ = detection_ops_in_use();
   net.fold_bn_ = options.fold_bn;
   net.sha256_ = sha256_file(path);
   net.input_shape_ = pick_input_shape(original, options);
@@ -243,6 +284,18 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   }
   net.module_ = freeze_for_ptq(original, path, options.fold_bn);
   auto graph = net.module_.get_method("forward").graph();
+  {
+    const auto& args = net.module_.get_method("forward").function().getSchema().arguments();
+    if (args.size() < 2)
+      throw InputError(path + ": forward takes no input (expected images)");
+    auto t = args[1].type();
+    if (t->kind() == c10::TypeKind::ListType &&
+        t->expectRef<c10::ListType>().getElementType()->kind() == c10::TypeKind::TensorType)
+      net.input_kind_ = InputKind::kTensorList;
+    else if (t->kind() != c10::TypeKind::TensorType)
+      throw InputError(path + ": forward takes " + t->str() +
+                       "; mpq runs models that take a Tensor [N, C, H, W] or a List[Tensor] of images");
+  }
   net.bn_after_ = count_kind(graph, kBatchNorm);
 
   auto nodes = find_layer_nodes(graph);
@@ -319,7 +372,11 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   try {
     HookScope scope(&probe);
     torch::NoGradGuard no_grad;
-    net.module_.forward({torch::zeros(shape)});
+    if (net.input_kind_ == InputKind::kTensorList)
+      net.module_.forward({c10::IValue(std::vector<torch::Tensor>{
+          torch::zeros(c10::IntArrayRef(net.input_shape_))})});
+    else
+      net.module_.forward({torch::zeros(shape)});
   } catch (const c10::Error& e) {
     throw ConfigError(path + ": the model does not run on input " + shape_text(shape) + ": " +
                       short_message(e));
@@ -374,11 +431,43 @@ void Network::restore_fp() {
   }
 }
 
+c10::IValue Network::run(const torch::Tensor& batch) {
+  if (input_kind_ == InputKind::kTensorList) {
+    std::vector<torch::Tensor> images;
+    for (int64_t i = 0; i < batch.size(0); ++i) images.push_back(batch[i]);
+    return run(images);
+  }
+  torch::NoGradGuard no_grad;
+  try {
+    return module_.forward({batch});
+  } catch (const c10::Error& e) {
+    throw InputError(path_ + ": the model failed on a batch " + shape_text(batch.sizes().vec()) +
+                     ": " + short_message(e));
+  } catch (const std::exception& e) {
+    throw InputError(path_ + ": the model failed on a batch " + shape_text(batch.sizes().vec()) +
+                     ": " + one_line(e.what()));
+  }
+}
+
+c10::IValue Network::run(const std::vector<torch::Tensor>& images) {
+  if (input_kind_ == InputKind::kTensor) return run(torch::stack(images));
+  torch::NoGradGuard no_grad;
+  try {
+    return module_.forward({c10::IValue(images)});
+  } catch (const c10::Error& e) {
+    throw InputError(path_ + ": the model failed on " + std::to_string(images.size()) +
+                     " images: " + short_message(e));
+  } catch (const std::exception& e) {
+    throw InputError(path_ + ": the model failed on " + std::to_string(images.size()) +
+                     " images: " + one_line(e.what()));
+  }
+}
+
 torch::Tensor Network::forward(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   c10::IValue out;
   try {
-    out = module_.forward({x});
+    out = input_kind_ == InputKind::kTensorList ? run(x) : module_.forward({x});
   } catch (const c10::Error& e) {
     throw InputError(path_ + ": the model failed on a batch " + shape_text(x.sizes().vec()) + ": " +
                      short_message(e));

@@ -55,8 +55,15 @@ struct LayerInfo {
   bool depthwise() const { return kind == LayerKind::kConv2d && groups > 1 && groups == c_in; }
 };
 
+/// How a model takes its input, from its forward schema: one batch tensor [N, C, H, W]
+/// (classifiers, tensor-input detectors) or a list of [C, H, W] images (torchvision detectors).
+enum class InputKind { kTensor, kTensorList };
+
 struct LoadOptions {
   bool fold_bn = true;
+  /// Who provides torchvision's operators (torchvision::nms) if the archive needs them:
+  /// "mpq" (ours) or "torchvision" (its ops library; model/nms.h).
+  std::string detection_ops = "mpq";
   /// {C, H, W} for the shape probe. Empty: the archive's `input_shape` attribute if it has one
   /// (mpq's own models do), else {3, 224, 224}.
   std::vector<int64_t> input_shape;
@@ -121,6 +128,15 @@ class Network {
 
   /// Runs the model on a batch [n, C, H, W] without autograd; returns the output (logits).
   torch::Tensor forward(const torch::Tensor& x);
+  /// Runs the model without autograd on a batch or a list of images, as its InputKind wants (a
+  /// batch is split into a list for list models; a list is stacked for tensor models, so its
+  /// images must share a size), and returns whatever it returns. Errors in the model are
+  /// InputError with the TorchScript message's last line.
+  c10::IValue run(const torch::Tensor& batch);
+  c10::IValue run(const std::vector<torch::Tensor>& images);
+  InputKind input_kind() const { return input_kind_; }
+  /// Who provides torchvision's operators to this model ("" if it needs none).
+  const std::string& detection_ops() const { return detection_ops_; }
 
   /// The underlying frozen module (for graph inspection in tests).
   torch::jit::Module& module() { return module_; }
@@ -131,15 +147,23 @@ class Network {
   std::vector<LayerInfo> layers_;
   std::vector<torch::Tensor> fp_weights_, fp_biases_;
   std::vector<int64_t> input_shape_;
-  std::string path_, sha256_, meta_;
+  std::string path_, sha256_, meta_, detection_ops_;
+  InputKind input_kind_ = InputKind::kTensor;
   int bn_before_ = 0, bn_after_ = 0;
   bool fold_bn_ = true;
 };
 
+/// Routes LibTorch warnings (TorchScript `warnings.warn`, e.g. torchvision's "SSD always returns a
+/// (Losses, Detections) tuple in scripting") to mpq's info lines, each distinct message once,
+/// instead of glog's multi-line stderr output. Called by the CLI at start.
+void install_warning_handler();
+
 /// Loads a TorchScript archive with the error handling of Network::load (InputError naming the
 /// file) but without preparing it. Used by export and inspection. `meta_json` (optional)
-/// receives the archive's mpq_meta.json extra file ("" if absent).
-torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr);
+/// receives the archive's mpq_meta.json extra file ("" if absent). An archive that needs
+/// torchvision's operators gets them from `detection_ops` (model/nms.h).
+torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr,
+                                const std::string& detection_ops = "mpq");
 
 /// Freezes (eval mode) and optionally folds BN; returns the frozen module. Throws InputError.
 torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string& path,

@@ -11,7 +11,20 @@
 // - mobilenetv2: MobileNetV2-style inverted residuals (Sandler et al. 2018): 1x1 expansion,
 //   3x3 depthwise conv, linear 1x1 projection, ReLU6, residual when stride 1 and shapes match.
 //
-// Every conv is bias-free and followed by BatchNorm (folded away for post-training quantization).
+// - ssdlite: a small single-shot detector (Liu et al. 2016, SSD) for S x S inputs (S divisible
+//   by 32): eight 3x3 conv+BN+ReLU layers (strides 2,2,1,2,1,2,1,2; (24,48,48,96,96,128,128,160) x
+//   width channels), class and box heads (3x3 convs with bias) on the feature maps at strides 8,
+//   16 and 32 with 4 anchors per location. Its forward follows torchvision's detectors: a
+//   List[Tensor] of RGB images in [0, 1] of any size -> (losses, List[Dict[boxes, scores,
+//   labels]]): each image is resized to S x S (bilinear), detections are decoded, thresholded
+//   (score > 0.01), reduced by per-class NMS (torchvision::nms, IoU 0.45) to at most 100 and
+//   scaled back to the image's 0-based pixel coordinates; labels 1..num_classes-1 (0 =
+//   background). `train_forward(x)` takes a resized batch and returns the raw class logits
+//   [N, anchors, num_classes] and SSD box offsets [N, anchors, 4] (variances 0.1, 0.2); the
+//   anchors (cx, cy, w, h in input pixels) are the buffer `anchors`.
+//
+// Convolutions of the classifiers and the detector backbone are bias-free and followed by
+// BatchNorm (folded away for post-training quantization).
 #pragma once
 
 #include <torch/script.h>

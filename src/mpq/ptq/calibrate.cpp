@@ -3,6 +3,7 @@
 #include <map>
 #include <random>
 
+#include "mpq/eval/task.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 
@@ -118,8 +119,8 @@ void run_calibration_batches(model::Network& net, const data::Dataset& data,
   data::BatchStream stream(data, indices, options.batch_size, options.loader);
   data::Batch b;
   while (stream.next(&b)) {
-    if (b.images.size(0) > 0) net.forward(b.images);
-    if (on_batch) on_batch(b.images.size(0) + b.skipped);
+    if (b.size() > 0) eval::run_batch(net, b);  // outputs unused: the hook sees the layers
+    if (on_batch) on_batch(b.size() + b.skipped);
   }
 }
 

@@ -51,8 +51,10 @@ Stats stats(const std::vector<double>& xs) {
 }
 
 bool is_percent(const std::string& metric) {
-  return metric == "top1" || metric == "top5" || metric == "agreement" || metric == "fp_top1" ||
-         metric == "fp_top5";
+  for (const char* m : {"top1", "top5", "agreement", "fp_top1", "fp_top5", "map_voc07", "map_voc12",
+                        "fp_map_voc07", "fp_map_voc12", "fidelity_map"})
+    if (metric == m) return true;
+  return false;
 }
 
 std::string cell(const std::string& metric, const Stats& s) {
@@ -101,7 +103,7 @@ PivotSpec parse_pivot(const std::string& p) {
   pv.rows = split_commas(p.substr(0, c1));
   pv.column = p.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
   if (c2 != std::string::npos) pv.value = p.substr(c2 + 1);
-  if (pv.rows.empty() || pv.column.empty() || pv.value.empty())
+  if (pv.rows.empty() || pv.column.empty() || (c2 != std::string::npos && pv.value.empty()))
     throw ConfigError("--pivot " + p + ": expected ROWS:COLUMN[:METRIC]");
   return pv;
 }
@@ -171,6 +173,39 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
 
   // Per-trial table (every metric as a column, sorted names for a stable layout).
   std::sort(trial_metric_names.begin(), trial_metric_names.end());
+  const bool detection =
+      std::find(trial_metric_names.begin(), trial_metric_names.end(), "map_voc07") !=
+      trial_metric_names.end();
+  const std::string headline = detection ? "map_voc07" : "top1";
+  std::vector<std::string> metrics = options.metrics;
+  if (metrics.empty())
+    metrics = detection ? std::vector<std::string>{"map_voc07", "map_voc12", "fidelity_map",
+                                                    "extra_channels_pct"}
+                        : std::vector<std::string>{"top1", "agreement", "kl", "extra_channels_pct"};
+  std::vector<PivotSpec> pivots = options.pivots;
+  for (auto& pv : pivots)
+    if (pv.value.empty()) pv.value = headline;
+  // A typo must not silently give a column of "-": every metric asked for must exist (once
+  // any trial is done; an unstarted sweep has no metrics yet).
+  if (!trial_metric_names.empty()) {
+    auto known = [&](const std::string& m) {
+      return std::find(trial_metric_names.begin(), trial_metric_names.end(), m) !=
+             trial_metric_names.end();
+    };
+    auto list = [&] {
+      std::string s;
+      for (const auto& m : trial_metric_names) s += (s.empty() ? "" : ", ") + m;
+      return s;
+    };
+    for (const auto& m : metrics)
+      if (!known(m))
+        throw ConfigError("--metrics: '" + m + "' is not a metric of this sweep (metrics: " +
+                          list() + ")");
+    for (const auto& pv : pivots)
+      if (!known(pv.value))
+        throw ConfigError("--pivot: metric '" + pv.value + "' is not a metric of this sweep (" +
+                          "metrics: " + list() + ")");
+  }
   {
     std::vector<std::string> h = trials.header();
     for (const auto& m : trial_metric_names) h.push_back(m);
@@ -191,7 +226,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   // Summary.
   std::vector<std::string> header = keys;
   header.push_back("n");
-  for (const auto& m : options.metrics) header.push_back(metric_header(m));
+  for (const auto& m : metrics) header.push_back(metric_header(m));
   header.push_back("missing seeds");
   Table summary(header);
   for (const auto& g : groups) {
@@ -199,7 +234,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     for (const auto& k : keys)
       row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
     row.push_back(std::to_string(g.done_seeds.size()));
-    for (const auto& m : options.metrics) {
+    for (const auto& m : metrics) {
       auto it = g.values.find(m);
       row.push_back(cell(m, stats(it == g.values.end() ? std::vector<double>{} : it->second)));
     }
@@ -214,7 +249,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   out.failed = failed;
 
   // Pivots.
-  for (const auto& pv : options.pivots) {
+  for (const auto& pv : pivots) {
     for (const auto& k : pv.rows)
       if (std::find(keys.begin(), keys.end(), k) == keys.end())
         throw ConfigError("--pivot: '" + k + "' is not a setting of this sweep (settings: " + [&] {
@@ -270,7 +305,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
       sweep_dir.c_str(), out.done, out.failed_count, out.pending);
   md += out.summary.markdown();
   for (size_t i = 0; i < out.pivots.size(); ++i) {
-    const auto& pv = options.pivots[i];
+    const auto& pv = pivots[i];
     md += format("\n### %s by %s\n\n", metric_header(pv.value).c_str(), pv.column.c_str());
     md += out.pivots[i].markdown();
   }

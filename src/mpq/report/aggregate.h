@@ -19,11 +19,13 @@ struct PivotSpec {
   std::vector<std::string> rows;  ///< setting keys, e.g. {"model.path", "label"}
   std::string column;             ///< setting key(s), comma-separated: "weights.bits" or
                                   ///< "weights.bits,activations.bits" (one column per combination)
-  std::string value = "top1";     ///< metric
+  std::string value;              ///< metric ("" = the sweep's headline: top1 or map_voc07)
 };
 
 struct AggregateOptions {
-  std::vector<std::string> metrics = {"top1", "agreement", "kl", "extra_channels_pct"};
+  /// Metrics of the summary table ({} = the task's: classification top1, agreement, kl,
+  /// extra_channels_pct; detection map_voc07, map_voc12, fidelity_map, extra_channels_pct).
+  std::vector<std::string> metrics;
   std::vector<PivotSpec> pivots;
   bool write_files =
       true;  ///< write <sweep>/aggregate/{summary,trials,failed,pivot*}.{md,csv}, trials.h5
@@ -43,7 +45,8 @@ struct AggregateResult {
 PivotSpec parse_pivot(const std::string& text);
 
 /// Aggregates the sweep in `sweep_dir`. Throws InputError if it is not a sweep directory,
-/// ConfigError if a pivot names an unknown setting or metric.
+/// ConfigError if a pivot names an unknown setting, or a metric (summary or pivot) is not one
+/// the sweep's trials recorded.
 AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options);
 
 /// Short display form of a setting value: "default:resnet20" -> "resnet20",

@@ -139,6 +139,11 @@ Handle create_group(const File& f, hid_t parent, const std::string& name) {
                "cannot create group " + name);
 }
 
+Handle open_dataset(const File& f, hid_t parent, const std::string& name) {
+  return check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f,
+               "cannot open dataset " + name);
+}
+
 Handle open_group(const File& f, hid_t parent, const std::string& name) {
   return check(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), H5Gclose, f, "missing group " + name);
 }

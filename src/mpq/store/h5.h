@@ -61,6 +61,7 @@ class File {
 
 Handle create_group(const File& f, hid_t parent, const std::string& name);
 Handle open_group(const File& f, hid_t parent, const std::string& name);
+Handle open_dataset(const File& f, hid_t parent, const std::string& name);
 bool exists(hid_t parent, const std::string& name);
 
 // Attributes: scalars, strings, and JSON scalars (number -> int64/double, bool -> int8,

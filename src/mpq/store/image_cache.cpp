@@ -21,7 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;
 constexpr int64_t kChunkImages = 256;  // images decoded in parallel, then written as one block
 
 class CachedImages final : public data::Dataset {
@@ -29,12 +29,12 @@ class CachedImages final : public data::Dataset {
   CachedImages(std::shared_ptr<const data::Dataset> view, const std::string& path)
       : view_(std::move(view)), path_(path), shape_(view_->image_shape()) {
     auto f = h5::File::open_read(path);
-    labels_ = h5::read_dataset<int64_t>(f, f.id(), "labels");
+    offsets_ = h5::read_dataset<int64_t>(f, f.id(), "offsets");
+    shapes_ = h5::read_dataset<int64_t>(f, f.id(), "shapes");
     ok_ = h5::read_dataset<uint8_t>(f, f.id(), "ok");
-    offset_ = h5::contiguous_offset(f, f.id(), "images");
-    bytes_ = view_->image_bytes();
-    if (static_cast<int64_t>(labels_.size()) != view_->size() || ok_.size() != labels_.size() ||
-        (offset_ < 0 && !labels_.empty()))
+    base_ = h5::contiguous_offset(f, f.id(), "pixels");
+    if (static_cast<int64_t>(offsets_.size()) != view_->size() || ok_.size() != offsets_.size() ||
+        shapes_.size() != 3 * offsets_.size())
       throw InputError(path + ": image cache does not match its dataset (rebuild: delete it)");
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) throw InputError(path + ": cannot open image cache (" + std::strerror(errno) + ")");
@@ -43,17 +43,22 @@ class CachedImages final : public data::Dataset {
     if (fd_ >= 0) ::close(fd_);
   }
   data::Task task() const override { return view_->task(); }
-  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  int64_t size() const override { return static_cast<int64_t>(offsets_.size()); }
   std::vector<int64_t> image_shape() const override { return shape_; }
   int64_t num_classes() const override { return view_->num_classes(); }
   std::vector<std::string> class_names() const override { return view_->class_names(); }
-  void read_image(int64_t i, uint8_t* out) const override {
-    if (!ok_[static_cast<size_t>(i)])
+  void read_image(int64_t i, data::ImageData* out) const override {
+    const auto k = static_cast<size_t>(i);
+    if (!ok_[k])
       throw InputError(view_->item_name(i) + ": bad image (recorded when the cache " + path_ +
                        " was built)");
-    size_t left = static_cast<size_t>(bytes_);
-    off_t at = static_cast<off_t>(offset_ + i * bytes_);
-    auto* p = out;
+    out->channels = shapes_[3 * k];
+    out->height = shapes_[3 * k + 1];
+    out->width = shapes_[3 * k + 2];
+    size_t left = static_cast<size_t>(out->channels * out->height * out->width);
+    out->pixels.resize(left);
+    off_t at = static_cast<off_t>(base_ + offsets_[k]);
+    auto* p = out->pixels.data();
     while (left > 0) {
       ssize_t n = ::pread(fd_, p, left, at);
       if (n <= 0) {
@@ -66,7 +71,11 @@ class CachedImages final : public data::Dataset {
       left -= static_cast<size_t>(n);
     }
   }
-  int64_t label(int64_t i) const override { return labels_[static_cast<size_t>(i)]; }
+  int64_t label(int64_t i) const override { return view_->label(i); }
+  data::DetectionTarget detection_target(int64_t i) const override {
+    return view_->detection_target(i);
+  }
+  std::vector<int64_t> image_shape_of(int64_t i) const override { return view_->image_shape_of(i); }
   std::string item_name(int64_t i) const override { return view_->item_name(i); }
   const data::Preprocess& preprocess() const override { return view_->preprocess(); }
   std::string fingerprint() const override { return view_->fingerprint(); }
@@ -81,9 +90,9 @@ class CachedImages final : public data::Dataset {
   std::shared_ptr<const data::Dataset> view_;
   std::string path_;
   std::vector<int64_t> shape_;
-  std::vector<int64_t> labels_;
+  std::vector<int64_t> offsets_, shapes_;
   std::vector<uint8_t> ok_;
-  int64_t offset_ = -1, bytes_ = 0;
+  int64_t base_ = -1;
   int fd_ = -1;
 };
 
@@ -100,39 +109,57 @@ bool complete(const std::string& path, const std::string& key) {
 
 void build(const data::Dataset& view, const std::string& path, const std::string& key,
            const ImageCacheOptions& opt) {
-  const int64_t n = view.size(), bytes = view.image_bytes();
-  std::vector<int64_t> shape = {n};
-  for (int64_t s : view.image_shape()) shape.push_back(s);
+  const int64_t n = view.size();
+  // Every image's size is known without decoding (image_shape_of), so the pixel array is laid
+  // out up front and written block by block.
+  std::vector<int64_t> offsets(static_cast<size_t>(n)), shapes(static_cast<size_t>(3 * n));
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    auto s = view.image_shape_of(i);
+    std::copy(s.begin(), s.end(), shapes.begin() + 3 * i);
+    offsets[static_cast<size_t>(i)] = total;
+    total += s[0] * s[1] * s[2];
+  }
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     auto f = h5::File::create(tmp);
-    auto images = h5::create_u8_dataset(f, f.id(), "images", shape);
-    std::vector<int64_t> labels(static_cast<size_t>(n));
+    auto pixels = h5::create_u8_dataset(f, f.id(), "pixels", {std::max<int64_t>(total, 1)});
     std::vector<uint8_t> ok(static_cast<size_t>(n), 1);
     std::vector<std::string> names(static_cast<size_t>(n));
-    std::vector<uint8_t> chunk(static_cast<size_t>(kChunkImages * bytes));
+    std::vector<data::ImageData> chunk(static_cast<size_t>(kChunkImages));
+    std::vector<uint8_t> block;
     Progress bar("cache images", n);
     for (int64_t b = 0; b < n; b += kChunkImages) {
       const int64_t m = std::min(kChunkImages, n - b);
       parallel_for(m, opt.workers, [&](int64_t j) {
         const int64_t i = b + j;
         names[static_cast<size_t>(i)] = view.item_name(i);
-        labels[static_cast<size_t>(i)] = view.label(i);
-        uint8_t* dst = chunk.data() + j * bytes;
+        auto& img = chunk[static_cast<size_t>(j)];
+        const int64_t* s = shapes.data() + 3 * i;
         try {
-          view.read_image(i, dst);
+          view.read_image(i, &img);
+          MPQ_ASSERT(img.channels == s[0] && img.height == s[1] && img.width == s[2],
+                     "an image decoded to another size than its dataset announced");
         } catch (const InputError&) {
           if (!opt.skip_bad) throw;
           ok[static_cast<size_t>(i)] = 0;
-          std::memset(dst, 0, static_cast<size_t>(bytes));
+          img.pixels.assign(static_cast<size_t>(s[0] * s[1] * s[2]), 0);
         }
       });
-      h5::write_u8_rows(f, images, shape, b, m, chunk.data());
+      const int64_t first = offsets[static_cast<size_t>(b)];
+      const int64_t last = b + m < n ? offsets[static_cast<size_t>(b + m)] : total;
+      block.resize(static_cast<size_t>(last - first));
+      for (int64_t j = 0; j < m; ++j) {
+        const auto& px = chunk[static_cast<size_t>(j)].pixels;
+        std::copy(px.begin(), px.end(), block.begin() + (offsets[static_cast<size_t>(b + j)] - first));
+      }
+      h5::write_u8_rows(f, pixels, {std::max<int64_t>(total, 1)}, first, last - first, block.data());
       bar.advance(m);
     }
     bar.finish();
-    images.reset();
-    h5::write_dataset(f, f.id(), "labels", {n}, labels.data());
+    pixels.reset();
+    h5::write_dataset(f, f.id(), "offsets", {n}, offsets.data());
+    h5::write_dataset(f, f.id(), "shapes", {n, 3}, shapes.data());
     h5::write_dataset(f, f.id(), "ok", {n}, ok.data());
     h5::write_string_list_dataset(f, f.id(), "names", names);
     h5::write_attrs(f, f.id(),
@@ -161,7 +188,7 @@ std::unique_ptr<data::Dataset> cached_images(std::shared_ptr<const data::Dataset
                                              const std::string& cache_dir,
                                              const ImageCacheOptions& options, bool* built) {
   if (built) *built = false;
-  const std::string key = sha256_hex("mpq-image-cache-v1\n" + view->fingerprint()).substr(0, 32);
+  const std::string key = sha256_hex("mpq-image-cache-v2\n" + view->fingerprint()).substr(0, 32);
   std::error_code ec;
   fs::create_directories(cache_dir, ec);
   if (ec)

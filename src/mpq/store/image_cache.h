@@ -6,13 +6,17 @@
 // (dataset fingerprint, preprocessing, example list) to
 //
 //   <cache_dir>/images-<key>.h5        key = first 32 hex digits of
-//                                       SHA-256("mpq-image-cache-v1\n" + view fingerprint)
-//     /              attrs format="mpq-image-cache", format_version=1, key, fingerprint,
+//                                       SHA-256("mpq-image-cache-v2\n" + view fingerprint)
+//     /              attrs format="mpq-image-cache", format_version=2, key, fingerprint,
 //                    description, preprocessing (JSON), count, status="complete" (last)
-//     /images        uint8 [N, C, H, W], contiguous, uncompressed
-//     /labels        int64 [N]
+//     /pixels        uint8 [total bytes], contiguous, uncompressed: every image's CHW bytes,
+//                    one after the other
+//     /offsets       int64 [N]     where image i starts in /pixels
+//     /shapes        int64 [N, 3]  its C, H, W (sizes may vary: detection data)
 //     /ok            uint8 [N]: 0 = the image could not be read (kept only with skip_bad)
 //     /names         strings [N]: the examples' names (relative paths)
+// Labels and detection targets are not cached: they come from the dataset's annotations, which
+// are in memory.
 //
 // and shared by every trial and rank. The file is built under an exclusive lock
 // (<cache_dir>/images-<key>.lock; concurrent creators wait on it), written to

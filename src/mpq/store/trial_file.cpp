@@ -90,6 +90,14 @@ void write_trial(const std::string& path, const TrialRecord& r) {
         auto m = h5::create_group(f, root, "metrics");
         h5::write_attrs(f, m.id(), r.metrics);
       }
+      if (!r.arrays.empty()) {
+        auto g = h5::create_group(f, root, "results");
+        for (const auto& a : r.arrays) {
+          h5::write_dataset(f, g.id(), a.name, a.shape, a.values.data());
+          auto ds = h5::open_dataset(f, g.id(), a.name);
+          h5::write_attr(f, ds.id(), "description", a.description);
+        }
+      }
       {
         auto layers = h5::create_group(f, root, "layers");
         h5::write_attr(f, layers.id(), "count", static_cast<int64_t>(r.layers.size()));
@@ -139,6 +147,15 @@ TrialRecord read_trial(const std::string& path, bool arrays) {
   {
     auto m = h5::open_group(f, root, "metrics");
     r.metrics = h5::read_attrs(f, m.id());
+  }
+  if (arrays && h5::exists(root, "results")) {
+    auto g = h5::open_group(f, root, "results");
+    for (const auto& name : h5::children(f, g.id())) {
+      NamedArray a;
+      a.name = name;
+      a.values = h5::read_dataset<double>(f, g.id(), name, &a.shape);
+      r.arrays.push_back(std::move(a));
+    }
   }
   auto layers = h5::open_group(f, root, "layers");
   for (const auto& name : h5::children(f, layers.id())) {

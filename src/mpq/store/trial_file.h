@@ -8,6 +8,8 @@
 //                     dataset eval_indices int64 [M] (only with data.eval_subset / eval_limit:
 //                     the evaluated examples' indices in the evaluation split)
 //   /metrics          attrs: top1, top5, agreement, kl, fp_top1, ... (see TrialRecord::metrics)
+//   /results/<name>   float64 tables of the evaluation (detection: per-class AP, detections),
+//                     attr description
 //   /layers/<NNNN>    one group per layer in execution order; attrs: name, kind, bits, ...
 //       codes              int8    [P, d]  integer codes of every point, channel-major
 //       scales             float32 [P]     step of every point: w~_c = sum scales[p] * codes[p]
@@ -27,6 +29,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "mpq/util/named_array.h"
 
 namespace mpq::store {
 
@@ -55,6 +59,7 @@ struct TrialRecord {
   std::vector<int64_t> calibration_indices;
   std::vector<int64_t> eval_indices;  ///< evaluated examples of the split ([] = all of it)
   nlohmann::json metrics = nlohmann::json::object();  ///< flat scalars
+  std::vector<NamedArray> arrays;  ///< result tables: /results/<name> float64 datasets
   std::vector<LayerRecord> layers;
 };
 

@@ -37,7 +37,7 @@ std::vector<int> MpiTrialDistribution::assign(const std::vector<int>& todo,
 
 namespace {
 // Every rank's buffer, in rank order, on every rank.
-std::vector<std::string> allgather(const std::string& mine) {
+std::vector<std::string> allgather_strings(const std::string& mine) {
   auto parts = mpi_gather_strings(mine, 0);
   std::string all;
   if (!parts.empty()) {
@@ -69,7 +69,7 @@ std::vector<T> share(const std::vector<int>& todo, const std::map<int, T>& mine,
     write(buf, item);
   }
   std::map<int, T> all;
-  for (const auto& part : allgather(buf)) {
+  for (const auto& part : allgather_strings(buf)) {
     size_t pos = 0;
     while (pos < part.size()) {
       int i = static_cast<int>(read_int(part, pos));
@@ -103,7 +103,7 @@ void MpiTrialDistribution::agree(const std::string& my_error, bool config_error)
   if (flag == 0.0) return;
   // The first character carries the kind, so a config error stays a config error (exit 2).
   const std::string mine = my_error.empty() ? "" : (config_error ? "C" : "I") + my_error;
-  for (const auto& e : allgather(mine)) {
+  for (const auto& e : allgather_strings(mine)) {
     if (e.empty()) continue;
     if (e[0] == 'C') throw ConfigError(e.substr(1));
     throw InputError(e.substr(1));
@@ -113,6 +113,10 @@ void MpiTrialDistribution::agree(const std::string& my_error, bool config_error)
 
 void MpiTrialDistribution::allreduce_sum(double* values, int n) {
   mpi_allreduce_sum(values, n);
+}
+
+std::vector<std::string> MpiTrialDistribution::allgather(const std::string& mine) {
+  return allgather_strings(mine);
 }
 
 }  // namespace mpq::sweep

@@ -21,6 +21,7 @@ class MpiTrialDistribution : public TrialDistribution {
       const std::vector<int>& todo, const std::map<int, ptq::LayerOutcome>& mine) override;
   void agree(const std::string& my_error, bool config_error = false) override;
   void allreduce_sum(double* values, int n) override;
+  std::vector<std::string> allgather(const std::string& mine) override;
 
  private:
   int rank_, size_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "mpq/data/calibration.h"
+#include "mpq/eval/detection.h"
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/model/expand.h"
 #include "mpq/ptq/activations.h"
@@ -153,15 +154,18 @@ model::Network& load_trial_network(const TrialConfig& cfg, const data::Dataset& 
                                    TrialContext& ctx) {
   model::LoadOptions lo;
   lo.fold_bn = cfg.model.fold_bn;
+  lo.detection_ops = cfg.model.detection_ops;
   lo.input_shape = cfg.model.input_shape;
   const bool from_data = lo.input_shape.empty();
-  if (from_data) lo.input_shape = eval_data.image_shape();
+  // Varying sizes (detection): probe with the first image's size.
+  if (from_data)
+    lo.input_shape = eval_data.fixed_size() ? eval_data.image_shape() : eval_data.image_shape_of(0);
   const std::string path = resolve_model_path(cfg);
   try {
     return ctx.network(path, lo);
   } catch (const ConfigError& e) {
     if (!from_data) throw;
-    auto s = eval_data.image_shape();
+    auto s = lo.input_shape;
     throw ConfigError(std::string(e.what()) + " -- the data gives " + std::to_string(s[0]) + "x" +
                       std::to_string(s[1]) + "x" + std::to_string(s[2]) + " images (" +
                       eval_data.describe() + "; preprocessing " +
@@ -231,6 +235,7 @@ struct Prepared {
   const eval::EvalShard* fp = nullptr;
   std::string start_time;
   std::chrono::steady_clock::time_point t0;
+  std::vector<NamedArray> arrays;  // result tables of the evaluation (per-class AP, ...)
   double data_seconds = 0;     // opening the data (listing, image cache build or open)
   double fp_eval_seconds = 0;  // the FP reference pass (0 when it came from the context)
 };
@@ -271,7 +276,7 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
     return 0;
   });
   p.id = trial_id(resolved, p.net->sha256(), data_identity(cfg, ctx));
-  p.evaluator = eval::make_evaluator(p.eval.data->task());
+  p.evaluator = eval::make_evaluator(p.eval.data->task(), cfg.detection);
 
   p.run.batch_size = cfg.data.batch_size;
   p.run.loader = cfg.data.loader(p.threads);
@@ -352,7 +357,7 @@ Corrections correct(Prepared& p, const ptq::NetworkQuantization& nq,
 }
 
 // The quantized network on this process's shard, reduced to the metric map over processes.
-json evaluate(Prepared& p, const Corrections& c, Collective& col) {
+json evaluate(Prepared& p, const Corrections& c, Collective& col) {  // fills p.arrays
   ptq::ActivationQuantizer act(c.act);
   eval::EvalRun r = p.run;
   r.label = "eval quantized";
@@ -371,6 +376,21 @@ json evaluate(Prepared& p, const Corrections& c, Collective& col) {
     for (auto& [k, x] : sums) x = v[i++];
   }
   json m = p.evaluator->metrics(sums);
+  if (p.evaluator->needs_gather()) {
+    // Every process computes the metrics from all shards (the same bytes, the same result).
+    eval::EvalShard all_q = q, all_fp = *p.fp;
+    if (col.dist()) {
+      std::vector<eval::EvalShard> qs, fs;
+      for (const auto& b : col.dist()->allgather(eval::pack_shard(q))) qs.push_back(eval::unpack_shard(b));
+      for (const auto& b : col.dist()->allgather(eval::pack_shard(*p.fp)))
+        fs.push_back(eval::unpack_shard(b));
+      all_q = eval::concat_shards(qs);
+      all_fp = eval::concat_shards(fs);
+    }
+    auto g = p.evaluator->gathered_metrics(all_q, all_fp, *p.eval.data);
+    for (const auto& [k, v] : g.metrics.items()) m[k] = v;
+    p.arrays = std::move(g.arrays);
+  }
   m["eval_seconds"] = q.seconds;  // this process's shard
   m["images_per_second"] = q.seconds > 0 ? static_cast<double>(q.n) / q.seconds : 0.0;
   return m;
@@ -494,6 +514,17 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
   m["bn_layers_before_fold"] = net.bn_before_fold();
   m["bn_layers_after_fold"] = net.bn_after_fold();
   m["task"] = data::task_name(eval_data.task());
+  m["detection_ops"] = net.detection_ops();
+  if (eval_data.task() == data::Task::kDetection) {
+    m["detection_input"] = net.input_kind() == model::InputKind::kTensorList
+                               ? "List[Tensor] of images (torchvision convention)"
+                               : "Tensor [N, C, H, W]";
+    m["detection_iou"] = cfg.detection.iou_threshold;
+    m["detection_iou_rule"] = cfg.detection.strict_iou ? "IoU > threshold" : "IoU >= threshold (VOC devkit)";
+    m["detection_label_offset"] = cfg.detection.label_offset;
+    m["detection_headline"] = cfg.detection.headline;
+    m["detection_fidelity_score"] = cfg.detection.fidelity_score;
+  }
   m["dataset"] = cfg.data.spec.name;
   m["dataset_root"] = cfg.data.spec.resolved_root();
   m["dataset_fingerprint"] = eval_data.fingerprint();
@@ -600,6 +631,7 @@ TrialOutcome run_trial(const json& resolved, TrialContext& ctx, TrialDistributio
   rec.calibration_indices = p.calibration_indices;
   rec.eval_indices = p.eval.indices;
   rec.metrics = metrics;
+  rec.arrays = p.arrays;
   record_layers(p, nq, c, rec);
   rec.manifest = manifest(p, nq, c, metrics, col);
   return write(p, nq, c, std::move(rec), col);
@@ -610,7 +642,7 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
   const int threads = apply_threads(cfg.threads);
   EvalSet set = ctx.eval_set(cfg.data, true, threads);
   model::Network& net = load_trial_network(cfg, *set.data, ctx);
-  auto evaluator = eval::make_evaluator(set.data->task());
+  auto evaluator = eval::make_evaluator(set.data->task(), cfg.detection);
   eval::EvalRun r;
   r.batch_size = cfg.data.batch_size;
   r.loader = cfg.data.loader(threads);
@@ -620,6 +652,10 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
     store::write_eval_outputs(outputs_path, shard, *set.data,
                               {{"model", net.path()}, {"model_sha256", net.sha256()}});
   json m = evaluator->metrics(evaluator->sums(shard, shard));
+  if (evaluator->needs_gather()) {
+    const auto g = evaluator->gathered_metrics(shard, shard, *set.data);
+    for (const auto& [k, v] : g.metrics.items()) m[k] = v;
+  }
   json out = {{"model", net.path()},
               {"data", set.data->describe()},
               {"preprocessing", set.data->preprocess().describe()},
@@ -627,14 +663,50 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
               {"seconds", shard.seconds},
               {"images_per_second",
                shard.seconds > 0 ? static_cast<double>(shard.n) / shard.seconds : 0.0}};
+  // Comparisons with the FP model are meaningless for the FP model itself.
   for (const auto& [k, v] : m.items())
-    if (k.rfind("fp_", 0) != 0 && k != "agreement" && k != "kl") out[k] = v;
+    if (k.rfind("fp_", 0) != 0 && k != "agreement" && k != "kl" && k != "fidelity_map") out[k] = v;
   return out;
+}
+
+eval::VocApResult score_detections(const json& resolved, TrialContext& ctx,
+                                   const std::vector<double>& table,
+                                   const eval::VocApOptions& options) {
+  TrialConfig cfg = parse_trial_config(resolved);
+  EvalSet set = ctx.eval_set(cfg.data, false, 1);
+  if (set.data->task() != data::Task::kDetection)
+    throw ConfigError("/data/name: " + cfg.data.spec.name + " is not a detection dataset");
+  const int64_t n = set.data->size();
+  const int classes = static_cast<int>(set.data->num_classes());
+  std::vector<eval::VocDetection> dets;
+  for (size_t r = 0; r + 7 <= table.size(); r += 7) {
+    eval::VocDetection d;
+    d.image = static_cast<int64_t>(table[r]);
+    d.label = static_cast<int>(table[r + 1]);
+    if (d.image < 0 || d.image >= n || d.label < 0 || d.label >= classes)
+      throw InputError("detection row " + std::to_string(r / 7) + ": image " +
+                       std::to_string(d.image) + " or class " + std::to_string(d.label) +
+                       " out of range (" + std::to_string(n) + " images, " +
+                       std::to_string(classes) + " classes)");
+    d.score = table[r + 2];
+    for (int c = 0; c < 4; ++c) d.box[c] = table[r + 3 + static_cast<size_t>(c)];
+    dets.push_back(d);
+  }
+  return eval::voc_ap(dets, eval::voc_truth(*set.data, data::index_range(0, n)), classes, options);
 }
 
 std::string summarize(const store::TrialRecord& r) {
   char buf[256];
   const auto& m = r.metrics;
+  if (m.contains("map_voc07")) {
+    std::snprintf(buf, sizeof buf,
+                  "mAP VOC07 %.2f%% (FP %.2f%%), VOC12 %.2f%% (FP %.2f%%), fidelity %.2f%%, "
+                  "extra MACs %.1f%%",
+                  100 * m.value("map_voc07", 0.0), 100 * m.value("fp_map_voc07", 0.0),
+                  100 * m.value("map_voc12", 0.0), 100 * m.value("fp_map_voc12", 0.0),
+                  100 * m.value("fidelity_map", 0.0), m.value("extra_macs_pct", 0.0));
+    return buf;
+  }
   std::snprintf(
       buf, sizeof buf,
       "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra MACs %.1f%%",

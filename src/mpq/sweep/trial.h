@@ -24,6 +24,7 @@
 
 #include "mpq/data/dataset.h"
 #include "mpq/eval/task.h"
+#include "mpq/eval/voc_ap.h"
 #include "mpq/model/network.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/store/trial_file.h"
@@ -80,6 +81,8 @@ class TrialDistribution : public ptq::LayerDistribution {
   virtual int size() const = 0;
   /// Element-wise sum over all processes, in place.
   virtual void allreduce_sum(double* values, int n) = 0;
+  /// Every process's bytes, in rank order, on every process.
+  virtual std::vector<std::string> allgather(const std::string& mine) = 0;
 };
 
 /// Positions [begin, end) of `n` examples that process `rank` of `size` evaluates: batch-aligned
@@ -119,6 +122,14 @@ TrialOutcome run_trial(const nlohmann::json& resolved, TrialContext& ctx,
 /// With `outputs_path` the model outputs are also written there (store::write_eval_outputs).
 nlohmann::json evaluate_fp(const nlohmann::json& resolved, TrialContext& ctx,
                            const std::string& outputs_path = "");
+
+/// Scores a detections table against the evaluation set of a (detection) trial config:
+/// `table` is [M, 7] rows (image position in the evaluation set, class, score, x1, y1, x2, y2 in
+/// VOC 1-based inclusive coordinates), as trial files store it (/results/detections). Used to
+/// re-score saved detections at another IoU threshold (`mpq score-detections`).
+eval::VocApResult score_detections(const nlohmann::json& resolved, TrialContext& ctx,
+                                   const std::vector<double>& table,
+                                   const eval::VocApOptions& options);
 
 /// One-line summary of a finished trial for logs: "top-1 88.1% (FP 91.2%) agreement 95.0% ...".
 std::string summarize(const store::TrialRecord& r);

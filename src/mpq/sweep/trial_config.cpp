@@ -15,6 +15,9 @@ const Schema& trial_schema() {
         .int_list("/model/input_shape", {}, 1, 1 << 16,
                   "C,H,W for the shape probe (empty: from the archive, else the dataset)")
         .string("/model/cache_dir", "results/models", "where default models are trained and cached")
+        .choice("/model/detection_ops", "mpq", {"mpq", "torchvision"},
+                "who provides torchvision::nms to detector archives: mpq's own, or "
+                "python3-torchvision's ops library")
         .choice("/data/name", "fashion-mnist", data::dataset_names(),
                 "evaluation/calibration dataset (docs/datasets.md)")
         .string("/data/root", "",
@@ -22,6 +25,7 @@ const Schema& trial_schema() {
                 "/usr/share/datasets/fashion-mnist)")
         .choice("/data/layout", "auto", {"auto", "folder", "flat", "kaggle"},
                 "imagenet: directory layout (auto = detected)")
+        .choice("/data/year", "2007", {"2007", "2012"}, "voc: VOC2007 or VOC2012 (VOCdevkit/VOC<year>)")
         .string("/data/imagenet/ground_truth", "",
                 "imagenet flat layout: ILSVRC2012_validation_ground_truth.txt (\"\" = search the "
                 "devkit)")
@@ -59,6 +63,9 @@ const Schema& trial_schema() {
                 "resize filter (PIL's, antialiased)")
         .choice("/data/preprocess/color", "preset", {"preset", "rgb", "gray"},
                 "PIL convert(\"RGB\") or convert(\"L\")")
+        .int_list("/data/preprocess/size", {}, 1, 1 << 16,
+                  "resize to exactly [height, width], aspect not kept (detectors that take a fixed "
+                  "size; [] = off)")
         .number_list("/data/preprocess/mean", {}, -1e6, 1e6,
                      "per-channel mean of Normalize ([] = from the preset)")
         .number_list("/data/preprocess/std", {}, -1e6, 1e6,
@@ -135,6 +142,17 @@ const Schema& trial_schema() {
                 "the last layer's input: quantized like the rest, full precision, or 8-bit")
         .integer("/activations/sample_size", 1 << 18, 1024, 1 << 26,
                  "input values sampled per layer for percentile/mse/aciq ranges")
+        .choice("/eval/voc_metric", "voc07", {"voc07", "voc12"},
+                "detection: the headline mAP, VOC2007 11-point or VOC2010+ area (both recorded)")
+        .number("/eval/iou_threshold", 0.5, 0.0, 1.0, "detection: IoU for a true positive")
+        .boolean("/eval/strict_iou", false,
+                 "detection: IoU > threshold (py-faster-rcnn, Detectron) instead of >= (the devkit)")
+        .integer("/eval/label_offset", 1, -1000, 1000,
+                 "detection: model label of the first class (torchvision: 1, 0 = background)")
+        .number("/eval/fidelity_score", 0.5, 0.0, 1.0,
+                "detection: FP detections at least this confident are fidelity_map's ground truth")
+        .boolean("/eval/save_detections", false,
+                 "detection: store every detection in the trial file (/results/detections)")
         .boolean("/bias_correction", false,
                  "empirical bias correction of every quantized layer (calibration data)")
         .integer("/seed", 0, 0, 1LL << 62, "seed of every random choice the method makes")
@@ -155,6 +173,11 @@ json trial_identity(const json& resolved) {
   for (const char* k : {"root", "batch_size", "workers", "prefetch", "cache", "cache_dir", "layout",
                         "imagenet"})
     id["data"].erase(k);
+  if (id["data"]["name"] != "voc") {  // detection-only settings
+    id.erase("eval");
+    id["data"].erase("year");
+    id["model"].erase("detection_ops");
+  }
   id.erase("output");
   id.erase("threads");
   id.erase("label");
@@ -269,6 +292,7 @@ TrialConfig parse_trial_config(const json& r) {
   t.model.cache_dir = m["cache_dir"];
   t.model.fold_bn = m["fold_bn"];
   t.model.input_shape = m["input_shape"].get<std::vector<int64_t>>();
+  t.model.detection_ops = m["detection_ops"];
 
   const json& d = r["data"];
   t.data.spec.name = d["name"];
@@ -278,6 +302,7 @@ TrialConfig parse_trial_config(const json& r) {
   t.data.spec.imagenet.ground_truth = d["imagenet"]["ground_truth"];
   t.data.spec.imagenet.meta = d["imagenet"]["meta"];
   t.data.spec.content_fingerprint = d["fingerprint"] == "content";
+  t.data.spec.year = d["year"];
   t.data.eval_split = d["eval_split"];
   t.data.calibration_split = r["calibration"]["split"];
   t.data.eval_limit = d["eval_limit"];
@@ -343,6 +368,14 @@ TrialConfig parse_trial_config(const json& r) {
   t.activations.first_layer = ptq::parse_layer_rule(a["first_layer"]);
   t.activations.last_layer = ptq::parse_layer_rule(a["last_layer"]);
   t.activations.sample_size = a["sample_size"];
+
+  const json& e = r["eval"];
+  t.detection.headline = e["voc_metric"] == "voc12" ? "map_voc12" : "map_voc07";
+  t.detection.iou_threshold = e["iou_threshold"];
+  t.detection.strict_iou = e["strict_iou"];
+  t.detection.label_offset = e["label_offset"];
+  t.detection.fidelity_score = e["fidelity_score"];
+  t.detection.save_detections = e["save_detections"];
 
   t.bias_correction = r["bias_correction"];
   t.seed = r["seed"];

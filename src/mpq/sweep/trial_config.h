@@ -17,6 +17,7 @@
 #include <string>
 
 #include "mpq/data/factory.h"
+#include "mpq/eval/task.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/util/schema.h"
@@ -32,6 +33,7 @@ struct ModelConfig {
   std::string path, cache_dir;
   bool fold_bn = true;
   std::vector<int64_t> input_shape;  ///< empty: the dataset's image shape
+  std::string detection_ops = "mpq";  ///< who provides torchvision::nms (model/nms.h)
 };
 
 struct DataConfig {
@@ -65,6 +67,7 @@ struct TrialConfig {
   CalibrationConfig calibration;
   ptq::WeightConfig weights;
   ptq::ActivationConfig activations;
+  eval::DetectionOptions detection;  ///< /eval (detection tasks)
   bool bias_correction = false;
   uint64_t seed = 0;
   std::string label;

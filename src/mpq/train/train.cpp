@@ -15,6 +15,8 @@
 
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/data/loader.h"
+#include "mpq/data/make_voc.h"
+#include "mpq/train/detector.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
@@ -25,6 +27,20 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json TrainConfig::identity() const {
+  if (arch.arch == "ssdlite")
+    return {{"arch", arch.arch},
+            {"width", arch.width},
+            {"input_size", arch.input_shape.at(1)},
+            {"epochs", epochs},
+            {"batch_size", batch_size},
+            {"lr", lr},
+            {"weight_decay", weight_decay},
+            {"seed", seed},
+            {"train_limit", train_limit},
+            {"test_limit", test_limit},
+            {"dataset", "voc"},
+            {"data", voc_identity},
+            {"recipe", "ssd-adamw-onecycle-flip-v1"}};
   return {{"arch", arch.arch},
           {"width", arch.width},
           {"stem_stride", arch.stem_stride},
@@ -84,6 +100,7 @@ double test_accuracy(torch::jit::Module& m, const data::Dataset& test) {
 }  // namespace
 
 TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
+  if (cfg.arch.arch == "ssdlite") return train_detector(cfg, output);
   if (cfg.epochs < 1) throw ConfigError("epochs must be >= 1");
   fs::path out(output);
   if (out.has_parent_path() && !fs::is_directory(out.parent_path()))
@@ -176,6 +193,7 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
 }
 
 int default_epochs(const std::string& arch) {
+  if (arch == "ssdlite") return kSsdliteEpochs;
   return arch == "mobilenetv2" ? 4 : 5;
 }
 
@@ -186,16 +204,21 @@ const Schema& train_schema() {
         .number("/width", 1.0, 0.01, 16.0, "channel multiplier")
         .integer("/stem_stride", 2, 1, 4, "stride of the ResNet-20 stem conv")
         .integer("/epochs", 0, 0, 1000,
-                 "training epochs (0 = the arch's default: resnet20 5, mobilenetv2 4)")
-        .integer("/batch_size", 128, 1, 65536, "minibatch size")
-        .number("/lr", 0.1, 1e-6, 10.0, "peak learning rate of the one-cycle schedule")
+                 "training epochs (0 = the arch's default: resnet20 5, mobilenetv2 4, ssdlite " +
+                     std::to_string(kSsdliteEpochs) + ")")
+        .integer("/batch_size", 0, 0, 65536, "minibatch size (0 = 128; ssdlite 32)")
+        .number("/lr", 0.0, 0.0, 10.0,
+                "peak learning rate of the one-cycle schedule (0 = 0.1 SGD; ssdlite 0.003 AdamW)")
+        .integer("/input_size", 128, 32, 1024, "ssdlite: input side S (divisible by 32)")
         .number("/momentum", 0.9, 0.0, 0.999, "Nesterov momentum")
         .number("/weight_decay", 5e-4, 0.0, 1.0, "L2 weight decay")
         .integer("/seed", 0, 0, 1LL << 62, "seed of initialization, data order and augmentation")
         .integer("/train_limit", 0, 0, 60000, "train on the first N images (0 = all)")
         .integer("/test_limit", 0, 0, 10000, "report accuracy on the first N test images (0 = all)")
         .boolean("/augment", false, "random crops (pad 2) and horizontal flips")
-        .string("/data_root", data::kFashionMnistDefaultRoot, "Fashion-MNIST directory")
+        .string("/data_root", "",
+                "Fashion-MNIST directory (\"\" = Debian's); ssdlite: a VOCdevkit directory "
+                "(\"\" = the synthetic one of `mpq data make-voc`, generated if missing)")
         .string("/output", "", "archive to write (default: the model cache, results/models)")
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)");
     return k;
@@ -210,8 +233,17 @@ TrainConfig train_config_from_json(const json& j, std::string* output) {
   c.arch.stem_stride = j["stem_stride"].get<int64_t>();
   c.epochs = j["epochs"].get<int>();
   if (c.epochs == 0) c.epochs = default_epochs(c.arch.arch);
+  const bool det = c.arch.arch == "ssdlite";
   c.batch_size = j["batch_size"].get<int64_t>();
+  if (c.batch_size == 0) c.batch_size = det ? 32 : 128;
   c.lr = j["lr"].get<double>();
+  if (c.lr == 0) c.lr = det ? 0.003 : 0.1;
+  if (det) {
+    const int64_t s = j["input_size"].get<int64_t>();
+    c.arch.in_channels = 3;
+    c.arch.num_classes = 21;
+    c.arch.input_shape = {3, s, s};
+  }
   c.momentum = j["momentum"].get<double>();
   c.weight_decay = j["weight_decay"].get<double>();
   c.seed = j["seed"].get<uint64_t>();
@@ -219,6 +251,11 @@ TrainConfig train_config_from_json(const json& j, std::string* output) {
   c.test_limit = j["test_limit"].get<int64_t>();
   c.augment = j["augment"].get<bool>();
   c.data_root = j["data_root"].get<std::string>();
+  if (c.data_root.empty())
+    c.data_root = det ? data::default_synthetic_voc(data::kFashionMnistDefaultRoot) : data::kFashionMnistDefaultRoot;
+  if (det)
+    c.voc_identity = j["data_root"].get<std::string>().empty() ? data::synthetic_voc_identity()
+                                                               : json(c.data_root);
   c.threads = j["threads"].get<int>();
   if (output) *output = j["output"].get<std::string>();
   return c;
@@ -229,6 +266,15 @@ TrainConfig default_train_config(const std::string& arch, const std::string& dat
   c.arch.arch = arch;
   c.data_root = data_root;
   c.epochs = default_epochs(arch);
+  if (arch == "ssdlite") {
+    c.data_root = data::default_synthetic_voc(data_root);
+    c.voc_identity = data::synthetic_voc_identity();
+    c.batch_size = 32;
+    c.lr = 0.003;
+    c.arch.in_channels = 3;
+    c.arch.num_classes = 21;
+    c.arch.input_shape = {3, 128, 128};
+  }
   return c;
 }
 
@@ -282,7 +328,8 @@ std::string resolve_model_ref(const std::string& ref, const std::string& cache_d
   for (const auto& a : model::known_archs()) known = known || a == arch;
   if (!known)
     throw ConfigError("model '" + ref +
-                      "': unknown default model (known: default:resnet20, default:mobilenetv2)");
+                      "': unknown default model (known: default:resnet20, default:mobilenetv2, "
+                    "default:ssdlite)");
   return ensure_cached(default_train_config(arch, data_root), cache_dir).path;
 }
 

@@ -35,8 +35,11 @@ struct TrainConfig {
   int64_t train_limit = 0;  ///< use the first N training images (0 = all 60000)
   int64_t test_limit = 0;   ///< evaluate on the first N test images (0 = all 10000)
   bool augment = false;
-  std::string data_root;  ///< Fashion-MNIST directory
+  std::string data_root;  ///< Fashion-MNIST directory (ssdlite: a VOCdevkit directory)
   int threads = 0;        ///< 0 = all cores of this process's share
+  /// ssdlite: what identifies its training data in the cache key (the generator's options for
+  /// the synthetic default, else the data directory).
+  nlohmann::json voc_identity;
 
   /// The identity of the training run (no paths, no threads): used for the cache key.
   nlohmann::json identity() const;
@@ -60,8 +63,10 @@ TrainConfig train_config_from_json(const nlohmann::json& resolved, std::string* 
 /// Trains and saves to `output` (written to a temporary name, renamed when complete).
 TrainResult train_model(const TrainConfig& cfg, const std::string& output);
 
-/// Default epochs of an arch (resnet20: 5, mobilenetv2: 4).
+/// Default epochs of an arch (resnet20: 5, mobilenetv2: 4, ssdlite: kSsdliteEpochs).
+constexpr int kSsdliteEpochs = 12;
 int default_epochs(const std::string& arch);
+
 
 /// The default training config of a named default model ("resnet20" or "mobilenetv2").
 TrainConfig default_train_config(const std::string& arch, const std::string& data_root);
