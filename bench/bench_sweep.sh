@@ -40,7 +40,7 @@ print(f"| 1 rank x 1 thread | {b1:.1f} | 1.00 |\n| 2 ranks x 1 thread | {b2:.1f}
 print("\n| run | trials | mean trial compute (s) | mean scheduling wait (ms) | mean file write (ms) | overhead / compute |\n|---|---:|---:|---:|---:|---:|")
 for name in ["r1t2", "r2t1", "r1t1", "r2t1b"]:
     d = f"{root}/{name}"
-    recs = [json.loads(l) for l in open(f"{d}/ledger.jsonl")]
+    recs = [json.loads(l) for p in glob.glob(f"{d}/ledgers/*.jsonl") for l in open(p) if l.strip()]
     done = [r for r in recs if r.get("event") == "done"]
     compute, wait, write = [], [], []
     for r in done:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The test command: install what is missing, build, run the whole suite (ctest).
+# The test command: install what is missing (the Python cross-checks and the Slurm daemons
+# included), build, run the whole suite (ctest; the Slurm tests start a one-node cluster).
 # Usage: scripts/test.sh [ctest arguments, e.g. -L unit or -R quantize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --with-python
+scripts/install-deps.sh --with-python --with-slurm
 scripts/build.sh
 cd build
 ctest --output-on-failure -j"$(nproc 2>/dev/null || echo 2)" "$@"

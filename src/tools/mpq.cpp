@@ -5,16 +5,18 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "mpq/data/make_voc.h"
 #include "mpq/data/voc.h"
-#include "mpq/report/table.h"
-#include "mpq/store/data_export.h"
+#include "mpq/launch/slurm.h"
 #include "mpq/model/network.h"
 #include "mpq/report/aggregate.h"
 #include "mpq/report/inspect.h"
+#include "mpq/report/table.h"
+#include "mpq/store/data_export.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/sweep/mpi_session.h"
@@ -22,6 +24,7 @@
 #include "mpq/sweep/sweep_config.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
+#include "mpq/sweep/worker.h"
 #include "mpq/train/train.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
@@ -193,8 +196,9 @@ int main(int argc, char** argv) {
   long long e_limit = -1, e_batch = 0;
   int e_threads = -1;
   bool e_no_fold = false;
-  evalc->add_option("--model", e_model, "TorchScript archive or default:<arch> (default "
-                                        "default:resnet20)");
+  evalc->add_option("--model", e_model,
+                    "TorchScript archive or default:<arch> (default "
+                    "default:resnet20)");
   evalc->add_option("--dataset", e_dataset, "fashion-mnist | imagenet | image_folder");
   evalc->add_option("--data-root", e_root, "dataset directory");
   evalc->add_option("--limit", e_limit, "first N evaluation images (0 = all)")
@@ -233,10 +237,15 @@ int main(int argc, char** argv) {
       "Real JPEGs, VOC XML annotations (20 classes, difficult/truncated flags) and ImageSets,\n"
       "generated deterministically from the seed (docs/detection.md). Without --data-root,\n"
       "--dataset voc uses the default one (results/data/voc-fmnist, generated on first use).");
-  dmake->add_option("-o,--output", v_out, "output directory (VOCdevkit/VOC2007 is written below it)")
+  dmake
+      ->add_option("-o,--output", v_out, "output directory (VOCdevkit/VOC2007 is written below it)")
       ->required();
-  dmake->add_option("--trainval", v_trainval, "trainval images")->capture_default_str()->check(CLI::Range(2, 10000000));
-  dmake->add_option("--test", v_test, "test images")->capture_default_str()->check(CLI::Range(1, 10000000));
+  dmake->add_option("--trainval", v_trainval, "trainval images")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 10000000));
+  dmake->add_option("--test", v_test, "test images")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
   dmake->add_option("--seed", v_seed, "seed")->capture_default_str()->check(CLI::NonNegativeNumber);
   ConfigArgs x_cfg;
   add_config_args(dexport, x_cfg);
@@ -309,6 +318,93 @@ int main(int argc, char** argv) {
   run->add_flag("--force", r_force,
                 "reuse a results directory that holds a different sweep config");
   run->add_flag("--aggregate", r_aggregate, "print the aggregate table when done (rank 0)");
+  double r_simulate = -1;
+  run->add_option("--simulate-trial-seconds", r_simulate,
+                  "benchmarks of the scheduler and store only: sleep instead of computing, write "
+                  "a minimal trial file");
+
+  auto* prepare = sweep->add_subcommand(
+      "prepare", "prepare a sweep directory once: default models, fingerprints, plan.json");
+  prepare->footer(
+      "Examples:\n"
+      "  mpq sweep prepare configs/sweeps/default.json\n"
+      "What `mpq slurm submit` runs before an array's workers (they would otherwise wait for\n"
+      "whichever prepares first). Idempotent and cheap when everything is cached.");
+  std::string pp_file;
+  bool pp_force = false;
+  prepare->add_option("sweep", pp_file, "sweep JSON file")->required();
+  prepare->add_flag("--force", pp_force, "reuse a results directory that holds a different sweep");
+
+  auto* work = sweep->add_subcommand(
+      "work", "one independent worker (no MPI): claim and run trials until none is left");
+  work->footer(
+      "Examples:\n"
+      "  mpq sweep work configs/sweeps/default.json &   # as many as you like, on any hosts\n"
+      "  mpq sweep work sweep.json --stop-grace 120     # what Slurm array tasks run\n"
+      "Workers share the results directory through per-trial claims with leases "
+      "(run.lease_seconds):\n"
+      "a killed worker's trials are taken over once its claims expire. SIGUSR1: stop claiming,\n"
+      "finish the current trial if the --stop-grace seconds allow, else hand it back; exit 3.\n"
+      "SIGTERM: release every claim and exit 143.");
+  std::string w_file;
+  double w_grace = 0, w_simulate = -1;
+  int w_max = 0;
+  bool w_force = false;
+  work->add_option("sweep", w_file, "sweep JSON file")->required();
+  work->add_option("--stop-grace", w_grace,
+                   "seconds between SIGUSR1 and the time limit (0 = always finish the trial)")
+      ->check(CLI::NonNegativeNumber);
+  work->add_option("--max-trials", w_max, "stop after N trials (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
+  work->add_option("--simulate-trial-seconds", w_simulate,
+                   "benchmarks of the store only: sleep instead of computing, write a minimal "
+                   "trial file");
+  work->add_flag("--force", w_force, "reuse a results directory that holds a different sweep");
+
+  // --- slurm ---------------------------------------------------------------------------------
+  auto* slurm = app.add_subcommand("slurm", "launch sweeps on Slurm: MPI jobs or job arrays");
+  slurm->require_subcommand(1);
+  auto* submit = slurm->add_subcommand(
+      "submit", "validate a sweep, write its batch scripts, submit them with sbatch");
+  submit->footer(
+      "Examples:\n"
+      "  mpq slurm submit configs/sweeps/voc.json --array-tasks 8 --time 02:00:00\n"
+      "  mpq slurm submit sweep.json --mode mpi --nodes 2 --ntasks-per-node 4 --cpus-per-task 8\n"
+      "  mpq slurm submit sweep.json --dry-run          # print the scripts, submit nothing\n"
+      "Scripts go to <results_dir>/<sweep>/slurm/ (reusable), job ids to slurm/jobs.jsonl.\n"
+      "Jobs ask for --signal=B:USR1@<grace> and --requeue: near the time limit workers hand\n"
+      "their trials back and requeue (at most --max-requeues times). Submitting again after an\n"
+      "interruption runs only what is left. See slurm/README.md.");
+  mpq::launch::SubmitOptions so_slurm;
+  std::string sl_file;
+  submit->add_option("sweep", sl_file, "sweep JSON file")->required();
+  submit->add_option("--mode", so_slurm.mode, "array (independent workers) | mpi (one allocation)")
+      ->capture_default_str();
+  submit->add_option("--nodes", so_slurm.nodes, "mpi mode: nodes")->capture_default_str();
+  submit->add_option("--ntasks-per-node", so_slurm.ntasks_per_node, "mpi mode: MPI ranks per node")
+      ->capture_default_str();
+  submit->add_option("--cpus-per-task", so_slurm.cpus_per_task, "threads per rank / worker")
+      ->capture_default_str();
+  submit->add_option("--time", so_slurm.time, "time limit per job (Slurm format)")
+      ->capture_default_str();
+  submit->add_option("--partition", so_slurm.partition, "Slurm partition");
+  submit->add_option("--account", so_slurm.account, "Slurm account");
+  submit->add_option("--array-tasks", so_slurm.array_tasks, "array mode: workers")
+      ->capture_default_str();
+  submit->add_option("--max-concurrent", so_slurm.max_concurrent,
+                     "array mode: at most M workers at once (0 = no limit)");
+  submit->add_option("--sbatch-arg", so_slurm.sbatch_args,
+                     "extra sbatch option for the scripts, e.g. --sbatch-arg=--qos=short "
+                     "(repeatable)");
+  submit->add_option("--signal-seconds", so_slurm.signal_seconds,
+                     "USR1 this long before the time limit (default: a tenth of it, 30..300 s)");
+  submit->add_option("--max-requeues", so_slurm.max_requeues, "requeues after time limits")
+      ->capture_default_str();
+  submit->add_flag("--dry-run", so_slurm.dry_run, "print the scripts, submit nothing");
+  auto* scancel = slurm->add_subcommand("cancel", "scancel every job recorded for a sweep");
+  scancel->footer("Examples:\n  mpq slurm cancel results/voc");
+  std::string sc_dir;
+  scancel->add_option("dir", sc_dir, "sweep results directory")->required();
 
   // --- status --------------------------------------------------------------------------------
   auto* status =
@@ -356,8 +452,11 @@ int main(int argc, char** argv) {
   double d_iou = 0.5;
   bool d_strict = false, d_json = false;
   scored->add_option("file", d_file, "trial file or detections table (HDF5)")->required();
-  scored->add_option("--iou", d_iou, "IoU threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  scored->add_flag("--strict", d_strict, "IoU > threshold (py-faster-rcnn) instead of >= (the devkit)");
+  scored->add_option("--iou", d_iou, "IoU threshold")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  scored->add_flag("--strict", d_strict,
+                   "IoU > threshold (py-faster-rcnn) instead of >= (the devkit)");
   scored->add_flag("--json", d_json, "print the result as JSON (full precision)");
 
   // --- schema --------------------------------------------------------------------------------
@@ -437,9 +536,9 @@ int main(int argc, char** argv) {
       mpq::sweep::TrialContext ctx;
       json r = mpq::sweep::evaluate_fp(cfg, ctx, e_logits);
       // Fixed order first (what `mpq eval` always printed), then whatever the task adds.
-      std::vector<std::string> keys = {"model",     "data",      "preprocessing", "top1",
-                                       "top5",      "map_voc07", "map_voc12",     "n_eval",
-                                       "seconds",   "images_per_second",          "threads"};
+      std::vector<std::string> keys = {
+          "model",  "data",    "preprocessing",     "top1",   "top5", "map_voc07", "map_voc12",
+          "n_eval", "seconds", "images_per_second", "threads"};
       for (const auto& [k, v] : r.items())
         if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
       for (const auto& k : keys) {
@@ -466,11 +565,12 @@ int main(int argc, char** argv) {
       auto tc = mpq::sweep::parse_trial_config(cfg);
       int threads = mpq::apply_threads(tc.threads);
       mpq::sweep::TrialContext ctx;
-      std::shared_ptr<const mpq::data::Dataset> d =
-          x_split.empty() ? ctx.eval_set(tc.data, false, threads).data : ctx.split(tc.data.spec, x_split);
-      int64_t n = mpq::store::export_dataset(
-          *d, x_limit, x_output, tc.data.loader(threads),
-          {{"split", x_split.empty() ? tc.data.eval_split : x_split}});
+      std::shared_ptr<const mpq::data::Dataset> d = x_split.empty()
+                                                        ? ctx.eval_set(tc.data, false, threads).data
+                                                        : ctx.split(tc.data.spec, x_split);
+      int64_t n =
+          mpq::store::export_dataset(*d, x_limit, x_output, tc.data.loader(threads),
+                                     {{"split", x_split.empty() ? tc.data.eval_split : x_split}});
       std::printf("wrote %s: %lld images of %s\n", x_output.c_str(), static_cast<long long>(n),
                   d->describe().c_str());
     } else if (*quantize) {
@@ -493,25 +593,27 @@ int main(int argc, char** argv) {
     } else if (*scored) {
       json trial_cfg;
       auto table = mpq::store::read_detections(d_file, &trial_cfg);
-      json cfg = trial_cfg.is_null()
-                     ? mpq::sweep::resolve_trial_config(user_config(d_cfg, json::object()),
-                                                        source_name(d_cfg))
-                     : trial_cfg;
+      json cfg = trial_cfg.is_null() ? mpq::sweep::resolve_trial_config(
+                                           user_config(d_cfg, json::object()), source_name(d_cfg))
+                                     : trial_cfg;
       mpq::sweep::TrialContext ctx;
       auto r = mpq::sweep::score_detections(cfg, ctx, table, {d_iou, d_strict});
       const auto& names = mpq::data::voc_classes();
       if (d_json) {
-        std::printf("%s\n", json{{"map_voc07", r.map07}, {"map_voc12", r.map12}, {"ap_voc07", r.ap07},
-                                 {"ap_voc12", r.ap12}, {"positives", r.positives}}
+        std::printf("%s\n", json{{"map_voc07", r.map07},
+                                 {"map_voc12", r.map12},
+                                 {"ap_voc07", r.ap07},
+                                 {"ap_voc12", r.ap12},
+                                 {"positives", r.positives}}
                                 .dump()
                                 .c_str());
       } else {
         std::printf("map_voc07\t%.6f\nmap_voc12\t%.6f\n\n", r.map07, r.map12);
         mpq::report::Table t({"class", "AP VOC07", "AP VOC12", "positives", "detections"});
         for (size_t c = 0; c < r.ap07.size(); ++c)
-          t.add_row({c < names.size() ? names[c] : std::to_string(c), mpq::report::format("%.4f", r.ap07[c]),
-                     mpq::report::format("%.4f", r.ap12[c]), std::to_string(r.positives[c]),
-                     std::to_string(r.detections[c])});
+          t.add_row({c < names.size() ? names[c] : std::to_string(c),
+                     mpq::report::format("%.4f", r.ap07[c]), mpq::report::format("%.4f", r.ap12[c]),
+                     std::to_string(r.positives[c]), std::to_string(r.detections[c])});
         std::fputs(t.markdown().c_str(), stdout);
       }
     } else if (*schema) {
@@ -547,6 +649,7 @@ int main(int argc, char** argv) {
       }
       mpq::sweep::SweepOptions so;
       so.force = r_force;
+      so.simulate_seconds = r_simulate;
       mpq::sweep::SweepResult res;
       try {
         res = mpq::sweep::run_sweep(spec, so, mpi.rank(), mpi.size());
@@ -562,33 +665,90 @@ int main(int argc, char** argv) {
       if (mpi.rank() == 0) {
         const auto& st = res.final_status;
         std::printf(
-            "sweep %s: %d trials: %d done, %d failed, %d gave up, %d pending (this run: %d ok, %d "
-            "failed, %.1f s)\n",
+            "sweep %s: %d trials: %d done, %d failed, %d gave up, %d pending, %d running elsewhere "
+            "(this run: %d ok, %d failed, %.1f s%s)\n",
             res.dir.c_str(), static_cast<int>(st.trials.size()), st.done, st.failed, st.gave_up,
-            st.pending, res.succeeded, res.failed, res.seconds);
+            st.pending, st.running, res.succeeded, res.failed, res.seconds,
+            res.stopped ? ", stopped by SIGUSR1" : "");
         if (r_aggregate) {
           mpq::report::AggregateOptions ao;
           std::printf("\n%s", mpq::report::aggregate_sweep(res.dir, ao).markdown.c_str());
         }
+        if (res.stopped) return mpq::sweep::kExitStopped;
       }
+    } else if (*prepare) {
+      mpq::apply_threads(0);
+      auto spec = mpq::sweep::load_sweep(pp_file);
+      mpq::store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
+      mpq::sweep::TrialContext ctx;
+      mpq::sweep::SweepOptions o;
+      o.force = pp_force;
+      auto plan = mpq::sweep::prepare_sweep(spec, o, dir, ctx);
+      std::printf("prepared %s: %zu trials\n", dir.dir().c_str(), plan.size());
+    } else if (*work) {
+      auto spec = mpq::sweep::load_sweep(w_file);
+      mpq::sweep::WorkerOptions o;
+      o.sweep.force = w_force;
+      o.stop_grace = w_grace;
+      o.max_trials = w_max;
+      o.sweep.simulate_seconds = w_simulate;
+      auto r = mpq::sweep::run_worker(spec, o);
+      std::printf(
+          "worker %s: ran %d (%d ok, %d failed), %d already done, %d left to other workers, "
+          "%.1f s (store %.3f s)%s\n",
+          r.worker.c_str(), r.ran, r.succeeded, r.failed, r.already_done, r.left_to_others,
+          r.seconds, r.store_seconds, r.stopped ? ", stopped by SIGUSR1" : "");
+      if (r.stopped) return mpq::sweep::kExitStopped;
+    } else if (*submit) {
+      auto r = mpq::launch::submit(sl_file, so_slurm);
+      if (so_slurm.dry_run) {
+        std::fputs(r.dry_run_text.c_str(), stdout);
+      } else {
+        for (const auto& s : r.scripts) std::printf("wrote %s\n", s.c_str());
+        for (const auto& [kind, id] : r.jobs)
+          std::printf("submitted %s job %s\n", kind.c_str(), id.c_str());
+      }
+    } else if (*scancel) {
+      auto ids = mpq::launch::cancel(sc_dir);
+      std::printf("cancelled %zu job(s)%s\n", ids.size(), ids.empty() ? " (none recorded)" : "");
     } else if (*status) {
       mpq::store::SweepDir dir(s_dir);
       const int max_attempts = dir.max_attempts();
       auto st = dir.status(max_attempts);
-      std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending\n", s_dir.c_str(),
-                  st.trials.size(), st.done, st.failed, st.gave_up, st.pending);
+      std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending, %d running\n",
+                  s_dir.c_str(), st.trials.size(), st.done, st.failed, st.gave_up, st.pending,
+                  st.running);
       if (st.invalid_files)
         std::printf("%d trial file(s) present but invalid (will be redone)\n", st.invalid_files);
-      mpq::report::Table t({"trial id", "state", "attempts", "settings", "last message"});
+      // Who holds which trial (claims), with the Slurm job and array task of the holder.
+      std::map<std::string, std::string> holder;
+      for (const auto& c : st.claims) {
+        const auto& h = c.holder;
+        std::string who =
+            h.value("slurm_array_job_id", "").empty()
+                ? (h.value("slurm_job_id", "").empty() ? h.value("worker", "?")
+                                                       : "job " + h.value("slurm_job_id", ""))
+                : "job " + h.value("slurm_array_job_id", "") + "_" +
+                      h.value("slurm_array_task_id", "");
+        char age[64];
+        std::snprintf(age, sizeof age, " (%s, heartbeat %.0f s ago)", c.live ? "live" : "stale",
+                      c.age_seconds);
+        holder[c.trial] = who + age;
+      }
+      mpq::report::Table t(
+          {"trial id", "state", "attempts", "claimed by", "settings", "last message"});
       for (const auto& [p, state] : st.trials) {
         if (!s_list &&
             (state == mpq::store::TrialState::kDone || state == mpq::store::TrialState::kPending))
           continue;
         const auto& h = st.history[p.id];
         t.add_row({p.id.substr(0, 12), mpq::store::trial_state_name(state),
-                   std::to_string(h.failed), p.settings.dump(), h.last_message});
+                   std::to_string(h.failed), holder.count(p.id) ? holder[p.id] : "",
+                   p.settings.dump(), h.last_message});
       }
       if (t.rows()) std::printf("\n%s", t.markdown().c_str());
+      const std::string jobs = mpq::launch::jobs_table(s_dir);
+      if (!jobs.empty()) std::printf("\nSlurm jobs (slurm/jobs.jsonl):\n\n%s", jobs.c_str());
     } else if (*aggregate) {
       mpq::report::AggregateOptions ao;
       if (!a_metrics.empty()) ao.metrics = a_metrics;

@@ -36,9 +36,9 @@ cmp -s "$d/one/small/aggregate/summary.csv" "$d/two/small/aggregate/summary.csv"
 expect_error 2 "--metrics: 'topl' is not a metric of this sweep \(metrics: .*top1" "-" -- "$MPQ" -q aggregate "$d/one/small" --metrics top1 topl
 expect_error 2 "--pivot: metric 'acc' is not a metric of this sweep" "-" -- "$MPQ" -q aggregate "$d/one/small" --pivot label:weights.bits:acc
 # Both ranks ran trials (dynamic scheduling, rank 0 works too).
-"$PYTHON" - "$d/two/small/ledger.jsonl" <<'PY' && pass "both ranks ran trials" || fail "one rank did all the work"
-import json, sys
-ranks = {json.loads(l)["rank"] for l in open(sys.argv[1]) if '"done"' in l}
+"$PYTHON" - "$d/two/small/ledgers" <<'PY' && pass "both ranks ran trials" || fail "one rank did all the work"
+import glob, json, sys
+ranks = {json.loads(l)["rank"] for p in glob.glob(sys.argv[1] + "/*.jsonl") for l in open(p) if '"done"' in l}
 assert ranks == {0, 1}, ranks
 PY
 
@@ -47,7 +47,7 @@ sweep_json small "$d/kill" >"$d/kill.json"
 "${MPIRUN[@]}" "$MPQ" -q sweep run "$d/kill.json" >"$d/kill1.log" 2>&1 &
 mpipid=$!
 for _ in $(seq 1 600); do
-  n=$(grep -c '"done"' "$d/kill/small/ledger.jsonl" 2>/dev/null || true)
+  n=$(cat "$d/kill/small/ledgers/"*.jsonl 2>/dev/null | grep -c '"done"' || true)
   [ "${n:-0}" -ge 3 ] && break
   sleep 0.1
 done
@@ -61,9 +61,9 @@ echo "$before" | grep -q " 12 done" && fail "the kill came too late to test anyt
 "${MPIRUN[@]}" "$MPQ" -q sweep run "$d/kill.json" >"$d/kill2.log" 2>&1 || fail "resume: $(tail -3 "$d/kill2.log")"
 "$MPQ" status "$d/kill/small" | grep -q "12 trials: 12 done, 0 failed, 0 gave up, 0 pending" && pass "resumed to 12 done" || fail "resume incomplete: $("$MPQ" status "$d/kill/small")"
 "$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/kill/small" && pass "killed+resumed == uninterrupted" || fail "killed+resumed differs"
-"$PYTHON" - "$d/kill/small/ledger.jsonl" <<'PY' && pass "no trial completed twice" || fail "a trial completed twice"
-import json, sys, collections
-recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+"$PYTHON" - "$d/kill/small/ledgers" <<'PY' && pass "no trial completed twice" || fail "a trial completed twice"
+import glob, json, sys, collections
+recs = [json.loads(l) for p in glob.glob(sys.argv[1] + "/*.jsonl") for l in open(p) if l.strip()]
 done = collections.Counter(r["trial"] for r in recs if r.get("event") == "done")
 assert done and max(done.values()) == 1, done.most_common(3)
 PY
@@ -73,21 +73,34 @@ ls "$d/kill/small/trials" | grep -q tmp && fail "temporary files left in trials/
 victim_file=$(ls "$d/kill/small/trials"/*.h5 | head -1)
 truncate -s 2000 "$victim_file"
 "$MPQ" status "$d/kill/small" | grep -q "1 trial file(s) present but invalid" && pass "status reports the truncated file" || fail "truncated file not detected: $("$MPQ" status "$d/kill/small")"
-starts_before=$(grep -c '"started"' "$d/kill/small/ledger.jsonl")
+starts_before=$(cat "$d/kill/small/ledgers/"*.jsonl | grep -c '"started"')
 "$MPQ" -q sweep run "$d/kill.json" >"$d/kill3.log" 2>&1 || fail "rerun after truncation"
-starts_after=$(grep -c '"started"' "$d/kill/small/ledger.jsonl")
+starts_after=$(cat "$d/kill/small/ledgers/"*.jsonl | grep -c '"started"')
 [ $((starts_after - starts_before)) -eq 1 ] && pass "exactly the truncated trial was redone" || fail "redid $((starts_after - starts_before)) trials"
 "$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/kill/small" >/dev/null && pass "redone trial identical" || fail "redone trial differs"
 
-# 3b. Stale temporary files of killed runs are removed; a second concurrent run is refused.
+# 3b. Stale temporary files of killed runs are removed; concurrent runs on one directory share
+#     the work through claims (an MPI job and two plain workers), none does a trial twice.
 touch "$d/kill/small/trials/deadbeef.h5.tmp.99999"
 "$MPQ" -q sweep run "$d/kill.json" >/dev/null 2>&1 || fail "rerun for tmp cleanup"
 [ -e "$d/kill/small/trials/deadbeef.h5.tmp.99999" ] && fail "stale temporary file kept" || pass "stale temporary file removed"
-flock "$d/kill/small/.lock" sleep 30 &
-holder=$!
-sleep 0.5
-expect_error 2 "is in use by another .mpq sweep run." "-" -- "$MPQ" -q sweep run "$d/kill.json"
-kill $holder 2>/dev/null; wait $holder 2>/dev/null
+sweep_json small "$d/conc" >"$d/conc.json"
+"${MPIRUN[@]}" "$MPQ" -q sweep run "$d/conc.json" >"$d/conc0.log" 2>&1 &
+p0=$!
+"$MPQ" -q sweep work "$d/conc.json" >"$d/conc1.log" 2>&1 &
+p1=$!
+"$MPQ" -q sweep work "$d/conc.json" >"$d/conc2.log" 2>&1 &
+p2=$!
+wait $p0 $p1 $p2 || fail "concurrent runs: $(tail -2 "$d/conc0.log" "$d/conc1.log" "$d/conc2.log")"
+"$MPQ" status "$d/conc/small" | grep -q "12 trials: 12 done" && pass "concurrent MPI job + 2 workers: 12 done" || fail "concurrent: $("$MPQ" status "$d/conc/small" | head -3)"
+"$PYTHON" - "$d/conc/small/ledgers" <<'PY' && pass "concurrent runs: no trial done twice, work shared" || fail "concurrent runs duplicated work"
+import glob, json, sys, collections
+recs = [json.loads(l) for p in glob.glob(sys.argv[1] + "/*.jsonl") for l in open(p) if l.strip()]
+done = collections.Counter(r["trial"] for r in recs if r.get("event") == "done")
+assert len(done) == 12 and max(done.values()) == 1, done.most_common(3)
+PY
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/conc/small" >/dev/null && pass "concurrent == single process" || fail "concurrent results differ"
+[ -z "$(ls "$d/conc/small/claims")" ] && pass "every claim released" || fail "claims left: $(ls "$d/conc/small/claims")"
 
 # 4. A failing trial is recorded FAILED and the sweep goes on; retried up to the cap.
 echo "corrupt" >"$d/corrupt.pt"
@@ -98,7 +111,7 @@ grep -q "18 trials: 12 done, 6 failed" "$d/bad1.log" && pass "6 failing trials r
 "$MPQ" -q sweep run "$d/bad.json" >"$d/bad2.log" 2>&1
 grep -q "12 done, 0 failed, 6 gave up" "$d/bad2.log" && pass "gave up after max_attempts=2" || fail "attempt cap: $(cat "$d/bad2.log")"
 "$MPQ" -q sweep run "$d/bad.json" >"$d/bad3.log" 2>&1
-[ "$(grep -c '"started"' "$d/bad/withbad/ledger.jsonl")" -eq 24 ] && pass "not retried past the cap" || fail "retried past the cap"
+[ "$(cat "$d/bad/withbad/ledgers/"*.jsonl | grep -c '"started"')" -eq 24 ] && pass "not retried past the cap" || fail "retried past the cap"
 
 # 5. A different config under an existing name is refused; --force reuses the directory.
 sweep_json small "$d/force" >"$d/force.json"

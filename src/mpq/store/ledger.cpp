@@ -13,7 +13,7 @@
 namespace mpq::store {
 using nlohmann::json;
 
-Ledger::Ledger(const std::string& path) : path_(path) {
+Ledger::Ledger(const std::string& path, json common) : path_(path), common_(std::move(common)) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0)
     throw InputError(path + ": cannot open ledger for appending (" + std::strerror(errno) + ")");
@@ -24,6 +24,8 @@ Ledger::~Ledger() {
 }
 
 void Ledger::append(json record) {
+  for (const auto& [k, v] : common_.items())
+    if (!record.contains(k)) record[k] = v;
   record["time"] = utc_now_iso();
   std::string line = record.dump() + "\n";
   const char* p = line.data();

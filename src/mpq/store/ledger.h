@@ -3,7 +3,7 @@
 //    "attempt": 1, "seconds": 3.2, "message": "..."}      (+ "sweep" events at start/end)
 // Each record is written with one write(2) on an O_APPEND descriptor and fsynced before the call
 // returns, so a crash leaves at most one partial last line, which readers ignore. Only one
-// process (sweep rank 0) writes a given ledger.
+// process writes a given ledger: every worker has its own (sweep_dir.h merges them).
 #pragma once
 
 #include <map>
@@ -15,8 +15,9 @@ namespace mpq::store {
 
 class Ledger {
  public:
-  /// Opens (creating if needed) `path` for appending. Throws InputError if it cannot.
-  explicit Ledger(const std::string& path);
+  /// Opens (creating if needed) `path` for appending. `common` fields (e.g. the worker's
+  /// identity) are added to every record. Throws InputError if it cannot.
+  explicit Ledger(const std::string& path, nlohmann::json common = nlohmann::json::object());
   ~Ledger();
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
@@ -26,6 +27,7 @@ class Ledger {
 
  private:
   std::string path_;
+  nlohmann::json common_;
   int fd_ = -1;
 };
 

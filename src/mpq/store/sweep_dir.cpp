@@ -4,12 +4,14 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "mpq/store/trial_file.h"
 #include "mpq/util/error.h"
+#include "mpq/util/provenance.h"
 
 namespace mpq::store {
 namespace fs = std::filesystem;
@@ -25,6 +27,8 @@ const char* trial_state_name(TrialState s) {
       return "failed (gave up)";
     case TrialState::kPending:
       return "pending";
+    case TrialState::kRunning:
+      return "running";
   }
   return "?";
 }
@@ -50,6 +54,8 @@ void SweepDir::init(const json& doc, const std::string& fingerprint, bool force)
   fs::create_directories(trials_dir(), ec);
   if (ec) throw InputError(dir_ + ": cannot create sweep directory (" + ec.message() + ")");
   fs::create_directories(cache_dir(), ec);
+  fs::create_directories(ledgers_dir(), ec);
+  fs::create_directories(claims_dir(), ec);
   std::string meta = dir_ + "/sweep.json";
   if (fs::exists(meta) && !force) {
     json old;
@@ -69,26 +75,40 @@ void SweepDir::init(const json& doc, const std::string& fingerprint, bool force)
   write_file_atomic(meta, json{{"fingerprint", fingerprint}, {"sweep", doc}}.dump(2) + "\n");
 }
 
-SweepLock::~SweepLock() {
-  if (fd_ >= 0) {
-    ::flock(fd_, LOCK_UN);
-    ::close(fd_);
+int SweepDir::clean_stale_temps(const ClaimStore& claims) const {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(trials_dir(), ec)) {
+    const std::string name = e.path().filename().string();
+    const auto at = name.find(".h5.tmp.");
+    if (at == std::string::npos) continue;
+    // A writer holds a live claim on its trial until the file is renamed into place.
+    if (claims.current(name.substr(0, at)).live) continue;
+    if (fs::remove(e.path(), ec)) ++removed;
   }
+  return removed;
 }
 
-std::unique_ptr<SweepLock> SweepDir::lock() const {
-  std::string path = dir_ + "/.lock";
-  int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (fd < 0) throw InputError(path + ": cannot create lock file");
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    throw ConfigError(dir_ + " is in use by another `mpq sweep run`; wait for it to finish");
-  }
-  auto lock = std::make_unique<SweepLock>(fd);
+std::vector<json> SweepDir::read_ledgers(int* skipped) const {
+  int bad = 0, b = 0;
+  auto all = read_ledger(legacy_ledger_path(), &b);
+  bad += b;
+  std::vector<std::string> files;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(trials_dir(), ec))
-    if (e.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
-  return lock;
+  for (const auto& e : fs::directory_iterator(ledgers_dir(), ec))
+    if (e.path().extension() == ".jsonl") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    auto part = read_ledger(f, &b);
+    bad += b;
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  // Merge by time (ISO-8601 UTC strings sort chronologically), stable per file.
+  std::stable_sort(all.begin(), all.end(), [](const json& x, const json& y) {
+    return x.value("time", "") < y.value("time", "");
+  });
+  if (skipped) *skipped = bad;
+  return all;
 }
 
 void SweepDir::write_plan(const std::vector<PlannedTrial>& plan) const {
@@ -127,10 +147,46 @@ int SweepDir::max_attempts() const {
   }
 }
 
+double SweepDir::lease_seconds() const {
+  const std::string meta = dir_ + "/sweep.json";
+  std::ifstream in(meta);
+  if (!in) return kDefaultLeaseSeconds;
+  try {
+    json j = json::parse(in);
+    return j.at("sweep").value("run", json::object()).value("lease_seconds", kDefaultLeaseSeconds);
+  } catch (const std::exception& e) {
+    throw InputError(meta + ": unreadable sweep record (" + std::string(e.what()) + ")");
+  }
+}
+
+int SweepDir::set_aside_invalid_trials(const std::vector<PlannedTrial>& plan) const {
+  int moved = 0;
+  for (const auto& p : plan) {
+    const std::string path = trial_path(p.id);
+    if (!fs::exists(path) || validate_trial(path)) continue;
+    std::string aside = path + ".invalid";
+    for (int k = 1; fs::exists(aside); ++k) aside = path + ".invalid." + std::to_string(k);
+    std::error_code ec;
+    fs::rename(path, aside, ec);
+    if (ec)
+      throw InputError(path + ": invalid trial file, and it cannot be moved aside (" +
+                       ec.message() + ")");
+    ++moved;
+  }
+  return moved;
+}
+
 SweepStatus SweepDir::status(int max_attempts) const {
   SweepStatus st;
-  auto records = read_ledger(ledger_path(), &st.ledger_skipped);
-  st.history = fold_ledger(records);
+  st.history = fold_ledger(read_ledgers(&st.ledger_skipped));
+  WorkerIdentity reader;
+  reader.host = host_name();
+  ClaimStore claims(claims_dir(), reader, lease_seconds());
+  std::map<std::string, bool> live;
+  for (const auto& c : claims.list()) {
+    live[c.trial] = c.live;
+    st.claims.push_back(c);
+  }
   for (const auto& p : read_plan()) {
     TrialState s = TrialState::kPending;
     std::string path = trial_path(p.id);
@@ -143,7 +199,9 @@ SweepStatus SweepDir::status(int max_attempts) const {
     if (s != TrialState::kDone) {
       auto it = st.history.find(p.id);
       int failed = it == st.history.end() ? 0 : it->second.failed;
-      if (failed >= max_attempts)
+      if (live.count(p.id) && live[p.id])
+        s = TrialState::kRunning;
+      else if (failed >= max_attempts)
         s = TrialState::kGaveUp;
       else if (failed > 0)
         s = TrialState::kFailed;
@@ -160,6 +218,9 @@ SweepStatus SweepDir::status(int max_attempts) const {
         break;
       case TrialState::kPending:
         ++st.pending;
+        break;
+      case TrialState::kRunning:
+        ++st.running;
         break;
     }
     st.trials.emplace_back(p, s);

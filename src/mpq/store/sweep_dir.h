@@ -3,14 +3,19 @@
 //   <results_dir>/<name>/
 //     sweep.json        the sweep config as given, plus its fingerprint (refuses a different
 //                       config under the same name unless forced)
-//     plan.json         the expanded trials: id, settings, resolved config (written by rank 0)
-//     ledger.jsonl      append-only event log (ledger.h)
+//     plan.json         the expanded trials: id, settings, resolved config (prepare step)
+//     ledgers/<worker>.jsonl   append-only event log of each worker process (ledger.h); readers
+//                       merge them (and a pre-claims ledger.jsonl)
+//     claims/<id>.<g>   who is running which trial (claims.h)
 //     trials/<id>.h5    one HDF5 file per completed trial (trial_file.h)
 //     cache/            calibration statistics shared by all trials
+//     slurm/            batch scripts, job ids and logs of `mpq slurm submit`
 //     aggregate/        tables written by `mpq aggregate`
 //
-// A trial counts as done only if trials/<id>.h5 exists and validates; the ledger adds failure
-// counts and messages.
+// Any number of workers (MPI jobs, Slurm array tasks, plain processes) may work on one directory
+// at once: no directory-wide lock, each writes only its own ledger, trials are claimed one by one.
+// A trial counts as done only if trials/<id>.h5 exists and validates; the ledgers add failure
+// counts and messages, the claims who is running what.
 #pragma once
 
 #include <map>
@@ -19,11 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "mpq/store/claims.h"
 #include "mpq/store/ledger.h"
 
 namespace mpq::store {
 
-enum class TrialState { kDone, kFailed, kGaveUp, kPending };
+enum class TrialState { kDone, kFailed, kGaveUp, kPending, kRunning };
 const char* trial_state_name(TrialState s);
 
 struct PlannedTrial {
@@ -36,20 +42,10 @@ struct SweepStatus {
   std::vector<std::pair<PlannedTrial, TrialState>> trials;
   std::map<std::string, TrialHistory> history;
   int done = 0, failed = 0, gave_up = 0, pending = 0;
-  int invalid_files = 0;   ///< trial files present but not valid (truncated/corrupt)
-  int ledger_skipped = 0;  ///< unreadable ledger lines
-};
-
-/// Exclusive hold on a sweep directory for one run (flock on <dir>/.lock); released on destruction.
-class SweepLock {
- public:
-  explicit SweepLock(int fd) : fd_(fd) {}
-  ~SweepLock();
-  SweepLock(const SweepLock&) = delete;
-  SweepLock& operator=(const SweepLock&) = delete;
-
- private:
-  int fd_;
+  int running = 0;                ///< not done, claimed by a live worker
+  std::vector<ClaimInfo> claims;  ///< every current claim (live or stale)
+  int invalid_files = 0;          ///< trial files present but not valid (truncated/corrupt)
+  int ledger_skipped = 0;         ///< unreadable ledger lines
 };
 
 class SweepDir {
@@ -58,7 +54,14 @@ class SweepDir {
   const std::string& dir() const { return dir_; }
   std::string trials_dir() const { return dir_ + "/trials"; }
   std::string trial_path(const std::string& id) const { return trials_dir() + "/" + id + ".h5"; }
-  std::string ledger_path() const { return dir_ + "/ledger.jsonl"; }
+  /// The single ledger of runs before per-worker ledgers (read, never written).
+  std::string legacy_ledger_path() const { return dir_ + "/ledger.jsonl"; }
+  std::string ledgers_dir() const { return dir_ + "/ledgers"; }
+  std::string ledger_path(const std::string& worker) const {
+    return ledgers_dir() + "/" + worker + ".jsonl";
+  }
+  std::string claims_dir() const { return dir_ + "/claims"; }
+  std::string slurm_dir() const { return dir_ + "/slurm"; }
   std::string plan_path() const { return dir_ + "/plan.json"; }
   std::string cache_dir() const { return dir_ + "/cache"; }
   std::string aggregate_dir() const { return dir_ + "/aggregate"; }
@@ -67,9 +70,18 @@ class SweepDir {
   /// with a different fingerprint, throws ConfigError unless `force`.
   void init(const nlohmann::json& sweep_document, const std::string& fingerprint, bool force) const;
 
-  /// Takes the directory for this run: throws ConfigError if another run holds it. Then removes
-  /// temporary files left in trials/ by runs that were killed while writing.
-  std::unique_ptr<SweepLock> lock() const;
+  /// Removes temporary files left in trials/ by workers that were killed while writing: those
+  /// of trials without a live claim (a writer always holds one). Returns how many.
+  int clean_stale_temps(const ClaimStore& claims) const;
+
+  /// Validates every trial file of the plan and moves the invalid ones (truncated or corrupt by
+  /// disk trouble: files are renamed into place only when complete) aside to
+  /// "<id>.h5.invalid[.N]", so that the trial is redone. Workers then treat a file's existence
+  /// as "done" (a stat, not an HDF5 open per worker and trial). Returns how many were moved.
+  int set_aside_invalid_trials(const std::vector<PlannedTrial>& plan) const;
+
+  /// Every ledger record of every worker (partial or corrupt lines skipped, counted).
+  std::vector<nlohmann::json> read_ledgers(int* skipped = nullptr) const;
 
   void write_plan(const std::vector<PlannedTrial>& plan) const;
   /// Throws InputError if there is no readable plan (not a sweep directory).
@@ -78,9 +90,12 @@ class SweepDir {
   /// run.max_attempts of the recorded sweep config (2 when unset). Throws InputError if
   /// sweep.json exists but is unreadable.
   int max_attempts() const;
+  /// run.lease_seconds of the recorded sweep config (kDefaultLeaseSeconds when unset).
+  double lease_seconds() const;
+  static constexpr double kDefaultLeaseSeconds = 120.0;
 
   /// State of every planned trial; trials whose file is present but invalid are pending (and
-  /// counted in invalid_files).
+  /// counted in invalid_files); not-done trials with a live claim are running.
   SweepStatus status(int max_attempts) const;
 
  private:

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "mpq/eval/task.h"
+#include "mpq/store/claims.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/sweep/mpi_distribution.h"
 #include "mpq/sweep/mpi_session.h"
@@ -19,6 +20,7 @@
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
+#include "mpq/util/signals.h"
 #include "mpq/util/threads.h"
 
 namespace mpq::sweep {
@@ -55,18 +57,23 @@ Report from_json(const json& j) {
 }
 
 // Runs one work item on this rank (or on all ranks with `dist`); never throws.
-Report execute(const json& item, TrialContext& ctx, int threads,
-               TrialDistribution* dist = nullptr) {
+// `simulate_seconds` >= 0: SweepOptions::simulate_seconds (in layer mode only rank 0 writes).
+Report execute(const json& item, TrialContext& ctx, int threads, double simulate_seconds,
+               TrialDistribution* dist = nullptr, bool writes = true) {
   Report r;
   double t0 = now_seconds();
   ThreadQuiet quiet;  // the sweep bar on rank 0 reports progress; trials stay silent
   try {
     json cfg = item.at("config");
     cfg["threads"] = threads;
-    auto out = run_trial(cfg, ctx, dist);
-    if (out.record.trial_id != item.at("id").get<std::string>())
-      throw InputError(
-          "trial id changed between planning and running (model or data files modified?)");
+    if (simulate_seconds >= 0) {
+      if (writes) run_simulated_trial(item.at("id").get<std::string>(), cfg, simulate_seconds);
+    } else {
+      auto out = run_trial(cfg, ctx, dist);
+      if (out.record.trial_id != item.at("id").get<std::string>())
+        throw InputError(
+            "trial id changed between planning and running (model or data files modified?)");
+    }
     r.ok = true;
   } catch (const ConfigError& e) {
     r.message = e.what();
@@ -82,27 +89,31 @@ Report execute(const json& item, TrialContext& ctx, int threads,
   return r;
 }
 
-// Rank 0's bookkeeping, shared by the scheduler thread and rank 0's own worker loop.
+// Rank 0's bookkeeping, shared by the scheduler thread and rank 0's own worker loop: picks
+// trials through claims, records started/done/failed in this job's ledger, releases claims.
 class Scheduler {
  public:
-  Scheduler(const json& work, store::Ledger& ledger,
-            const std::map<std::string, store::TrialHistory>& history, int ranks)
+  Scheduler(const json& work, store::Ledger& ledger, TrialPicker& picker, store::ClaimStore& claims)
       : work_(work),
         ledger_(ledger),
-        history_(history),
-        bar_("sweep", static_cast<int64_t>(work.size())) {
-    (void)ranks;
-  }
+        picker_(picker),
+        claims_(claims),
+        bar_("sweep", static_cast<int64_t>(work.size())) {}
 
-  // Next work index for `rank`, or -1 when none is left; records "started".
+  // Next work index for `rank`, or -1 when none is left (or a stop was requested).
   int next(int rank) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (next_ >= static_cast<int>(work_.size())) return -1;
-    int w = next_++;
+    if (stop_requested()) {
+      stopped = true;
+      return -1;
+    }
+    const int w = picker_.next();
+    if (w < 0) return -1;
     const std::string id = work_[static_cast<size_t>(w)].at("id");
-    int attempt = history_[id].failed + 1;
-    history_[id].started++;
-    ledger_.append({{"event", "started"}, {"trial", id}, {"rank", rank}, {"attempt", attempt}});
+    ledger_.append({{"event", "started"},
+                    {"trial", id},
+                    {"rank", rank},
+                    {"attempt", picker_.attempts(id) + 1}});
     return w;
   }
 
@@ -114,19 +125,20 @@ class Scheduler {
                 {"rank", rank},
                 {"seconds", r.seconds},
                 {"wait", r.wait},
-                {"attempt", history_[id].failed + 1}};
+                {"attempt", picker_.attempts(id) + 1}};
     if (r.ok) {
       rec["event"] = "done";
       ++succeeded;
     } else {
       rec["event"] = "failed";
       rec["message"] = r.message;
-      history_[id].failed++;
+      picker_.count_failure(id);
       ++failed;
       info("trial " + id.substr(0, 12) + " " + item.at("settings").dump() +
            " FAILED: " + r.message);
     }
     ledger_.append(rec);
+    claims_.release(id);  // after the file was renamed into place (or the failure recorded)
     trial_seconds += r.seconds;
     busy_seconds += r.busy;
     bar_.advance(1, std::to_string(succeeded) + " done, " + std::to_string(failed) + " failed");
@@ -135,15 +147,16 @@ class Scheduler {
   void finish() { bar_.finish(); }
 
   int succeeded = 0, failed = 0;
+  bool stopped = false;
   double trial_seconds = 0, busy_seconds = 0;
 
  private:
   std::mutex mu_;
   const json& work_;
   store::Ledger& ledger_;
-  std::map<std::string, store::TrialHistory> history_;
+  TrialPicker& picker_;
+  store::ClaimStore& claims_;
   Progress bar_;
-  int next_ = 0;
 };
 
 // The scheduler thread on rank 0: serves the other ranks until each was told to stop.
@@ -167,21 +180,10 @@ void serve(Scheduler& sched, int size) {
   }
 }
 
-// Rank 0 preparation; returns the broadcast payload {"work": [...], ...} or throws.
+// Rank 0 preparation; returns the broadcast payload {"work": [...]} or throws.
 json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& dir,
-             std::vector<store::PlannedTrial>& plan, int& already_done,
-             std::unique_ptr<store::SweepLock>& lock, TrialContext& ctx) {
-  if (!fs::is_directory(spec.run.results_dir)) {
-    std::error_code ec;
-    fs::create_directories(spec.run.results_dir, ec);
-    if (ec)
-      throw ConfigError("/run/results_dir: cannot create " + spec.run.results_dir + " (" +
-                        ec.message() + ")");
-  }
-  dir.init(spec.document, sweep_fingerprint(spec.document), opt.force);
-  lock = dir.lock();
-  plan = plan_trials(spec, &ctx);
-  dir.write_plan(plan);
+             std::vector<store::PlannedTrial>& plan, int& already_done, TrialContext& ctx) {
+  plan = prepare_sweep(spec, opt, dir, ctx);
   auto status = dir.status(spec.run.max_attempts);
   json work = json::array();
   already_done = status.done;
@@ -199,10 +201,13 @@ json prepare(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& di
     cfg["output"] = dir.trial_path(p.id);
     work.push_back({{"id", p.id}, {"settings", p.settings}, {"config", cfg}});
   }
-  if (status.invalid_files > 0)
-    info(std::to_string(status.invalid_files) +
-         " trial file(s) present but invalid (truncated or corrupt): redoing them");
   return json{{"work", work}};
+}
+
+std::vector<store::PlannedTrial> as_plan(const json& work) {
+  std::vector<store::PlannedTrial> v;
+  for (const auto& w : work) v.push_back({w.at("id"), w.at("settings"), w.at("config")});
+  return v;
 }
 
 // FP references of every (model, evaluation set) the work needs, computed once across all
@@ -290,14 +295,14 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
   store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
   result.dir = dir.dir();
   std::vector<store::PlannedTrial> plan;
-  std::unique_ptr<store::SweepLock> lock;  // rank 0 holds the directory for the whole run
-  TrialContext ctx;                        // shared by planning (rank 0) and this rank's trials
+  TrialContext ctx;  // shared by planning (rank 0) and this rank's trials
+  if (rank == 0) install_stop_handlers();
 
   // Preparation on rank 0, broadcast to all.
   std::string payload;
   if (rank == 0) {
     try {
-      payload = prepare(spec, opt, dir, plan, result.already_done, lock, ctx).dump();
+      payload = prepare(spec, opt, dir, plan, result.already_done, ctx).dump();
     } catch (const ConfigError& e) {
       payload = json{{"error", e.what()}, {"code", kExitUsage}}.dump();
     } catch (const InputError& e) {
@@ -320,89 +325,66 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
   int threads = spec.run.threads_per_rank > 0 ? spec.run.threads_per_rank : default_threads();
   apply_threads(threads);
 
+  // Rank 0: claims, this job's ledger, lease renewal (and SIGTERM handling), the scheduler.
+  std::unique_ptr<store::ClaimStore> claims;
+  std::unique_ptr<store::Ledger> ledger;
+  std::unique_ptr<TrialPicker> picker;
+  std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<Heartbeat> heartbeat;
+  if (rank == 0) {
+    auto me = store::WorkerIdentity::current("mpi");
+    claims = std::make_unique<store::ClaimStore>(dir.claims_dir(), me, spec.run.lease_seconds);
+    const int cleaned = dir.clean_stale_temps(*claims);
+    if (cleaned > 0)
+      info("removed " + std::to_string(cleaned) + " temporary file(s) of killed runs");
+    ledger = std::make_unique<store::Ledger>(dir.ledger_path(me.id), me.to_json());
+    picker = std::make_unique<TrialPicker>(dir, *claims, as_plan(work), spec.run.max_attempts);
+    sched = std::make_unique<Scheduler>(work, *ledger, *picker, *claims);
+    heartbeat = std::make_unique<Heartbeat>(*claims, *ledger);
+    info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
+         std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
+         " to run" + (spec.run.mode == "layers" ? " layer-parallel" : "") + " on " +
+         std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
+    ledger->append({{"event", "sweep_start"},
+                    {"ranks", size},
+                    {"threads_per_rank", threads},
+                    {"work", static_cast<int>(work.size())},
+                    {"mode", spec.run.mode}});
+  }
+
+  const double sim = opt.simulate_seconds;
   if (spec.run.mode == "layers") {
-    // Layer-parallel: every rank takes part in every trial, in plan order.
+    // Layer-parallel: every rank takes part in every trial; rank 0 picks, all follow.
     MpiTrialDistribution dist(rank, size);
-    std::unique_ptr<Scheduler> sched;
-    std::unique_ptr<store::Ledger> ledger;
-    if (rank == 0) {
-      info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
-           std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
-           " to run layer-parallel on " + std::to_string(size) + " rank(s) x " +
-           std::to_string(threads) + " thread(s)");
-      auto history = store::fold_ledger(store::read_ledger(dir.ledger_path()));
-      ledger = std::make_unique<store::Ledger>(dir.ledger_path());
-      ledger->append({{"event", "sweep_start"},
-                      {"ranks", size},
-                      {"threads_per_rank", threads},
-                      {"work", static_cast<int>(work.size())},
-                      {"mode", spec.run.mode}});
-      sched = std::make_unique<Scheduler>(work, *ledger, history, size);
-    }
-    for (size_t w = 0; w < work.size(); ++w) {
-      if (rank == 0) sched->next(0);
+    for (;;) {
+      std::string pick = rank == 0 ? std::to_string(sched->next(0)) : "";
+      mpi_bcast_string(pick, 0);
+      const int w = std::stoi(pick);
+      if (w < 0) break;
       double a = now_seconds();
-      Report r = execute(work[w], ctx, threads, &dist);
-      r.work = static_cast<int>(w);
+      Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim, &dist, rank == 0);
+      r.work = w;
       r.busy = now_seconds() - a;
       if (rank == 0) sched->report(0, r);
     }
-    if (rank == 0) {
-      sched->finish();
-      result.ran = static_cast<int>(work.size());
-      result.succeeded = sched->succeeded;
-      result.failed = sched->failed;
-      result.trial_seconds = sched->trial_seconds;
-      result.busy_seconds = sched->busy_seconds;
-      ledger->append(
-          {{"event", "sweep_end"}, {"succeeded", sched->succeeded}, {"failed", sched->failed}});
-      result.final_status = dir.status(spec.run.max_attempts);
-    }
   } else if (rank == 0) {
-    if (size > 1) precompute_fp_references(work, ctx, rank, size);
-    if (plan.size() > 0)
-      info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
-           std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
-           " to run on " + std::to_string(size) + " rank(s) x " + std::to_string(threads) +
-           " thread(s)");
-    auto history = store::fold_ledger(store::read_ledger(dir.ledger_path()));
-    store::Ledger ledger(dir.ledger_path());
-    ledger.append({{"event", "sweep_start"},
-                   {"ranks", size},
-                   {"threads_per_rank", threads},
-                   {"work", static_cast<int>(work.size())},
-                   {"mode", spec.run.mode}});
-    Scheduler sched(work, ledger, history, size);
+    if (size > 1 && sim < 0) precompute_fp_references(work, ctx, rank, size);
     std::thread server;
-    if (size > 1) server = std::thread([&] { serve(sched, size); });
-    // Rank 0 works too.
-    double loop_start = now_seconds();
-    for (;;) {
+    if (size > 1) server = std::thread([&] { serve(*sched, size); });
+    for (;;) {  // rank 0 works too
       double asked = now_seconds();
-      int w = sched.next(0);
+      int w = sched->next(0);
       if (w < 0) break;
       double a = now_seconds();
-      Report r = execute(work[static_cast<size_t>(w)], ctx, threads);
+      Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
       r.work = w;
       r.busy = now_seconds() - a;
       r.wait = a - asked;
-      sched.report(0, r);
+      sched->report(0, r);
     }
     if (server.joinable()) server.join();
-    sched.finish();
-    result.ran = static_cast<int>(work.size());
-    result.succeeded = sched.succeeded;
-    result.failed = sched.failed;
-    result.trial_seconds = sched.trial_seconds;
-    result.busy_seconds = sched.busy_seconds;
-    ledger.append({{"event", "sweep_end"},
-                   {"succeeded", sched.succeeded},
-                   {"failed", sched.failed},
-                   {"loop_seconds", now_seconds() - loop_start},
-                   {"ranks", size}});
-    result.final_status = dir.status(spec.run.max_attempts);
   } else {
-    precompute_fp_references(work, ctx, rank, size);
+    if (sim < 0) precompute_fp_references(work, ctx, rank, size);
     json last = nullptr;
     for (;;) {
       double asked = now_seconds();
@@ -411,12 +393,29 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
       if (msg.contains("stop")) break;
       int w = msg["work"].get<int>();
       double a = now_seconds();
-      Report r = execute(work[static_cast<size_t>(w)], ctx, threads);
+      Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
       r.work = w;
       r.busy = now_seconds() - a;
       r.wait = a - asked;
       last = to_json(r);
     }
+  }
+  if (rank == 0) {
+    sched->finish();
+    heartbeat.reset();
+    result.ran = sched->succeeded + sched->failed;
+    result.succeeded = sched->succeeded;
+    result.failed = sched->failed;
+    result.trial_seconds = sched->trial_seconds;
+    result.busy_seconds = sched->busy_seconds;
+    result.stopped = sched->stopped;
+    result.left_to_others = picker->left_to_others();
+    ledger->append({{"event", "sweep_end"},
+                    {"succeeded", sched->succeeded},
+                    {"failed", sched->failed},
+                    {"stopped", sched->stopped},
+                    {"ranks", size}});
+    result.final_status = dir.status(spec.run.max_attempts);
   }
   mpi_barrier();
   result.seconds = now_seconds() - t0;

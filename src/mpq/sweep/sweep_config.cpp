@@ -184,9 +184,13 @@ bool parse_axis(const json& axis, const std::string& at, Dimension& dim,
 
 [[noreturn]] void throw_problems(const std::string& source,
                                  const std::vector<std::string>& problems) {
+  constexpr size_t kShown = 10;  // a sweep of thousands of trials can have thousands of problems
   std::string msg;
-  for (size_t i = 0; i < problems.size(); ++i)
+  for (size_t i = 0; i < problems.size() && i < kShown; ++i)
     msg += (i ? "\nmpq: " : "") + source + ": " + problems[i];
+  if (problems.size() > kShown)
+    msg += "\nmpq: " + source + ": ... and " + std::to_string(problems.size() - kShown) +
+           " more problems";
   throw ConfigError(msg);
 }
 
@@ -283,6 +287,12 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
                                describe_value(v));
           else
             spec.run.threads_per_rank = v.get<int>();
+        } else if (k == "lease_seconds") {
+          if (!v.is_number() || v.get<double>() < 2 || v.get<double>() > 86400)
+            problems.push_back("/run/lease_seconds: must be a number in [2, 86400], got " +
+                               describe_value(v));
+          else
+            spec.run.lease_seconds = v.get<double>();
         } else if (k == "results_dir") {
           if (!v.is_string() || v.get<std::string>().empty())
             problems.push_back("/run/results_dir: must be a non-empty string");
@@ -291,7 +301,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
         } else {
           problems.push_back(
               "/run/" + k +
-              ": unknown key (run has mode, max_attempts, threads_per_rank, results_dir)");
+              ": unknown key (run has mode, max_attempts, threads_per_rank, lease_seconds, "
+              "results_dir)");
         }
       }
     }
@@ -323,9 +334,11 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
           trial_identity(resolved).dump() + "|" + resolved["model"]["path"].get<std::string>();
       auto [it, inserted] = seen.emplace(key, static_cast<int>(t));
       if (!inserted)
-        problems.push_back(where + ": duplicates trial " + std::to_string(it->second) + " " +
-                           spec.trials[static_cast<size_t>(it->second)].settings.dump() +
-                           " (the axes set the same config twice)");
+        problems.push_back(
+            where + ": duplicates trial " + std::to_string(it->second) + " " +
+            spec.trials[static_cast<size_t>(it->second)].settings.dump() +
+            " (the axes set the same config twice, or vary a setting this trial's method "
+            "does not use)");
       ExpandedTrial e;
       e.index = static_cast<int>(t);
       e.config = resolved;

@@ -10,7 +10,8 @@
 //       {"variants": [{"label": "RTN"}, {"weights": {"method": "multipoint"}}]}   merged objects
 //     ],
 //     "seeds": [0, 1, 2],          each seed sets /seed and /calibration/seed (innermost axis)
-//     "run": {"mode": "trials", "max_attempts": 2, "threads_per_rank": 0, "results_dir": "results"}
+//     "run": {"mode": "trials", "max_attempts": 2, "threads_per_rank": 0, "lease_seconds": 120,
+//             "results_dir": "results"}
 //   }
 //
 // Expansion order is deterministic: axes in order (the first varies slowest), seeds innermost.
@@ -29,6 +30,8 @@ struct SweepRunOptions {
   std::string mode = "trials";  ///< "trials": trial-parallel; "layers": layer-parallel per trial
   int max_attempts = 2;         ///< a trial that failed this many times is not retried
   int threads_per_rank = 0;     ///< 0 = cores / ranks on the node
+  /// A claim not renewed for this long is stale and its trial may be taken over (claims.h).
+  double lease_seconds = 120;
   std::string results_dir = "results";
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <opencv2/core/version.hpp>
 
@@ -56,10 +57,22 @@ std::string utc_now_iso() {
 
 nlohmann::json provenance_json() {
   const auto& b = build_info();
-  return {{"git_commit", b.git_commit},       {"git_dirty", b.git_dirty},
-          {"torch_version", b.torch_version}, {"hdf5_version", b.hdf5_version},
-          {"mpi_version", b.mpi_version},     {"opencv_version", b.opencv_version},
-          {"compiler", b.compiler},           {"host", host_name()}};
+  nlohmann::json j = {{"git_commit", b.git_commit},       {"git_dirty", b.git_dirty},
+                      {"torch_version", b.torch_version}, {"hdf5_version", b.hdf5_version},
+                      {"mpi_version", b.mpi_version},     {"opencv_version", b.opencv_version},
+                      {"compiler", b.compiler},           {"host", host_name()}};
+  // Slurm: which job (and array task, and restart after a requeue) produced the result.
+  for (const auto& [env, key] :
+       {std::pair<const char*, const char*>{"SLURM_JOB_ID", "slurm_job_id"},
+        {"SLURM_ARRAY_JOB_ID", "slurm_array_job_id"},
+        {"SLURM_ARRAY_TASK_ID", "slurm_array_task_id"},
+        {"SLURM_RESTART_COUNT", "slurm_restart_count"}}) {
+    const char* v = std::getenv(env);
+    if (v && *v) j[key] = v;
+  }
+  if (j.contains("slurm_job_id") && !j.contains("slurm_restart_count"))
+    j["slurm_restart_count"] = "0";
+  return j;
 }
 
 }  // namespace mpq

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Sweeps on a real one-node Slurm cluster (tests/slurm/cluster.sh, started by the CTest fixture
+# slurm_cluster): array mode equals a local run; a requeued array task and a cancelled-then-
+# resubmitted job lose and duplicate nothing; a job whose time limit is shorter than the sweep
+# requeues itself through SIGUSR1 until done; MPI mode with 2 tasks; bad input submits nothing.
+source "$(dirname "$0")/lib.sh"
+: "${SLURM_CONF:?the CTest fixture sets SLURM_CONF}"
+[ -f "$SLURM_CONF" ] || { fail "no Slurm cluster ($SLURM_CONF missing: the fixture did not start)"; finish; }
+sinfo -h -o %T >/dev/null 2>&1 || { fail "the Slurm cluster does not answer (sinfo failed)"; finish; }
+d="$ART/slurm" && rm -rf "$d" && mkdir -p "$d"
+R20="$ART/models/tiny_resnet20.pt" MNV2="$ART/models/tiny_mobilenetv2.pt"
+
+sweep() {  # name results_dir trials(12|24) lease
+  local bits='[8, 6, 5, 4, 3, 2]'
+  [ "$3" = 24 ] && bits='[8, 7, 6, 5, 4, 3]'
+  local models="\"$R20\", \"$MNV2\""
+  [ "$3" = 24 ] && models="\"$R20\", \"$MNV2\", \"$R20x\", \"$MNV2x\""
+  cat <<JSON
+{"name": "$1",
+ "base": {"data": {"eval_limit": ${EVAL:-2000}}, "calibration": {"size": 64, "cache_dir": "$d/cache"},
+          "weights": {"granularity": "per_layer"}},
+ "axes": [{"key": "model.path", "values": [$models]},
+          {"key": "weights.bits", "values": $bits}],
+ "run": {"results_dir": "$2", "threads_per_rank": 1, "lease_seconds": ${4:-30}}}
+JSON
+}
+# Two more model files (copies) make a 24-trial sweep for the time-limit test.
+R20x="$d/r20_copy.pt" MNV2x="$d/mnv2_copy.pt"
+cp "$R20" "$R20x"; cp "$MNV2" "$MNV2x"; printf 'x' >>"$R20x"; printf 'x' >>"$MNV2x"  # distinct files
+
+jobs_of() {  # sweep_dir [kind]: the recorded job ids, comma-separated
+  "$PYTHON" - "$1/slurm/jobs.jsonl" "${2:-}" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(",".join(r["job"] for r in recs if not sys.argv[2] or r.get("kind") == sys.argv[2]))
+PY
+}
+wait_jobs() {  # sweep_dir timeout_s: until no recorded job is queued or running
+  local ids; ids=$(jobs_of "$1")
+  for _ in $(seq 1 "$2"); do
+    [ -z "$(squeue -h -j "${ids%,}" 2>/dev/null)" ] && return 0
+    sleep 1
+  done
+  echo "jobs still queued after $2 s: $(squeue -h -j "${ids%,}")" >&2
+  return 1
+}
+done_counts() {  # sweep_dir: "<trials done>/<max done records per trial>"
+  "$PYTHON" - "$1/ledgers" <<'PY'
+import glob, json, sys, collections
+recs = [json.loads(l) for p in glob.glob(sys.argv[1] + "/*.jsonl") for l in open(p) if l.strip()]
+done = collections.Counter(r["trial"] for r in recs if r.get("event") == "done")
+print(f"{len(done)}/{max(done.values()) if done else 0}")
+PY
+}
+submit() { "$MPQ" -q slurm submit "$@" >>"$d/submit.log" 2>&1; }
+
+# Reference: the same sweeps run locally in one process.
+sweep s12 "$d/local" 12 >"$d/local12.json"; sweep s24 "$d/local" 24 >"$d/local24.json"
+"$MPQ" -q sweep run "$d/local12.json" >/dev/null 2>&1 || fail "local reference (12)"
+"$MPQ" -q sweep run "$d/local24.json" >/dev/null 2>&1 || fail "local reference (24)"
+
+# 1. Array mode: 12 trials, 3 array tasks; the aggregate equals the local run's.
+sweep s12 "$d/array" 12 >"$d/array.json"
+submit "$d/array.json" --array-tasks 3 --time 00:10:00 || fail "submit: $(tail -2 "$d/submit.log")"
+wait_jobs "$d/array/s12" 240 || fail "array jobs did not finish"
+"$MPQ" status "$d/array/s12" | grep -q "12 trials: 12 done" && pass "array mode: 12 done" || fail "array: $("$MPQ" status "$d/array/s12" | head -2) $(tail -5 "$d"/array/s12/slurm/logs/*.out)"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local/s12" "$d/array/s12" >/dev/null && pass "array mode == local run (codes, metrics)" || fail "array mode differs"
+"$MPQ" -q aggregate "$d/local/s12" >/dev/null; "$MPQ" -q aggregate "$d/array/s12" >/dev/null
+cmp -s "$d/local/s12/aggregate/summary.csv" "$d/array/s12/aggregate/summary.csv" && pass "aggregate identical" || fail "aggregate differs"
+[ "$(done_counts "$d/array/s12")" = 12/1 ] && pass "each trial done once" || fail "done counts $(done_counts "$d/array/s12")"
+"$PYTHON" - "$d/array/s12" <<'PY' && pass "job id, array task and restart count in ledgers and manifests" || fail "Slurm ids not recorded"
+import glob, json, sys, h5py
+recs = [json.loads(l) for p in glob.glob(sys.argv[1] + "/ledgers/*.jsonl") for l in open(p) if l.strip()]
+tasks = {r.get("slurm_array_task_id") for r in recs if r.get("event") == "done"}
+assert tasks <= {"0", "1", "2"} and len(tasks) >= 2, tasks  # the work was shared
+m = h5py.File(glob.glob(sys.argv[1] + "/trials/*.h5")[0])["manifest"].attrs
+assert m["slurm_array_job_id"] and m["slurm_array_task_id"] in ("0", "1", "2") and "slurm_restart_count" in m
+PY
+"$MPQ" status "$d/array/s12" | grep -q "Slurm jobs" && pass "status lists the Slurm jobs" || fail "status without jobs"
+
+# 2. `scontrol requeue` of one running array task: nothing lost, nothing duplicated.
+EVAL=10000 sweep s12 "$d/requeue" 12 >"$d/requeue.json"
+submit "$d/requeue.json" --array-tasks 3 --time 00:10:00 || fail "submit (requeue)"
+arr=$(jobs_of "$d/requeue/s12" array)
+for _ in $(seq 1 120); do
+  n=$(cat "$d/requeue/s12/ledgers/"*.jsonl 2>/dev/null | grep -c '"started"' || true)
+  [ "${n:-0}" -ge 2 ] && break
+  sleep 1
+done
+scontrol requeue "${arr}_1" && pass "requeued array task ${arr}_1 while trials ran" || fail "scontrol requeue ${arr}_1"
+wait_jobs "$d/requeue/s12" 300 || fail "requeue jobs did not finish"
+"$MPQ" status "$d/requeue/s12" | grep -q "12 trials: 12 done" && pass "after a requeue: 12 done" || fail "requeue: $("$MPQ" status "$d/requeue/s12" | head -3)"
+[ "$(done_counts "$d/requeue/s12")" = 12/1 ] && pass "after a requeue: each trial done once" || fail "requeue done counts $(done_counts "$d/requeue/s12")"
+EVAL=10000 sweep s12 "$d/local10k" 12 >"$d/local10k.json"
+"$MPQ" -q sweep run "$d/local10k.json" >/dev/null 2>&1
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local10k/s12" "$d/requeue/s12" >/dev/null && pass "requeued run == local run" || fail "requeued run differs"
+
+# 3. scancel of the whole job while trials run, then submit again: completes, identical.
+EVAL=10000 sweep s12 "$d/cancel" 12 >"$d/cancel.json"
+submit "$d/cancel.json" --array-tasks 2 --time 00:10:00 || fail "submit (cancel)"
+for _ in $(seq 1 120); do
+  n=$(cat "$d/cancel/s12/ledgers/"*.jsonl 2>/dev/null | grep -c '"done"' || true)
+  [ "${n:-0}" -ge 2 ] && break
+  sleep 1
+done
+"$MPQ" slurm cancel "$d/cancel/s12" >/dev/null && pass "mpq slurm cancel" || fail "mpq slurm cancel"
+wait_jobs "$d/cancel/s12" 60 || fail "cancelled jobs still queued"
+st=$("$MPQ" status "$d/cancel/s12" | head -1)
+echo "$st" | grep -q " 12 done" && fail "cancel came too late to test anything: $st" || pass "interrupted: $st"
+cat "$d/cancel/s12/ledgers/"*.jsonl | grep -q '"terminated"' && pass "workers released their claims on SIGTERM" || fail "no terminated record"
+submit "$d/cancel.json" --array-tasks 2 --time 00:10:00 || fail "resubmit"
+wait_jobs "$d/cancel/s12" 300 || fail "resubmitted jobs did not finish"
+"$MPQ" status "$d/cancel/s12" | grep -q "12 trials: 12 done" && pass "resubmitted: 12 done" || fail "resubmit: $("$MPQ" status "$d/cancel/s12" | head -3)"
+[ "$(done_counts "$d/cancel/s12")" = 12/1 ] && pass "cancel + resubmit: each trial done once" || fail "cancel done counts $(done_counts "$d/cancel/s12")"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local10k/s12" "$d/cancel/s12" >/dev/null && pass "cancelled + resubmitted == local" || fail "cancel+resubmit differs"
+
+# 4. A time limit shorter than the sweep: USR1 -> hand back -> requeue, until done.
+EVAL=10000 sweep s24 "$d/limit" 24 5 >"$d/limit.json"
+submit "$d/limit.json" --array-tasks 1 --time 00:01:00 --signal-seconds 25 --max-requeues 6 || fail "submit (limit)"
+wait_jobs "$d/limit/s24" 480 || fail "time-limited job did not finish"
+"$MPQ" status "$d/limit/s24" | grep -q "24 trials: 24 done" && pass "time-limited sweep completed" || fail "limit: $("$MPQ" status "$d/limit/s24" | head -3) $(tail -3 "$d"/limit/s24/slurm/logs/*.out)"
+grep -q "time limit near: requeueing" "$d"/limit/s24/slurm/logs/*.out && pass "requeued itself on SIGUSR1" || fail "no requeue on USR1: $(tail -5 "$d"/limit/s24/slurm/logs/*.out)"
+"$PYTHON" - "$d/limit/s24" <<'PY' && pass "later runs recorded SLURM_RESTART_COUNT > 0" || fail "no restart count recorded"
+import glob, json, sys
+recs = [json.loads(l) for p in glob.glob(sys.argv[1] + "/ledgers/*.jsonl") for l in open(p) if l.strip()]
+assert max(int(r.get("slurm_restart_count", 0)) for r in recs) >= 1
+PY
+[ "$(done_counts "$d/limit/s24")" = 24/1 ] && pass "time limits: each trial done once" || fail "limit done counts $(done_counts "$d/limit/s24")"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local/s24" "$d/limit/s24" >/dev/null 2>&1 || true  # different eval_limit: ids differ
+EVAL=10000 sweep s24 "$d/local24k" 24 >"$d/local24k.json"
+"$MPQ" -q sweep run "$d/local24k.json" >/dev/null 2>&1
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local24k/s24" "$d/limit/s24" >/dev/null && pass "time-limited == local" || fail "time-limited differs"
+
+# 5. MPI mode: one allocation, 2 ranks.
+sweep s12 "$d/mpi" 12 >"$d/mpi.json"
+submit "$d/mpi.json" --mode mpi --ntasks-per-node 2 --cpus-per-task 1 --time 00:10:00 || fail "submit (mpi)"
+wait_jobs "$d/mpi/s12" 240 || fail "mpi job did not finish"
+"$MPQ" status "$d/mpi/s12" | grep -q "12 trials: 12 done" && pass "mpi mode: 12 done" || fail "mpi: $("$MPQ" status "$d/mpi/s12" | head -2) $(tail -5 "$d"/mpi/s12/slurm/logs/*.out)"
+grep -q "on 2 rank(s)" "$d"/mpi/s12/slurm/logs/*.out && pass "mpi mode ran 2 ranks" || fail "mpi ranks: $(cat "$d"/mpi/s12/slurm/logs/*.out | head -5)"
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local/s12" "$d/mpi/s12" >/dev/null && pass "mpi mode == local run" || fail "mpi mode differs"
+
+# 6. Bad input: clear errors, nothing written or submitted.
+before=$(squeue -h | wc -l)
+sweep s12 "$d/bad" 12 >"$d/bad.json"
+expect_error 1 "sbatch not found in PATH" "$d/bad/s12/slurm" -- env PATH=/nonexistent "$MPQ" slurm submit "$d/bad.json"
+expect_error 2 "--time 1:2:3:4: expected a Slurm time limit" "$d/bad/s12/slurm" -- "$MPQ" slurm submit "$d/bad.json" --time 1:2:3:4
+expect_error 2 "--time 10m: expected a Slurm time limit" "$d/bad/s12/slurm" -- "$MPQ" slurm submit "$d/bad.json" --time 10m
+echo '{"name": "x", "axes": [{"key": "weights.bitz", "values": [4]}], "run": {"results_dir": "'$d'/bad"}}' >"$d/invalid.json"
+expect_error 2 "/axes/0/key: 'weights.bitz' is not a trial config key" "$d/bad/x" -- "$MPQ" slurm submit "$d/invalid.json"
+expect_error 2 "--mode batch: must be" "$d/bad/s12/slurm" -- "$MPQ" slurm submit "$d/bad.json" --mode batch
+[ "$(squeue -h | wc -l)" -eq "$before" ] && pass "nothing submitted for bad input" || fail "bad input submitted a job"
+finish

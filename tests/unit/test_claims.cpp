@@ -1,0 +1,170 @@
+// Trial claims with leases (store/claims.h): exclusive claims, take-over of stale and dead
+// holders, abandoning without a gap, many workers racing for the same trials; and Slurm time
+// limits (launch/slurm.h).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "mpq/launch/slurm.h"
+#include "mpq/store/claims.h"
+#include "mpq/util/error.h"
+#include "torch_catch.h"
+
+namespace fs = std::filesystem;
+using mpq::store::ClaimStore;
+using mpq::store::WorkerIdentity;
+
+namespace {
+
+WorkerIdentity worker(const std::string& id, int pid = static_cast<int>(::getpid()),
+                      const std::string& host = "testhost") {
+  WorkerIdentity w;
+  w.id = id;
+  w.host = host;
+  w.pid = pid;
+  return w;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string d =
+      (fs::temp_directory_path() / ("mpq_claims_" + name + "_" + std::to_string(::getpid())))
+          .string();
+  fs::remove_all(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("a claim is exclusive until released", "[claims]") {
+  const auto dir = fresh_dir("exclusive");
+  ClaimStore a(dir, worker("a"), 60), b(dir, worker("b"), 60);
+  REQUIRE(a.try_claim("t1"));
+  CHECK_FALSE(b.try_claim("t1"));
+  CHECK_FALSE(a.try_claim("t1"));  // held by a live claim, even our own
+  CHECK(b.try_claim("t2"));
+  auto c = b.current("t1");
+  CHECK(c.generation == 1);
+  CHECK(c.live);
+  CHECK(c.holder.value("worker", "") == "a");
+  CHECK(b.list().size() == 2);
+  a.release("t1");
+  CHECK(b.current("t1").generation == 0);
+  CHECK(b.try_claim("t1"));
+  CHECK(b.held() == std::vector<std::string>{"t1", "t2"});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a stale claim is taken over and its old holder learns it lost it", "[claims]") {
+  const auto dir = fresh_dir("stale");
+  ClaimStore a(dir, worker("a"), 0.3), b(dir, worker("b"), 0.3);
+  REQUIRE(a.try_claim("t"));
+  CHECK(a.heartbeat().empty());
+  CHECK_FALSE(b.try_claim("t"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  CHECK_FALSE(b.current("t").live);
+  REQUIRE(b.try_claim("t"));
+  auto c = a.current("t");
+  CHECK(c.generation == 2);
+  CHECK(c.holder.value("worker", "") == "b");
+  CHECK(c.holder["took_over"].value("worker", "") == "a");
+  CHECK(a.heartbeat() == std::vector<std::string>{"t"});
+  CHECK(a.held().empty());
+  a.release("t");  // no longer ours: must not remove b's claim
+  CHECK(b.current("t").generation == 2);
+  b.release("t");
+  CHECK(a.current("t").generation == 0);
+  CHECK(fs::is_empty(dir));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a heartbeat keeps a claim live past its lease", "[claims]") {
+  const auto dir = fresh_dir("heartbeat");
+  ClaimStore a(dir, worker("a"), 0.4), b(dir, worker("b"), 0.4);
+  REQUIRE(a.try_claim("t"));
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(a.heartbeat().empty());
+  }
+  CHECK(b.current("t").live);  // 600 ms after the claim, 100 ms after the last heartbeat
+  CHECK_FALSE(b.try_claim("t"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("an abandoned claim is taken over at once, keeping its generation", "[claims]") {
+  const auto dir = fresh_dir("abandon");
+  ClaimStore a(dir, worker("a"), 3600), b(dir, worker("b"), 3600);
+  REQUIRE(a.try_claim("t"));
+  a.abandon("t");
+  CHECK(a.held().empty());
+  auto c = b.current("t");
+  CHECK(c.generation == 1);  // the file stays: no gap for a racing prober
+  CHECK_FALSE(c.live);
+  REQUIRE(b.try_claim("t"));
+  CHECK(b.current("t").generation == 2);
+  b.release("t");
+  CHECK(fs::is_empty(dir));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a claim of a dead process on this host is stale whatever its lease", "[claims]") {
+  const auto dir = fresh_dir("dead");
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);  // reaped: its pid no longer exists
+  const std::string host = WorkerIdentity::current("test").host;
+  ClaimStore dead(dir, worker("dead", child, host), 3600);
+  ClaimStore other_host(dir, worker("far", child, "elsewhere"), 3600);
+  ClaimStore b(dir, worker("b", static_cast<int>(::getpid()), host), 3600);
+  REQUIRE(dead.try_claim("t"));
+  REQUIRE(other_host.try_claim("u"));
+  CHECK_FALSE(b.current("t").live);
+  CHECK(b.try_claim("t"));
+  // A pid on another host says nothing about this host's processes: only the lease counts.
+  CHECK(b.current("u").live);
+  CHECK_FALSE(b.try_claim("u"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("workers racing for the same trials each get a trial at most once", "[claims]") {
+  const auto dir = fresh_dir("race");
+  constexpr int kWorkers = 8, kTrials = 200;
+  std::vector<std::unique_ptr<ClaimStore>> stores;
+  for (int w = 0; w < kWorkers; ++w)
+    stores.push_back(std::make_unique<ClaimStore>(dir, worker("w" + std::to_string(w)), 60));
+  std::vector<std::vector<int>> won(kWorkers);
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWorkers; ++w)
+    threads.emplace_back([&, w] {
+      while (!go) std::this_thread::yield();
+      for (int t = 0; t < kTrials; ++t)
+        if (stores[w]->try_claim("t" + std::to_string(t))) won[w].push_back(t);
+    });
+  go = true;
+  for (auto& t : threads) t.join();
+  std::map<int, int> owners;
+  for (int w = 0; w < kWorkers; ++w)
+    for (int t : won[w]) ++owners[t];
+  CHECK(owners.size() == kTrials);                  // every trial claimed...
+  for (const auto& [t, n] : owners) CHECK(n == 1);  // ...by exactly one worker
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Slurm time limits parse in every sbatch form", "[slurm]") {
+  using mpq::launch::parse_slurm_time;
+  CHECK(parse_slurm_time("30") == 30 * 60);
+  CHECK(parse_slurm_time("30:15") == 30 * 60 + 15);
+  CHECK(parse_slurm_time("2:00:00") == 7200);
+  CHECK(parse_slurm_time("1-0") == 86400);
+  CHECK(parse_slurm_time("1-2:30") == 86400 + 2 * 3600 + 30 * 60);
+  CHECK(parse_slurm_time("2-01:02:03") == 2 * 86400 + 3600 + 120 + 3);
+  for (const char* bad : {"", "10m", "1:2:3:4", "-5", "1-", "a:b", "1-2-3", "1:-2"})
+    CHECK_THROWS_AS(parse_slurm_time(bad), mpq::ConfigError);
+}
