@@ -19,7 +19,7 @@ pkgs=(
   libssl-dev zlib1g-dev
   libpugixml-dev
   dataset-fashion-mnist
-  gnuplot-nox
+  gnuplot-nox fonts-dejavu-core
 )
 for arg in "$@"; do
   case "$arg" in

@@ -15,6 +15,7 @@
 #include "mpq/model/network.h"
 #include "mpq/report/aggregate.h"
 #include "mpq/report/inspect.h"
+#include "mpq/report/report.h"
 #include "mpq/report/table.h"
 #include "mpq/store/data_export.h"
 #include "mpq/store/sweep_dir.h"
@@ -140,7 +141,8 @@ int main(int argc, char** argv) {
       "  mpq train --arch mobilenetv2 --epochs 5 --seed 1\n"
       "  mpq train --config configs/train_tiny.json --set train_limit=2000\n"
       "Without --output the model goes to the cache (results/models/<arch>-<key>.pt), which\n"
-      "`default:<arch>` model references use.");
+      "`default:<arch>` model references use (`default:<arch>@seed=N`: the default config with\n"
+      "--seed N, e.g. for error bars over independently trained models).");
   ConfigArgs train_cfg;
   add_config_args(train, train_cfg);
   std::string t_arch, t_output, t_root;
@@ -422,10 +424,12 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  mpq aggregate results/default\n"
       "  mpq aggregate results/default --pivot model.path,label:weights.bits:top1\n"
+      "  mpq aggregate results/models --pool-model-seeds --format latex --bold-best\n"
       "Files go to <dir>/aggregate/: summary.md/.csv, trials.csv/.h5, failed.csv, "
-      "pivot<i>.md/.csv.");
-  std::string a_dir;
+      "pivot<i>.md/.csv (and summary.tex, pivot<i>.tex with --format latex).");
+  std::string a_dir, a_format = "markdown";
   std::vector<std::string> a_pivots, a_metrics;
+  bool a_pool = false, a_bold = false;
   aggregate->add_option("dir", a_dir, "sweep results directory")->required();
   aggregate->add_option(
       "--pivot", a_pivots,
@@ -435,6 +439,44 @@ int main(int argc, char** argv) {
       "--metrics", a_metrics,
       "metrics of the summary table (default: classification top1 agreement kl "
       "extra_channels_pct; detection map_voc07 map_voc12 fidelity_map extra_channels_pct)");
+  aggregate
+      ->add_option("--format", a_format,
+                   "what to print: markdown, or latex (booktabs tables, also written as .tex)")
+      ->check(CLI::IsMember({"markdown", "latex"}));
+  aggregate->add_flag("--bold-best", a_bold,
+                      "LaTeX: the best value of every metric column in bold");
+  aggregate->add_flag("--pool-model-seeds", a_pool,
+                      "treat default:<arch>@seed=N models as replicates of default:<arch> (error "
+                      "bars over training and calibration seeds)");
+
+  // --- report --------------------------------------------------------------------------------
+  auto* report = app.add_subcommand(
+      "report", "figures (PNG, SVG, CSV), tables and conventions of a sweep: report.md and .html");
+  report->footer(
+      "Examples:\n"
+      "  mpq report results/default\n"
+      "  mpq report results/baselines --overhead channels\n"
+      "  mpq report results/models --pool-model-seeds\n"
+      "Writes <dir>/report/: report.md, report.html, and per figure NAME.png, NAME.svg, the data\n"
+      "NAME.csv and the gnuplot script NAME.gp (re-plot with: cd <dir>/report && gnuplot "
+      "NAME.gp).\n"
+      "See docs/report.md.");
+  std::string rp_dir, rp_overhead = "macs", rp_metric;
+  bool rp_pool = false;
+  int rp_bits = 0;
+  report->add_option("dir", rp_dir, "sweep results directory")->required();
+  report->add_option("--overhead", rp_overhead, "x axis of the trade-off figures")
+      ->check(CLI::IsMember({"macs", "channels", "weight_bits"}))
+      ->capture_default_str();
+  report->add_option("--metric", rp_metric, "y axis (default: top1, or map_voc07 for detection)");
+  report->add_flag(
+      "--pool-model-seeds", rp_pool,
+      "error bars over independently trained default models too (default:<arch>@seed=N)");
+  report
+      ->add_option("--detail-bits", rp_bits,
+                   "weight bits of the per-layer multipoint figures (default: 4 if present, "
+                   "else the lowest)")
+      ->check(CLI::Range(0, 8));
 
   // --- score-detections ------------------------------------------------------------------------
   auto* scored = app.add_subcommand(
@@ -753,8 +795,20 @@ int main(int argc, char** argv) {
       mpq::report::AggregateOptions ao;
       if (!a_metrics.empty()) ao.metrics = a_metrics;
       for (const auto& p : a_pivots) ao.pivots.push_back(mpq::report::parse_pivot(p));
+      ao.pool_model_seeds = a_pool;
+      ao.latex = a_format == "latex";
+      ao.bold_best = a_bold;
       auto r = mpq::report::aggregate_sweep(a_dir, ao);
-      std::fputs(r.markdown.c_str(), stdout);
+      std::fputs((ao.latex ? r.latex : r.markdown).c_str(), stdout);
+    } else if (*report) {
+      mpq::report::ReportOptions ro;
+      ro.overhead = rp_overhead;
+      ro.metric = rp_metric;
+      ro.pool_model_seeds = rp_pool;
+      ro.detail_bits = rp_bits;
+      auto r = mpq::report::write_report(rp_dir, ro);
+      std::printf("report: %s (%zu figures; %s)\n", r.markdown.c_str(), r.figures.size(),
+                  r.html.c_str());
     }
   } catch (...) {
     return report_error(std::current_exception());

@@ -29,6 +29,29 @@ std::string display_value(const std::string& key, const json& v) {
   return v.dump();
 }
 
+bool is_percent_metric(const std::string& metric) {
+  for (const char* m : {"top1", "top5", "agreement", "fp_top1", "fp_top5", "map_voc07", "map_voc12",
+                        "fp_map_voc07", "fp_map_voc12", "fidelity_map"})
+    if (metric == m) return true;
+  return false;
+}
+
+int metric_direction(const std::string& m) {
+  if (is_percent_metric(m)) return m.rfind("fp_", 0) == 0 ? 0 : +1;
+  if (m == "kl" || m.find("error") != std::string::npos) return -1;
+  return 0;
+}
+
+std::pair<std::string, int64_t> split_model_seed(const std::string& path) {
+  if (path.rfind("default:", 0) != 0) return {path, -1};
+  auto at = path.find("@seed=");
+  if (at == std::string::npos) return {path, 0};
+  char* end = nullptr;
+  long long n = std::strtoll(path.c_str() + at + 6, &end, 10);
+  if (end == nullptr || *end != '\0' || n < 0) return {path, -1};
+  return {path.substr(0, at), n};
+}
+
 namespace {
 
 struct Stats {
@@ -51,10 +74,7 @@ Stats stats(const std::vector<double>& xs) {
 }
 
 bool is_percent(const std::string& metric) {
-  for (const char* m : {"top1", "top5", "agreement", "fp_top1", "fp_top5", "map_voc07", "map_voc12",
-                        "fp_map_voc07", "fp_map_voc12", "fidelity_map"})
-    if (metric == m) return true;
-  return false;
+  return is_percent_metric(metric);
 }
 
 std::string cell(const std::string& metric, const Stats& s) {
@@ -72,9 +92,10 @@ std::string metric_header(const std::string& m) {
 }
 
 struct Group {
-  json settings;  // without seed
-  std::vector<int64_t> planned_seeds, done_seeds;
+  json settings;  // without seed (and, pooling model seeds, model.path without its seed)
+  std::vector<std::string> planned, done;  // replicates: "<seed>", or "m<model seed>s<seed>"
   std::map<std::string, std::vector<double>> values;
+  std::map<int64_t, std::vector<double>> headline_by_model;  // pooling: per model seed
 };
 
 }  // namespace
@@ -85,7 +106,8 @@ std::vector<std::string> split_commas(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     auto comma = text.find(',', start);
-    std::string k = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string k =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!k.empty()) out.push_back(k);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -132,25 +154,45 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   std::vector<json> trial_metrics;
   Table failed({"trial_id", "settings", "state", "attempts", "last message"});
 
+  std::vector<std::pair<int64_t, json>> headline_values;  // per done trial: (model seed, metrics)
   for (const auto& [p, st] : status.trials) {
     json key = json::object();
-    for (const auto& [k, v] : p.settings.items())
-      if (k != "seed") key[k] = v;
+    int64_t model_seed = -1;
+    for (const auto& [k, v] : p.settings.items()) {
+      if (k == "seed") continue;
+      if (options.pool_model_seeds && k == "model.path" && v.is_string()) {
+        auto [base, ms] = split_model_seed(v.get<std::string>());
+        key[k] = base;
+        model_seed = ms;
+      } else {
+        key[k] = v;
+      }
+    }
     std::string ks = key.dump();
     auto it = group_index.find(ks);
     if (it == group_index.end()) {
       it = group_index.emplace(ks, groups.size()).first;
-      groups.push_back(Group{key, {}, {}, {}});
+      groups.push_back(Group{key, {}, {}, {}, {}});
     }
     Group& g = groups[it->second];
     int64_t seed = p.config.value("seed", int64_t{0});
-    g.planned_seeds.push_back(seed);
+    const std::string replicate =
+        model_seed >= 0 && options.pool_model_seeds
+            ? "m" + std::to_string(model_seed) + "s" + std::to_string(seed)
+            : std::to_string(seed);
+    g.planned.push_back(replicate);
     if (st == store::TrialState::kDone) {
       ++out.done;
       auto rec = store::read_trial(dir.trial_path(p.id), false);
-      g.done_seeds.push_back(seed);
+      g.done.push_back(replicate);
       for (const auto& [m, v] : rec.metrics.items())
         if (v.is_number()) g.values[m].push_back(v.get<double>());
+      headline_values.push_back({model_seed, rec.metrics});
+      g.headline_by_model[model_seed];  // filled once the headline is known
+      {
+        auto& hv = headline_values.back();
+        hv.second["__group"] = it->second;
+      }
       std::vector<std::string> row = {p.id};
       for (const auto& k : keys)
         row.push_back(p.settings.contains(k) ? display_value(k, p.settings[k]) : "");
@@ -173,14 +215,18 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
 
   // Per-trial table (every metric as a column, sorted names for a stable layout).
   std::sort(trial_metric_names.begin(), trial_metric_names.end());
-  const bool detection =
-      std::find(trial_metric_names.begin(), trial_metric_names.end(), "map_voc07") !=
-      trial_metric_names.end();
+  const bool detection = std::find(trial_metric_names.begin(), trial_metric_names.end(),
+                                   "map_voc07") != trial_metric_names.end();
   const std::string headline = detection ? "map_voc07" : "top1";
+  for (const auto& [ms, m] : headline_values)
+    if (m.contains(headline) && m[headline].is_number())
+      groups[m["__group"].get<size_t>()].headline_by_model[ms].push_back(m[headline].get<double>());
+  out.headline = headline;
+  out.setting_keys = keys;
   std::vector<std::string> metrics = options.metrics;
   if (metrics.empty())
     metrics = detection ? std::vector<std::string>{"map_voc07", "map_voc12", "fidelity_map",
-                                                    "extra_channels_pct"}
+                                                   "extra_channels_pct"}
                         : std::vector<std::string>{"top1", "agreement", "kl", "extra_channels_pct"};
   std::vector<PivotSpec> pivots = options.pivots;
   for (auto& pv : pivots)
@@ -199,8 +245,8 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     };
     for (const auto& m : metrics)
       if (!known(m))
-        throw ConfigError("--metrics: '" + m + "' is not a metric of this sweep (metrics: " +
-                          list() + ")");
+        throw ConfigError("--metrics: '" + m +
+                          "' is not a metric of this sweep (metrics: " + list() + ")");
     for (const auto& pv : pivots)
       if (!known(pv.value))
         throw ConfigError("--pivot: metric '" + pv.value + "' is not a metric of this sweep (" +
@@ -226,22 +272,52 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   // Summary.
   std::vector<std::string> header = keys;
   header.push_back("n");
-  for (const auto& m : metrics) header.push_back(metric_header(m));
-  header.push_back("missing seeds");
+  std::vector<int> best(header.size(), 0);
+  for (const auto& m : metrics) {
+    header.push_back(metric_header(m));
+    best.push_back(metric_direction(m));
+  }
+  if (options.pool_model_seeds) {
+    header.push_back(metric_header(headline) + " sd models");
+    header.push_back(metric_header(headline) + " sd calib");
+    best.push_back(0);
+    best.push_back(0);
+  }
+  header.push_back(options.pool_model_seeds ? "missing (model seed, seed)" : "missing seeds");
+  best.push_back(0);
   Table summary(header);
   for (const auto& g : groups) {
     std::vector<std::string> row;
     for (const auto& k : keys)
       row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
-    row.push_back(std::to_string(g.done_seeds.size()));
+    row.push_back(std::to_string(g.done.size()));
     for (const auto& m : metrics) {
       auto it = g.values.find(m);
       row.push_back(cell(m, stats(it == g.values.end() ? std::vector<double>{} : it->second)));
     }
+    if (options.pool_model_seeds) {
+      // Between models: sd of the per-model means; within: root of the mean within-model variance.
+      std::vector<double> means;
+      double within = 0;
+      int within_n = 0;
+      for (const auto& [ms, xs] : g.headline_by_model) {
+        Stats st = stats(xs);
+        if (st.n == 0) continue;
+        means.push_back(st.mean);
+        if (st.n > 1) {
+          within += st.std * st.std;
+          ++within_n;
+        }
+      }
+      const double k = is_percent(headline) ? 100.0 : 1.0;
+      Stats between = stats(means);
+      row.push_back(between.n > 1 ? format("%.2f", k * between.std) : "-");
+      row.push_back(within_n > 0 ? format("%.2f", k * std::sqrt(within / within_n)) : "-");
+    }
     std::string missing;
-    for (auto s : g.planned_seeds)
-      if (std::find(g.done_seeds.begin(), g.done_seeds.end(), s) == g.done_seeds.end())
-        missing += (missing.empty() ? "" : " ") + std::to_string(s);
+    for (const auto& s : g.planned)
+      if (std::find(g.done.begin(), g.done.end(), s) == g.done.end())
+        missing += (missing.empty() ? "" : " ") + s;
     row.push_back(missing.empty() ? "-" : missing);
     summary.add_row(row);
   }
@@ -311,6 +387,28 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   }
   if (out.failed.rows()) md += "\n### failed trials\n\n" + out.failed.markdown();
   out.markdown = md;
+  out.pivot_specs = pivots;
+
+  std::vector<std::string> tex;  // summary, pivots
+  if (options.latex) {
+    const std::string spread = options.pool_model_seeds
+                                   ? "mean ± sample std over training and calibration seeds"
+                                   : "mean ± sample std over seeds";
+    std::string name = sweep_dir;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    name = fs::path(name).filename().string();
+    tex.push_back(
+        out.summary.latex(name + ": " + spread, options.bold_best ? best : std::vector<int>{}));
+    for (size_t i = 0; i < out.pivots.size(); ++i) {
+      const auto& pv = pivots[i];
+      std::vector<int> pb(out.pivots[i].header().size(), 0);
+      for (size_t c = pv.rows.size(); c < pb.size(); ++c) pb[c] = metric_direction(pv.value);
+      tex.push_back(
+          out.pivots[i].latex(metric_header(pv.value) + " by " + pv.column + " (" + spread + ")",
+                              options.bold_best ? pb : std::vector<int>{}));
+    }
+    for (const auto& t : tex) out.latex += t + "\n";
+  }
 
   if (options.write_files) {
     std::string ad = dir.aggregate_dir();
@@ -322,6 +420,11 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     for (size_t i = 0; i < out.pivots.size(); ++i) {
       store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".csv", out.pivots[i].csv());
       store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".md", out.pivots[i].markdown());
+    }
+    if (options.latex) {
+      store::write_file_atomic(ad + "/summary.tex", tex[0]);
+      for (size_t i = 0; i < out.pivots.size(); ++i)
+        store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".tex", tex[i + 1]);
     }
     // trials.h5: one dataset per column of trials.csv, numeric columns as float64.
     std::string tmp = ad + "/trials.h5.tmp";

@@ -27,6 +27,16 @@ struct AggregateOptions {
   /// extra_channels_pct; detection map_voc07, map_voc12, fidelity_map, extra_channels_pct).
   std::vector<std::string> metrics;
   std::vector<PivotSpec> pivots;
+  /// Treat independently trained default models (model.path "default:<arch>@seed=<n>") as
+  /// replicates of "default:<arch>", like calibration seeds: rows pool model seeds x seeds, and
+  /// the summary splits the headline metric's spread into "sd models" (of the per-model means)
+  /// and "sd calib" (within a model, over calibration seeds).
+  bool pool_model_seeds = false;
+  /// Also write <sweep>/aggregate/{summary,pivot*}.tex (booktabs) and fill AggregateResult::latex.
+  bool latex = false;
+  /// LaTeX: the best value of every metric column in bold (higher is better for accuracies,
+  /// lower for errors; overhead columns are not marked).
+  bool bold_best = false;
   bool write_files =
       true;  ///< write <sweep>/aggregate/{summary,trials,failed,pivot*}.{md,csv}, trials.h5
 };
@@ -38,7 +48,22 @@ struct AggregateResult {
   Table trials{{}};  ///< one row per done trial (settings, seed, id, every metric)
   int done = 0, failed_count = 0, pending = 0;
   std::string markdown;  ///< everything above, ready to print
+  std::string latex;     ///< summary and pivots as LaTeX tables (with AggregateOptions::latex)
+  std::string headline;  ///< top1 (classification) or map_voc07 (detection)
+  std::vector<PivotSpec> pivot_specs;     ///< the pivots, metric resolved
+  std::vector<std::string> setting_keys;  ///< setting keys in first-seen order (no seed)
 };
+
+/// +1 if higher values of `metric` are better (accuracies, mAP, agreement), -1 if lower are
+/// (kl, errors), 0 if neither (overheads, counts, times).
+int metric_direction(const std::string& metric);
+
+/// True for metrics stored as fractions and shown in percent (top1, map_voc07, ...).
+bool is_percent_metric(const std::string& metric);
+
+/// "default:<arch>@seed=<n>" -> ("default:<arch>", n); "default:<arch>" -> (itself, 0); any other
+/// path -> (itself, -1).
+std::pair<std::string, int64_t> split_model_seed(const std::string& model_path);
 
 /// Parses "ROWS:COLUMN[:METRIC]" (ROWS comma-separated setting keys), e.g.
 /// "model.path,label:weights.bits:top1". ConfigError if malformed.

@@ -17,6 +17,10 @@ class Table {
   /// Columns whose every cell parses as a number are right-aligned.
   std::string markdown() const;
   std::string csv() const;
+  /// A booktabs table (\begin{table}..\end{table}) for LaTeX: text escaped, "m ± s" cells as
+  /// $m \pm s$, numeric columns right-aligned. `best[c]` = +1 / -1 sets the highest / lowest
+  /// value (the mean) of column c in bold; 0 or absent: no bold.
+  std::string latex(const std::string& caption, const std::vector<int>& best = {}) const;
 
  private:
   std::vector<std::string> header_;
@@ -25,6 +29,9 @@ class Table {
 
 /// printf-style formatting into a std::string.
 std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/// LaTeX-escapes text (\ & % $ # _ { } ~ ^, and ± as $\pm$).
+std::string latex_escape(const std::string& s);
 
 /// Percent with `digits` decimals ("91.25").
 std::string pct(double fraction, int digits = 2);

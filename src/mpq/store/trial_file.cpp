@@ -118,7 +118,8 @@ void write_trial(const std::string& path, const TrialRecord& r) {
   }
 }
 
-TrialRecord read_trial(const std::string& path, bool arrays) {
+TrialRecord read_trial(const std::string& path, TrialParts parts) {
+  const bool arrays = parts != TrialParts::kSummary, codes = parts == TrialParts::kAll;
   if (!fs::exists(path)) throw InputError(path + ": no such trial file");
   h5::File f = h5::File::open_read(path);
   hid_t root = f.id();
@@ -166,10 +167,12 @@ TrialRecord read_trial(const std::string& path, bool arrays) {
     L.max_points = L.attrs.value("max_points", 1);
     L.d = L.attrs.value("d", int64_t{0});
     L.points_per_channel = h5::read_dataset<int32_t>(f, g.id(), "points_per_channel");
-    if (arrays) {
+    if (codes) {
       L.codes = h5::read_dataset<int8_t>(f, g.id(), "codes");
       L.scales = h5::read_dataset<float>(f, g.id(), "scales");
       L.point_channel = h5::read_dataset<int32_t>(f, g.id(), "point_channel");
+    }
+    if (arrays) {
       if (h5::exists(g.id(), "weight_error"))
         L.weight_error = h5::read_dataset<float>(f, g.id(), "weight_error");
       if (h5::exists(g.id(), "output_error"))

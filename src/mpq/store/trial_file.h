@@ -67,10 +67,20 @@ struct TrialRecord {
 /// does not exist, InputError on any write failure (no file is left at `path` then).
 void write_trial(const std::string& path, const TrialRecord& record);
 
-/// Reads a trial file. With `arrays` false only attributes, config and manifest are read
-/// (layers keep attrs and points_per_channel). Throws InputError if the file is missing,
-/// truncated, not an mpq trial file, or incomplete.
-TrialRecord read_trial(const std::string& path, bool arrays = true);
+/// What read_trial reads besides attributes, config, manifest and points_per_channel.
+enum class TrialParts {
+  kSummary,      ///< nothing else
+  kErrorTables,  ///< + result tables and the per-layer error / grant / bit tables (not codes)
+  kAll,          ///< everything
+};
+
+/// Reads a trial file. Throws InputError if the file is missing, truncated, not an mpq trial
+/// file, or incomplete.
+TrialRecord read_trial(const std::string& path, TrialParts parts);
+/// read_trial(path, arrays ? kAll : kSummary).
+inline TrialRecord read_trial(const std::string& path, bool arrays = true) {
+  return read_trial(path, arrays ? TrialParts::kAll : TrialParts::kSummary);
+}
 
 /// True if `path` is a complete, readable trial file; otherwise false with the reason.
 bool validate_trial(const std::string& path, std::string* why = nullptr);

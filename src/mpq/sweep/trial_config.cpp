@@ -10,7 +10,8 @@ const Schema& trial_schema() {
   static const Schema s = [] {
     Schema k;
     k.string("/model/path", "default:resnet20",
-             "TorchScript archive, or default:resnet20 / default:mobilenetv2 (trained and cached)")
+             "TorchScript archive, or default:resnet20 / default:mobilenetv2 / default:ssdlite, "
+             "optionally @seed=N for an independently trained copy (trained once, cached)")
         .boolean("/model/fold_bn", true, "fold BatchNorm into the preceding conv before quantizing")
         .int_list("/model/input_shape", {}, 1, 1 << 16,
                   "C,H,W for the shape probe (empty: from the archive, else the dataset)")
@@ -25,7 +26,8 @@ const Schema& trial_schema() {
                 "/usr/share/datasets/fashion-mnist)")
         .choice("/data/layout", "auto", {"auto", "folder", "flat", "kaggle"},
                 "imagenet: directory layout (auto = detected)")
-        .choice("/data/year", "2007", {"2007", "2012"}, "voc: VOC2007 or VOC2012 (VOCdevkit/VOC<year>)")
+        .choice("/data/year", "2007", {"2007", "2012"},
+                "voc: VOC2007 or VOC2012 (VOCdevkit/VOC<year>)")
         .string("/data/imagenet/ground_truth", "",
                 "imagenet flat layout: ILSVRC2012_validation_ground_truth.txt (\"\" = search the "
                 "devkit)")
@@ -145,8 +147,9 @@ const Schema& trial_schema() {
         .choice("/eval/voc_metric", "voc07", {"voc07", "voc12"},
                 "detection: the headline mAP, VOC2007 11-point or VOC2010+ area (both recorded)")
         .number("/eval/iou_threshold", 0.5, 0.0, 1.0, "detection: IoU for a true positive")
-        .boolean("/eval/strict_iou", false,
-                 "detection: IoU > threshold (py-faster-rcnn, Detectron) instead of >= (the devkit)")
+        .boolean(
+            "/eval/strict_iou", false,
+            "detection: IoU > threshold (py-faster-rcnn, Detectron) instead of >= (the devkit)")
         .integer("/eval/label_offset", 1, -1000, 1000,
                  "detection: model label of the first class (torchvision: 1, 0 = background)")
         .number("/eval/fidelity_score", 0.5, 0.0, 1.0,
@@ -170,8 +173,8 @@ json trial_identity(const json& resolved) {
   json id = resolved;
   id["model"].erase("path");
   id["model"].erase("cache_dir");
-  for (const char* k : {"root", "batch_size", "workers", "prefetch", "cache", "cache_dir", "layout",
-                        "imagenet"})
+  for (const char* k :
+       {"root", "batch_size", "workers", "prefetch", "cache", "cache_dir", "layout", "imagenet"})
     id["data"].erase(k);
   if (id["data"]["name"] != "voc") {  // detection-only settings
     id.erase("eval");

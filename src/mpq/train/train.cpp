@@ -5,9 +5,11 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -252,7 +254,8 @@ TrainConfig train_config_from_json(const json& j, std::string* output) {
   c.augment = j["augment"].get<bool>();
   c.data_root = j["data_root"].get<std::string>();
   if (c.data_root.empty())
-    c.data_root = det ? data::default_synthetic_voc(data::kFashionMnistDefaultRoot) : data::kFashionMnistDefaultRoot;
+    c.data_root = det ? data::default_synthetic_voc(data::kFashionMnistDefaultRoot)
+                      : data::kFashionMnistDefaultRoot;
   if (det)
     c.voc_identity = j["data_root"].get<std::string>().empty() ? data::synthetic_voc_identity()
                                                                : json(c.data_root);
@@ -323,14 +326,30 @@ std::string resolve_model_ref(const std::string& ref, const std::string& cache_d
                               const std::string& data_root) {
   const std::string prefix = "default:";
   if (ref.rfind(prefix, 0) != 0) return ref;
+  // default:<arch>[@seed=<n>]: an independently trained copy per training seed (seed 0 is the
+  // plain default:<arch>, so both names give the same cached model).
   std::string arch = ref.substr(prefix.size());
+  int64_t seed = -1;
+  if (auto at = arch.find('@'); at != std::string::npos) {
+    const std::string opt = arch.substr(at + 1);
+    arch = arch.substr(0, at);
+    char* end = nullptr;
+    const char* digits = opt.c_str() + 5;
+    if (opt.rfind("seed=", 0) == 0 && opt.size() > 5 &&
+        std::isdigit(static_cast<unsigned char>(*digits)))
+      seed = std::strtoll(digits, &end, 10);
+    if (seed < 0 || end == nullptr || *end != '\0')
+      throw ConfigError("model '" + ref + "': expected default:<arch> or default:<arch>@seed=<n>");
+  }
   bool known = false;
   for (const auto& a : model::known_archs()) known = known || a == arch;
   if (!known)
     throw ConfigError("model '" + ref +
                       "': unknown default model (known: default:resnet20, default:mobilenetv2, "
-                    "default:ssdlite)");
-  return ensure_cached(default_train_config(arch, data_root), cache_dir).path;
+                      "default:ssdlite; optionally @seed=<n>)");
+  TrainConfig cfg = default_train_config(arch, data_root);
+  if (seed >= 0) cfg.seed = static_cast<uint64_t>(seed);
+  return ensure_cached(cfg, cache_dir).path;
 }
 
 }  // namespace mpq::train
