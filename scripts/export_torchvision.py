@@ -2,7 +2,7 @@
 """Export a torchvision model to TorchScript for mpq (runs on your Python with torch/torchvision).
 
 usage: export_torchvision.py ARCH [--weights NAME|none] [--weights-file FILE.pth] [--script]
-                             [--num-classes N] [-o OUT.pt]
+                             [--num-classes N] [--published DATASET:METRIC=VALUE]... [-o OUT.pt]
 
   ARCH            a torchvision.models builder name: resnet18, resnet50, resnet101, mobilenet_v2,
                   vgg16, inception_v3, ssdlite320_mobilenet_v3_large, ...
@@ -10,6 +10,9 @@ usage: export_torchvision.py ARCH [--weights NAME|none] [--weights-file FILE.pth
                   "none" for random initialization. Loaded from torch's hub cache, or from
                   --weights-file (a state dict you downloaded, e.g. on a machine with internet).
   --script        torch.jit.script instead of torch.jit.trace (detectors are always scripted)
+  --published     a reference accuracy of your weights for mpq's FP sanity check, e.g.
+                  VOC2007-test:map_voc07=68.1 for a VOC detector you trained (percent; repeatable;
+                  overrides the model card's)
   -o              output archive (default ARCH-WEIGHTS.pt)
 
 The archive carries a JSON file mpq_meta.json (TorchScript extra file) recording the source,
@@ -22,6 +25,8 @@ Examples:
   python3 scripts/export_torchvision.py resnet18 -o models/resnet18.pt
   python3 scripts/export_torchvision.py resnet50 --weights IMAGENET1K_V2 -o models/resnet50_v2.pt
   python3 scripts/export_torchvision.py mobilenet_v2 --weights none --script -o /tmp/mbv2.pt
+  python3 scripts/export_torchvision.py ssd300_vgg16 --weights none --num-classes 21 \
+      --weights-file my_voc_ssd.pth --published VOC2007-test:map_voc07=68.1 -o models/ssd_voc.pt
 """
 import argparse
 import json
@@ -41,8 +46,18 @@ def main():
     ap.add_argument("--weights-file", default=None)
     ap.add_argument("--script", action="store_true")
     ap.add_argument("--num-classes", type=int, default=None)
+    ap.add_argument("--published", action="append", default=[])
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args()
+    published = {}
+    for p in a.published:
+        try:
+            where, value = p.split("=", 1)
+            dataset, metric = where.split(":", 1)
+            published.setdefault(dataset, {})[metric] = float(value)
+        except ValueError:
+            sys.exit(f"export_torchvision.py: --published {p}: expected DATASET:METRIC=VALUE, "
+                     "e.g. VOC2007-test:map_voc07=68.1")
 
     try:
         builder = torchvision.models.get_model_builder(a.arch)
@@ -61,6 +76,8 @@ def main():
     kwargs = {}
     if a.num_classes is not None:
         kwargs["num_classes"] = a.num_classes
+    if detector and weights is None:
+        kwargs["weights_backbone"] = None  # no download of ImageNet backbone weights
     if weights is not None and a.weights_file is None:
         model = builder(weights=weights, **kwargs)  # torch hub cache, or a download
     else:
@@ -88,6 +105,8 @@ def main():
         meta["input_shape"] = [3, crop, crop]
     else:
         meta["input_shape"] = [3, 224, 224]
+    for dataset, metrics in published.items():
+        meta.setdefault("published", {}).setdefault(dataset, {}).update(metrics)
 
     if detector or a.script:
         sm = torch.jit.script(model)
@@ -96,7 +115,7 @@ def main():
         sm = torch.jit.trace(model, torch.zeros(1, c, h, w))
     out = a.output or f"{a.arch}-{name}.pt"
     torch.jit.save(sm, out, _extra_files={"mpq_meta.json": json.dumps(meta)})
-    print(f"wrote {out} ({meta['exported_with']}d {a.arch}, weights {name})")
+    print(f"wrote {out} ({'scripted' if meta['exported_with'] == 'script' else 'traced'} {a.arch}, weights {name})")
     if weights is not None:
         if preset:
             print(f"preprocessing: --set data.preprocess.preset={preset}")

@@ -47,6 +47,17 @@ void add_config_args(CLI::App* app, ConfigArgs& a) {
                   "override any config key, e.g. --set weights.bits=3 (repeatable)");
 }
 
+// --var NAME=VALUE and --set key=value of the sweep verbs (sweep_config.h, SweepOverrides).
+void add_sweep_overrides(CLI::App* app, mpq::sweep::SweepOverrides& o) {
+  app->add_option("--var", o.vars,
+                  "value of a sweep variable, e.g. --var imagenet=/data/imagenet (repeatable)");
+  app->add_option("--set", o.sets,
+                  "override a key of every trial's config, e.g. --set data.root=/data/imagenet "
+                  "(repeatable)");
+  app->add_flag("--ignore-fp-check", o.ignore_fp_check,
+                "proceed even if the FP model misses its published accuracy (run.fp_check=warn)");
+}
+
 // Loads --config, then applies --set overrides, then the verb's explicit flags (`flags`).
 json user_config(const ConfigArgs& a, const json& flags) {
   json doc = a.config_path.empty() ? json::object() : mpq::read_json_file(a.config_path);
@@ -306,6 +317,8 @@ int main(int argc, char** argv) {
       "Trial ids need the model files: default models are trained (and cached) first if missing.");
   std::string p_file;
   plan->add_option("sweep", p_file, "sweep JSON file")->required();
+  mpq::sweep::SweepOverrides p_over, r_over, pp_over, w_over;
+  add_sweep_overrides(plan, p_over);
   auto* run =
       sweep->add_subcommand("run", "run (or resume) a sweep; trial-parallel over MPI ranks");
   run->footer(
@@ -317,6 +330,7 @@ int main(int argc, char** argv) {
   std::string r_file;
   bool r_force = false, r_aggregate = false;
   run->add_option("sweep", r_file, "sweep JSON file")->required();
+  add_sweep_overrides(run, r_over);
   run->add_flag("--force", r_force,
                 "reuse a results directory that holds a different sweep config");
   run->add_flag("--aggregate", r_aggregate, "print the aggregate table when done (rank 0)");
@@ -335,6 +349,7 @@ int main(int argc, char** argv) {
   std::string pp_file;
   bool pp_force = false;
   prepare->add_option("sweep", pp_file, "sweep JSON file")->required();
+  add_sweep_overrides(prepare, pp_over);
   prepare->add_flag("--force", pp_force, "reuse a results directory that holds a different sweep");
 
   auto* work = sweep->add_subcommand(
@@ -353,6 +368,7 @@ int main(int argc, char** argv) {
   int w_max = 0;
   bool w_force = false;
   work->add_option("sweep", w_file, "sweep JSON file")->required();
+  add_sweep_overrides(work, w_over);
   work->add_option("--stop-grace", w_grace,
                    "seconds between SIGUSR1 and the time limit (0 = always finish the trial)")
       ->check(CLI::NonNegativeNumber);
@@ -380,6 +396,7 @@ int main(int argc, char** argv) {
   mpq::launch::SubmitOptions so_slurm;
   std::string sl_file;
   submit->add_option("sweep", sl_file, "sweep JSON file")->required();
+  add_sweep_overrides(submit, so_slurm.overrides);
   submit->add_option("--mode", so_slurm.mode, "array (independent workers) | mpi (one allocation)")
       ->capture_default_str();
   submit->add_option("--nodes", so_slurm.nodes, "mpi mode: nodes")->capture_default_str();
@@ -665,7 +682,7 @@ int main(int argc, char** argv) {
                  stdout);
     } else if (*plan) {
       mpq::apply_threads(0);
-      auto spec = mpq::sweep::load_sweep(p_file);
+      auto spec = mpq::sweep::load_sweep(p_file, p_over);
       auto trials = mpq::sweep::plan_trials(spec);
       mpq::report::Table t({"#", "trial id", "settings"});
       for (size_t i = 0; i < trials.size(); ++i)
@@ -679,7 +696,7 @@ int main(int argc, char** argv) {
       std::string load_error;
       int load_code = 0;
       try {
-        spec = mpq::sweep::load_sweep(r_file);
+        spec = mpq::sweep::load_sweep(r_file, r_over);
       } catch (const mpq::ConfigError& e) {
         load_error = e.what(), load_code = mpq::kExitUsage;
       } catch (const mpq::InputError& e) {
@@ -720,7 +737,7 @@ int main(int argc, char** argv) {
       }
     } else if (*prepare) {
       mpq::apply_threads(0);
-      auto spec = mpq::sweep::load_sweep(pp_file);
+      auto spec = mpq::sweep::load_sweep(pp_file, pp_over);
       mpq::store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
       mpq::sweep::TrialContext ctx;
       mpq::sweep::SweepOptions o;
@@ -728,7 +745,7 @@ int main(int argc, char** argv) {
       auto plan = mpq::sweep::prepare_sweep(spec, o, dir, ctx);
       std::printf("prepared %s: %zu trials\n", dir.dir().c_str(), plan.size());
     } else if (*work) {
-      auto spec = mpq::sweep::load_sweep(w_file);
+      auto spec = mpq::sweep::load_sweep(w_file, w_over);
       mpq::sweep::WorkerOptions o;
       o.sweep.force = w_force;
       o.stop_grace = w_grace;

@@ -110,7 +110,7 @@ for r in mrefs: check(os.path.isfile(f"{R}/{r}"), f"report.md references missing
 for name in expected:
     check(f"{name}.png" in refs and f"{name}.png" in mrefs, f"{name} not in the report")
 check(html.count("<table>") == html.count("</table>") and html.rstrip().endswith("</html>"), "html structure")
-for section in ("## Results", "## Conventions", "## Provenance", "against overhead", "Where the points went"):
+for section in ("## FP reference check", "Not checked: no model", "## Results", "## Conventions", "## Provenance", "against overhead", "Where the points went"):
     check(section in md, f"report.md has no '{section}'")
 check(re.search(r"\| evaluation images +\| 500 +\|", md) is not None, "conventions: evaluation images not shared")
 check(re.search(r"\| calibration images +\| 0; 64 +\|", md) is not None, "conventions: calibration images (0 for RTN) do not vary")

@@ -170,6 +170,13 @@ TEST_CASE("calibration statistics equal a direct im2col reference, grouped and l
   mpq::ptq::CalibrationOptions o;
   o.batch_size = 4;  // several batches
   auto stats = mpq::ptq::collect_statistics(net, data, {0, 2, 3, 5, 7, 9}, layers, o);
+  // Unfolding one image at a time (as 224x224 inputs are) gives the same statistics.
+  o.max_patch_bytes = 1;
+  auto chunked = mpq::ptq::collect_statistics(net, data, {0, 2, 3, 5, 7, 9}, layers, o);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    CHECK(chunked[i].rows_seen == stats[i].rows_seen);
+    CHECK(torch::allclose(chunked[i].data, stats[i].data, 1e-5, 1e-6));
+  }
   // Reference: record the layer inputs, unfold with torch's unfold, average x x^T per group.
   struct Rec : mpq::model::LayerInputHook {
     std::map<int, std::vector<torch::Tensor>> in;

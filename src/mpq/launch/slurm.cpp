@@ -146,7 +146,7 @@ void record_job(const std::string& slurm_dir, const json& j) {
 
 SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
   // Everything that can be wrong is checked before anything is written or submitted.
-  const sweep::SweepSpec spec = sweep::load_sweep(sweep_file);
+  const sweep::SweepSpec spec = sweep::load_sweep(sweep_file, o.overrides);
   if (o.mode != "array" && o.mode != "mpi")
     throw ConfigError("--mode " + o.mode + ": must be \"mpi\" or \"array\"");
   const long long limit = parse_slurm_time(o.time);

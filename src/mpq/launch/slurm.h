@@ -20,10 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "mpq/sweep/sweep_config.h"
+
 namespace mpq::launch {
 
 struct SubmitOptions {
-  std::string mode = "array";  ///< "array" or "mpi"
+  sweep::SweepOverrides overrides;  ///< --var / --set (the scripts get the resolved sweep)
+  std::string mode = "array";       ///< "array" or "mpi"
   int nodes = 1, ntasks_per_node = 2, cpus_per_task = 1;
   std::string time = "01:00:00";  ///< Slurm time limit (any sbatch --time format)
   std::string partition, account;

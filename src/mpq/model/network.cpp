@@ -1,5 +1,6 @@
 #include "mpq/model/network.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <sys/stat.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
@@ -13,8 +14,8 @@
 #include <set>
 
 #include "mpq/model/nms.h"
-#include "mpq/util/progress.h"
 #include "mpq/util/error.h"
+#include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
 
 namespace mpq::model {
@@ -204,6 +205,17 @@ std::vector<Node*> find_layer_nodes(const std::shared_ptr<Graph>& g) {
   return out;
 }
 
+std::string archive_extra_meta(const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord("extra/mpq_meta.json")) return "";
+    auto [data, size] = reader.getRecord("extra/mpq_meta.json");
+    return std::string(static_cast<const char*>(data.get()), size);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 Module load_archive(const std::string& path, std::string* meta_json,
                     const std::string& detection_ops) {
   struct stat st {};
@@ -286,15 +298,15 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   auto graph = net.module_.get_method("forward").graph();
   {
     const auto& args = net.module_.get_method("forward").function().getSchema().arguments();
-    if (args.size() < 2)
-      throw InputError(path + ": forward takes no input (expected images)");
+    if (args.size() < 2) throw InputError(path + ": forward takes no input (expected images)");
     auto t = args[1].type();
     if (t->kind() == c10::TypeKind::ListType &&
         t->expectRef<c10::ListType>().getElementType()->kind() == c10::TypeKind::TensorType)
       net.input_kind_ = InputKind::kTensorList;
     else if (t->kind() != c10::TypeKind::TensorType)
-      throw InputError(path + ": forward takes " + t->str() +
-                       "; mpq runs models that take a Tensor [N, C, H, W] or a List[Tensor] of images");
+      throw InputError(
+          path + ": forward takes " + t->str() +
+          "; mpq runs models that take a Tensor [N, C, H, W] or a List[Tensor] of images");
   }
   net.bn_after_ = count_kind(graph, kBatchNorm);
 
@@ -373,8 +385,8 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     HookScope scope(&probe);
     torch::NoGradGuard no_grad;
     if (net.input_kind_ == InputKind::kTensorList)
-      net.module_.forward({c10::IValue(std::vector<torch::Tensor>{
-          torch::zeros(c10::IntArrayRef(net.input_shape_))})});
+      net.module_.forward({c10::IValue(
+          std::vector<torch::Tensor>{torch::zeros(c10::IntArrayRef(net.input_shape_))})});
     else
       net.module_.forward({torch::zeros(shape)});
   } catch (const c10::Error& e) {

@@ -162,6 +162,10 @@ void install_warning_handler();
 /// file) but without preparing it. Used by export and inspection. `meta_json` (optional)
 /// receives the archive's mpq_meta.json extra file ("" if absent). An archive that needs
 /// torchvision's operators gets them from `detection_ops` (model/nms.h).
+/// The archive's mpq_meta.json extra file (written by scripts/export_torchvision.py), read from
+/// the zip without loading the model; "" if there is none or the file is not an archive.
+std::string archive_extra_meta(const std::string& path);
+
 torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr,
                                 const std::string& detection_ops = "mpq");
 

@@ -17,7 +17,7 @@ class StatsHook : public model::LayerInputHook {
  public:
   StatsHook(const std::vector<LayerInfo>& infos, const std::vector<int>& layers,
             const CalibrationOptions& o)
-      : infos_(infos) {
+      : infos_(infos), patch_bytes_(o.max_patch_bytes) {
     for (size_t i = 0; i < layers.size(); ++i) {
       const LayerInfo& L = infos[static_cast<size_t>(layers[i])];
       Acc a;
@@ -40,21 +40,45 @@ class StatsHook : public model::LayerInputHook {
     }
   }
 
+  struct Acc {
+    size_t slot = 0;
+    int64_t groups = 1, d = 0, rows = 0, capacity = 0;
+    bool sampled = false;
+    torch::Tensor sigma, reservoir;
+    std::mt19937_64 rng;
+  };
+
   torch::Tensor on_input(int layer, const torch::Tensor& x) override {
     auto it = acc_.find(layer);
     if (it == acc_.end()) return x;
     Acc& a = it->second;
     const LayerInfo& L = infos_[static_cast<size_t>(layer)];
-    torch::Tensor rows;  // [G, R, d]
-    if (L.kind == model::LayerKind::kConv2d) {
-      auto cols = at::im2col(x.to(torch::kFloat32), {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
-                             {L.padding[0], L.padding[1]},
-                             {L.stride[0], L.stride[1]});  // [N, Cin*kh*kw, P]
-      int64_t n = cols.size(0), p = cols.size(2);
-      rows = cols.view({n, a.groups, a.d, p}).permute({1, 0, 3, 2}).reshape({a.groups, n * p, a.d});
-    } else {
-      rows = x.to(torch::kFloat32).reshape({1, -1, a.d});
+    if (L.kind != model::LayerKind::kConv2d) {
+      accumulate(a, x.to(torch::kFloat32).reshape({1, -1, a.d}));
+      return x;
     }
+    // im2col of a whole batch at 224x224 is large (VGG-16's conv1_2: 64 images x 576 x 50176
+    // floats = 7.4 GB, and the regrouping copies it): take a few images at a time, so the
+    // patches of one step stay under max_patch_bytes (at least one image). Rows keep their order.
+    const int64_t n = x.size(0);
+    const int64_t per_image = 4 * a.groups * a.d * (x.size(2) * x.size(3)) /
+                              std::max<int64_t>(1, L.stride[0] * L.stride[1]);
+    const int64_t step = std::max<int64_t>(1, patch_bytes_ / std::max<int64_t>(1, per_image));
+    for (int64_t i0 = 0; i0 < n; i0 += step) {
+      auto xi = x.narrow(0, i0, std::min(step, n - i0)).to(torch::kFloat32);
+      auto cols =
+          at::im2col(xi, {L.kh, L.kw}, {L.dilation[0], L.dilation[1]}, {L.padding[0], L.padding[1]},
+                     {L.stride[0], L.stride[1]});  // [n, Cin*kh*kw, P]
+      int64_t ni = cols.size(0), p = cols.size(2);
+      accumulate(
+          a,
+          cols.view({ni, a.groups, a.d, p}).permute({1, 0, 3, 2}).reshape({a.groups, ni * p, a.d}));
+    }
+    return x;
+  }
+
+  /// Adds rows [G, R, d] to the layer's statistics.
+  void accumulate(Acc& a, const torch::Tensor& rows) {
     int64_t r = rows.size(1);
     if (!a.sampled) {
       a.sigma += torch::bmm(rows.transpose(1, 2), rows).to(torch::kFloat64);
@@ -75,7 +99,6 @@ class StatsHook : public model::LayerInputHook {
       }
     }
     a.rows += r;
-    return x;
   }
 
   std::vector<quant::SecondMoment> finish(size_t count) {
@@ -98,22 +121,16 @@ class StatsHook : public model::LayerInputHook {
   }
 
  private:
-  struct Acc {
-    size_t slot = 0;
-    int64_t groups = 1, d = 0, rows = 0, capacity = 0;
-    bool sampled = false;
-    torch::Tensor sigma, reservoir;
-    std::mt19937_64 rng;
-  };
   const std::vector<LayerInfo>& infos_;
   std::map<int, Acc> acc_;
+  int64_t patch_bytes_;
 };
 
 }  // namespace
 
 void run_calibration_batches(model::Network& net, const data::Dataset& data,
-                             const std::vector<int64_t>& indices,
-                             const CalibrationOptions& options, model::LayerInputHook* hook,
+                             const std::vector<int64_t>& indices, const CalibrationOptions& options,
+                             model::LayerInputHook* hook,
                              const std::function<void(int64_t)>& on_batch) {
   model::HookScope scope(hook);
   data::BatchStream stream(data, indices, options.batch_size, options.loader);
@@ -124,16 +141,14 @@ void run_calibration_batches(model::Network& net, const data::Dataset& data,
   }
 }
 
-std::vector<quant::SecondMoment> collect_statistics(model::Network& net,
-                                                    const data::Dataset& data,
+std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const data::Dataset& data,
                                                     const std::vector<int64_t>& indices,
                                                     const std::vector<int>& layers,
                                                     const CalibrationOptions& options,
                                                     const std::string& progress_label) {
   StatsHook hook(net.layers(), layers, options);
   Progress bar(progress_label, static_cast<int64_t>(indices.size()));
-  run_calibration_batches(net, data, indices, options, &hook,
-                          [&](int64_t n) { bar.advance(n); });
+  run_calibration_batches(net, data, indices, options, &hook, [&](int64_t n) { bar.advance(n); });
   bar.finish();
   return hook.finish(layers.size());
 }

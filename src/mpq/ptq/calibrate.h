@@ -27,6 +27,9 @@ namespace mpq::ptq {
 struct CalibrationOptions {
   int64_t batch_size = 64;
   int64_t max_bytes_per_layer = 256ll << 20;
+  /// Conv inputs are unfolded (im2col) a few images at a time so that one step's patches stay
+  /// under this (at least one image): a whole 224x224 batch would take gigabytes.
+  int64_t max_patch_bytes = 64ll << 20;
   uint64_t seed = 0;           ///< for row sampling
   data::LoaderOptions loader;  ///< decoding threads, prefetch, bad-image policy
 };
@@ -35,16 +38,16 @@ struct CalibrationOptions {
 /// options.batch_size with `hook` installed (may be null); `on_batch(n)` (optional) is told each
 /// batch's size.
 void run_calibration_batches(model::Network& net, const data::Dataset& data,
-                             const std::vector<int64_t>& indices,
-                             const CalibrationOptions& options, model::LayerInputHook* hook,
+                             const std::vector<int64_t>& indices, const CalibrationOptions& options,
+                             model::LayerInputHook* hook,
                              const std::function<void(int64_t)>& on_batch = {});
 
 /// Collects statistics of the layers in `layers` (indices into net.layers()) by running the
 /// calibration images through `net` with its current weights. Returns one SecondMoment per
 /// entry of `layers`.
 std::vector<quant::SecondMoment> collect_statistics(
-    model::Network& net, const data::Dataset& data,
-    const std::vector<int64_t>& indices, const std::vector<int>& layers,
-    const CalibrationOptions& options, const std::string& progress_label = "calibrate");
+    model::Network& net, const data::Dataset& data, const std::vector<int64_t>& indices,
+    const std::vector<int>& layers, const CalibrationOptions& options,
+    const std::string& progress_label = "calibrate");
 
 }  // namespace mpq::ptq

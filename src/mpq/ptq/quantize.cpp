@@ -98,6 +98,7 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
   json desc = calib.cache_description;
   desc["batch_size"] = calib.options.batch_size;
   desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
+  desc["accumulation"] = "im2col chunks of 64 MiB";  // changes the float32 partial sums
   desc["sample_seed"] = calib.options.seed;
   auto stats = cached_statistics(
       calib.cache_dir, desc, layers,
@@ -113,21 +114,28 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
 
 const char* weight_method_name(WeightMethod m) {
   switch (m) {
-    case WeightMethod::kRtn: return "rtn";
-    case WeightMethod::kMse: return "mse";
-    case WeightMethod::kAciq: return "aciq";
-    case WeightMethod::kPercentile: return "percentile";
-    case WeightMethod::kOcs: return "ocs";
-    case WeightMethod::kBitAlloc: return "bit_alloc";
-    case WeightMethod::kMultipoint: return "multipoint";
+    case WeightMethod::kRtn:
+      return "rtn";
+    case WeightMethod::kMse:
+      return "mse";
+    case WeightMethod::kAciq:
+      return "aciq";
+    case WeightMethod::kPercentile:
+      return "percentile";
+    case WeightMethod::kOcs:
+      return "ocs";
+    case WeightMethod::kBitAlloc:
+      return "bit_alloc";
+    case WeightMethod::kMultipoint:
+      return "multipoint";
   }
   return "?";
 }
 
 WeightMethod parse_weight_method(const std::string& name) {
-  for (auto m : {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq,
-                 WeightMethod::kPercentile, WeightMethod::kOcs, WeightMethod::kBitAlloc,
-                 WeightMethod::kMultipoint})
+  for (auto m :
+       {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq, WeightMethod::kPercentile,
+        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint})
     if (name == weight_method_name(m)) return m;
   throw ConfigError("/weights/method: unknown method '" + name + "'");
 }

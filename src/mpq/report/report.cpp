@@ -742,6 +742,32 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
         {"SVG", n + ".svg"}, {"data", n + ".csv"}, {"gnuplot", n + ".gp"}};
   };
 
+  doc.heading(2, "FP reference check");
+  {
+    json checks = json::array();
+    std::ifstream in(sweep_dir + "/fp_check.json");
+    if (in) {
+      try {
+        checks = json::parse(in);
+      } catch (const std::exception&) {
+        checks = json::array();
+      }
+    }
+    if (!checks.is_array() || checks.empty()) {
+      doc.paragraph(
+          "Not checked: no model of this sweep records a published accuracy for the "
+          "dataset it is evaluated on (scripts/export_torchvision.py writes "
+          "torchvision's; docs/reproduce.md).");
+    } else {
+      std::vector<std::string> lines;
+      for (const auto& c : checks)
+        lines.push_back(c.value("outcome", "?") + ": " +
+                        display_value("model.path", c.value("model", "")) + " — " +
+                        c.value("message", ""));
+      doc.bullets(lines);
+    }
+  }
+
   doc.heading(2, "Results");
   doc.paragraph(std::string("Values: mean ± sample standard deviation (ddof = 1) over ") +
                 (o.pool_model_seeds

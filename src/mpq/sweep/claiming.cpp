@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "mpq/store/trial_file.h"
+#include "mpq/sweep/fp_check.h"
 #include "mpq/sweep/runner.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
@@ -32,6 +33,8 @@ std::vector<store::PlannedTrial> prepare_sweep(const SweepSpec& spec, const Swee
   }
   dir.init(spec.document, sweep_fingerprint(spec.document), opt.force);
   auto plan = plan_trials(spec, &ctx);
+  // Before any trial can run: a wrong preprocessing, label mapping or checkpoint fails here.
+  if (opt.simulate_seconds < 0) run_fp_checks(spec, plan, dir, ctx);
   dir.write_plan(plan);
   if (int n = dir.set_aside_invalid_trials(plan))
     info(std::to_string(n) +

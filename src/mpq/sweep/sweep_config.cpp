@@ -210,9 +210,9 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
   if (!doc.is_object()) throw_problems(source, {"/: must be a JSON object"});
   for (const auto& [k, v] : doc.items())
     if (k != "name" && k != "description" && k != "base" && k != "axes" && k != "seeds" &&
-        k != "run")
-      problems.push_back("/" + k +
-                         ": unknown key (a sweep has name, description, base, axes, seeds, run)");
+        k != "run" && k != "vars")
+      problems.push_back(
+          "/" + k + ": unknown key (a sweep has name, description, vars, base, axes, seeds, run)");
 
   if (!doc.contains("name") || !doc["name"].is_string() ||
       !std::regex_match(doc["name"].get<std::string>(), std::regex("[A-Za-z0-9_.-]+")) ||
@@ -293,6 +293,19 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
                                describe_value(v));
           else
             spec.run.lease_seconds = v.get<double>();
+        } else if (k == "fp_check") {
+          if (!v.is_string() || (v != "error" && v != "warn" && v != "off"))
+            problems.push_back("/run/fp_check: must be \"error\", \"warn\" or \"off\", got " +
+                               describe_value(v));
+          else
+            spec.run.fp_check = v.get<std::string>();
+        } else if (k == "fp_check_tolerance") {
+          if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 100)
+            problems.push_back(
+                "/run/fp_check_tolerance: must be a number of points in [0, 100], got " +
+                describe_value(v));
+          else
+            spec.run.fp_check_tolerance = v.get<double>();
         } else if (k == "results_dir") {
           if (!v.is_string() || v.get<std::string>().empty())
             problems.push_back("/run/results_dir: must be a non-empty string");
@@ -302,7 +315,7 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
           problems.push_back(
               "/run/" + k +
               ": unknown key (run has mode, max_attempts, threads_per_rank, lease_seconds, "
-              "results_dir)");
+              "fp_check, fp_check_tolerance, results_dir)");
         }
       }
     }
@@ -359,8 +372,79 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
   return spec;
 }
 
-SweepSpec load_sweep(const std::string& path) {
-  return parse_sweep(read_json_file(path), path);
+namespace {
+// Replaces ${NAME} in every string of `j` (recursively); `where` is the JSON pointer for messages.
+void substitute(json& j, const std::map<std::string, std::string>& vars, const std::string& where,
+                const std::string& source) {
+  if (j.is_object()) {
+    for (auto& [k, v] : j.items()) substitute(v, vars, where + "/" + k, source);
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i)
+      substitute(j[i], vars, where + "/" + std::to_string(i), source);
+  } else if (j.is_string()) {
+    std::string s = j.get<std::string>(), out;
+    size_t pos = 0;
+    while (true) {
+      size_t at = s.find("${", pos);
+      if (at == std::string::npos) break;
+      size_t end = s.find('}', at);
+      if (end == std::string::npos) break;
+      const std::string name = s.substr(at + 2, end - at - 2);
+      auto it = vars.find(name);
+      if (it == vars.end())
+        throw ConfigError(source + ": " + where + ": ${" + name +
+                          "} is not a variable of this sweep (declare it in \"vars\")");
+      if (it->second.empty())
+        throw ConfigError(source + ": " + where + ": variable '" + name +
+                          "' has no value: pass --var " + name + "=VALUE");
+      out += s.substr(pos, at - pos) + it->second;
+      pos = end + 1;
+    }
+    if (pos > 0) j = out + s.substr(pos);
+  }
+}
+}  // namespace
+
+json resolve_sweep_document(json doc, const SweepOverrides& o, const std::string& source) {
+  if (!doc.is_object()) return doc;  // parse_sweep reports it
+  std::map<std::string, std::string> vars;
+  if (doc.contains("vars")) {
+    if (!doc["vars"].is_object())
+      throw ConfigError(source + ": /vars: must be an object of strings, got " +
+                        describe_value(doc["vars"]));
+    for (const auto& [k, v] : doc["vars"].items()) {
+      if (!v.is_string())
+        throw ConfigError(source + ": /vars/" + k + ": must be a string, got " + describe_value(v));
+      vars[k] = v.get<std::string>();
+    }
+  }
+  for (const auto& a : o.vars) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("--var " + a + ": expected NAME=VALUE");
+    const std::string name = a.substr(0, eq);
+    if (!vars.count(name)) {
+      std::string known;
+      for (const auto& [k, v] : vars) known += (known.empty() ? "" : ", ") + k;
+      throw ConfigError("--var " + a + ": the sweep has no variable '" + name +
+                        "' (variables: " + (known.empty() ? "none" : known) + ")");
+    }
+    vars[name] = a.substr(eq + 1);
+    doc["vars"][name] = vars[name];
+  }
+  for (auto& [k, v] : doc.items())
+    if (k != "vars") substitute(v, vars, "/" + k, source);
+  if (!o.sets.empty()) {
+    if (!doc.contains("base")) doc["base"] = json::object();
+    if (!doc["base"].is_object()) throw ConfigError(source + ": /base: must be an object");
+    for (const auto& a : o.sets) apply_override(doc["base"], a);
+  }
+  if (o.ignore_fp_check) doc["run"]["fp_check"] = "warn";
+  return doc;
+}
+
+SweepSpec load_sweep(const std::string& path, const SweepOverrides& overrides) {
+  return parse_sweep(resolve_sweep_document(read_json_file(path), overrides, path), path);
 }
 
 }  // namespace mpq::sweep

@@ -33,6 +33,10 @@ struct SweepRunOptions {
   /// A claim not renewed for this long is stale and its trial may be taken over (claims.h).
   double lease_seconds = 120;
   std::string results_dir = "results";
+  /// FP sanity check at preparation (fp_check.h): "error" fails a full-split mismatch, "warn"
+  /// only reports it, "off" skips the check.
+  std::string fp_check = "error";
+  double fp_check_tolerance = 0.1;  ///< points
 };
 
 struct ExpandedTrial {
@@ -53,8 +57,27 @@ struct SweepSpec {
 /// ("<source>: <pointer>: <message>", one per line). Does not touch models or data.
 SweepSpec parse_sweep(const nlohmann::json& document, const std::string& source);
 
+/// Command-line changes to a sweep file, applied before it is parsed:
+///  - `vars`: "NAME=VALUE" for the sweep's variables. A sweep may declare
+///    "vars": {"NAME": "default", ...}; every "${NAME}" in its string values is replaced by the
+///    value (an empty default must be given on the command line). Used for paths that differ
+///    per cluster: "${models}/resnet18.pt", "${imagenet}".
+///  - `sets`: "key.path=value" overrides of the base trial config (every trial), e.g.
+///    "data.root=/data/imagenet" (the value parses as JSON when it can).
+/// The resolved document (what the sweep directory records) has them applied.
+struct SweepOverrides {
+  std::vector<std::string> vars;
+  std::vector<std::string> sets;
+  bool ignore_fp_check = false;  ///< sets run.fp_check to "warn" (fp_check.h)
+};
+
 /// Reads and parses a sweep file (InputError if unreadable, ConfigError if invalid).
-SweepSpec load_sweep(const std::string& path);
+SweepSpec load_sweep(const std::string& path, const SweepOverrides& overrides = {});
+
+/// Applies `overrides` to a sweep document (ConfigError naming the variable or key if they do not
+/// fit: an unknown variable, a ${NAME} without a value, a malformed assignment).
+nlohmann::json resolve_sweep_document(nlohmann::json doc, const SweepOverrides& overrides,
+                                      const std::string& source);
 
 /// SHA-256 of the canonical sweep document minus its "run" block (which cannot change results):
 /// identifies "the same sweep" when resuming under an existing name.

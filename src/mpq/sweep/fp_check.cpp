@@ -1,0 +1,147 @@
+#include "mpq/sweep/fp_check.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "mpq/model/network.h"
+#include "mpq/sweep/trial.h"
+#include "mpq/sweep/trial_config.h"
+#include "mpq/util/error.h"
+#include "mpq/util/progress.h"
+
+namespace mpq::sweep {
+using nlohmann::json;
+
+std::optional<FpReference> published_reference(const json& meta, const std::string& dataset,
+                                               const std::string& year) {
+  if (!meta.is_object() || !meta.contains("published") || !meta["published"].is_object())
+    return std::nullopt;
+  const json& pub = meta["published"];
+  auto number = [](const json& j, const char* k) -> std::optional<double> {
+    if (j.is_object() && j.contains(k) && j[k].is_number()) return j[k].get<double>();
+    return std::nullopt;
+  };
+  if (dataset == "imagenet" && pub.contains("ImageNet-1K"))
+    if (auto v = number(pub["ImageNet-1K"], "acc@1"))
+      return FpReference{"top1", *v, "ImageNet-1K acc@1"};
+  if (dataset == "voc")
+    for (const auto& [k, v] : pub.items())
+      if (k.rfind("VOC" + year, 0) == 0) {
+        if (auto m = number(v, "map_voc07")) return FpReference{"map_voc07", *m, k + " map_voc07"};
+        if (auto m = number(v, "map_voc12")) return FpReference{"map_voc12", *m, k + " map_voc12"};
+      }
+  return std::nullopt;
+}
+
+std::pair<double, double> wilson_interval(double p, int64_t n) {
+  if (n <= 0) return {NAN, NAN};
+  const double z = 1.959963984540054, nn = static_cast<double>(n);
+  const double denom = 1 + z * z / nn;
+  const double centre = (p + z * z / (2 * nn)) / denom;
+  const double half = z * std::sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / denom;
+  return {100 * (centre - half), 100 * (centre + half)};
+}
+
+json FpCheck::to_json() const {
+  json j = {{"model", model},           {"dataset", dataset},
+            {"split", split},           {"metric", metric},
+            {"source", source},         {"images", n},
+            {"full_split", full_split}, {"published", published},
+            {"measured", measured},     {"difference", measured - published},
+            {"tolerance", tolerance},   {"outcome", outcome},
+            {"message", message}};
+  if (!std::isnan(ci_low)) j["ci95"] = {ci_low, ci_high};
+  return j;
+}
+
+FpCheck judge_fp(const FpReference& ref, double measured, int64_t n, bool full, double tol) {
+  FpCheck c;
+  c.metric = ref.metric;
+  c.source = ref.source;
+  c.published = ref.value;
+  c.measured = measured;
+  c.n = n;
+  c.full_split = full;
+  c.tolerance = tol;
+  if (ref.metric == "top1") std::tie(c.ci_low, c.ci_high) = wilson_interval(measured / 100, n);
+  char buf[512];
+  const double diff = measured - ref.value;
+  if (full) {
+    c.outcome = std::fabs(diff) <= tol ? "pass" : "fail";
+    std::snprintf(buf, sizeof buf,
+                  "FP %s %.3f%% on the full split (%lld images) vs published %.3f%% (%s): %+.3f "
+                  "points, tolerance %.2f",
+                  ref.metric.c_str(), measured, static_cast<long long>(n), ref.value,
+                  ref.source.c_str(), diff, tol);
+  } else {
+    c.outcome = "subset";
+    if (!std::isnan(c.ci_low))
+      std::snprintf(buf, sizeof buf,
+                    "FP %s %.2f%% on a subset of %lld images (95%% CI %.2f-%.2f) vs published "
+                    "%.3f%% (%s): %+.2f points, %s the interval",
+                    ref.metric.c_str(), measured, static_cast<long long>(n), c.ci_low, c.ci_high,
+                    ref.value, ref.source.c_str(), diff,
+                    ref.value >= c.ci_low && ref.value <= c.ci_high ? "published value within"
+                                                                    : "published value OUTSIDE");
+    else
+      std::snprintf(buf, sizeof buf,
+                    "FP %s %.2f%% on a subset of %lld images vs published %.3f%% (%s): %+.2f "
+                    "points (no interval for mAP; not checked)",
+                    ref.metric.c_str(), measured, static_cast<long long>(n), ref.value,
+                    ref.source.c_str(), diff);
+  }
+  c.message = buf;
+  return c;
+}
+
+std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
+                                   const std::vector<store::PlannedTrial>& plan,
+                                   const store::SweepDir& dir, TrialContext& ctx) {
+  std::vector<FpCheck> out;
+  std::vector<std::string> seen;
+  const std::string mode = spec.run.fp_check;
+  for (const auto& p : plan) {
+    if (mode == "off") break;
+    const json key = {{"model", p.config["model"]}, {"data", p.config["data"]}};
+    if (std::find(seen.begin(), seen.end(), key.dump()) != seen.end()) continue;
+    seen.push_back(key.dump());
+    const TrialConfig cfg = parse_trial_config(p.config);
+    const std::string path = resolve_model_path(cfg);
+    json meta = json::object();
+    try {
+      const std::string text = model::archive_extra_meta(path);
+      if (text.empty()) continue;
+      meta = json::parse(text);
+    } catch (const std::exception&) {
+      continue;  // no (readable) metadata: nothing to check against
+    }
+    auto ref = published_reference(meta, cfg.data.spec.name, cfg.data.spec.year);
+    if (!ref) continue;
+    json measured = evaluate_fp(p.config, ctx, "");
+    if (!measured.contains(ref->metric)) continue;
+    const int64_t n = measured.value("n_eval", int64_t{0});
+    const bool full = cfg.data.eval_limit == 0 && cfg.data.eval_subset == 0;
+    FpCheck c = judge_fp(*ref, 100 * measured[ref->metric].get<double>(), n, full,
+                         spec.run.fp_check_tolerance);
+    c.model = cfg.model.path;
+    c.dataset = cfg.data.spec.name;
+    c.split = cfg.data.eval_split;
+    info("FP check " + c.outcome + ": " + c.model + ": " + c.message);
+    out.push_back(c);
+  }
+  json all = json::array();
+  for (const auto& c : out) all.push_back(c.to_json());
+  store::write_file_atomic(dir.dir() + "/fp_check.json", all.dump(2) + "\n");
+  for (const auto& c : out)
+    if (c.outcome == "fail" && mode == "error")
+      throw InputError(
+          c.model + ": FP reference check failed: " + c.message +
+          ". Likely causes: a preprocessing preset that does not match the weights "
+          "(data.preprocess.preset), a label layout or mapping that differs from torchvision's "
+          "(data.layout), or other weights than the archive's metadata says; fix the setup, or "
+          "pass --ignore-fp-check (run.fp_check = \"warn\") to proceed anyway");
+  return out;
+}
+
+}  // namespace mpq::sweep
