@@ -441,7 +441,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  mpq aggregate results/default\n"
       "  mpq aggregate results/default --pivot model.path,label:weights.bits:top1\n"
-      "  mpq aggregate results/models --pool-model-seeds --format latex --bold-best\n"
+      "  mpq aggregate results/model_seeds --pool-model-seeds --format latex --bold-best\n"
       "Files go to <dir>/aggregate/: summary.md/.csv, trials.csv/.h5, failed.csv, "
       "pivot<i>.md/.csv (and summary.tex, pivot<i>.tex with --format latex).");
   std::string a_dir, a_format = "markdown";
@@ -473,7 +473,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  mpq report results/default\n"
       "  mpq report results/baselines --overhead channels\n"
-      "  mpq report results/models --pool-model-seeds\n"
+      "  mpq report results/model_seeds --pool-model-seeds\n"
       "Writes <dir>/report/: report.md, report.html, and per figure NAME.png, NAME.svg, the data\n"
       "NAME.csv and the gnuplot script NAME.gp (re-plot with: cd <dir>/report && gnuplot "
       "NAME.gp).\n"

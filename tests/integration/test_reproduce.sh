@@ -105,6 +105,11 @@ n=$(grep -c "^| *[0-9]* | [0-9a-f]\{16\} |" "$d/plan.out")
   >"$d/plan_voc.out" 2>&1; rc=$?
 n=$(grep -c "^| *[0-9]* | [0-9a-f]\{16\} |" "$d/plan_voc.out")
 [ $rc -eq 0 ] && [ "$n" -eq 180 ] && pass "paper_voc plans 180 trials" || fail "paper_voc plan (rc $rc, $n trials): $(tail -2 "$d/plan_voc.out")"
+# Detectors: the mAP given with --published is checked the same way (a random detector on the
+# full generated VOC2007 test split cannot reach 68.1).
+expect_error 1 "ssd_voc.pt: FP reference check failed: FP map_voc07 .* on the full split \(8 images\) vs published 68.100% \(VOC2007-test map_voc07\)" \
+  "$d/results/paper_voc/plan.json" -- env -C "$d" "$MPQ" -q sweep prepare "$SRC/configs/sweeps/paper_voc.json" \
+  --var model="$d/models/ssd_voc.pt" --var voc="$d/voc/VOCdevkit" --set calibration.cache_dir="$d/cache"
 expect_error 2 "variable 'models' has no value: pass --var models=VALUE" - -- "$MPQ" sweep plan "$SRC/configs/sweeps/paper_imagenet.json"
 expect_error 2 "--var modelz=x: the sweep has no variable 'modelz'" - -- "$MPQ" sweep plan "$SRC/configs/sweeps/paper_imagenet.json" --var modelz=x
 # Every command of docs/reproduce.md parses: mpq commands run (sweep run as sweep plan, slurm

@@ -10,21 +10,25 @@ sinfo -h -o %T >/dev/null 2>&1 || { fail "the Slurm cluster does not answer (sin
 d="$ART/slurm" && rm -rf "$d" && mkdir -p "$d"
 R20="$ART/models/tiny_resnet20.pt" MNV2="$ART/models/tiny_mobilenetv2.pt"
 
-sweep() {  # name results_dir trials(12|24) lease
+sweep() {  # name results_dir trials(12|120) lease
   local bits='[8, 6, 5, 4, 3, 2]'
-  [ "$3" = 24 ] && bits='[8, 7, 6, 5, 4, 3]'
+  [ "$3" = 120 ] && bits='[8, 7, 6, 5, 4, 3]'
   local models="\"$R20\", \"$MNV2\""
-  [ "$3" = 24 ] && models="\"$R20\", \"$MNV2\", \"$R20x\", \"$MNV2x\""
+  [ "$3" = 120 ] && models="\"$R20\", \"$MNV2\", \"$R20x\", \"$MNV2x\""
+  local methods='["rtn"]'
+  [ "$3" = 120 ] && methods='["rtn", "mse", "aciq", "percentile", "multipoint"]'
   cat <<JSON
 {"name": "$1",
  "base": {"data": {"eval_limit": ${EVAL:-2000}}, "calibration": {"size": 64, "cache_dir": "$d/cache"},
           "weights": {"granularity": "per_layer"}},
  "axes": [{"key": "model.path", "values": [$models]},
-          {"key": "weights.bits", "values": $bits}],
+          {"key": "weights.bits", "values": $bits},
+          {"key": "weights.method", "values": $methods}],
  "run": {"results_dir": "$2", "threads_per_rank": 1, "lease_seconds": ${4:-30}}}
 JSON
 }
-# Two more model files (copies) make a 24-trial sweep for the time-limit test.
+# Two more model files (copies) and five methods make a 120-trial sweep for the time-limit test:
+# long enough (about 55 s of work on an idle 2-core machine, > 35 s) for the USR1 sent 25 s before a 1-minute limit.
 R20x="$d/r20_copy.pt" MNV2x="$d/mnv2_copy.pt"
 cp "$R20" "$R20x"; cp "$MNV2" "$MNV2x"; printf 'x' >>"$R20x"; printf 'x' >>"$MNV2x"  # distinct files
 
@@ -55,9 +59,8 @@ PY
 submit() { "$MPQ" -q slurm submit "$@" >>"$d/submit.log" 2>&1; }
 
 # Reference: the same sweeps run locally in one process.
-sweep s12 "$d/local" 12 >"$d/local12.json"; sweep s24 "$d/local" 24 >"$d/local24.json"
+sweep s12 "$d/local" 12 >"$d/local12.json"
 "$MPQ" -q sweep run "$d/local12.json" >/dev/null 2>&1 || fail "local reference (12)"
-"$MPQ" -q sweep run "$d/local24.json" >/dev/null 2>&1 || fail "local reference (24)"
 
 # 1. Array mode: 12 trials, 3 array tasks; the aggregate equals the local run's.
 sweep s12 "$d/array" 12 >"$d/array.json"
@@ -115,21 +118,20 @@ wait_jobs "$d/cancel/s12" 300 || fail "resubmitted jobs did not finish"
 "$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local10k/s12" "$d/cancel/s12" >/dev/null && pass "cancelled + resubmitted == local" || fail "cancel+resubmit differs"
 
 # 4. A time limit shorter than the sweep: USR1 -> hand back -> requeue, until done.
-EVAL=10000 sweep s24 "$d/limit" 24 5 >"$d/limit.json"
+EVAL=10000 sweep s120 "$d/limit" 120 5 >"$d/limit.json"
 submit "$d/limit.json" --array-tasks 1 --time 00:01:00 --signal-seconds 25 --max-requeues 6 || fail "submit (limit)"
-wait_jobs "$d/limit/s24" 480 || fail "time-limited job did not finish"
-"$MPQ" status "$d/limit/s24" | grep -q "24 trials: 24 done" && pass "time-limited sweep completed" || fail "limit: $("$MPQ" status "$d/limit/s24" | head -3) $(tail -3 "$d"/limit/s24/slurm/logs/*.out)"
-grep -q "time limit near: requeueing" "$d"/limit/s24/slurm/logs/*.out && pass "requeued itself on SIGUSR1" || fail "no requeue on USR1: $(tail -5 "$d"/limit/s24/slurm/logs/*.out)"
-"$PYTHON" - "$d/limit/s24" <<'PY' && pass "later runs recorded SLURM_RESTART_COUNT > 0" || fail "no restart count recorded"
+wait_jobs "$d/limit/s120" 480 || fail "time-limited job did not finish"
+"$MPQ" status "$d/limit/s120" | grep -q "120 trials: 120 done" && pass "time-limited sweep completed" || fail "limit: $("$MPQ" status "$d/limit/s120" | head -3) $(tail -q -n 3 "$d"/limit/s120/slurm/logs/*.out)"
+grep -q "time limit near: requeueing" "$d"/limit/s120/slurm/logs/*.out && pass "requeued itself on SIGUSR1" || fail "no requeue on USR1: $(tail -q -n 5 "$d"/limit/s120/slurm/logs/*.out)"
+"$PYTHON" - "$d/limit/s120" <<'PY' && pass "later runs recorded SLURM_RESTART_COUNT > 0" || fail "no restart count recorded"
 import glob, json, sys
 recs = [json.loads(l) for p in glob.glob(sys.argv[1] + "/ledgers/*.jsonl") for l in open(p) if l.strip()]
 assert max(int(r.get("slurm_restart_count", 0)) for r in recs) >= 1
 PY
-[ "$(done_counts "$d/limit/s24")" = 24/1 ] && pass "time limits: each trial done once" || fail "limit done counts $(done_counts "$d/limit/s24")"
-"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local/s24" "$d/limit/s24" >/dev/null 2>&1 || true  # different eval_limit: ids differ
-EVAL=10000 sweep s24 "$d/local24k" 24 >"$d/local24k.json"
-"$MPQ" -q sweep run "$d/local24k.json" >/dev/null 2>&1
-"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local24k/s24" "$d/limit/s24" >/dev/null && pass "time-limited == local" || fail "time-limited differs"
+[ "$(done_counts "$d/limit/s120")" = 120/1 ] && pass "time limits: each trial done once" || fail "limit done counts $(done_counts "$d/limit/s120")"
+EVAL=10000 sweep s120 "$d/local120" 120 >"$d/local120.json"
+"$MPQ" -q sweep run "$d/local120.json" >/dev/null 2>&1
+"$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/local120/s120" "$d/limit/s120" >/dev/null && pass "time-limited == local" || fail "time-limited differs"
 
 # 5. MPI mode: one allocation, 2 ranks.
 sweep s12 "$d/mpi" 12 >"$d/mpi.json"

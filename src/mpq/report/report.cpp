@@ -204,7 +204,7 @@ Figure line_figure(const std::string& name, const std::string& title, const std:
     plot += ", \\\n     DATA skip 1 using 3:8 with lines dt 2 lw 2 lc rgb \"black\" title " +
             gp_string(fp_label);
   f.body = b + plot + "\n";
-  f.width = 1100;
+  f.width = 1250;
   f.height = 640;
   return f;
 }
