@@ -451,7 +451,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
     Ordered<const Trial*> chosen;  // panel -> representative
     auto rank = [](const Trial* t) {
       const auto& mp = t->plan.config["weights"]["multipoint"];
-      const bool output_policy = mp.value("policy", "output_error") == "output_error";
+      const bool output_policy = mp.value("policy", "budget") == "budget";  // output-error budget
       return std::make_tuple(output_policy ? 0 : 1, std::fabs(mp.value("budget", 0.0) - 0.10),
                              std::max<int64_t>(t->model_seed, 0), t->seed, t->order);
     };
