@@ -66,6 +66,57 @@ sweep good matching.pt 0 >"$d/good.json"
   || fail "matching metadata: $(cat "$d/good.err")"
 grep -q '"outcome": "pass"' "$d/results/good/fp_check.json" && pass "fp_check.json: pass" || fail "fp_check.json: no pass"
 
+# A wrong preprocessing preset is caught before any trial runs: a small classifier (2x2-pooled
+# colour features -> linear, fitted by least squares in PyTorch on torchvision-v1 inputs of the
+# tree) records the top-1 PyTorch measures with torchvision's own transforms as its published
+# accuracy. mpq with the right preset measures the same (check passes); with preset "none" and the
+# same resize and crop (the normalization forgotten) the accuracy changes and preparation fails.
+"$PYTHON" - "$IMNET/val" "$d/models/pooled.pt" <<'PY' >"$d/pooled.log" 2>&1 || fail "pooled classifier: $(tail -1 "$d/pooled.log")"
+import json, os, sys, torch
+import torchvision.transforms as T
+from PIL import Image
+root, out = sys.argv[1], sys.argv[2]
+tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+classes = sorted(os.listdir(root))
+xs, ys = [], []
+for c, wnid in enumerate(classes):
+    for f in sorted(os.listdir(f"{root}/{wnid}")):
+        xs.append(tf(Image.open(f"{root}/{wnid}/{f}").convert("RGB"))); ys.append(c)
+class Pooled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(12, len(classes))
+    def forward(self, x):
+        return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1))
+m = Pooled().eval()
+with torch.no_grad():
+    F = torch.nn.functional.adaptive_avg_pool2d(torch.stack(xs), 2).flatten(1).double()
+    A = torch.cat([F, torch.ones(len(xs), 1, dtype=torch.float64)], 1)
+    Y = torch.nn.functional.one_hot(torch.tensor(ys), len(classes)).double()
+    W = torch.linalg.lstsq(A, Y).solution
+    m.fc.weight.copy_(W[:12].t().float()); m.fc.bias.copy_(W[12].float())
+    acc = (m(torch.stack(xs)).argmax(1) == torch.tensor(ys)).double().mean().item()
+meta = {"source": "test", "published": {"ImageNet-1K": {"acc@1": round(100 * acc, 3)}}}
+torch.jit.save(torch.jit.trace(m, torch.zeros(1, 3, 224, 224)), out, _extra_files={"mpq_meta.json": json.dumps(meta)})
+print(f"{100 * acc:.3f}")
+PY
+sweep preset_ok pooled.pt 0 >"$d/preset_ok.json"
+"$MPQ" -q sweep prepare "$d/preset_ok.json" --var imagenet="$IMNET" 2>"$d/preset_ok.err" \
+  && grep -q '"outcome": "pass"' "$d/results/preset_ok/fp_check.json" \
+  && pass "right preset: mpq measures PyTorch's $(cat "$d/pooled.log")% exactly, check passes" \
+  || fail "right preset: $(cat "$d/preset_ok.err")"
+sed -e 's/"name": "preset_ok"/"name": "preset_none"/' -e 's/"preset": "torchvision-v1"/"preset": "none", "resize": 256, "crop": 224/' \
+  "$d/preset_ok.json" >"$d/preset_none.json"
+expect_error 1 "pooled.pt: FP reference check failed: FP top1 .* on the full split \(30 images\) vs published $(cat "$d/pooled.log")%.*preprocessing preset" \
+  "$d/results/preset_none/plan.json" -- "$MPQ" -q sweep prepare "$d/preset_none.json" --var imagenet="$IMNET"
+
+# The other torchvision preset (resize 232 instead of 256) is caught too.
+sed -e 's/"name": "preset_ok"/"name": "preset_v2"/' -e 's/"preset": "torchvision-v1"/"preset": "torchvision-v2"/' \
+  "$d/preset_ok.json" >"$d/preset_v2.json"
+expect_error 1 "pooled.pt: FP reference check failed: FP top1 76.667% on the full split \(30 images\) vs published $(cat "$d/pooled.log")%.*preprocessing preset" \
+  "$d/results/preset_v2/plan.json" -- "$MPQ" -q sweep prepare "$d/preset_v2.json" --var imagenet="$IMNET"
+
 # A subset: the difference with its 95% interval, never a failure.
 sweep subset resnet18.pt 20 >"$d/subset.json"
 "$MPQ" sweep prepare "$d/subset.json" --var imagenet="$IMNET" >"$d/subset.out" 2>&1 \
