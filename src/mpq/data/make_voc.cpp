@@ -15,6 +15,7 @@
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/data/voc.h"
 #include "mpq/util/error.h"
+#include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
 
 namespace mpq::data {
@@ -31,7 +32,7 @@ struct Placed {
 };
 
 std::string id_of(int64_t n) {
-  char b[16];
+  char b[24];
   std::snprintf(b, sizeof b, "%06lld", static_cast<long long>(n));
   return b;
 }
@@ -51,9 +52,9 @@ cv::Mat compose(const Dataset& items, std::mt19937_64& rng, const MakeVocOptions
   cv::Mat grid(4, 4, CV_32FC3);
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 4; ++x)
-      grid.at<cv::Vec3f>(y, x) = cv::Vec3f(static_cast<float>(40 + 150 * u(rng)),
-                                           static_cast<float>(40 + 150 * u(rng)),
-                                           static_cast<float>(40 + 150 * u(rng)));
+      grid.at<cv::Vec3f>(y, x) =
+          cv::Vec3f(static_cast<float>(40 + 150 * u(rng)), static_cast<float>(40 + 150 * u(rng)),
+                    static_cast<float>(40 + 150 * u(rng)));
   cv::Mat canvas;
   cv::resize(grid, canvas, cv::Size(W, H), 0, 0, cv::INTER_CUBIC);
   cv::Mat noise(H, W, CV_32FC3);
@@ -149,7 +150,8 @@ std::string make_voc(const std::string& out, const MakeVocOptions& o) {
   if (o.min_size < 32 || o.max_size < o.min_size || o.max_objects < 1 || o.min_object < 4 ||
       o.max_object < o.min_object || o.trainval < 2 || o.test < 1)
     throw ConfigError("make-voc: inconsistent options (sizes, object sizes, counts)");
-  const std::string root = o.fashion_mnist_root.empty() ? kFashionMnistDefaultRoot : o.fashion_mnist_root;
+  const std::string root =
+      o.fashion_mnist_root.empty() ? kFashionMnistDefaultRoot : o.fashion_mnist_root;
   auto train_items = load_fashion_mnist(root, Split::kTrain);
   auto test_items = load_fashion_mnist(root, Split::kTest);
   const fs::path dir = fs::path(out) / "VOCdevkit" / "VOC2007";
@@ -200,10 +202,16 @@ std::string make_voc(const std::string& out, const MakeVocOptions& o) {
 
 nlohmann::json synthetic_voc_identity() {
   MakeVocOptions o;
-  return {{"generator", "mpq make-voc v2"}, {"trainval", o.trainval}, {"test", o.test},
-          {"min_size", o.min_size}, {"max_size", o.max_size}, {"max_objects", o.max_objects},
-          {"min_object", o.min_object}, {"max_object", o.max_object},
-          {"difficult_side", o.difficult_side}, {"seed", o.seed}};
+  return {{"generator", "mpq make-voc v2"},
+          {"trainval", o.trainval},
+          {"test", o.test},
+          {"min_size", o.min_size},
+          {"max_size", o.max_size},
+          {"max_objects", o.max_objects},
+          {"min_object", o.min_object},
+          {"max_object", o.max_object},
+          {"difficult_side", o.difficult_side},
+          {"seed", o.seed}};
 }
 
 std::string default_synthetic_voc(const std::string& fashion_mnist_root) {
@@ -213,16 +221,7 @@ std::string default_synthetic_voc(const std::string& fashion_mnist_root) {
   if (!fs::exists(dir + "/VOCdevkit/VOC2007/ImageSets/Main/test.txt", ec)) {
     const std::string lock = "results/data/voc-fmnist.lock";
     fs::create_directories("results/data", ec);
-    int fd = ::open(lock.c_str(), O_CREAT | O_RDWR, 0644);
-    if (fd < 0) throw InputError(lock + ": cannot create lock file");
-    ::flock(fd, LOCK_EX);
-    struct Unlock {
-      int fd;
-      ~Unlock() {
-        ::flock(fd, LOCK_UN);
-        ::close(fd);
-      }
-    } unlock{fd};
+    FileLock held(lock);
     if (!fs::exists(dir + "/VOCdevkit/VOC2007/ImageSets/Main/test.txt", ec)) {
       info("generating the synthetic VOC dataset of the default detector in " + dir);
       MakeVocOptions o;

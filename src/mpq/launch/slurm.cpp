@@ -273,6 +273,21 @@ std::vector<json> recorded_jobs(const std::string& sweep_dir) {
   return v;
 }
 
+// The lines of squeue/sacct output in "a|b|c" form, split into fields.
+std::vector<std::vector<std::string>> pipe_rows(const std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  std::stringstream ss(out);
+  std::string line;
+  while (std::getline(ss, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    std::string x;
+    while (std::getline(ls, x, '|')) f.push_back(x);
+    rows.push_back(std::move(f));
+  }
+  return rows;
+}
+
 }  // namespace
 
 std::string jobs_table(const std::string& sweep_dir) {
@@ -285,13 +300,7 @@ std::string jobs_table(const std::string& sweep_dir) {
     bool found = false;
     auto q = run_program({"squeue", "-h", "-j", id, "-o", "%i|%T|%M|%R"});
     if (q.exit_code == 0) {
-      std::stringstream ss(q.out);
-      std::string line;
-      while (std::getline(ss, line)) {
-        std::vector<std::string> f;
-        std::stringstream ls(line);
-        std::string x;
-        while (std::getline(ls, x, '|')) f.push_back(x);
+      for (const auto& f : pipe_rows(q.out)) {
         if (f.size() < 4) continue;
         t.add_row({f[0], kind, f[1], f[2], f[3]});
         found = true;
@@ -301,15 +310,8 @@ std::string jobs_table(const std::string& sweep_dir) {
     // Left the queue: accounting knows how it ended, if there is accounting.
     auto a = run_program({"sacct", "-n", "-P", "-X", "-j", id, "-o", "JobID,State,Elapsed"});
     if (a.exit_code == 0 && !a.out.empty()) {
-      std::stringstream ss(a.out);
-      std::string line;
-      while (std::getline(ss, line)) {
-        std::vector<std::string> f;
-        std::stringstream ls(line);
-        std::string x;
-        while (std::getline(ls, x, '|')) f.push_back(x);
+      for (const auto& f : pipe_rows(a.out))
         if (f.size() >= 3) t.add_row({f[0], kind, f[1], f[2], ""});
-      }
     } else {
       t.add_row({id, kind, "not queued", "",
                  q.exit_code == 0 ? "finished (no accounting: final state unknown)"

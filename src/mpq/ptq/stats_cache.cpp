@@ -12,6 +12,7 @@
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/util/error.h"
+#include "mpq/util/file_lock.h"
 #include "mpq/util/sha256.h"
 
 namespace mpq::ptq {
@@ -95,16 +96,7 @@ std::vector<quant::SecondMoment> cached_statistics(
     o.close();
     fs::rename(dir + "/description.json.tmp", dir + "/description.json", ec);
   }
-  int fd = ::open((dir + "/.lock").c_str(), O_CREAT | O_RDWR, 0644);
-  if (fd < 0) throw InputError(dir + "/.lock: cannot create lock file");
-  ::flock(fd, LOCK_EX);
-  struct Unlock {
-    int fd;
-    ~Unlock() {
-      ::flock(fd, LOCK_UN);
-      ::close(fd);
-    }
-  } unlock{fd};
+  FileLock held(dir + "/.lock");
   std::map<int, quant::SecondMoment> have;
   std::vector<int> missing;
   for (int l : layers) {

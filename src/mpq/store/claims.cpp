@@ -155,29 +155,26 @@ std::vector<std::string> ClaimStore::heartbeat() {
   return lost;
 }
 
+int ClaimStore::forget(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return 0;
+  const int g = it->second;
+  held_.erase(it);
+  return g;
+}
+
 void ClaimStore::release(const std::string& id) {
-  int g = 0;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = held_.find(id);
-    if (it == held_.end()) return;
-    g = it->second;
-    held_.erase(it);
-  }
+  const int g = forget(id);
+  if (g == 0) return;
   // Our generation and every older one, highest first; never a newer one (not ours).
   if (mtime_of(path(id, g + 1)) >= 0) return;  // taken over meanwhile: the new holder cleans up
   for (int k = g; k >= 1; --k) ::unlink(path(id, k).c_str());
 }
 
 void ClaimStore::abandon(const std::string& id) {
-  int g = 0;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = held_.find(id);
-    if (it == held_.end()) return;
-    g = it->second;
-    held_.erase(it);
-  }
+  const int g = forget(id);
+  if (g == 0) return;
   const timespec epoch[2] = {{1, 0}, {1, 0}};  // access and modification time: 1970
   ::utimensat(AT_FDCWD, path(id, g).c_str(), epoch, 0);
 }

@@ -77,6 +77,8 @@ class ClaimStore {
 
  private:
   std::string path(const std::string& id, int generation) const;
+  /// Drops `id` from the held claims; returns its generation (0 if not held).
+  int forget(const std::string& id);
   std::string dir_;
   WorkerIdentity me_;
   double lease_;

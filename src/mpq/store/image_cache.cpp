@@ -11,6 +11,7 @@
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/util/error.h"
+#include "mpq/util/file_lock.h"
 #include "mpq/util/parallel.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
@@ -37,7 +38,8 @@ class CachedImages final : public data::Dataset {
         shapes_.size() != 3 * offsets_.size())
       throw InputError(path + ": image cache does not match its dataset (rebuild: delete it)");
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw InputError(path + ": cannot open image cache (" + std::strerror(errno) + ")");
+    if (fd_ < 0)
+      throw InputError(path + ": cannot open image cache (" + std::strerror(errno) + ")");
   }
   ~CachedImages() override {
     if (fd_ >= 0) ::close(fd_);
@@ -151,9 +153,11 @@ void build(const data::Dataset& view, const std::string& path, const std::string
       block.resize(static_cast<size_t>(last - first));
       for (int64_t j = 0; j < m; ++j) {
         const auto& px = chunk[static_cast<size_t>(j)].pixels;
-        std::copy(px.begin(), px.end(), block.begin() + (offsets[static_cast<size_t>(b + j)] - first));
+        std::copy(px.begin(), px.end(),
+                  block.begin() + (offsets[static_cast<size_t>(b + j)] - first));
       }
-      h5::write_u8_rows(f, pixels, {std::max<int64_t>(total, 1)}, first, last - first, block.data());
+      h5::write_u8_rows(f, pixels, {std::max<int64_t>(total, 1)}, first, last - first,
+                        block.data());
       bar.advance(m);
     }
     bar.finish();
@@ -196,16 +200,7 @@ std::unique_ptr<data::Dataset> cached_images(std::shared_ptr<const data::Dataset
   const std::string path = cache_dir + "/images-" + key + ".h5";
   if (!complete(path, key)) {
     const std::string lock = cache_dir + "/images-" + key + ".lock";
-    int fd = ::open(lock.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (fd < 0) throw InputError(lock + ": cannot create lock file (" + std::strerror(errno) + ")");
-    ::flock(fd, LOCK_EX);  // another process building the same cache: wait for it
-    struct Unlock {
-      int fd;
-      ~Unlock() {
-        ::flock(fd, LOCK_UN);
-        ::close(fd);
-      }
-    } unlock{fd};
+    FileLock held(lock);  // another process building the same cache: wait for it
     if (!complete(path, key)) {
       build(*view, path, key, options);
       if (built) *built = true;

@@ -20,6 +20,7 @@
 #include "mpq/data/make_voc.h"
 #include "mpq/train/detector.h"
 #include "mpq/util/error.h"
+#include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
 #include "mpq/util/threads.h"
@@ -288,16 +289,7 @@ TrainResult ensure_cached(const TrainConfig& cfg, const std::string& cache_dir) 
   std::string pt = base + ".pt", side = base + ".json";
   // Several processes (MPI ranks, parallel tests) may ask for the same model: one trains, the
   // others wait on the lock and then find it cached.
-  int lock_fd = ::open((base + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
-  if (lock_fd < 0) throw InputError(base + ".lock: cannot create lock file in " + cache_dir);
-  ::flock(lock_fd, LOCK_EX);
-  struct Unlock {
-    int fd;
-    ~Unlock() {
-      ::flock(fd, LOCK_UN);
-      ::close(fd);
-    }
-  } unlock{lock_fd};
+  FileLock held(base + ".lock");
   if (fs::exists(pt) && fs::exists(side)) {
     TrainResult r;
     r.path = pt;
