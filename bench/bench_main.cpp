@@ -6,7 +6,10 @@
 //                        synthetic calibration statistics) at 4 bits, 1 point + 10% extra
 //   mpq_bench search     exact coefficient search vs a 1024-candidate grid: error and speed
 //   mpq_bench calib      calibration statistics vs one FP forward pass on the same images
-//   mpq_bench latency    expanded (deployable) model vs original, forward latency
+//   mpq_bench latency [MODEL.pt...]   expanded (deployable) model vs original, forward latency
+//                        (default models, plus the given archives on 3x224x224 inputs)
+//   mpq_bench int8 [MODEL.pt...]   fp32 vs single-point int8 vs multipoint int8 latency
+//                        (LibTorch quantized kernels; default models plus the given archives)
 //   mpq_bench eval       evaluation throughput of the default models (images/s)
 //   mpq_bench map [PER_IMAGE]   VOC mAP (both definitions) of 5000 images x 20 classes x
 //                        PER_IMAGE detections per image (default 100)
@@ -22,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,6 +40,7 @@
 #include "mpq/model/nms.h"
 #include "mpq/model/expand.h"
 #include "mpq/model/network.h"
+#include "mpq/ptq/activations.h"
 #include "mpq/ptq/calibrate.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/quant/allocation.h"
@@ -230,51 +235,268 @@ int bench_calib() {
   return 0;
 }
 
-int bench_latency() {
+// Random 8-bit images of one shape with the given normalization: calibration data for models
+// whose real data is not on this machine (latency does not depend on what the images show).
+class RandomImages final : public data::Dataset {
+ public:
+  RandomImages(int64_t n, std::vector<int64_t> shape, data::Preprocess pre)
+      : shape_(std::move(shape)), pre_(std::move(pre)) {
+    torch::manual_seed(0);
+    x_ = torch::randint(0, 256, {n, shape_[0] * shape_[1] * shape_[2]}, torch::kUInt8);
+  }
+  int64_t size() const override { return x_.size(0); }
+  std::vector<int64_t> image_shape() const override { return shape_; }
+  int64_t num_classes() const override { return 1000; }
+  std::vector<std::string> class_names() const override { return std::vector<std::string>(1000); }
+  void read_image(int64_t i, data::ImageData* out) const override {
+    const uint8_t* p = x_.data_ptr<uint8_t>() + i * x_.size(1);
+    *out = {shape_[0], shape_[1], shape_[2], std::vector<uint8_t>(p, p + x_.size(1))};
+  }
+  int64_t label(int64_t) const override { return 0; }
+  const data::Preprocess& preprocess() const override { return pre_; }
+  std::string fingerprint() const override { return "bench-random-images"; }
+  std::string describe() const override { return "random images"; }
+  nlohmann::json manifest() const override { return nlohmann::json::object(); }
+
+ private:
+  std::vector<int64_t> shape_;
+  data::Preprocess pre_;
+  torch::Tensor x_;
+};
+
+// Median latencies of two models measured alternately (so both see the same machine load).
+std::pair<double, double> paired_latency(torch::jit::Module& a, torch::jit::Module& b,
+                                         const torch::Tensor& x) {
+  torch::NoGradGuard ng;
+  for (int i = 0; i < 3; ++i) {  // warm-up (profiling executor)
+    a.forward({x});
+    b.forward({x});
+  }
+  auto t0 = Clock::now();
+  a.forward({x});
+  const double one = secs(t0);
+  const int reps = std::clamp(static_cast<int>(2.0 / std::max(one, 1e-5)), 7, 201);
+  std::vector<double> ta, tb;
+  for (int r = 0; r < reps; ++r) {
+    auto t = Clock::now();
+    a.forward({x});
+    ta.push_back(secs(t));
+    t = Clock::now();
+    b.forward({x});
+    tb.push_back(secs(t));
+  }
+  std::sort(ta.begin(), ta.end());
+  std::sort(tb.begin(), tb.end());
+  return {ta[ta.size() / 2], tb[tb.size() / 2]};
+}
+
+// Expanded (deployable) model vs the original archive: default models on Fashion-MNIST, and any
+// further archives (e.g. torchvision models, bench/bench_latency.sh) on random 3x224x224 images.
+int bench_latency(const std::vector<std::string>& extra_models) {
   auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
-  auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
-  torch::Tensor x = data::load_batch(*test, data::index_range(0, 256)).images;
+  std::shared_ptr<const data::Dataset> train =
+      data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
+  struct Case {
+    std::string name, path;
+    std::shared_ptr<const data::Dataset> calib;
+    std::vector<int64_t> batches;
+  };
+  std::vector<Case> cases;
+  for (std::string arch : {"resnet20", "mobilenetv2"})
+    cases.push_back({arch, default_model(arch), train, {1, 32, 256}});
+  auto tv = std::make_shared<RandomImages>(64, std::vector<int64_t>{3, 224, 224},
+                                           data::preprocess_preset("torchvision-v1"));
+  for (const auto& p : extra_models) {
+    std::string name = std::filesystem::path(p).stem().string();
+    cases.push_back({name, p, tv, {1, 32}});
+  }
   std::printf(
-      "| model | budget | extra channels | original ms/batch | expanded ms/batch | ratio "
-      "|\n|---|---:|---:|---:|---:|---:|\n");
-  for (std::string arch : {"resnet20", "mobilenetv2"}) {
-    std::string path = default_model(arch);
-    auto original = torch::jit::load(path);
+      "| model | budget | extra channels | extra MACs | batch | original ms | expanded ms | "
+      "ratio | (ratio - 1) / extra MACs |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& cs : cases) {
+    auto original = torch::jit::load(cs.path);
     original.eval();
-    for (double budget : {0.0, 0.10, 0.25}) {
-      auto net = model::Network::load(path);
+    // Budgets of 0/10/25% extra output channels, and 10% extra MACs.
+    for (auto [budget, unit] : std::vector<std::pair<double, quant::BudgetUnit>>{
+             {0.0, quant::BudgetUnit::kChannels},
+             {0.10, quant::BudgetUnit::kChannels},
+             {0.25, quant::BudgetUnit::kChannels},
+             {0.10, quant::BudgetUnit::kMacs}}) {
+      auto net = model::Network::load(cs.path);
       ptq::WeightConfig w;
       w.method = ptq::WeightMethod::kMultipoint;
       w.granularity = quant::Granularity::kPerLayer;
       w.allocation.budget = budget;
+      w.allocation.unit = unit;
       ptq::CalibrationContext cc;
-      cc.data = train.get();
-      cc.indices = data::calibration_indices(train->size(), 256, 0);
+      cc.data = cs.calib.get();
+      cc.indices = data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
+      cc.cache_dir = "/tmp/mpq_bench_stats";
+      cc.cache_description = {{"model", cs.path}, {"data", cs.calib->fingerprint()}};
       auto nq = ptq::quantize_network(net, w, cc);
       std::vector<const quant::QuantizedLayer*> qs;
       int64_t C = 0, P = 0;
-      for (const auto& o : nq.layers) {
+      double macs = 0, extra = 0;
+      for (size_t i = 0; i < nq.layers.size(); ++i) {
+        const auto& o = nq.layers[i];
         qs.push_back(o.quantized ? &o.q : nullptr);
+        macs += static_cast<double>(net.layers()[i].macs);
         if (o.quantized) {
           C += o.q.c_out;
           P += o.q.total_points();
+          extra += quant::extra_macs(o.q, static_cast<double>(net.layers()[i].macs));
         }
       }
-      std::string out = "/tmp/mpq_bench_" + arch + "_expanded.pt";
+      std::string out = "/tmp/mpq_bench_" + cs.name + "_expanded.pt";
       model::export_expanded(net, qs, out);
       auto expanded = torch::jit::load(out);
       expanded.eval();
-      torch::NoGradGuard ng;
-      for (int i = 0; i < 3; ++i) {  // warm-up (profiling executor)
-        original.forward({x});
-        expanded.forward({x});
+      for (int64_t batch : cs.batches) {
+        torch::Tensor x;
+        if (cs.calib == train) {
+          x = data::load_batch(*test, data::index_range(0, batch)).images;
+        } else {
+          torch::manual_seed(1);
+          x = torch::randn({batch, 3, 224, 224});
+        }
+        auto [to, te] = paired_latency(original, expanded, x);
+        std::printf("| %s | %.0f%% %s | %.1f%% | %.1f%% | %lld | %.2f | %.2f | %.2f | %s |\n",
+                    cs.name.c_str(), 100 * budget,
+                    unit == quant::BudgetUnit::kMacs ? "MACs" : "channels",
+                    100.0 * static_cast<double>(P - C) / static_cast<double>(C),
+                    100.0 * extra / macs, static_cast<long long>(batch), 1e3 * to, 1e3 * te,
+                    te / to,
+                    extra > 0 ? std::to_string((te / to - 1) / (extra / macs)).substr(0, 5).c_str()
+                              : "-");
+        std::fflush(stdout);
       }
-      double to = 1e3 * median_seconds(15, [&] { original.forward({x}); });
-      double te = 1e3 * median_seconds(15, [&] { expanded.forward({x}); });
-      std::printf("| %s | %.0f%% | %.1f%% | %.2f | %.2f | %.2f |\n", arch.c_str(), 100 * budget,
-                  100.0 * static_cast<double>(P - C) / static_cast<double>(C), to, te, te / to);
     }
   }
+  return 0;
+}
+
+size_t qs_count(const std::string& path) {
+  return model::Network::load(path).layers().size();
+}
+
+// Models on LibTorch's int8 kernels (model::export_int8): fp32 archive vs single-point int8
+// (4-bit round-to-nearest per channel, 8-bit activations) vs multipoint int8 (same, 10% extra
+// output channels by output error), latencies measured alternately in one run.
+int bench_int8(const std::vector<std::string>& extra_models) {
+  model::select_int8_engine();
+  auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
+  std::shared_ptr<const data::Dataset> train =
+      data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
+  struct Case {
+    std::string name, path;
+    std::shared_ptr<const data::Dataset> calib;
+    std::vector<int64_t> batches;
+  };
+  std::vector<Case> cases;
+  for (std::string arch : {"resnet20", "mobilenetv2"})
+    cases.push_back({arch, default_model(arch), train, {1, 32, 256}});
+  auto tv = std::make_shared<RandomImages>(64, std::vector<int64_t>{3, 224, 224},
+                                           data::preprocess_preset("torchvision-v1"));
+  for (const auto& p : extra_models)
+    cases.push_back({std::filesystem::path(p).stem().string(), p, tv, {1, 32}});
+  std::printf("engine %s\n\n", c10::toString(at::globalContext().qEngine()).c_str());
+  std::vector<std::string> rows;
+  for (const auto& cs : cases) {
+    ptq::CalibrationContext cc;
+    cc.data = cs.calib.get();
+    cc.indices =
+        data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
+    cc.cache_dir = "/tmp/mpq_bench_stats";
+    cc.cache_description = {{"model", cs.path}, {"data", cs.calib->fingerprint()}};
+    auto images = data::load_batch(*cs.calib, cc.indices).images;
+    double extra_channels = 0, extra_macs = 0;
+    auto export_one = [&](ptq::WeightMethod method, const std::string& out) {
+      auto net = model::Network::load(cs.path);
+      ptq::ActivationConfig acfg;
+      acfg.bits = 8;
+      std::vector<bool> all(net.layers().size(), true);
+      auto act = ptq::calibrate_activations(net, acfg, cc, all);
+      ptq::WeightConfig w;
+      w.method = method;
+      w.granularity = quant::Granularity::kPerChannel;
+      w.allocation.budget = 0.10;
+      auto nq = ptq::quantize_network(net, w, cc);
+      std::vector<const quant::QuantizedLayer*> qs;
+      std::vector<model::ExportActQuant> ea;
+      int64_t C = 0, P = 0;
+      double macs = 0, extra = 0;
+      for (size_t i = 0; i < nq.layers.size(); ++i) {
+        const auto& o = nq.layers[i];
+        qs.push_back(o.quantized ? &o.q : nullptr);
+        ea.push_back({act[i].enabled, act[i].scale, act[i].qmin, act[i].qmax});
+        macs += static_cast<double>(net.layers()[i].macs);
+        if (o.quantized) {
+          C += o.q.c_out;
+          P += o.q.total_points();
+          extra += quant::extra_macs(o.q, static_cast<double>(net.layers()[i].macs));
+        }
+      }
+      extra_channels = static_cast<double>(P - C) / static_cast<double>(C);
+      extra_macs = extra / macs;
+      ptq::ActivationQuantizer aq(act);
+      auto r = model::export_int8(net, qs, out, ea, &aq, images);
+      auto m = torch::jit::load(out);
+      m.eval();
+      if (cs.calib == train) {  // top-1 on the test split: the simulation vs the int8 model
+        int64_t right_sim = 0, right_int8 = 0;
+        torch::NoGradGuard ng;
+        for (int64_t b = 0; b < test->size(); b += 500) {
+          auto batch = data::load_batch(*test, data::index_range(b, std::min(b + 500, test->size())));
+          torch::Tensor ys;
+          {
+            model::HookScope scope(&aq);
+            ys = net.forward(batch.images);
+          }
+          auto y8 = m.forward({batch.images}).toTensor();
+          right_sim += ys.argmax(1).eq(batch.labels).sum().item<int64_t>();
+          right_int8 += y8.argmax(1).eq(batch.labels).sum().item<int64_t>();
+        }
+        std::printf("%s %s: top-1 simulated %.2f%%, int8 model %.2f%% (%+.2f points)\n",
+                    cs.name.c_str(), ptq::weight_method_name(method),
+                    100.0 * static_cast<double>(right_sim) / static_cast<double>(test->size()),
+                    100.0 * static_cast<double>(right_int8) / static_cast<double>(test->size()),
+                    100.0 * static_cast<double>(right_int8 - right_sim) /
+                        static_cast<double>(test->size()));
+      }
+      return std::make_pair(m, r);
+    };
+    auto [sp, rs] = export_one(ptq::WeightMethod::kRtn, "/tmp/mpq_bench_" + cs.name + "_sp_int8.pt");
+    auto [mp, rm] =
+        export_one(ptq::WeightMethod::kMultipoint, "/tmp/mpq_bench_" + cs.name + "_mp_int8.pt");
+    auto fp = torch::jit::load(cs.path);
+    fp.eval();
+    for (int64_t batch : cs.batches) {
+      torch::Tensor x;
+      if (cs.calib == train) {
+        x = data::load_batch(*test, data::index_range(0, batch)).images;
+      } else {
+        torch::manual_seed(1);
+        x = torch::randn({batch, 3, 224, 224});
+      }
+      auto [t_fp, t_sp] = paired_latency(fp, sp, x);
+      auto [t_sp2, t_mp] = paired_latency(sp, mp, x);
+      char row[256];
+      std::snprintf(row, sizeof row, "| %s | %lld | %.2f | %.2f | %.2f (%.1f%%, %.1f%%) | %.2f | %.2f |",
+                    cs.name.c_str(), static_cast<long long>(batch), 1e3 * t_fp, 1e3 * t_sp,
+                    1e3 * t_mp, 100 * extra_channels, 100 * extra_macs, t_sp / t_fp,
+                    t_mp / t_sp2);
+      std::printf("%s\n", row);
+      std::fflush(stdout);
+      rows.push_back(row);
+    }
+    std::printf("%s: %d of %zu layers on int8 kernels\n", cs.name.c_str(), rm.int8_layers,
+                rm.int8_layers == rs.int8_layers ? qs_count(cs.path) : 0);
+  }
+  std::printf(
+      "\n| model | batch | fp32 ms | single-point int8 ms | multipoint int8 ms (extra channels, "
+      "MACs) | int8 / fp32 | multipoint / single-point int8 |\n"
+      "|---|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : rows) std::printf("%s\n", r.c_str());
   return 0;
 }
 
@@ -396,8 +618,9 @@ int main(int argc, char** argv) {
   if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
   if (what == "search") return bench_search();
   if (what == "calib") return bench_calib();
-  if (what == "latency") return bench_latency();
+  if (what == "latency") return bench_latency(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "eval") return bench_eval();
+  if (what == "int8") return bench_int8(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "map") return bench_map(argc > 2 ? std::atoi(argv[2]) : 100);
   if (what == "nms") return bench_nms();
   if (what == "data") {

@@ -289,7 +289,7 @@ int main(int argc, char** argv) {
       "both.");
   ConfigArgs q_cfg;
   add_config_args(quantize, q_cfg);
-  std::string q_model, q_method, q_gran, q_output, q_export, q_dataset, q_root;
+  std::string q_model, q_method, q_gran, q_output, q_export, q_export_int8, q_dataset, q_root;
   int q_bits = 0, q_threads = -1;
   quantize->add_option("--model", q_model, "TorchScript archive or default:<arch>");
   quantize->add_option("--method", q_method,
@@ -304,6 +304,9 @@ int main(int argc, char** argv) {
   quantize->add_option("-o,--output", q_output, "trial HDF5 file to write");
   quantize->add_option("--export", q_export,
                        "also write the deployable expanded TorchScript model");
+  quantize->add_option("--export-int8", q_export_int8,
+                       "also write the model on LibTorch's int8 kernels (needs activations.bits "
+                       "<= 8)");
 
   // --- sweep plan / sweep run ----------------------------------------------------------------
   auto* sweep =
@@ -643,6 +646,7 @@ int main(int argc, char** argv) {
       if (q_threads >= 0) flags["/threads"] = q_threads;
       if (!q_output.empty()) flags["/output"] = q_output;
       if (!q_export.empty()) flags["/export"] = q_export;
+      if (!q_export_int8.empty()) flags["/export_int8"] = q_export_int8;
       json cfg = mpq::sweep::resolve_trial_config(user_config(q_cfg, flags), source_name(q_cfg));
       mpq::sweep::TrialContext ctx;
       auto out = mpq::sweep::run_trial(cfg, ctx);

@@ -2,21 +2,21 @@
 // layer runs its multipoint form with standard operators only, loadable by stock LibTorch and
 // by Python's torch.jit.load.
 //
-// For a layer whose channel c has n_c points (P = sum_c n_c, E = P - C extra points):
-//   groups == 1 (and linear):
-//     z = conv2d(x, K, None, stride, padding, dilation, 1)   K: [P, Cin, kh, kw] integer codes
-//                                                            (first points of all C channels,
-//                                                            then the E extra points)
-//   groups > 1 (grouped / depthwise):
-//     z1 = conv2d(x, K_first, groups=G)                      the original layer shape
-//     z2 = conv2d(index_select(x, 1, gather), K_extra, groups=E)   each extra point sees its
-//                                                            channel's group of inputs
-//     z = cat(z1, z2)
-//   z = z * s                                    per-output-channel steps s: [P]
-//   y = z[:, :C].index_add(1, channel_of_extra, z[:, C:])   segment sum back to C channels
-//   y = y + bias                                 then whatever followed (BN folded, ReLU, ...)
-// The codes are stored as float32 holding integers in [-L, L] (exactly representable), so an
-// int8 backend can take them as they are. Layers kept in full precision are left unchanged.
+// For a layer whose channel c has n_c points (P = sum_c n_c, E = P - C extra points), with
+// W1[c] = s[first point of c] * K[first point of c] and W2[e] = s[e] * K[e] for the extra points:
+//   y = conv2d(x, W1, bias, stride, padding, dilation, groups)   the original layer's shape,
+//                                                               steps and bias fused in
+//   z = conv2d(x, W2, None, stride, padding, dilation, 1)        E output channels
+//       (groups > 1: conv2d(index_select(x, 1, gather), W2, groups=E), each extra point seeing
+//        its channel's group of inputs)
+//   y.index_add_(1, channel_of_extra, z)                         segment sum, in place
+// (linear layers likewise, on the last dimension). So the extra points cost their MACs plus one
+// in-place add of E channels, and a layer without extra points is the original layer. Folding
+// the step into the weights is what an integer backend does at requantization; the integer form
+// stays in the archive: attributes mpq_layer<i>_codes (int8 [P, d]), mpq_layer<i>_steps
+// (float32 [P]) and mpq_layer<i>_channel (int64 [P], output channel of each point), points in
+// the graph's order (first point of every channel, then the extra points); docs/formats.md.
+// Layers kept in full precision are left unchanged.
 #pragma once
 
 #include <string>
@@ -35,6 +35,7 @@ struct ExportResult {
   /// differences between the expanded and the simulated arithmetic can move an activation that
   /// sits on a rounding boundary by one step, so outputs then differ by more than rounding.
   double argmax_agreement = 1;
+  int int8_layers = 0;  ///< export_int8: layers running on the quantized kernels
 };
 
 /// Activation quantizer of one layer input in the exported graph (ptq/activations.h), applied
@@ -54,5 +55,28 @@ struct ExportActQuant {
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
                              const std::string& path, const std::vector<ExportActQuant>& acts = {},
                              LayerInputHook* sim_hook = nullptr);
+
+/// True if layer `q` (with input quantizer `act`) can run on 8-bit integer kernels: quantized
+/// with at most 8 bits, one bit width, no split channels, and its input quantized to 8 bits.
+bool int8_eligible(const quant::QuantizedLayer* q, const ExportActQuant& act);
+
+/// Builds and saves a model whose eligible layers (int8_eligible) run on LibTorch's quantized
+/// CPU kernels: the layer input is quantized to quint8 with the simulation's activation step
+/// (aten::quantize_per_tensor; a signed grid uses zero point 128), the first points and the
+/// extra points are two quantized::conv2d / quantized::linear with per-channel qint8 weights
+/// (the codes) and per-channel steps, their outputs are requantized to quint8 with a per-tensor
+/// range observed on `calibration_images` (MinMax, as PyTorch's observer) and dequantized,
+/// and the extra points are added into their channels in float (index_add_). Other layers
+/// are exported as by export_expanded. The integer form is recorded as the same attributes.
+/// Uses the onednn engine if this LibTorch has it, else qnnpack. The requantization of the
+/// layer outputs is the one arithmetic step the simulation does not model; the check against
+/// the simulation (ExportResult) shows its size.
+ExportResult export_int8(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
+                         const std::string& path, const std::vector<ExportActQuant>& acts,
+                         LayerInputHook* sim_hook, const torch::Tensor& calibration_images);
+
+/// Selects the quantized engine export_int8 uses (onednn, else qnnpack) for this process;
+/// InputError if neither exists. Models on quantized kernels run on the selected engine.
+void select_int8_engine();
 
 }  // namespace mpq::model

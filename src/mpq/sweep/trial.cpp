@@ -242,7 +242,8 @@ struct Prepared {
 
 void check_output_dirs(const TrialConfig& cfg) {
   for (const auto& [key, path] : {std::pair<std::string, std::string>{"output", cfg.output},
-                                  {"export", cfg.export_path}}) {
+                                  {"export", cfg.export_path},
+                                  {"export_int8", cfg.export_int8_path}}) {
     if (path.empty()) continue;
     fs::path p(path);
     fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
@@ -589,20 +590,36 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
 
 // The expanded-model export and the trial file, on the writing process only.
 TrialOutcome write(Prepared& p, const ptq::NetworkQuantization& nq, const Corrections& c,
-                   store::TrialRecord rec, Collective& col) {
+                   const ptq::CalibrationContext& cc, store::TrialRecord rec, Collective& col) {
   TrialOutcome out;
   const TrialConfig& cfg = p.cfg;
+  std::vector<const quant::QuantizedLayer*> qs;
+  for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
+  std::vector<model::ExportActQuant> ea;
+  for (const auto& a : c.act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
+  ptq::ActivationQuantizer act(c.act);
   if (!cfg.export_path.empty() && col.writer()) {
-    std::vector<const quant::QuantizedLayer*> qs;
-    for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
-    std::vector<model::ExportActQuant> ea;
-    for (const auto& a : c.act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
-    ptq::ActivationQuantizer act(c.act);
     auto ex = model::export_expanded(*p.net, qs, cfg.export_path, ea,
                                      cfg.activations.enabled() ? &act : nullptr);
     rec.manifest["export_path"] = cfg.export_path;
     rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
     rec.metrics["export_argmax_agreement"] = ex.argmax_agreement;
+  }
+  if (!cfg.export_int8_path.empty() && col.writer()) {
+    // Output ranges of the integer layers come from (up to 256 of) the calibration images.
+    std::vector<int64_t> idx(cc.indices.begin(),
+                             cc.indices.begin() + std::min<size_t>(cc.indices.size(), 256));
+    if (!cc.data || idx.empty())
+      throw ConfigError("/export_int8: needs calibration images (calibration.size > 0)");
+    torch::Tensor images = data::load_batch(*cc.data, idx).images;
+    auto ex = model::export_int8(*p.net, qs, cfg.export_int8_path, ea,
+                                 cfg.activations.enabled() ? &act : nullptr, images);
+    rec.manifest["export_int8_path"] = cfg.export_int8_path;
+    rec.manifest["export_int8_engine"] =
+        at::globalContext().qEngine() == at::QEngine::ONEDNN ? "onednn" : "qnnpack";
+    rec.metrics["export_int8_layers"] = ex.int8_layers;
+    rec.metrics["export_int8_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
+    rec.metrics["export_int8_argmax_agreement"] = ex.argmax_agreement;
   }
   p.net->restore_fp();
   rec.manifest["end_time"] = utc_now_iso();
@@ -634,7 +651,7 @@ TrialOutcome run_trial(const json& resolved, TrialContext& ctx, TrialDistributio
   rec.arrays = p.arrays;
   record_layers(p, nq, c, rec);
   rec.manifest = manifest(p, nq, c, metrics, col);
-  return write(p, nq, c, std::move(rec), col);
+  return write(p, nq, c, cc, std::move(rec), col);
 }
 
 json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& outputs_path) {

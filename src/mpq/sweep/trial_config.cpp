@@ -163,7 +163,10 @@ const Schema& trial_schema() {
         .integer("/threads", 0, 0, 4096, "threads (0 = all cores of this process's share)")
         .string("/output", "", "trial HDF5 file to write (\"\" = do not write)")
         .string("/export", "",
-                "also write the deployable expanded TorchScript model here (\"\" = no)");
+                "also write the deployable expanded TorchScript model here (\"\" = no)")
+        .string("/export_int8", "",
+                "also write the model on 8-bit integer kernels (LibTorch quantized ops) here "
+                "(\"\" = no; needs activations.bits <= 8)");
     return k;
   }();
   return s;
@@ -185,6 +188,7 @@ json trial_identity(const json& resolved) {
   id.erase("threads");
   id.erase("label");
   id.erase("export");
+  id.erase("export_int8");
   id["calibration"].erase("cache_dir");
   const std::string method = id["weights"]["method"];
   for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc"})
@@ -239,6 +243,17 @@ std::vector<std::string> check_trial_semantics(const json& r) {
     problems.push_back(
         "/export: exporting the split (OCS) network is not supported; the trial file has its split "
         "weights");
+  if (r["export_int8"] != "") {
+    const std::string method = r["weights"]["method"];
+    if (method == "bit_alloc" || method == "ocs")
+      problems.push_back("/export_int8: " + method + " has no integer-kernel export");
+    if (r["data"]["name"] == "voc")
+      problems.push_back("/export_int8: detection models are not supported (classifiers only)");
+    if (r["activations"]["bits"].get<int>() > 8)
+      problems.push_back(
+          "/export_int8: int8 kernels take 8-bit inputs; set activations.bits <= 8 (e.g. --set "
+          "activations.bits=8) so the simulated trial quantizes them the same way");
+  }
   if (r["weights"]["method"] == "multipoint" &&
       r["calibration"]["statistics"] == "quantized_prefix") {
     std::string policy = m["policy"];
@@ -386,6 +401,7 @@ TrialConfig parse_trial_config(const json& r) {
   t.threads = r["threads"];
   t.output = r["output"];
   t.export_path = r["export"];
+  t.export_int8_path = r["export_int8"];
   return t;
 }
 

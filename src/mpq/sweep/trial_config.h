@@ -72,7 +72,7 @@ struct TrialConfig {
   uint64_t seed = 0;
   std::string label;
   int threads = 0;
-  std::string output, export_path;
+  std::string output, export_path, export_int8_path;
 
   /// True if the trial's methods use calibration images (multipoint allocation, output-error bit
   /// allocation, activation quantization, bias correction).
