@@ -5,7 +5,8 @@
 //   mpq_bench resnet18   quantize every weight of ResNet-18-shaped layers (random weights,
 //                        synthetic calibration statistics) at 4 bits, 1 point + 10% extra
 //   mpq_bench search     exact coefficient search vs a 1024-candidate grid: error and speed
-//   mpq_bench calib      calibration statistics vs one FP forward pass on the same images
+//   mpq_bench calib [MODEL.pt...]   calibration statistics vs one FP forward pass on the same
+//                        images, and per layer against the FLOP floor (plus the given archives)
 //   mpq_bench latency [MODEL.pt...]   expanded (deployable) model vs original, forward latency
 //                        (default models, plus the given archives on 3x224x224 inputs)
 //   mpq_bench int8 [MODEL.pt...]   fp32 vs single-point int8 vs multipoint int8 latency
@@ -211,7 +212,21 @@ std::string default_model(const std::string& arch) {
                                   data::kFashionMnistDefaultRoot);
 }
 
-int bench_calib() {
+// Captures every layer's input of one forward pass.
+class InputCapture : public model::LayerInputHook {
+ public:
+  torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+    if (static_cast<size_t>(layer) >= inputs.size()) inputs.resize(static_cast<size_t>(layer) + 1);
+    if (!inputs[static_cast<size_t>(layer)].defined()) inputs[static_cast<size_t>(layer)] = x.clone();
+    return x;
+  }
+  std::vector<torch::Tensor> inputs;
+};
+
+int bench_calib_per_layer(const std::string& name, const std::string& path,
+                          const torch::Tensor& images);
+
+int bench_calib(const std::vector<std::string>& extra_models) {
   auto train = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
   auto idx = data::calibration_indices(train->size(), 256, 0);
   std::printf(
@@ -232,6 +247,79 @@ int bench_calib() {
     double ts = median_seconds(5, [&] { ptq::collect_statistics(net, *train, idx, layers, o); });
     std::printf("| %s | %zu | %.3f | %.3f | %.1fx |\n", arch.c_str(), idx.size(), tf, ts, ts / tf);
   }
+  std::printf("\n");
+  for (std::string arch : {"resnet20", "mobilenetv2"}) {
+    std::vector<int64_t> part(idx.begin(), idx.begin() + 64);
+    bench_calib_per_layer(arch, default_model(arch), data::load_batch(*train, part).images);
+  }
+  for (const auto& p : extra_models) {
+    torch::manual_seed(0);
+    bench_calib_per_layer(std::filesystem::path(p).stem().string(), p,
+                          torch::randn({16, 3, 224, 224}));
+  }
+  return 0;
+}
+
+// Per layer: the layer's forward (conv/linear on its captured input) and the statistics of the
+// same input (ptq::accumulate_moments), against the FLOP floor d / (C_out / groups) forward passes.
+int bench_calib_per_layer(const std::string& name, const std::string& path,
+                          const torch::Tensor& images) {
+  auto net = model::Network::load(path);
+  InputCapture cap;
+  {
+    model::HookScope scope(&cap);
+    net.forward(images);
+  }
+  std::printf("%s, batch of %lld images:\n\n| layer | d | C_out/G | forward ms | floor = forward x d/(C_out/G) ms | "
+              "statistics before ms | statistics ms | before / floor | statistics / floor |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+              name.c_str(), static_cast<long long>(images.size(0)));
+  double sum_fwd = 0, sum_floor = 0, sum_stats = 0, sum_before = 0, worst = 0;
+  torch::NoGradGuard ng;
+  for (const auto& L : net.layers()) {
+    const auto& x = cap.inputs[static_cast<size_t>(L.index)];
+    const auto& w = net.fp_weight(L.index);
+    const auto& b = net.fp_bias(L.index);
+    const bool conv = L.kind == model::LayerKind::kConv2d;
+    const int64_t G = conv ? L.groups : 1;
+    auto forward = [&] {
+      return conv ? torch::conv2d(x, w, b, L.stride, L.padding, L.dilation, L.groups)
+                  : torch::linear(x, w, b);
+    };
+    forward();
+    double tf = median_seconds(7, forward);
+    auto sigma = torch::zeros({G, L.d(), L.d()}, torch::kFloat64);
+    ptq::accumulate_moments(L, x, sigma, ptq::CalibrationOptions{}.max_patch_bytes);
+    double ts = median_seconds(
+        7, [&] { ptq::accumulate_moments(L, x, sigma, ptq::CalibrationOptions{}.max_patch_bytes); });
+    // Before (stop 15): all patches of a step copied into row order, one batched GEMM (full d x d).
+    auto before = [&] {
+      if (!conv) {
+        auto rows = x.reshape({1, -1, L.d()});
+        sigma += torch::bmm(rows.transpose(1, 2), rows).to(torch::kFloat64);
+        return;
+      }
+      auto cols = at::im2col(x, {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
+                             {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});
+      const int64_t n = cols.size(0), P = cols.size(2);
+      auto r = cols.view({n, G, L.d(), P}).permute({1, 0, 3, 2}).reshape({G, n * P, L.d()});
+      sigma += torch::bmm(r.transpose(1, 2), r).to(torch::kFloat64);
+    };
+    double tb = median_seconds(7, before);
+    const double ratio = static_cast<double>(L.d()) / static_cast<double>(L.c_out / G);
+    const double floor = tf * ratio;
+    sum_fwd += tf;
+    sum_floor += floor;
+    sum_stats += ts;
+    sum_before += tb;
+    worst = std::max(worst, ts / floor);
+    std::printf("| %s | %lld | %lld | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f |\n", L.name.c_str(),
+                static_cast<long long>(L.d()), static_cast<long long>(L.c_out / G), 1e3 * tf,
+                1e3 * floor, 1e3 * tb, 1e3 * ts, tb / floor, ts / floor);
+  }
+  std::printf("| all layers | | | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f (worst layer %.2f) |\n\n",
+              1e3 * sum_fwd, 1e3 * sum_floor, 1e3 * sum_before, 1e3 * sum_stats,
+              sum_before / sum_floor, sum_stats / sum_floor, worst);
   return 0;
 }
 
@@ -617,7 +705,7 @@ int main(int argc, char** argv) {
   std::string what = argv[1];
   if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
   if (what == "search") return bench_search();
-  if (what == "calib") return bench_calib();
+  if (what == "calib") return bench_calib(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "latency") return bench_latency(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "eval") return bench_eval();
   if (what == "int8") return bench_int8(std::vector<std::string>(argv + 2, argv + argc));

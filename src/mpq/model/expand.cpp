@@ -188,12 +188,22 @@ ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std:
   auto x = list ? torch::rand(shape) : torch::randn(shape);
   torch::NoGradGuard ng;
   c10::IValue out_a;
-  if (list) {
-    std::vector<torch::Tensor> images;
-    for (int64_t i = 0; i < x.size(0); ++i) images.push_back(x[i]);
-    out_a = reloaded.forward({c10::IValue(images)});
-  } else {
-    out_a = reloaded.forward({x});
+  try {
+    if (list) {
+      std::vector<torch::Tensor> images;
+      for (int64_t i = 0; i < x.size(0); ++i) images.push_back(x[i]);
+      out_a = reloaded.forward({c10::IValue(images)});
+    } else {
+      out_a = reloaded.forward({x});
+    }
+  } catch (const std::exception& e) {
+    // E.g. onednn refusing a requantization whose scales underflow. Keep no file that fails.
+    std::filesystem::remove(path);
+    std::string msg = e.what();
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    const auto nl = msg.rfind('\n');
+    throw InputError(path + ": the exported model fails on a probe batch (" +
+                     (nl == std::string::npos ? msg : msg.substr(nl + 1)) + "); not written");
   }
   c10::IValue out_b;
   {

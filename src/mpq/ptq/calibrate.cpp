@@ -1,5 +1,7 @@
 #include "mpq/ptq/calibrate.h"
 
+#include <cblas.h>
+
 #include <map>
 #include <random>
 
@@ -11,6 +13,18 @@ namespace mpq::ptq {
 using model::LayerInfo;
 
 namespace {
+
+// im2col patches of a conv input: [n, G*d, P] float32 (rows of group g: g*d .. (g+1)*d).
+torch::Tensor unfold(const LayerInfo& L, const torch::Tensor& x) {
+  return at::im2col(x.to(torch::kFloat32), {L.kh, L.kw}, {L.dilation[0], L.dilation[1]},
+                    {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});
+}
+
+// Blocks of at least this d use the BLAS symmetric rank-k update; smaller ones direct dot
+// products. Either way only the upper triangle is accumulated.
+constexpr int64_t kSyrkMinD = 32;
+// Conv outputs with at least this many positions per image are updated image by image.
+constexpr int64_t kSyrkMinPositions = 256;
 
 // Accumulates Σ (float64) or a row reservoir for each observed layer.
 class StatsHook : public model::LayerInputHook {
@@ -53,22 +67,21 @@ class StatsHook : public model::LayerInputHook {
     if (it == acc_.end()) return x;
     Acc& a = it->second;
     const LayerInfo& L = infos_[static_cast<size_t>(layer)];
+    if (!a.sampled) {
+      a.rows += accumulate_moments(L, x, a.sigma, patch_bytes_);
+      return x;
+    }
     if (L.kind != model::LayerKind::kConv2d) {
       accumulate(a, x.to(torch::kFloat32).reshape({1, -1, a.d}));
       return x;
     }
-    // im2col of a whole batch at 224x224 is large (VGG-16's conv1_2: 64 images x 576 x 50176
-    // floats = 7.4 GB, and the regrouping copies it): take a few images at a time, so the
-    // patches of one step stay under max_patch_bytes (at least one image). Rows keep their order.
+    // Sampled rows: the patches in row order, a few images at a time (see accumulate_moments).
     const int64_t n = x.size(0);
     const int64_t per_image = 4 * a.groups * a.d * (x.size(2) * x.size(3)) /
                               std::max<int64_t>(1, L.stride[0] * L.stride[1]);
     const int64_t step = std::max<int64_t>(1, patch_bytes_ / std::max<int64_t>(1, per_image));
     for (int64_t i0 = 0; i0 < n; i0 += step) {
-      auto xi = x.narrow(0, i0, std::min(step, n - i0)).to(torch::kFloat32);
-      auto cols =
-          at::im2col(xi, {L.kh, L.kw}, {L.dilation[0], L.dilation[1]}, {L.padding[0], L.padding[1]},
-                     {L.stride[0], L.stride[1]});  // [n, Cin*kh*kw, P]
+      auto cols = unfold(L, x.narrow(0, i0, std::min(step, n - i0)));  // [n, G*d, P]
       int64_t ni = cols.size(0), p = cols.size(2);
       accumulate(
           a,
@@ -80,9 +93,7 @@ class StatsHook : public model::LayerInputHook {
   /// Adds rows [G, R, d] to the layer's statistics.
   void accumulate(Acc& a, const torch::Tensor& rows) {
     int64_t r = rows.size(1);
-    if (!a.sampled) {
-      a.sigma += torch::bmm(rows.transpose(1, 2), rows).to(torch::kFloat64);
-    } else {
+    {
       // Reservoir sampling (Algorithm R), same rows kept for every group.
       auto rc = rows.contiguous();
       for (int64_t i = 0; i < r; ++i) {
@@ -112,10 +123,12 @@ class StatsHook : public model::LayerInputHook {
       if (a.rows == 0)
         throw InputError("layer " + infos_[static_cast<size_t>(layer)].name +
                          " never ran during calibration");
-      if (a.sampled)
+      if (a.sampled) {
         s.data = a.reservoir.narrow(1, 0, std::min(a.capacity, a.rows)).contiguous();
-      else
+      } else {
+        symmetrize_moments(a.sigma);
         s.data = (a.sigma / static_cast<double>(a.rows)).to(torch::kFloat32).contiguous();
+      }
     }
     return out;
   }
@@ -127,6 +140,82 @@ class StatsHook : public model::LayerInputHook {
 };
 
 }  // namespace
+
+int64_t accumulate_moments(const LayerInfo& L, const torch::Tensor& x, torch::Tensor& sigma,
+                           int64_t max_patch_bytes) {
+  const int64_t G = sigma.size(0), d = sigma.size(1);
+  torch::NoGradGuard ng;
+  if (L.kind != model::LayerKind::kConv2d) {
+    auto rows = x.to(torch::kFloat32).reshape({-1, d}).contiguous();
+    const int64_t n = rows.size(0);
+    auto acc = torch::zeros({d, d}, torch::kFloat32);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d), static_cast<int>(n),
+                1.0f, rows.data_ptr<float>(), static_cast<int>(d), 0.0f, acc.data_ptr<float>(),
+                static_cast<int>(d));
+    sigma[0].add_(acc);
+    return n;
+  }
+  // im2col of a whole batch at 224x224 is large (VGG-16's conv1_2: 64 images x 576 x 50176
+  // floats = 7.4 GB): take a few images at a time, so one step's patches stay under
+  // max_patch_bytes (at least one image).
+  const int64_t n = x.size(0);
+  const int64_t per_image =
+      4 * G * d * (x.size(2) * x.size(3)) / std::max<int64_t>(1, L.stride[0] * L.stride[1]);
+  const int64_t step = std::max<int64_t>(1, max_patch_bytes / std::max<int64_t>(1, per_image));
+  int64_t rows = 0;
+  auto acc = torch::zeros({G, d, d}, torch::kFloat32);  // upper triangles of this call
+  float* pa = acc.data_ptr<float>();
+  for (int64_t i0 = 0; i0 < n; i0 += step) {
+    auto cols = unfold(L, x.narrow(0, i0, std::min(step, n - i0))).contiguous();  // [ni, G*d, P]
+    const int64_t ni = cols.size(0), P = cols.size(2);
+    rows += ni * P;
+    if (d < kSyrkMinD) {
+      // Small blocks (depthwise 3x3, stems): the d(d+1)/2 dot products of each group's rows
+      // directly, one (group, row) per task: no copy, no BLAS call per tiny block.
+      const float* pc = cols.data_ptr<float>();
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t r = 0; r < d; ++r) {
+          float* out = pa + (g * d + r) * d;
+          for (int64_t i = 0; i < ni; ++i) {
+            const float* block = pc + (i * G + g) * d * P;
+            const float* ra = block + r * P;
+            for (int64_t c = r; c < d; ++c) {
+              const float* rb = block + c * P;
+              float dot = 0;
+#pragma omp simd reduction(+ : dot)
+              for (int64_t p = 0; p < P; ++p) dot += ra[p] * rb[p];
+              out[c] += dot;
+            }
+          }
+        }
+    } else if (P >= kSyrkMinPositions) {
+      // Many positions per image: one rank-P update per image and group, straight from im2col.
+      const float* pc = cols.data_ptr<float>();
+      for (int64_t i = 0; i < ni; ++i)
+        for (int64_t g = 0; g < G; ++g)
+          cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(d),
+                      static_cast<int>(P), 1.0f, pc + (i * G + g) * d * P, static_cast<int>(P),
+                      1.0f, pa + g * d * d, static_cast<int>(d));
+    } else {
+      // Few positions (late layers): rows of all images in one update per group (the copy into
+      // row order is small here, and one large update beats ni small ones).
+      auto r = cols.view({ni, G, d, P}).permute({1, 0, 3, 2}).reshape({G, ni * P, d}).contiguous();
+      const float* pr = r.data_ptr<float>();
+      for (int64_t g = 0; g < G; ++g)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d),
+                    static_cast<int>(ni * P), 1.0f, pr + g * ni * P * d, static_cast<int>(d), 1.0f,
+                    pa + g * d * d, static_cast<int>(d));
+    }
+  }
+  sigma.add_(acc);
+  return rows;
+}
+
+void symmetrize_moments(torch::Tensor& sigma) {
+  auto upper = sigma.triu();
+  sigma = upper + upper.triu(1).transpose(1, 2);
+}
 
 void run_calibration_batches(model::Network& net, const data::Dataset& data,
                              const std::vector<int64_t>& indices, const CalibrationOptions& options,

@@ -5,7 +5,8 @@
 // Memory bound: Σ takes G * d^2 floats. When that exceeds `max_bytes_per_layer` (default
 // 256 MiB), the layer keeps instead a uniform random sample (reservoir sampling, seeded) of m
 // input rows per group with G * m * d floats within the same bound, and Σ ≈ X^T X / m
-// (quant/output_error.h). ResNet-18's largest Σ (d = 4608) is 85 MB; VGG-16's first FC
+// (quant/output_error.h). Cost: a symmetric rank-k update per image, about d / (2 C_out) forward
+// passes of the layer in multiply-adds (docs/benchmarks.md measures it per layer). ResNet-18's largest Σ (d = 4608) is 85 MB; VGG-16's first FC
 // (d = 25088, 2.5 GB as Σ) would keep ~2600 sampled rows.
 //
 // Statistics are cached on disk (stats_cache.h) keyed by the model file, the BN folding, the
@@ -33,6 +34,20 @@ struct CalibrationOptions {
   uint64_t seed = 0;           ///< for row sampling
   data::LoaderOptions loader;  ///< decoding threads, prefetch, bad-image policy
 };
+
+/// Adds the input rows of one call of layer L (input x as the layer sees it; conv: im2col
+/// patches, per group; linear: rows) to `sigma` [G, d, d] float64: sigma_g += sum_rows r r^T.
+/// Only the upper triangle (j >= i) of each group's block is accumulated (half the
+/// multiply-adds of a GEMM); symmetrize_moments() completes the matrix. d >= 32: the BLAS
+/// symmetric rank-k update (ssyrk), per image straight from the im2col patches when the layer
+/// has >= 1024 output positions, else over all images' rows at once; smaller d (depthwise 3x3,
+/// stems): direct dot products per group. Float32 within the call, float64 across calls;
+/// deterministic for a fixed thread count. Returns the rows added per group.
+int64_t accumulate_moments(const model::LayerInfo& L, const torch::Tensor& x, torch::Tensor& sigma,
+                           int64_t max_patch_bytes);
+
+/// Copies the upper triangle of each block onto the lower one (after accumulate_moments).
+void symmetrize_moments(torch::Tensor& sigma);
 
 /// Runs the calibration images `indices` of `data` through `net` in batches of
 /// options.batch_size with `hook` installed (may be null); `on_batch(n)` (optional) is told each

@@ -7,9 +7,11 @@
 // codes are fixed and f(t) = R - 2 t S1 + t^2 S2 with R = sum s_j r_j^2, S1 = sum s_j |r_j| k_j,
 // S2 = sum s_j k_j^2, whose minimizer is t* = S1 / S2 clamped to the piece. Sweeping the
 // breakpoints in decreasing order updates S1 += s_j |r_j| and S2 += s_j (2k - 1) per crossing,
-// so every piece is visited once. The breakpoints of level k are |r_j| / (k - 1/2) for all j, a
-// scaled copy of the sorted magnitudes, so they come out in order from an L-way merge:
-// O(d log d + d L log L) time, O(d + L) memory. The sweep stops early once a lower bound on f
+// so every piece is visited once. The breakpoints come out in order from a calendar queue over
+// 1/t (buckets holding ~2 breakpoints, counting-sorted a block at a time, insertion-sorted within
+// a bucket): O(d + B) time for B breakpoints visited, O(d) memory, no sort of the magnitudes
+// (an earlier version merged L sorted lists with a heap: O(d log d + B log L), 2-3x slower). The
+// sweep stops early once a lower bound on f
 // for all smaller t (the error of the elements already saturated at ±L) exceeds the best piece;
 // for Gaussian weights at 4 bits this skips most breakpoints, which lie below the optimum. Because
 // the piece formula cancels badly when R dwarfs the optimum (1e30 next to 1), the few best pieces
