@@ -11,6 +11,8 @@
 //                        (default models, plus the given archives on 3x224x224 inputs)
 //   mpq_bench int8 [MODEL.pt...]   fp32 vs single-point int8 vs multipoint int8 latency
 //                        (LibTorch quantized kernels; default models plus the given archives)
+//   mpq_bench forward MODEL.pt IMAGES BATCH THREADS   images/s of forward passes of the prepared
+//                        network on random 3x224x224 batches (bench/bench_eval_tv.sh)
 //   mpq_bench eval       evaluation throughput of the default models (images/s)
 //   mpq_bench map [PER_IMAGE]   VOC mAP (both definitions) of 5000 images x 20 classes x
 //                        PER_IMAGE detections per image (default 100)
@@ -29,6 +31,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mpq/data/calibration.h"
@@ -420,7 +423,7 @@ int bench_latency(const std::vector<std::string>& extra_models) {
       cc.data = cs.calib.get();
       cc.indices = data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
       cc.cache_dir = "/tmp/mpq_bench_stats";
-      cc.cache_description = {{"model", cs.path}, {"data", cs.calib->fingerprint()}};
+      cc.cache_description = {{"model", net.sha256()}, {"data", cs.calib->fingerprint()}};
       auto nq = ptq::quantize_network(net, w, cc);
       std::vector<const quant::QuantizedLayer*> qs;
       int64_t C = 0, P = 0;
@@ -495,7 +498,8 @@ int bench_int8(const std::vector<std::string>& extra_models) {
     cc.indices =
         data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
     cc.cache_dir = "/tmp/mpq_bench_stats";
-    cc.cache_description = {{"model", cs.path}, {"data", cs.calib->fingerprint()}};
+    cc.cache_description = {{"model", model::Network::load(cs.path).sha256()},
+                            {"data", cs.calib->fingerprint()}};
     auto images = data::load_batch(*cs.calib, cc.indices).images;
     double extra_channels = 0, extra_macs = 0;
     auto export_one = [&](ptq::WeightMethod method, const std::string& out) {
@@ -566,12 +570,30 @@ int bench_int8(const std::vector<std::string>& extra_models) {
         torch::manual_seed(1);
         x = torch::randn({batch, 3, 224, 224});
       }
-      auto [t_fp, t_sp] = paired_latency(fp, sp, x);
-      auto [t_sp2, t_mp] = paired_latency(sp, mp, x);
-      char row[256];
-      std::snprintf(row, sizeof row, "| %s | %lld | %.2f | %.2f | %.2f (%.1f%%, %.1f%%) | %.2f | %.2f |",
-                    cs.name.c_str(), static_cast<long long>(batch), 1e3 * t_fp, 1e3 * t_sp,
-                    1e3 * t_mp, 100 * extra_channels, 100 * extra_macs, t_sp / t_fp,
+      // oneDNN in Debian's LibTorch 1.13 fails on some int8 convolutions of torchvision
+      // MobileNetV2 with 2 threads at batch >= 32 ("could not create a primitive descriptor
+      // for a reorder primitive", also from Python); such rows are measured on qnnpack.
+      std::string engine = "onednn";
+      double t_fp = 0, t_sp = 0, t_sp2 = 0, t_mp = 0;
+      try {
+        std::tie(t_fp, t_sp) = paired_latency(fp, sp, x);
+        std::tie(t_sp2, t_mp) = paired_latency(sp, mp, x);
+      } catch (const std::exception&) {
+        engine = "qnnpack";
+        at::globalContext().setQEngine(at::QEngine::QNNPACK);
+        auto sq = torch::jit::load("/tmp/mpq_bench_" + cs.name + "_sp_int8.pt");
+        auto mq = torch::jit::load("/tmp/mpq_bench_" + cs.name + "_mp_int8.pt");
+        sq.eval();
+        mq.eval();
+        std::tie(t_fp, t_sp) = paired_latency(fp, sq, x);
+        std::tie(t_sp2, t_mp) = paired_latency(sq, mq, x);
+        model::select_int8_engine();
+      }
+      char row[320];
+      std::snprintf(row, sizeof row,
+                    "| %s | %lld | %s | %.2f | %.2f | %.2f (%.1f%%, %.1f%%) | %.2f | %.2f |",
+                    cs.name.c_str(), static_cast<long long>(batch), engine.c_str(), 1e3 * t_fp,
+                    1e3 * t_sp, 1e3 * t_mp, 100 * extra_channels, 100 * extra_macs, t_sp / t_fp,
                     t_mp / t_sp2);
       std::printf("%s\n", row);
       std::fflush(stdout);
@@ -581,10 +603,30 @@ int bench_int8(const std::vector<std::string>& extra_models) {
                 rm.int8_layers == rs.int8_layers ? qs_count(cs.path) : 0);
   }
   std::printf(
-      "\n| model | batch | fp32 ms | single-point int8 ms | multipoint int8 ms (extra channels, "
-      "MACs) | int8 / fp32 | multipoint / single-point int8 |\n"
-      "|---|---:|---:|---:|---:|---:|---:|\n");
+      "\n| model | batch | engine | fp32 ms | single-point int8 ms | multipoint int8 ms (extra "
+      "channels, MACs) | int8 / fp32 | multipoint / single-point int8 |\n"
+      "|---|---:|---|---:|---:|---:|---:|---:|\n");
   for (const auto& r : rows) std::printf("%s\n", r.c_str());
+  return 0;
+}
+
+// Forward passes only of mpq's prepared (BN-folded) network on seeded random 3x224x224 batches
+// (bench/bench_eval_tv.sh compares with the same archive in PyTorch, bench/python_forward.py).
+int bench_forward(const std::string& path, int64_t images, int64_t batch, int threads) {
+  apply_threads(threads);
+  auto net = model::Network::load(path);
+  torch::manual_seed(0);
+  auto x = torch::randn({batch, 3, 224, 224});
+  net.forward(x);  // warm-up (profiling executor)
+  net.forward(x);
+  std::vector<double> rates;
+  for (int r = 0; r < 3; ++r) {
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < images; i += batch) net.forward(x);
+    rates.push_back(static_cast<double>(images) / secs(t0));
+  }
+  std::sort(rates.begin(), rates.end());
+  std::printf("%.1f\n", rates[1]);
   return 0;
 }
 
@@ -708,6 +750,13 @@ int main(int argc, char** argv) {
   if (what == "calib") return bench_calib(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "latency") return bench_latency(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "eval") return bench_eval();
+  if (what == "forward") {
+    if (argc < 6) {
+      std::fprintf(stderr, "usage: mpq_bench forward MODEL.pt IMAGES BATCH THREADS\n");
+      return 2;
+    }
+    return bench_forward(argv[2], std::atoll(argv[3]), std::atoll(argv[4]), std::atoi(argv[5]));
+  }
   if (what == "int8") return bench_int8(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "map") return bench_map(argc > 2 ? std::atoi(argv[2]) : 100);
   if (what == "nms") return bench_nms();

@@ -285,6 +285,8 @@ int main(int argc, char** argv) {
       "  mpq quantize --model default:mobilenetv2 --method multipoint --bits 4 --granularity "
       "per_layer \\\n"
       "      --set weights.multipoint.budget=0.1 -o results/mp.h5 --export results/mp_expanded.pt\n"
+      "  mpq quantize --model default:resnet20 --method multipoint --bits 4 --set activations.bits=8 "
+      "\\\n      -o results/mp_a8.h5 --export-int8 results/mp_int8.pt   # on int8 kernels\n"
       "Every config key is listed in docs/configs.md; flags override --config, --set overrides "
       "both.");
   ConfigArgs q_cfg;
