@@ -1,5 +1,8 @@
 #include "mpq/quant/multipoint_layer.h"
 
+#include <dlfcn.h>
+#include <omp.h>
+
 #include <cmath>
 #include <limits>
 
@@ -15,12 +18,44 @@ int64_t group_of(const LayerQuantSpec& s, int64_t c) {
   return c / (s.c_out / s.groups);
 }
 
-// Output errors of the current residuals of all channels, batched per group.
+// OpenBLAS's thread count, looked up at run time (libblas.so.3 is OpenBLAS on Debian when
+// libopenblas0-pthread is installed; with another BLAS these are null and nothing changes).
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+const SetThreads openblas_set_threads =
+    reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+const GetThreads openblas_get_threads =
+    reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+
+// While alive, OpenBLAS runs single-threaded in its caller: the output-error GEMMs are split
+// over the OpenMP threads that also run the greedy searches. With both pools active on a 2-core
+// machine, OpenBLAS's idle workers yield-spin for ~2^28 cycles after every call and take CPU
+// from the OpenMP threads (~10% of a ResNet-18-sized build, docs/benchmarks.md).
+class SerialBlas {
+ public:
+  SerialBlas() : saved_(openblas_get_threads && openblas_set_threads ? openblas_get_threads() : 0) {
+    if (saved_ > 1) openblas_set_threads(1);
+  }
+  ~SerialBlas() {
+    if (saved_ > 1) openblas_set_threads(saved_);
+  }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+  bool active() const { return saved_ > 1; }
+
+ private:
+  int saved_;
+};
+
+// Output errors of the current residuals of all channels, batched per group; with `split`,
+// each group's rows are divided among the OpenMP threads (BLAS single-threaded, SerialBlas).
 std::vector<double> residual_output_errors(const LayerQuantSpec& s,
-                                           const std::vector<GreedyChannel>& chans) {
+                                           const std::vector<GreedyChannel>& chans,
+                                           bool split = false) {
   std::vector<double> out(static_cast<size_t>(s.c_out), std::numeric_limits<double>::quiet_NaN());
   if (!s.stats) return out;
   int64_t per = s.c_out / s.groups;
+  const int parts = split && per >= 64 ? std::max(1, omp_get_max_threads()) : 1;
   for (int64_t g = 0; g < s.groups; ++g) {
     auto deltas = torch::empty({per, s.d}, torch::kFloat32);
     float* p = deltas.data_ptr<float>();
@@ -29,9 +64,13 @@ std::vector<double> residual_output_errors(const LayerQuantSpec& s,
       for (int64_t j = 0; j < s.d; ++j)
         p[i * s.d + j] = static_cast<float>(r[static_cast<size_t>(j)]);
     }
-    auto e = output_errors(*s.stats, g, deltas);
-    for (int64_t i = 0; i < per; ++i)
-      out[static_cast<size_t>(g * per + i)] = e[static_cast<size_t>(i)];
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (int part = 0; part < parts; ++part) {
+      const int64_t r0 = per * part / parts, r1 = per * (part + 1) / parts;
+      auto e = output_errors(*s.stats, g, deltas.narrow(0, r0, r1 - r0));
+      for (int64_t i = r0; i < r1; ++i)
+        out[static_cast<size_t>(g * per + i)] = e[static_cast<size_t>(i - r0)];
+    }
   }
   return out;
 }
@@ -95,9 +134,11 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
   t.weight_energy.resize(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c)
     t.weight_energy[static_cast<size_t>(c)] = lc.channels_[static_cast<size_t>(c)].weight_sq_norm();
+  SerialBlas serial_blas;
+  const bool split = serial_blas.active();
   if (spec.stats) {
     // w_c^T Σ w_c: the output error of the all-zero approximation.
-    t.output_energy = residual_output_errors(spec, lc.channels_);
+    t.output_energy = residual_output_errors(spec, lc.channels_, split);
   }
 
   for (int k = 0; k < K; ++k) {
@@ -116,7 +157,7 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
       t.weight_error[static_cast<size_t>(c * K + k)] =
           lc.channels_[static_cast<size_t>(c)].residual_sq_norm();
     if (spec.stats) {
-      auto e = residual_output_errors(spec, lc.channels_);
+      auto e = residual_output_errors(spec, lc.channels_, split);
       for (int64_t c = 0; c < C; ++c)
         t.output_error[static_cast<size_t>(c * K + k)] = e[static_cast<size_t>(c)];
     }
