@@ -381,26 +381,70 @@ std::pair<double, double> paired_latency(torch::jit::Module& a, torch::jit::Modu
   return {ta[ta.size() / 2], tb[tb.size() / 2]};
 }
 
+// The models of the latency and int8 benchmarks: the default models (calibrated and fed with
+// Fashion-MNIST, batches 1/32/256) and `extra_models` (random 3x224x224 images, batches 1/32).
+struct ModelCase {
+  std::string name, path;
+  std::shared_ptr<const data::Dataset> calib;
+  std::vector<int64_t> batches;
+  bool fashion_mnist = false;
+};
+
+std::vector<ModelCase> model_cases(const std::vector<std::string>& extra_models,
+                                   std::shared_ptr<const data::Dataset> train) {
+  std::vector<ModelCase> cases;
+  for (std::string arch : {"resnet20", "mobilenetv2"})
+    cases.push_back({arch, default_model(arch), train, {1, 32, 256}, true});
+  auto tv = std::make_shared<RandomImages>(64, std::vector<int64_t>{3, 224, 224},
+                                           data::preprocess_preset("torchvision-v1"));
+  for (const auto& p : extra_models)
+    cases.push_back({std::filesystem::path(p).stem().string(), p, tv, {1, 32}, false});
+  return cases;
+}
+
+// Up to 256 calibration images of the case, statistics cached by the archive's SHA-256.
+ptq::CalibrationContext bench_calibration(const ModelCase& cs, const std::string& model_sha256) {
+  ptq::CalibrationContext cc;
+  cc.data = cs.calib.get();
+  cc.indices =
+      data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
+  cc.cache_dir = "/tmp/mpq_bench_stats";
+  cc.cache_description = {{"model", model_sha256}, {"data", cs.calib->fingerprint()}};
+  return cc;
+}
+
+// A timing input of the case: the first test images, or seeded random 3x224x224.
+torch::Tensor case_input(const ModelCase& cs, const data::Dataset& test, int64_t batch) {
+  if (cs.fashion_mnist) return data::load_batch(test, data::index_range(0, batch)).images;
+  torch::manual_seed(1);
+  return torch::randn({batch, 3, 224, 224});
+}
+
+// Extra output channels and extra MACs of a quantized network, as fractions.
+struct Overheads {
+  double channels = 0, macs = 0;
+};
+Overheads overheads(const model::Network& net, const ptq::NetworkQuantization& nq) {
+  int64_t C = 0, P = 0;
+  double macs = 0, extra = 0;
+  for (size_t i = 0; i < nq.layers.size(); ++i) {
+    const auto& o = nq.layers[i];
+    macs += static_cast<double>(net.layers()[i].macs);
+    if (!o.quantized) continue;
+    C += o.q.c_out;
+    P += o.q.total_points();
+    extra += quant::extra_macs(o.q, static_cast<double>(net.layers()[i].macs));
+  }
+  return {static_cast<double>(P - C) / static_cast<double>(C), extra / macs};
+}
+
 // Expanded (deployable) model vs the original archive: default models on Fashion-MNIST, and any
 // further archives (e.g. torchvision models, bench/bench_latency.sh) on random 3x224x224 images.
 int bench_latency(const std::vector<std::string>& extra_models) {
   auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
   std::shared_ptr<const data::Dataset> train =
       data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
-  struct Case {
-    std::string name, path;
-    std::shared_ptr<const data::Dataset> calib;
-    std::vector<int64_t> batches;
-  };
-  std::vector<Case> cases;
-  for (std::string arch : {"resnet20", "mobilenetv2"})
-    cases.push_back({arch, default_model(arch), train, {1, 32, 256}});
-  auto tv = std::make_shared<RandomImages>(64, std::vector<int64_t>{3, 224, 224},
-                                           data::preprocess_preset("torchvision-v1"));
-  for (const auto& p : extra_models) {
-    std::string name = std::filesystem::path(p).stem().string();
-    cases.push_back({name, p, tv, {1, 32}});
-  }
+  const auto cases = model_cases(extra_models, train);
   std::printf(
       "| model | budget | extra channels | extra MACs | batch | original ms | expanded ms | "
       "ratio | (ratio - 1) / extra MACs |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -419,45 +463,23 @@ int bench_latency(const std::vector<std::string>& extra_models) {
       w.granularity = quant::Granularity::kPerLayer;
       w.allocation.budget = budget;
       w.allocation.unit = unit;
-      ptq::CalibrationContext cc;
-      cc.data = cs.calib.get();
-      cc.indices = data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
-      cc.cache_dir = "/tmp/mpq_bench_stats";
-      cc.cache_description = {{"model", net.sha256()}, {"data", cs.calib->fingerprint()}};
-      auto nq = ptq::quantize_network(net, w, cc);
+      auto nq = ptq::quantize_network(net, w, bench_calibration(cs, net.sha256()));
       std::vector<const quant::QuantizedLayer*> qs;
-      int64_t C = 0, P = 0;
-      double macs = 0, extra = 0;
-      for (size_t i = 0; i < nq.layers.size(); ++i) {
-        const auto& o = nq.layers[i];
-        qs.push_back(o.quantized ? &o.q : nullptr);
-        macs += static_cast<double>(net.layers()[i].macs);
-        if (o.quantized) {
-          C += o.q.c_out;
-          P += o.q.total_points();
-          extra += quant::extra_macs(o.q, static_cast<double>(net.layers()[i].macs));
-        }
-      }
+      for (const auto& o : nq.layers) qs.push_back(o.quantized ? &o.q : nullptr);
+      const Overheads ov = overheads(net, nq);
       std::string out = "/tmp/mpq_bench_" + cs.name + "_expanded.pt";
       model::export_expanded(net, qs, out);
       auto expanded = torch::jit::load(out);
       expanded.eval();
       for (int64_t batch : cs.batches) {
-        torch::Tensor x;
-        if (cs.calib == train) {
-          x = data::load_batch(*test, data::index_range(0, batch)).images;
-        } else {
-          torch::manual_seed(1);
-          x = torch::randn({batch, 3, 224, 224});
-        }
-        auto [to, te] = paired_latency(original, expanded, x);
+        auto [to, te] = paired_latency(original, expanded, case_input(cs, *test, batch));
         std::printf("| %s | %.0f%% %s | %.1f%% | %.1f%% | %lld | %.2f | %.2f | %.2f | %s |\n",
                     cs.name.c_str(), 100 * budget,
                     unit == quant::BudgetUnit::kMacs ? "MACs" : "channels",
-                    100.0 * static_cast<double>(P - C) / static_cast<double>(C),
-                    100.0 * extra / macs, static_cast<long long>(batch), 1e3 * to, 1e3 * te,
+                    100.0 * ov.channels, 100.0 * ov.macs, static_cast<long long>(batch), 1e3 * to,
+                    1e3 * te,
                     te / to,
-                    extra > 0 ? std::to_string((te / to - 1) / (extra / macs)).substr(0, 5).c_str()
+                    ov.macs > 0 ? std::to_string((te / to - 1) / ov.macs).substr(0, 5).c_str()
                               : "-");
         std::fflush(stdout);
       }
@@ -478,30 +500,13 @@ int bench_int8(const std::vector<std::string>& extra_models) {
   auto test = data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTest);
   std::shared_ptr<const data::Dataset> train =
       data::load_fashion_mnist(data::kFashionMnistDefaultRoot, data::Split::kTrain);
-  struct Case {
-    std::string name, path;
-    std::shared_ptr<const data::Dataset> calib;
-    std::vector<int64_t> batches;
-  };
-  std::vector<Case> cases;
-  for (std::string arch : {"resnet20", "mobilenetv2"})
-    cases.push_back({arch, default_model(arch), train, {1, 32, 256}});
-  auto tv = std::make_shared<RandomImages>(64, std::vector<int64_t>{3, 224, 224},
-                                           data::preprocess_preset("torchvision-v1"));
-  for (const auto& p : extra_models)
-    cases.push_back({std::filesystem::path(p).stem().string(), p, tv, {1, 32}});
+  const auto cases = model_cases(extra_models, train);
   std::printf("engine %s\n\n", c10::toString(at::globalContext().qEngine()).c_str());
   std::vector<std::string> rows;
   for (const auto& cs : cases) {
-    ptq::CalibrationContext cc;
-    cc.data = cs.calib.get();
-    cc.indices =
-        data::calibration_indices(cs.calib->size(), std::min<int64_t>(256, cs.calib->size()), 0);
-    cc.cache_dir = "/tmp/mpq_bench_stats";
-    cc.cache_description = {{"model", model::Network::load(cs.path).sha256()},
-                            {"data", cs.calib->fingerprint()}};
+    const auto cc = bench_calibration(cs, model::Network::load(cs.path).sha256());
     auto images = data::load_batch(*cs.calib, cc.indices).images;
-    double extra_channels = 0, extra_macs = 0;
+    Overheads ov;
     auto export_one = [&](ptq::WeightMethod method, const std::string& out) {
       auto net = model::Network::load(cs.path);
       ptq::ActivationConfig acfg;
@@ -515,26 +520,16 @@ int bench_int8(const std::vector<std::string>& extra_models) {
       auto nq = ptq::quantize_network(net, w, cc);
       std::vector<const quant::QuantizedLayer*> qs;
       std::vector<model::ExportActQuant> ea;
-      int64_t C = 0, P = 0;
-      double macs = 0, extra = 0;
       for (size_t i = 0; i < nq.layers.size(); ++i) {
-        const auto& o = nq.layers[i];
-        qs.push_back(o.quantized ? &o.q : nullptr);
+        qs.push_back(nq.layers[i].quantized ? &nq.layers[i].q : nullptr);
         ea.push_back({act[i].enabled, act[i].scale, act[i].qmin, act[i].qmax});
-        macs += static_cast<double>(net.layers()[i].macs);
-        if (o.quantized) {
-          C += o.q.c_out;
-          P += o.q.total_points();
-          extra += quant::extra_macs(o.q, static_cast<double>(net.layers()[i].macs));
-        }
       }
-      extra_channels = static_cast<double>(P - C) / static_cast<double>(C);
-      extra_macs = extra / macs;
+      ov = overheads(net, nq);
       ptq::ActivationQuantizer aq(act);
       auto r = model::export_int8(net, qs, out, ea, &aq, images);
       auto m = torch::jit::load(out);
       m.eval();
-      if (cs.calib == train) {  // top-1 on the test split: the simulation vs the int8 model
+      if (cs.fashion_mnist) {  // top-1 on the test split: the simulation vs the int8 model
         int64_t right_sim = 0, right_int8 = 0;
         torch::NoGradGuard ng;
         for (int64_t b = 0; b < test->size(); b += 500) {
@@ -563,13 +558,7 @@ int bench_int8(const std::vector<std::string>& extra_models) {
     auto fp = torch::jit::load(cs.path);
     fp.eval();
     for (int64_t batch : cs.batches) {
-      torch::Tensor x;
-      if (cs.calib == train) {
-        x = data::load_batch(*test, data::index_range(0, batch)).images;
-      } else {
-        torch::manual_seed(1);
-        x = torch::randn({batch, 3, 224, 224});
-      }
+      const torch::Tensor x = case_input(cs, *test, batch);
       // oneDNN in Debian's LibTorch 1.13 fails on some int8 convolutions of torchvision
       // MobileNetV2 with 2 threads at batch >= 32 ("could not create a primitive descriptor
       // for a reorder primitive", also from Python); such rows are measured on qnnpack.
@@ -593,7 +582,7 @@ int bench_int8(const std::vector<std::string>& extra_models) {
       std::snprintf(row, sizeof row,
                     "| %s | %lld | %s | %.2f | %.2f | %.2f (%.1f%%, %.1f%%) | %.2f | %.2f |",
                     cs.name.c_str(), static_cast<long long>(batch), engine.c_str(), 1e3 * t_fp,
-                    1e3 * t_sp, 1e3 * t_mp, 100 * extra_channels, 100 * extra_macs, t_sp / t_fp,
+                    1e3 * t_sp, 1e3 * t_mp, 100 * ov.channels, 100 * ov.macs, t_sp / t_fp,
                     t_mp / t_sp2);
       std::printf("%s\n", row);
       std::fflush(stdout);

@@ -64,25 +64,45 @@ void record_points(torch::jit::Module& m, int layer, const quant::QuantizedLayer
   m.register_attribute(prefix + "channel", c10::TensorType::get(), channel);
 }
 
+// The points of a layer in graph order: the first point of every channel (`first`), then the
+// extra points (`extra`, with their output channels `extra_channel`); for grouped layers the
+// input channels each extra point sees (`gather`, cin/groups per extra point).
+struct PointOrder {
+  std::vector<int64_t> first, extra, extra_channel, gather;
+  std::vector<int64_t> order() const {
+    std::vector<int64_t> o = first;
+    o.insert(o.end(), extra.begin(), extra.end());
+    return o;
+  }
+};
+
+PointOrder order_points(const LayerInfo& L, const quant::QuantizedLayer& q) {
+  PointOrder po;
+  int64_t p = 0;
+  for (int64_t c = 0; c < q.c_out; ++c) {
+    const int np = q.points[static_cast<size_t>(c)];
+    po.first.push_back(p);
+    for (int i = 1; i < np; ++i) {
+      po.extra.push_back(p + i);
+      po.extra_channel.push_back(c);
+    }
+    p += np;
+  }
+  if (L.kind == LayerKind::kConv2d && L.groups > 1) {
+    const int64_t cin_g = L.c_in / L.groups, per = q.c_out / L.groups;
+    for (int64_t c : po.extra_channel)
+      for (int64_t j = 0; j < cin_g; ++j) po.gather.push_back(c / per * cin_g + j);
+  }
+  return po;
+}
+
 // Replaces layer node n by its multipoint form (see expand.h); returns the graph order of the
 // points (indices into q's channel-major points).
 std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
                                    const quant::QuantizedLayer& q, const torch::Tensor& bias) {
-  // Order the points: first point of every channel, then the extra points.
-  std::vector<int64_t> first, extra, extra_channel;
-  int64_t p = 0;
-  for (int64_t c = 0; c < q.c_out; ++c) {
-    int np = q.points[static_cast<size_t>(c)];
-    first.push_back(p);
-    for (int i = 1; i < np; ++i) {
-      extra.push_back(p + i);
-      extra_channel.push_back(c);
-    }
-    p += np;
-  }
-  const int64_t C = q.c_out, E = static_cast<int64_t>(extra.size());
-  std::vector<int64_t> order = first;
-  order.insert(order.end(), extra.begin(), extra.end());
+  const PointOrder po = order_points(L, q);
+  const auto& extra_channel = po.extra_channel;
+  const int64_t C = q.c_out, E = static_cast<int64_t>(po.extra.size());
 
   torch::jit::WithInsertPoint guard(n);
   Value* x = n->input(0);
@@ -93,7 +113,7 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
   const int64_t cin_g = conv ? L.c_in / L.groups : L.c_in;
   Value* y = nullptr;
   // The first points: the original layer with the steps and the bias fused in.
-  auto W1 = scaled_rows(q, first);
+  auto W1 = scaled_rows(q, po.first);
   if (conv)
     y = g.insert(sym("aten::conv2d"),
                  {x, constant(g, W1.view({C, cin_g, L.kh, L.kw})), constant(g, bias), ints(L.stride),
@@ -102,7 +122,7 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
     y = g.insert(sym("aten::linear"), {x, constant(g, W1), constant(g, bias)});
   if (E > 0) {
     // The extra points: one small layer over the same input, added in place into their channels.
-    auto W2 = scaled_rows(q, extra);
+    auto W2 = scaled_rows(q, po.extra);
     Value* z = nullptr;
     if (!conv) {
       z = g.insert(sym("aten::linear"), {x, constant(g, W2), none});
@@ -112,14 +132,8 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
                     ints(L.padding), ints(L.dilation), integer(1)});
     } else {
       // Each extra point sees its channel's group of inputs.
-      const int64_t per = C / L.groups;
-      std::vector<int64_t> gather;
-      for (int64_t c : extra_channel) {
-        const int64_t grp = c / per;
-        for (int64_t j = 0; j < cin_g; ++j) gather.push_back(grp * cin_g + j);
-      }
       Value* xg = g.insert(sym("aten::index_select"),
-                           {x, integer(1), constant(g, torch::tensor(gather, torch::kInt64))});
+                           {x, integer(1), constant(g, torch::tensor(po.gather, torch::kInt64))});
       z = g.insert(sym("aten::conv2d"),
                    {xg, constant(g, W2.view({E, cin_g, L.kh, L.kw})), none, ints(L.stride),
                     ints(L.padding), ints(L.dilation), integer(E)});
@@ -130,7 +144,7 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
   }
   n->output()->replaceAllUsesWith(y);
   n->destroy();
-  return order;
+  return po.order();
 }
 
 // Every tensor of an output value, in a fixed order (tuple/list order, dict keys sorted).
@@ -283,35 +297,22 @@ Int8Layer plan_int8_layer(const LayerInfo& L, const quant::QuantizedLayer& q,
                           const torch::Tensor& bias, const ExportActQuant& act) {
   Int8Layer r;
   r.index = L.index;
-  std::vector<int64_t> first, extra;
-  int64_t p = 0;
-  for (int64_t c = 0; c < q.c_out; ++c) {
-    first.push_back(p);
-    for (int i = 1; i < q.points[static_cast<size_t>(c)]; ++i) {
-      extra.push_back(p + i);
-      r.extra_channel.push_back(c);
-    }
-    p += q.points[static_cast<size_t>(c)];
-  }
+  const PointOrder po = order_points(L, q);
+  r.extra_channel = po.extra_channel;
+  r.gather = po.gather;
   r.C = q.c_out;
-  r.E = static_cast<int64_t>(extra.size());
-  r.order = first;
-  r.order.insert(r.order.end(), extra.begin(), extra.end());
+  r.E = static_cast<int64_t>(po.extra.size());
+  r.order = po.order();
   const bool conv = L.kind == LayerKind::kConv2d;
   const int64_t cin_g = conv ? L.c_in / L.groups : L.c_in;
   auto shape = [&](int64_t n) {
     return conv ? std::vector<int64_t>{n, cin_g, L.kh, L.kw} : std::vector<int64_t>{n, L.c_in};
   };
-  r.w1 = scaled_rows(q, first).view(shape(r.C));
-  r.q1 = per_channel_qint8(q, first, shape(r.C));
+  r.w1 = scaled_rows(q, po.first).view(shape(r.C));
+  r.q1 = per_channel_qint8(q, po.first, shape(r.C));
   if (r.E > 0) {
-    r.w2 = scaled_rows(q, extra).view(shape(r.E));
-    r.q2 = per_channel_qint8(q, extra, shape(r.E));
-  }
-  if (conv && L.groups > 1) {
-    const int64_t per = r.C / L.groups;
-    for (int64_t c : r.extra_channel)
-      for (int64_t j = 0; j < cin_g; ++j) r.gather.push_back(c / per * cin_g + j);
+    r.w2 = scaled_rows(q, po.extra).view(shape(r.E));
+    r.q2 = per_channel_qint8(q, po.extra, shape(r.E));
   }
   r.bias = bias.to(torch::kFloat32).contiguous();
   r.in_scale = act.scale;

@@ -20,6 +20,16 @@ torch::Tensor unfold(const LayerInfo& L, const torch::Tensor& x) {
                     {L.padding[0], L.padding[1]}, {L.stride[0], L.stride[1]});
 }
 
+// Images per im2col step so that one step's patches stay under max_patch_bytes (at least one):
+// the patches of a whole 224x224 batch would take gigabytes (VGG-16's conv1_2: 64 images x 576 x
+// 50176 floats = 7.4 GB).
+int64_t images_per_step(const LayerInfo& L, const torch::Tensor& x, int64_t G, int64_t d,
+                        int64_t max_patch_bytes) {
+  const int64_t per_image =
+      4 * G * d * (x.size(2) * x.size(3)) / std::max<int64_t>(1, L.stride[0] * L.stride[1]);
+  return std::max<int64_t>(1, max_patch_bytes / std::max<int64_t>(1, per_image));
+}
+
 // Blocks of at least this d use the BLAS symmetric rank-k update; smaller ones direct dot
 // products. Either way only the upper triangle is accumulated.
 constexpr int64_t kSyrkMinD = 32;
@@ -77,9 +87,7 @@ class StatsHook : public model::LayerInputHook {
     }
     // Sampled rows: the patches in row order, a few images at a time (see accumulate_moments).
     const int64_t n = x.size(0);
-    const int64_t per_image = 4 * a.groups * a.d * (x.size(2) * x.size(3)) /
-                              std::max<int64_t>(1, L.stride[0] * L.stride[1]);
-    const int64_t step = std::max<int64_t>(1, patch_bytes_ / std::max<int64_t>(1, per_image));
+    const int64_t step = images_per_step(L, x, a.groups, a.d, patch_bytes_);
     for (int64_t i0 = 0; i0 < n; i0 += step) {
       auto cols = unfold(L, x.narrow(0, i0, std::min(step, n - i0)));  // [n, G*d, P]
       int64_t ni = cols.size(0), p = cols.size(2);
@@ -155,13 +163,8 @@ int64_t accumulate_moments(const LayerInfo& L, const torch::Tensor& x, torch::Te
     sigma[0].add_(acc);
     return n;
   }
-  // im2col of a whole batch at 224x224 is large (VGG-16's conv1_2: 64 images x 576 x 50176
-  // floats = 7.4 GB): take a few images at a time, so one step's patches stay under
-  // max_patch_bytes (at least one image).
   const int64_t n = x.size(0);
-  const int64_t per_image =
-      4 * G * d * (x.size(2) * x.size(3)) / std::max<int64_t>(1, L.stride[0] * L.stride[1]);
-  const int64_t step = std::max<int64_t>(1, max_patch_bytes / std::max<int64_t>(1, per_image));
+  const int64_t step = images_per_step(L, x, G, d, max_patch_bytes);
   int64_t rows = 0;
   auto acc = torch::zeros({G, d, d}, torch::kFloat32);  // upper triangles of this call
   float* pa = acc.data_ptr<float>();
