@@ -97,6 +97,36 @@ TEST_CASE("activation quantizers: unsigned after ReLU, values on the grid, max r
   }
 }
 
+TEST_CASE("fake_quantize is bit-identical to torch::fake_quantize_per_tensor_affine",
+          "[activations][act_quant]") {
+  torch::manual_seed(7);
+  // Ordinary values, far out of range, exact ties k + 0.5 on the grid (both signs), zeros of both
+  // signs, denormals, and a non-contiguous view. Not values with |x / scale| >= 2^63: PyTorch's
+  // kernel overflows its int64 cast there and returns qmin even for +x; ours clamps to qmax.
+  const double scales[] = {0.0371, 1.0, 1.0 / 3.0, 2.5e-4, 7.0};
+  for (double scale : scales) {
+    for (auto [qmin, qmax] : {std::pair<int64_t, int64_t>{-7, 7}, {0, 15}, {-127, 127}, {0, 255},
+                              {-1, 1}, {-32767, 32767}}) {
+      torch::Tensor normal = torch::randn({4096}) * (scale * static_cast<double>(qmax) * 0.7);
+      torch::Tensor wide = torch::randn({1024}) * (scale * static_cast<double>(qmax) * 40);
+      torch::Tensor ties = (torch::arange(-300, 300).to(torch::kFloat32) + 0.5f) *
+                           static_cast<float>(scale);
+      torch::Tensor special = torch::tensor({0.0f, -0.0f, 1e-40f, -1e-40f, 3e9f, -3e9f});
+      torch::Tensor x = torch::cat({normal, wide, ties, special});
+      torch::Tensor want = torch::fake_quantize_per_tensor_affine(x, scale, 0, qmin, qmax);
+      torch::Tensor got = ptq::fake_quantize(x, scale, qmin, qmax);
+      REQUIRE(got.sizes() == want.sizes());
+      // Bitwise: the same float32 patterns (so +0 and -0 differ), not just equal values.
+      CHECK(torch::equal(got.view(torch::kInt32), want.view(torch::kInt32)));
+      torch::Tensor strided = x.view({-1, 2}).t();
+      CHECK(torch::equal(ptq::fake_quantize(strided, scale, qmin, qmax).view(torch::kInt32),
+                         torch::fake_quantize_per_tensor_affine(strided, scale, 0, qmin, qmax)
+                             .contiguous()
+                             .view(torch::kInt32)));
+    }
+  }
+}
+
 TEST_CASE("bias correction restores each layer's mean output", "[bias_correction]") {
   auto net = model::Network::load(test::save_zoo_model("mobilenetv2", "/tmp/mpq_test_bc.pt"));
   test::RandomImages data(32, 1);
