@@ -84,6 +84,17 @@ TEST_CASE("layers are found in execution order with shapes and MACs", "[model]")
   CHECK(layers[0].output_shape == std::vector<int64_t>({1, 8, 14, 14}));
 }
 
+TEST_CASE("batches are bounded by the largest layer activation", "[model]") {
+  auto net = Network::load(save_model("resnet20", "/tmp/mpq_test_batch.pt"));
+  // Width 0.5 and a stride-2 stem: stage 1 has 8 channels at 14x14 = 1568 floats, more than the
+  // 1x28x28 input (784) and stage 2's 16x7x7 (784): the largest layer input or output.
+  CHECK(net.max_activation_bytes() == 8 * 14 * 14 * 4);
+  CHECK(net.bounded_batch(500, int64_t{1} << 20) == (int64_t{1} << 20) / (8 * 14 * 14 * 4));
+  CHECK(net.bounded_batch(10, int64_t{1} << 20) == 10);  // already within the bound
+  CHECK(net.bounded_batch(500, 0) == 500);               // 0: no bound
+  CHECK(net.bounded_batch(500, 1) == 1);                 // never below one image
+}
+
 TEST_CASE("the layer-input hook sees every layer once per forward, in order", "[model]") {
   auto net = Network::load(save_model("resnet20", "/tmp/mpq_test_hook.pt"));
   Recorder rec;

@@ -2,6 +2,7 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <sys/stat.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/library.h>
@@ -261,15 +262,16 @@ Module load_archive(const std::string& path, std::string* meta_json,
   }
 }
 
-Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn) {
+Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, int* bn_before) {
   try {
-    Module copy = m.clone();
-    copy.eval();
-    Module frozen = torch::jit::freeze_module(copy);
-    if (fold_bn) {
-      auto graph = frozen.get_method("forward").graph();
-      torch::jit::FoldFrozenConvBatchnorm(graph);
-    }
+    // freeze_module works on its own clone of the module (torch/csrc/jit/passes/freeze_module.cpp),
+    // so `m` is left as it was apart from its training flag: no second copy of the weights.
+    Module source = m;
+    source.eval();
+    Module frozen = torch::jit::freeze_module(source);
+    auto graph = frozen.get_method("forward").graph();
+    if (bn_before) *bn_before = count_kind(graph, kBatchNorm);
+    if (fold_bn) torch::jit::FoldFrozenConvBatchnorm(graph);
     return frozen;
   } catch (const c10::Error& e) {
     throw InputError(path + ": cannot freeze the model for quantization: " + short_message(e));
@@ -290,11 +292,8 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
     net.meta_ = original.attr("mpq_meta").toStringRef();
   if (!extra_meta.empty()) net.meta_ = extra_meta;
-  {
-    Module unfolded = freeze_for_ptq(original, path, false);
-    net.bn_before_ = count_kind(unfolded.get_method("forward").graph(), kBatchNorm);
-  }
-  net.module_ = freeze_for_ptq(original, path, options.fold_bn);
+  net.module_ = freeze_for_ptq(original, path, options.fold_bn, &net.bn_before_);
+  original = Module();  // the frozen module holds its own weights
   auto graph = net.module_.get_method("forward").graph();
   {
     const auto& args = net.module_.get_method("forward").function().getSchema().arguments();
@@ -320,19 +319,18 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     LayerInfo info;
     info.index = static_cast<int>(i);
     info.name = layer_name_from(n->input(1), info.index);
-    torch::Tensor w = torch::jit::toIValue(n->input(1))
-                          ->toTensor()
-                          .detach()
-                          .to(torch::kFloat32)
-                          .contiguous()
-                          .clone();
+    // The FP weight, the module attribute the layer reads, and (until dead code elimination
+    // below) the graph constant share one tensor: weights are never written in place
+    // (set_weight replaces the attribute), so a large model is held once, not three times.
+    torch::Tensor w = torch::jit::toIValue(n->input(1))->toTensor().detach().to(torch::kFloat32);
+    if (!w.is_contiguous()) w = w.contiguous();
     std::string where = path + ": layer " + info.name;
     if (!torch::isfinite(w).all().item<bool>())
       throw InputError(where + ": weight contains NaN or Inf");
     torch::Tensor b;
     auto bias_iv = torch::jit::toIValue(n->input(2));
     if (bias_iv && bias_iv->isTensor()) {
-      b = bias_iv->toTensor().detach().to(torch::kFloat32).contiguous().clone();
+      b = bias_iv->toTensor().detach().to(torch::kFloat32).contiguous();
       info.had_bias = true;
     } else if (bias_iv && bias_iv->isNone()) {
       b = torch::zeros({w.size(0)});
@@ -364,8 +362,8 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
 
     // Weight and bias become attributes read through prim::GetAttr.
     std::string wn = "mpq_w" + std::to_string(i), bn = "mpq_b" + std::to_string(i);
-    net.module_.register_attribute(wn, c10::TensorType::get(), w.clone(), false);
-    net.module_.register_attribute(bn, c10::TensorType::get(), b.clone(), false);
+    net.module_.register_attribute(wn, c10::TensorType::get(), w, false);
+    net.module_.register_attribute(bn, c10::TensorType::get(), b, false);
     torch::jit::WithInsertPoint guard(n);
     n->replaceInput(1, graph->insertGetAttr(self, wn));
     n->replaceInput(2, graph->insertGetAttr(self, bn));
@@ -375,6 +373,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     hook->insertBefore(n);
     n->replaceInput(0, hook->output());
   }
+  torch::jit::EliminateDeadCode(graph);  // the replaced weight/bias constants
   graph->lint();
 
   // Probe: shapes and MACs.
@@ -417,6 +416,24 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     }
   }
   return net;
+}
+
+int64_t Network::max_activation_bytes() const {
+  int64_t most = 0;
+  for (const auto& L : layers_)
+    for (const auto* shape : {&L.input_shape, &L.output_shape}) {
+      if (shape->empty()) continue;
+      int64_t n = 1;
+      for (int64_t v : *shape) n *= v;
+      most = std::max(most, n);
+    }
+  return most * static_cast<int64_t>(sizeof(float));
+}
+
+int64_t Network::bounded_batch(int64_t batch, int64_t max_bytes) const {
+  const int64_t per_image = max_activation_bytes();
+  if (max_bytes <= 0 || per_image <= 0) return batch;
+  return std::max<int64_t>(1, std::min(batch, max_bytes / per_image));
 }
 
 void Network::set_weight(int i, const torch::Tensor& w) {

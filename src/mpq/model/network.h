@@ -110,6 +110,12 @@ class Network {
   int bn_before_fold() const { return bn_before_; }
   bool fold_bn() const { return fold_bn_; }
   int bn_after_fold() const { return bn_after_; }
+  /// Bytes of the largest float32 input or output of any quantizable layer for one image (from
+  /// the probe's shapes): what one more image adds to a batch's largest activation.
+  int64_t max_activation_bytes() const;
+  /// `batch` reduced so that batch * max_activation_bytes() <= max_bytes (at least 1; unchanged
+  /// when max_bytes <= 0).
+  int64_t bounded_batch(int64_t batch, int64_t max_bytes) const;
 
   /// Full-precision (BN-folded if requested) weight of layer i:
   /// conv [c_out, c_in/groups, kh, kw], linear [c_out, c_in]; float32, contiguous. Never changes.
@@ -169,9 +175,11 @@ std::string archive_extra_meta(const std::string& path);
 torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr,
                                 const std::string& detection_ops = "mpq");
 
-/// Freezes (eval mode) and optionally folds BN; returns the frozen module. Throws InputError.
+/// Freezes (eval mode) and optionally folds BN; returns the frozen module (freezing clones the
+/// module; `m` keeps its weights, but is switched to eval mode). *bn_before, if given, receives
+/// the number of BatchNorm nodes in the frozen graph before folding. Throws InputError.
 torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string& path,
-                                  bool fold_bn);
+                                  bool fold_bn, int* bn_before = nullptr);
 
 /// The quantizable layer nodes of a frozen graph in order (see Network::load step 3).
 std::vector<torch::jit::Node*> find_layer_nodes(const std::shared_ptr<torch::jit::Graph>& g);

@@ -82,7 +82,7 @@ std::vector<json> correct_biases(model::Network& net, const CalibrationContext& 
 
   // FP means: the FP weights, no activation quantization.
   std::vector<torch::Tensor> quantized_w;
-  for (const auto& L : infos) quantized_w.push_back(net.weight(L.index).clone());
+  for (const auto& L : infos) quantized_w.push_back(net.weight(L.index));
   for (const auto& L : infos) net.set_weight(L.index, net.fp_weight(L.index));
   MeanObserver fp(infos, weight_quantized, nullptr);
   run_calibration(net, calib, &fp);

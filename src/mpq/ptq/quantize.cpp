@@ -289,6 +289,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
         double fwe = 0, foe = 0;
         o.q = it->second.finalize(allocation.points[k], allocation.grant_order[k],
                                   multipoint ? w.refit : quant::Refit::kNone, &fwe, &foe);
+        cands.erase(it);  // the greedy state of the layer is no longer needed
         o.quantized = true;
         o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[slot]);
         done[i] = std::move(o);

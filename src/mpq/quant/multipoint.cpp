@@ -8,49 +8,60 @@
 
 namespace mpq::quant {
 
-GreedyChannel::GreedyChannel(const float* w, int64_t d) : d_(d), w_(w, w + d), residual_(w, w + d) {
-  for (double v : w_) w_sq_norm_ += v * v;
+namespace {
+// Per-thread residual buffers: channels are built in parallel, one per thread at a time.
+std::vector<double>& scratch(int which, int64_t d) {
+  thread_local std::vector<double> buffers[2];
+  auto& b = buffers[which];
+  if (static_cast<int64_t>(b.size()) < d) b.resize(static_cast<size_t>(d));
+  return b;
+}
+}  // namespace
+
+GreedyChannel::GreedyChannel(const float* w, int64_t d) : d_(d), w_(w) {
+  for (int64_t j = 0; j < d; ++j) w_sq_norm_ += static_cast<double>(w[j]) * w[j];
+}
+
+void GreedyChannel::residual(double* out) const {
+  for (int64_t j = 0; j < d_; ++j) out[j] = w_[j];
+  for (int i = 0; i < n_points(); ++i) {
+    const int8_t* k = codes(i);
+    double s = steps_[static_cast<size_t>(i)];
+    for (int64_t j = 0; j < d_; ++j) out[j] -= s * k[j];
+  }
 }
 
 double GreedyChannel::residual_sq_norm() const {
+  double* r = scratch(0, d_).data();
+  residual(r);
   double s = 0.0;
-  for (double v : residual_) s += v * v;
+  for (int64_t j = 0; j < d_; ++j) s += r[j] * r[j];
   return s;
 }
 
 void GreedyChannel::add_point(const PointSearch& ps, const double* importance) {
   int L = max_level(ps.bits);
+  double* r = scratch(0, d_).data();
+  residual(r);
   size_t off = codes_.size();
   codes_.resize(off + static_cast<size_t>(d_));
   int8_t* k = codes_.data() + off;
   StepFit fit = ps.search == StepSearch::kExact
-                    ? exact_step_search(residual_.data(), d_, L, importance, k)
-                    : grid_step_search(residual_.data(), d_, L, ps.grid_candidates, importance, k);
-  float step = static_cast<float>(fit.step);
-  steps_.push_back(step);
-  for (int64_t j = 0; j < d_; ++j)
-    residual_[static_cast<size_t>(j)] -= static_cast<double>(step) * k[j];
+                    ? exact_step_search(r, d_, L, importance, k)
+                    : grid_step_search(r, d_, L, ps.grid_candidates, importance, k);
+  steps_.push_back(static_cast<float>(fit.step));
 }
 
 void GreedyChannel::add_fixed_point(double step, int bits) {
   int L = max_level(bits);
+  double* r = scratch(0, d_).data();
+  residual(r);
   size_t off = codes_.size();
   codes_.resize(off + static_cast<size_t>(d_));
   int8_t* k = codes_.data() + off;
   float s = static_cast<float>(step);
-  quantize_rtn(residual_.data(), d_, s, L, k);
+  quantize_rtn(r, d_, s, L, k);
   steps_.push_back(s);
-  for (int64_t j = 0; j < d_; ++j)
-    residual_[static_cast<size_t>(j)] -= static_cast<double>(s) * k[j];
-}
-
-void GreedyChannel::recompute_residual() {
-  residual_ = w_;
-  for (int i = 0; i < n_points(); ++i) {
-    const int8_t* k = codes(i);
-    double s = steps_[static_cast<size_t>(i)];
-    for (int64_t j = 0; j < d_; ++j) residual_[static_cast<size_t>(j)] -= s * k[j];
-  }
 }
 
 void GreedyChannel::reconstruct(float* out) const {
@@ -120,14 +131,13 @@ void GreedyChannel::truncate(int n) {
   if (n == n_points()) return;
   steps_.resize(static_cast<size_t>(n));
   codes_.resize(static_cast<size_t>(n) * static_cast<size_t>(d_));
-  recompute_residual();
 }
 
 void GreedyChannel::refit_steps(const double* metric, bool diagonal, bool keep_first) {
   const int n = n_points();
   if (n == 0 || (keep_first && n < 2)) return;
   // Target of the fit: w, or w minus the fixed first point.
-  std::vector<double> target = w_;
+  std::vector<double> target(w_, w_ + d_);
   if (keep_first) {
     const int8_t* k0 = codes(0);
     double s0 = steps_[0];
@@ -158,18 +168,17 @@ void GreedyChannel::refit_steps(const double* metric, bool diagonal, bool keep_f
     }
   }
   if (!cholesky_solve(A, b, m)) return;  // dependent codes: keep the greedy steps
-  double before = metric_dot(metric, diagonal, d_, residual_.data(), residual_.data());
+  std::vector<double> r(static_cast<size_t>(d_));
+  residual(r.data());
+  double before = metric_dot(metric, diagonal, d_, r.data(), r.data());
   std::vector<float> old = steps_;
   for (int i = keep_first ? 1 : 0; i < n; ++i) steps_[static_cast<size_t>(i)] = 0.0f;
   for (int a = 0; a < m; ++a)
     steps_[static_cast<size_t>(active[static_cast<size_t>(a)])] =
         static_cast<float>(b[static_cast<size_t>(a)]);
-  recompute_residual();
-  double after = metric_dot(metric, diagonal, d_, residual_.data(), residual_.data());
-  if (!(after <= before)) {
-    steps_ = old;
-    recompute_residual();
-  }
+  residual(r.data());
+  double after = metric_dot(metric, diagonal, d_, r.data(), r.data());
+  if (!(after <= before)) steps_ = old;
 }
 
 }  // namespace mpq::quant

@@ -6,6 +6,12 @@
 // an importance vector s, method.md §2 "beyond the paper"), r_i = r_{i-1} - step_i * k_i.
 // Each step is rounded to float32 before the residual is updated, so the stored representation
 // (float32 steps, int8 codes) reproduces the recorded errors exactly.
+//
+// Memory: a channel keeps a pointer to w (float32, owned by the caller) and its points (a float
+// step and d int8 codes each); the float64 residual r_n = w - sum_i step_i k_i is recomputed
+// when needed, in the same order of operations as an incremental update, so it is bit-identical
+// to one. A layer's greedy state is thus n bytes per weight (n points), not 16 + n: VGG-16's
+// 25088-wide FC with 4 points holds 0.4 GB instead of 2 GB (docs/benchmarks.md).
 #pragma once
 
 #include <cstddef>
@@ -28,7 +34,7 @@ struct PointSearch {
 /// One channel's greedy state: its points so far and the residual they leave.
 class GreedyChannel {
  public:
-  /// @param w  weight vector, size d (copied)
+  /// @param w  weight vector, size d; not copied: it must outlive the channel and not change
   GreedyChannel(const float* w, int64_t d);
 
   /// Adds the optimal next point for the current residual (see PointSearch).
@@ -54,7 +60,8 @@ class GreedyChannel {
   int n_points() const { return static_cast<int>(steps_.size()); }
   float step(int i) const { return steps_[static_cast<size_t>(i)]; }
   const int8_t* codes(int i) const { return codes_.data() + static_cast<size_t>(i) * d_; }
-  const std::vector<double>& residual() const { return residual_; }
+  /// Writes the residual r = w - sum_i step_i * k_i (float64) into out (size d).
+  void residual(double* out) const;
   /// ||r||^2 = ||w - w~||^2 after the current points.
   double residual_sq_norm() const;
   /// ||w||^2.
@@ -63,12 +70,9 @@ class GreedyChannel {
   void reconstruct(float* out) const;
 
  private:
-  void recompute_residual();
-
   int64_t d_;
-  std::vector<double> w_;
+  const float* w_;
   double w_sq_norm_ = 0.0;
-  std::vector<double> residual_;
   std::vector<float> steps_;
   std::vector<int8_t> codes_;  // n_points x d
 };

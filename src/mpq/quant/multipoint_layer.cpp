@@ -47,29 +47,40 @@ class SerialBlas {
   int saved_;
 };
 
-// Output errors of the current residuals of all channels, batched per group; with `split`,
-// each group's rows are divided among the OpenMP threads (BLAS single-threaded, SerialBlas).
+// Output errors of the current residuals of all channels, batched per group in blocks of at most
+// kDeltaBlockBytes of float32 deltas (VGG-16's first FC: 4096 x 25088 = 411 MB at once
+// otherwise); with `split`, each block's rows are divided among the OpenMP threads (BLAS
+// single-threaded, SerialBlas).
+constexpr int64_t kDeltaBlockBytes = int64_t{64} << 20;
+
 std::vector<double> residual_output_errors(const LayerQuantSpec& s,
                                            const std::vector<GreedyChannel>& chans,
                                            bool split = false) {
   std::vector<double> out(static_cast<size_t>(s.c_out), std::numeric_limits<double>::quiet_NaN());
   if (!s.stats) return out;
-  int64_t per = s.c_out / s.groups;
-  const int parts = split && per >= 64 ? std::max(1, omp_get_max_threads()) : 1;
+  const int64_t per = s.c_out / s.groups;
+  const int64_t block = std::max<int64_t>(1, std::min(per, kDeltaBlockBytes / (4 * s.d)));
   for (int64_t g = 0; g < s.groups; ++g) {
-    auto deltas = torch::empty({per, s.d}, torch::kFloat32);
-    float* p = deltas.data_ptr<float>();
-    for (int64_t i = 0; i < per; ++i) {
-      const auto& r = chans[static_cast<size_t>(g * per + i)].residual();
-      for (int64_t j = 0; j < s.d; ++j)
-        p[i * s.d + j] = static_cast<float>(r[static_cast<size_t>(j)]);
-    }
+    for (int64_t b0 = 0; b0 < per; b0 += block) {
+      const int64_t rows = std::min(block, per - b0);
+      auto deltas = torch::empty({rows, s.d}, torch::kFloat32);
+      float* p = deltas.data_ptr<float>();
+#pragma omp parallel for schedule(static) if (rows >= 64)
+      for (int64_t i = 0; i < rows; ++i) {
+        thread_local std::vector<double> r;
+        if (static_cast<int64_t>(r.size()) < s.d) r.resize(static_cast<size_t>(s.d));
+        chans[static_cast<size_t>(g * per + b0 + i)].residual(r.data());
+        for (int64_t j = 0; j < s.d; ++j)
+          p[i * s.d + j] = static_cast<float>(r[static_cast<size_t>(j)]);
+      }
+      const int parts = split && rows >= 64 ? std::max(1, omp_get_max_threads()) : 1;
 #pragma omp parallel for schedule(static) if (parts > 1)
-    for (int part = 0; part < parts; ++part) {
-      const int64_t r0 = per * part / parts, r1 = per * (part + 1) / parts;
-      auto e = output_errors(*s.stats, g, deltas.narrow(0, r0, r1 - r0));
-      for (int64_t i = r0; i < r1; ++i)
-        out[static_cast<size_t>(g * per + i)] = e[static_cast<size_t>(i - r0)];
+      for (int part = 0; part < parts; ++part) {
+        const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+        auto e = output_errors(*s.stats, g, deltas.narrow(0, r0, r1 - r0));
+        for (int64_t i = r0; i < r1; ++i)
+          out[static_cast<size_t>(g * per + b0 + i)] = e[static_cast<size_t>(i - r0)];
+      }
     }
   }
   return out;
@@ -152,10 +163,8 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
       } else {
         ch.add_point(lc.spec_.search, importance(c));
       }
+      t.weight_error[static_cast<size_t>(c * K + k)] = ch.residual_sq_norm();
     }
-    for (int64_t c = 0; c < C; ++c)
-      t.weight_error[static_cast<size_t>(c * K + k)] =
-          lc.channels_[static_cast<size_t>(c)].residual_sq_norm();
     if (spec.stats) {
       auto e = residual_output_errors(spec, lc.channels_, split);
       for (int64_t c = 0; c < C; ++c)
@@ -191,8 +200,12 @@ QuantizedLayer LayerCandidates::finalize(const std::vector<int>& points,
   if (!tables_.output_error.empty())
     q.output_error.assign(tables_.output_error.begin(), tables_.output_error.end());
   q.grant_order = grant_order;
+  std::vector<double> channel_we(channels_.size());
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int64_t c = 0; c < s.c_out; ++c)
+    channel_we[static_cast<size_t>(c)] = channels_[static_cast<size_t>(c)].residual_sq_norm();
   double we = 0;
-  for (const auto& ch : channels_) we += ch.residual_sq_norm();
+  for (double v : channel_we) we += v;  // in channel order, for any thread count
   if (final_weight_error) *final_weight_error = we;
   if (final_output_error) {
     double oe = std::numeric_limits<double>::quiet_NaN();

@@ -237,7 +237,7 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       evaluator = eval::make_evaluator(set.data->task());
       n = set.data->size();
       eval::EvalRun r;
-      r.batch_size = cfg.data.batch_size;
+      r.batch_size = eval_batch(cfg, *net);
       r.loader = cfg.data.loader(default_threads());
       std::tie(r.begin, r.end) = eval_shard(n, r.batch_size, rank, size);
       part = evaluator->evaluate(*net, *set.data, r);
@@ -254,7 +254,7 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       all = eval::pack_shard(eval::concat_shards(shards));
     }
     mpi_bcast_string(all, 0);
-    ctx.put_fp_reference(fp_reference_key(*net, *set.data, cfg.data.batch_size), 0, n,
+    ctx.put_fp_reference(fp_reference_key(*net, *set.data, eval_batch(cfg, *net)), 0, n,
                          eval::unpack_shard(all));
   }
 }

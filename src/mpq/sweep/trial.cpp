@@ -6,8 +6,8 @@
 #include <filesystem>
 
 #include "mpq/data/calibration.h"
-#include "mpq/eval/detection.h"
 #include "mpq/data/fashion_mnist.h"
+#include "mpq/eval/detection.h"
 #include "mpq/model/expand.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/bias_correction.h"
@@ -89,9 +89,8 @@ EvalSet TrialContext::eval_set(const DataConfig& d, bool cached, int threads) {
   }
   set.indices = idx;
   set.data = idx.empty() ? base
-                         : std::shared_ptr<const data::Dataset>(
-                               data::subset(base, idx, d.eval_subset > 0 ? "eval subset"
-                                                                         : "first images"));
+                         : std::shared_ptr<const data::Dataset>(data::subset(
+                               base, idx, d.eval_subset > 0 ? "eval subset" : "first images"));
   if (use_cache)
     set.data = std::shared_ptr<const data::Dataset>(
         store::cached_images(set.data, d.cache_dir, cache_options(d, threads)));
@@ -136,6 +135,14 @@ std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, 
           std::min(n, batches * (rank + 1) / size * batch_size)};
 }
 
+int64_t eval_batch(const TrialConfig& cfg, const model::Network& net) {
+  return net.bounded_batch(cfg.data.batch_size, cfg.data.max_batch_mb << 20);
+}
+
+int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net) {
+  return net.bounded_batch(cfg.calibration.batch_size, cfg.data.max_batch_mb << 20);
+}
+
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
                              int64_t batch_size) {
   return net.sha256() + (net.fold_bn() ? "|fold|" : "|nofold|") + set.fingerprint() + "|" +
@@ -168,8 +175,7 @@ model::Network& load_trial_network(const TrialConfig& cfg, const data::Dataset& 
     auto s = lo.input_shape;
     throw ConfigError(std::string(e.what()) + " -- the data gives " + std::to_string(s[0]) + "x" +
                       std::to_string(s[1]) + "x" + std::to_string(s[2]) + " images (" +
-                      eval_data.describe() + "; preprocessing " +
-                      eval_data.preprocess().preset +
+                      eval_data.describe() + "; preprocessing " + eval_data.preprocess().preset +
                       "): set data.preprocess (color, resize, crop) to what the model expects");
   }
 }
@@ -177,7 +183,8 @@ model::Network& load_trial_network(const TrialConfig& cfg, const data::Dataset& 
 std::string data_identity(const TrialConfig& cfg, TrialContext& ctx) {
   std::string fp = ctx.eval_set(cfg.data, false, 1).data->fingerprint();
   if (cfg.uses_calibration_data())
-    fp = sha256_hex(fp + "\n" + ctx.split(cfg.data.spec, cfg.data.calibration_split)->fingerprint());
+    fp =
+        sha256_hex(fp + "\n" + ctx.split(cfg.data.spec, cfg.data.calibration_split)->fingerprint());
   return fp;
 }
 
@@ -236,8 +243,8 @@ struct Prepared {
   std::string start_time;
   std::chrono::steady_clock::time_point t0;
   std::vector<NamedArray> arrays;  // result tables of the evaluation (per-class AP, ...)
-  double data_seconds = 0;     // opening the data (listing, image cache build or open)
-  double fp_eval_seconds = 0;  // the FP reference pass (0 when it came from the context)
+  double data_seconds = 0;         // opening the data (listing, image cache build or open)
+  double fp_eval_seconds = 0;      // the FP reference pass (0 when it came from the context)
 };
 
 void check_output_dirs(const TrialConfig& cfg) {
@@ -270,7 +277,8 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
     p.net = &load_trial_network(cfg, *p.eval.data, ctx);
     if (cfg.uses_calibration_data()) {
       const int64_t n = ctx.split_size(cfg.data.spec, cfg.data.calibration_split);
-      p.calibration_indices = data::calibration_indices(n, cfg.calibration.size, cfg.calibration.seed);
+      p.calibration_indices =
+          data::calibration_indices(n, cfg.calibration.size, cfg.calibration.seed);
       p.calibration = ctx.calibration_set(cfg.data, p.calibration_indices, p.threads);
     }
     p.data_seconds = seconds_since(td);
@@ -279,13 +287,13 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
   p.id = trial_id(resolved, p.net->sha256(), data_identity(cfg, ctx));
   p.evaluator = eval::make_evaluator(p.eval.data->task(), cfg.detection);
 
-  p.run.batch_size = cfg.data.batch_size;
+  p.run.batch_size = eval_batch(cfg, *p.net);
   p.run.loader = cfg.data.loader(p.threads);
   const int64_t n = p.eval.data->size();
   std::tie(p.run.begin, p.run.end) =
-      col.dist() ? eval_shard(n, cfg.data.batch_size, col.dist()->rank(), col.dist()->size())
+      col.dist() ? eval_shard(n, p.run.batch_size, col.dist()->rank(), col.dist()->size())
                  : std::pair<int64_t, int64_t>{0, n};
-  const std::string key = fp_reference_key(*p.net, *p.eval.data, cfg.data.batch_size);
+  const std::string key = fp_reference_key(*p.net, *p.eval.data, p.run.batch_size);
   p.fp = col.run([&] {
     const eval::EvalShard* s = ctx.fp_reference(key, p.run.begin, p.run.end);
     if (s == nullptr) {
@@ -308,7 +316,7 @@ ptq::CalibrationContext calibration_context(const Prepared& p) {
   ptq::CalibrationContext cc;
   cc.data = p.calibration.get();
   if (cc.data) cc.indices = data::index_range(0, cc.data->size());
-  cc.options.batch_size = cfg.calibration.batch_size;
+  cc.options.batch_size = calibration_batch(cfg, *p.net);
   cc.options.max_bytes_per_layer = cfg.calibration.max_stats_mb << 20;
   cc.options.seed = cfg.calibration.seed;
   cc.options.loader = cfg.data.loader(p.threads);
@@ -320,8 +328,7 @@ ptq::CalibrationContext calibration_context(const Prepared& p) {
   return cc;
 }
 
-ptq::NetworkQuantization quantize(Prepared& p, const ptq::CalibrationContext& cc,
-                                  Collective& col) {
+ptq::NetworkQuantization quantize(Prepared& p, const ptq::CalibrationContext& cc, Collective& col) {
   p.net->restore_fp();
   return ptq::quantize_network(*p.net, p.cfg.weights, cc, col.dist());
 }
@@ -344,7 +351,7 @@ Corrections correct(Prepared& p, const ptq::NetworkQuantization& nq,
   col.run([&] {
     if (acfg.enabled()) {
       std::vector<torch::Tensor> qw;
-      for (const auto& L : net.layers()) qw.push_back(net.weight(L.index).clone());
+      for (const auto& L : net.layers()) qw.push_back(net.weight(L.index));
       for (const auto& L : net.layers()) net.set_weight(L.index, net.fp_weight(L.index));
       c.act = ptq::calibrate_activations(net, acfg, cc, weight_quantized);
       for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
@@ -363,9 +370,8 @@ json evaluate(Prepared& p, const Corrections& c, Collective& col) {  // fills p.
   eval::EvalRun r = p.run;
   r.label = "eval quantized";
   auto q = col.run([&] {
-    model::HookScope scope(p.cfg.activations.enabled()
-                               ? static_cast<model::LayerInputHook*>(&act)
-                               : nullptr);
+    model::HookScope scope(p.cfg.activations.enabled() ? static_cast<model::LayerInputHook*>(&act)
+                                                       : nullptr);
     return p.evaluator->evaluate(*p.net, *p.eval.data, r);
   });
   auto sums = p.evaluator->sums(q, *p.fp);
@@ -382,7 +388,8 @@ json evaluate(Prepared& p, const Corrections& c, Collective& col) {  // fills p.
     eval::EvalShard all_q = q, all_fp = *p.fp;
     if (col.dist()) {
       std::vector<eval::EvalShard> qs, fs;
-      for (const auto& b : col.dist()->allgather(eval::pack_shard(q))) qs.push_back(eval::unpack_shard(b));
+      for (const auto& b : col.dist()->allgather(eval::pack_shard(q)))
+        qs.push_back(eval::unpack_shard(b));
       for (const auto& b : col.dist()->allgather(eval::pack_shard(*p.fp)))
         fs.push_back(eval::unpack_shard(b));
       all_q = eval::concat_shards(qs);
@@ -489,7 +496,8 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
   m["quantized_layers"] = quantized;
   m["total_points"] = points;
   m["extra_points"] = points - channels;
-  m["extra_channels_pct"] = pct(static_cast<double>(points - channels), static_cast<double>(channels));
+  m["extra_channels_pct"] =
+      pct(static_cast<double>(points - channels), static_cast<double>(channels));
   m["extra_macs_pct"] = pct(static_cast<double>(extra_macs), static_cast<double>(macs));
   m["extra_weight_bits_pct"] = pct(extra_weight_bits, weight_bits);
   m["extra_input_channels_pct"] = pct(extra_in_channels, in_channels);
@@ -521,7 +529,8 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
                                ? "List[Tensor] of images (torchvision convention)"
                                : "Tensor [N, C, H, W]";
     m["detection_iou"] = cfg.detection.iou_threshold;
-    m["detection_iou_rule"] = cfg.detection.strict_iou ? "IoU > threshold" : "IoU >= threshold (VOC devkit)";
+    m["detection_iou_rule"] =
+        cfg.detection.strict_iou ? "IoU > threshold" : "IoU >= threshold (VOC devkit)";
     m["detection_label_offset"] = cfg.detection.label_offset;
     m["detection_headline"] = cfg.detection.headline;
     m["detection_fidelity_score"] = cfg.detection.fidelity_score;
@@ -531,8 +540,8 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
   m["dataset_fingerprint"] = eval_data.fingerprint();
   m["dataset_description"] = eval_data.describe();
   const json dm = eval_data.manifest();
-  for (const char* k : {"layout", "label_mapping", "classes", "classes_sha256", "fingerprint_mode",
-                        "image_cache"})
+  for (const char* k :
+       {"layout", "label_mapping", "classes", "classes_sha256", "fingerprint_mode", "image_cache"})
     if (dm.contains(k)) m[std::string("dataset_") + k] = dm[k];
   m["preprocessing"] = eval_data.preprocess().describe();
   m["preprocessing_json"] = eval_data.preprocess().to_json().dump();
@@ -541,6 +550,8 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
   m["eval_subset"] = cfg.data.eval_subset;
   m["eval_subset_seed"] = cfg.data.eval_subset_seed;
   m["eval_limit"] = cfg.data.eval_limit;
+  m["eval_batch_size"] = eval_batch(cfg, net);
+  m["calibration_batch_size"] = calibration_batch(cfg, net);
   m["bad_images_skipped"] = metrics.value("skipped_images", int64_t{0});
   m["on_bad_image"] = cfg.data.skip_bad_images ? "skip" : "error";
   m["calibration_split"] = cfg.data.calibration_split;
@@ -661,7 +672,7 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
   model::Network& net = load_trial_network(cfg, *set.data, ctx);
   auto evaluator = eval::make_evaluator(set.data->task(), cfg.detection);
   eval::EvalRun r;
-  r.batch_size = cfg.data.batch_size;
+  r.batch_size = eval_batch(cfg, net);
   r.loader = cfg.data.loader(threads);
   r.label = "eval";
   auto shard = evaluator->evaluate(net, *set.data, r);

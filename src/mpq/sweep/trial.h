@@ -89,6 +89,13 @@ class TrialDistribution : public ptq::LayerDistribution {
 /// shards, so every process sees exactly the batches a single-process run would.
 std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, int size);
 
+/// The batch sizes a trial uses on `net`: data.batch_size / calibration.batch_size, made smaller
+/// where one batch's largest layer activation would exceed data.max_batch_mb (VGG-16 at 224x224:
+/// 12.8 MB per image, so 20 images per batch at the default 256 MiB; the Fashion-MNIST models
+/// are far below it).
+int64_t eval_batch(const TrialConfig& cfg, const model::Network& net);
+int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net);
+
 /// The cache key of the FP reference of `net` on `set` with `batch_size`.
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
                              int64_t batch_size);

@@ -43,7 +43,11 @@ const Schema& trial_schema() {
                  "evaluate on a seeded, class-stratified subset of N images (0 = all)")
         .integer("/data/eval_subset_seed", 0, 0, 1LL << 62, "seed of /data/eval_subset")
         .integer("/data/batch_size", 0, 0, 1 << 20,
-                 "evaluation batch size (0 = 500 for fashion-mnist, 64 otherwise)")
+                 "evaluation batch size (0 = 500 for fashion-mnist, 64 otherwise; made smaller to "
+                 "fit /data/max_batch_mb)")
+        .integer("/data/max_batch_mb", 256, 0, 1 << 24,
+                 "bound on one batch's largest layer input or output in MiB: evaluation and "
+                 "calibration batches are made smaller to fit it (0 = no bound)")
         .integer("/data/workers", 0, 0, 4096,
                  "image decoding threads (0 = the trial's thread count)")
         .integer("/data/prefetch", 2, 0, 64, "batches decoded ahead of the forward pass")
@@ -81,7 +85,8 @@ const Schema& trial_schema() {
         .choice("/calibration/statistics", "fp", {"fp", "quantized_prefix"},
                 "input statistics from the FP network, or from the network with earlier layers "
                 "quantized")
-        .integer("/calibration/batch_size", 64, 1, 1 << 16, "calibration batch size")
+        .integer("/calibration/batch_size", 64, 1, 1 << 16,
+                 "calibration batch size (made smaller to fit /data/max_batch_mb)")
         .integer("/calibration/max_stats_mb", 256, 1, 1 << 20,
                  "per-layer memory bound of the statistics; larger Σ are replaced by sampled rows")
         .string("/calibration/cache_dir", "results/cache",
@@ -176,8 +181,8 @@ json trial_identity(const json& resolved) {
   json id = resolved;
   id["model"].erase("path");
   id["model"].erase("cache_dir");
-  for (const char* k :
-       {"root", "batch_size", "workers", "prefetch", "cache", "cache_dir", "layout", "imagenet"})
+  for (const char* k : {"root", "batch_size", "max_batch_mb", "workers", "prefetch", "cache",
+                        "cache_dir", "layout", "imagenet"})
     id["data"].erase(k);
   if (id["data"]["name"] != "voc") {  // detection-only settings
     id.erase("eval");
@@ -327,6 +332,8 @@ TrialConfig parse_trial_config(const json& r) {
   t.data.eval_subset = d["eval_subset"];
   t.data.eval_subset_seed = d["eval_subset_seed"];
   t.data.batch_size = d["batch_size"];
+  // Plans written before the key existed lack it (it is not part of the identity).
+  if (d.contains("max_batch_mb")) t.data.max_batch_mb = d["max_batch_mb"];
   t.data.workers = d["workers"];
   t.data.prefetch = d["prefetch"];
   t.data.cache = d["cache"];

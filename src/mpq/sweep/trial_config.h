@@ -32,7 +32,7 @@ const Schema& trial_schema();
 struct ModelConfig {
   std::string path, cache_dir;
   bool fold_bn = true;
-  std::vector<int64_t> input_shape;  ///< empty: the dataset's image shape
+  std::vector<int64_t> input_shape;   ///< empty: the dataset's image shape
   std::string detection_ops = "mpq";  ///< who provides torchvision::nms (model/nms.h)
 };
 
@@ -42,8 +42,9 @@ struct DataConfig {
   int64_t eval_limit = 0;                     ///< first N of the evaluation examples (0 = all)
   int64_t eval_subset = 0;  ///< seeded class-stratified subset of N examples (0 = all)
   uint64_t eval_subset_seed = 0;
-  int64_t batch_size = 0;  ///< evaluation batch size
-  int workers = 0;         ///< decoding threads (0 = the trial's thread count)
+  int64_t batch_size = 0;  ///< evaluation batch size (as configured; sweep/trial.h eval_batch())
+  int64_t max_batch_mb = 256;  ///< bound on a batch's largest layer activation (0 = none)
+  int workers = 0;             ///< decoding threads (0 = the trial's thread count)
   int prefetch = 2;
   bool cache = true;  ///< preprocessed-image cache for file datasets
   std::string cache_dir;

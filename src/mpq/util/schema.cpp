@@ -14,6 +14,8 @@ using nlohmann::json;
 namespace {
 
 std::string fmt_number(double v) {
+  // Integral bounds in full ("1099511627776", not "1.09951e+12"); others as the stream prints them.
+  if (std::fabs(v) < 9.0e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
   std::ostringstream s;
   s << v;
   return s.str();
