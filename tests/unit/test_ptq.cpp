@@ -105,12 +105,16 @@ TEST_CASE("fake_quantize is bit-identical to torch::fake_quantize_per_tensor_aff
   // kernel overflows its int64 cast there and returns qmin even for +x; ours clamps to qmax.
   const double scales[] = {0.0371, 1.0, 1.0 / 3.0, 2.5e-4, 7.0};
   for (double scale : scales) {
-    for (auto [qmin, qmax] : {std::pair<int64_t, int64_t>{-7, 7}, {0, 15}, {-127, 127}, {0, 255},
-                              {-1, 1}, {-32767, 32767}}) {
+    for (auto [qmin, qmax] : {std::pair<int64_t, int64_t>{-7, 7},
+                              {0, 15},
+                              {-127, 127},
+                              {0, 255},
+                              {-1, 1},
+                              {-32767, 32767}}) {
       torch::Tensor normal = torch::randn({4096}) * (scale * static_cast<double>(qmax) * 0.7);
       torch::Tensor wide = torch::randn({1024}) * (scale * static_cast<double>(qmax) * 40);
-      torch::Tensor ties = (torch::arange(-300, 300).to(torch::kFloat32) + 0.5f) *
-                           static_cast<float>(scale);
+      torch::Tensor ties =
+          (torch::arange(-300, 300).to(torch::kFloat32) + 0.5f) * static_cast<float>(scale);
       torch::Tensor special = torch::tensor({0.0f, -0.0f, 1e-40f, -1e-40f, 3e9f, -3e9f});
       torch::Tensor x = torch::cat({normal, wide, ties, special});
       torch::Tensor want = torch::fake_quantize_per_tensor_affine(x, scale, 0, qmin, qmax);
@@ -125,6 +129,58 @@ TEST_CASE("fake_quantize is bit-identical to torch::fake_quantize_per_tensor_aff
                              .view(torch::kInt32)));
     }
   }
+}
+
+TEST_CASE("a calibration pass stops after the observed layers and sees the same inputs",
+          "[calibration]") {
+  auto net = model::Network::load(test::save_zoo_model("resnet20", "/tmp/mpq_test_stop.pt"));
+  test::RandomImages data(20);
+  auto cc = context(data, 20);  // batches of 8, 8 and 4
+  // Records every input of every layer, in order, per batch.
+  struct Log : model::LayerInputHook {
+    std::vector<std::pair<int, torch::Tensor>> calls;
+    torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+      calls.emplace_back(layer, x.clone());
+      return x;
+    }
+  };
+  const int n_layers = static_cast<int>(net.layers().size());
+  Log full;
+  ptq::run_calibration_batches(net, data, cc.indices, cc.options, &full);
+  REQUIRE(full.calls.size() == static_cast<size_t>(3 * n_layers));
+  for (int last : {0, 5, n_layers / 2, n_layers - 1}) {
+    std::vector<bool> observed(static_cast<size_t>(n_layers), false);
+    observed[static_cast<size_t>(last)] = true;
+    Log part;
+    int batches = 0;
+    ptq::run_calibration_batches(
+        net, data, cc.indices, cc.options, &part, [&](int64_t) { ++batches; }, &observed);
+    CHECK(batches == 3);
+    // Each batch ran layers 0..last (in order, the same tensors) and stopped there.
+    REQUIRE(part.calls.size() == static_cast<size_t>(3 * (last + 1)));
+    for (int b = 0; b < 3; ++b)
+      for (int i = 0; i <= last; ++i) {
+        const auto& got = part.calls[static_cast<size_t>(b * (last + 1) + i)];
+        const auto& want = full.calls[static_cast<size_t>(b * n_layers + i)];
+        CHECK(got.first == want.first);
+        CHECK(torch::equal(got.second, want.second));
+      }
+  }
+  // An error of the hook itself is not mistaken for the stop.
+  struct Throws : model::LayerInputHook {
+    torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+      if (layer == 2) throw std::runtime_error("hook failed");
+      return x;
+    }
+  } throws;
+  std::vector<bool> observed(static_cast<size_t>(n_layers), false);
+  observed[5] = true;
+  CHECK_THROWS(
+      ptq::run_calibration_batches(net, data, cc.indices, cc.options, &throws, {}, &observed));
+  // The network still runs normally afterwards.
+  Log again;
+  ptq::run_calibration_batches(net, data, cc.indices, cc.options, &again);
+  CHECK(again.calls.size() == full.calls.size());
 }
 
 TEST_CASE("bias correction restores each layer's mean output", "[bias_correction]") {

@@ -55,9 +55,10 @@ class MeanObserver : public model::LayerInputHook {
   std::vector<int64_t> rows_;
 };
 
+// Stops each batch's forward pass once the observed layers have seen it.
 void run_calibration(model::Network& net, const CalibrationContext& calib,
-                     model::LayerInputHook* hook) {
-  run_calibration_batches(net, *calib.data, calib.indices, calib.options, hook);
+                     model::LayerInputHook* hook, const std::vector<bool>& observed) {
+  run_calibration_batches(net, *calib.data, calib.indices, calib.options, hook, {}, &observed);
 }
 
 // Expected output per channel: w_c · μ_{g(c)}; w [C, d], mu [G, d].
@@ -85,7 +86,7 @@ std::vector<json> correct_biases(model::Network& net, const CalibrationContext& 
   for (const auto& L : infos) quantized_w.push_back(net.weight(L.index));
   for (const auto& L : infos) net.set_weight(L.index, net.fp_weight(L.index));
   MeanObserver fp(infos, weight_quantized, nullptr);
-  run_calibration(net, calib, &fp);
+  run_calibration(net, calib, &fp, weight_quantized);
   for (const auto& L : infos) net.set_weight(L.index, quantized_w[static_cast<size_t>(L.index)]);
 
   Progress bar("bias correction", static_cast<int64_t>(todo.size()));
@@ -93,7 +94,7 @@ std::vector<json> correct_biases(model::Network& net, const CalibrationContext& 
     std::vector<bool> only(infos.size(), false);
     only[static_cast<size_t>(i)] = true;
     MeanObserver q(infos, only, activation_hook);
-    run_calibration(net, calib, &q);
+    run_calibration(net, calib, &q, only);  // layers after i do not matter for i's mean
     const auto& L = infos[static_cast<size_t>(i)];
     auto wf = net.fp_weight(i).reshape({L.c_out, -1});
     auto wq = net.weight(i).reshape({L.c_out, -1});

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <map>
+#include <optional>
 #include <random>
 
 #include "mpq/eval/task.h"
@@ -220,15 +221,72 @@ void symmetrize_moments(torch::Tensor& sigma) {
   sigma = upper + upper.triu(1).transpose(1, 2);
 }
 
+namespace {
+
+// Passes every layer input to `inner`, and ends the forward pass (by throwing out of the
+// mpq::layer_input operator; the TorchScript interpreter rethrows it as a runtime_error) once
+// the observed layers have had all their calls.
+class StopAfterObserved : public model::LayerInputHook {
+ public:
+  StopAfterObserved(model::LayerInputHook* inner, const std::vector<model::LayerInfo>& infos,
+                    const std::vector<bool>& observed)
+      : inner_(inner), observed_(observed) {
+    for (size_t i = 0; i < infos.size(); ++i)
+      if (observed_[i]) calls_ += infos[i].calls;
+  }
+  /// False when an observed layer never ran in the probe: then nothing is stopped.
+  bool usable() const { return calls_ > 0; }
+  void start_batch() {
+    remaining_ = calls_;
+    stopped_ = false;
+  }
+  bool stopped() const { return stopped_; }
+
+  torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+    torch::Tensor out = inner_ ? inner_->on_input(layer, x) : x;
+    if (observed_[static_cast<size_t>(layer)] && --remaining_ == 0) {
+      stopped_ = true;
+      throw std::runtime_error("mpq: the observed layers are done for this batch");
+    }
+    return out;
+  }
+
+ private:
+  model::LayerInputHook* inner_;
+  const std::vector<bool>& observed_;
+  int64_t calls_ = 0, remaining_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
 void run_calibration_batches(model::Network& net, const data::Dataset& data,
                              const std::vector<int64_t>& indices, const CalibrationOptions& options,
                              model::LayerInputHook* hook,
-                             const std::function<void(int64_t)>& on_batch) {
-  model::HookScope scope(hook);
+                             const std::function<void(int64_t)>& on_batch,
+                             const std::vector<bool>* observed) {
+  std::optional<StopAfterObserved> stop;
+  if (observed) {
+    MPQ_ASSERT(observed->size() == net.layers().size(), "observed layers");
+    stop.emplace(hook, net.layers(), *observed);
+    if (!stop->usable()) stop.reset();
+  }
+  model::HookScope scope(stop ? &*stop : hook);
   data::BatchStream stream(data, indices, options.batch_size, options.loader);
   data::Batch b;
   while (stream.next(&b)) {
-    if (b.size() > 0) eval::run_batch(net, b);  // outputs unused: the hook sees the layers
+    if (b.size() > 0) {  // outputs unused: the hook sees the layers
+      if (stop) {
+        stop->start_batch();
+        try {
+          eval::run_batch(net, b);
+        } catch (const std::exception&) {
+          if (!stop->stopped()) throw;
+        }
+      } else {
+        eval::run_batch(net, b);
+      }
+    }
     if (on_batch) on_batch(b.size() + b.skipped);
   }
 }
@@ -239,8 +297,11 @@ std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const d
                                                     const CalibrationOptions& options,
                                                     const std::string& progress_label) {
   StatsHook hook(net.layers(), layers, options);
+  std::vector<bool> observed(net.layers().size(), false);
+  for (int i : layers) observed[static_cast<size_t>(i)] = true;
   Progress bar(progress_label, static_cast<int64_t>(indices.size()));
-  run_calibration_batches(net, data, indices, options, &hook, [&](int64_t n) { bar.advance(n); });
+  run_calibration_batches(
+      net, data, indices, options, &hook, [&](int64_t n) { bar.advance(n); }, &observed);
   bar.finish();
   return hook.finish(layers.size());
 }

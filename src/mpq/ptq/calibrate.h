@@ -6,8 +6,9 @@
 // 256 MiB), the layer keeps instead a uniform random sample (reservoir sampling, seeded) of m
 // input rows per group with G * m * d floats within the same bound, and Σ ≈ X^T X / m
 // (quant/output_error.h). Cost: a symmetric rank-k update per image, about d / (2 C_out) forward
-// passes of the layer in multiply-adds (docs/benchmarks.md measures it per layer). ResNet-18's largest Σ (d = 4608) is 85 MB; VGG-16's first FC
-// (d = 25088, 2.5 GB as Σ) would keep ~2600 sampled rows.
+// passes of the layer in multiply-adds (docs/benchmarks.md measures it per layer). ResNet-18's
+// largest Σ (d = 4608) is 85 MB; VGG-16's first FC (d = 25088, 2.5 GB as Σ) would keep ~2600
+// sampled rows.
 //
 // Statistics are cached on disk (stats_cache.h) keyed by the model file, the BN folding, the
 // data, the calibration indices and these options, so a sweep computes them once.
@@ -51,11 +52,14 @@ void symmetrize_moments(torch::Tensor& sigma);
 
 /// Runs the calibration images `indices` of `data` through `net` in batches of
 /// options.batch_size with `hook` installed (may be null); `on_batch(n)` (optional) is told each
-/// batch's size.
+/// batch's size. With `observed` (size net.layers().size()), a batch's forward pass stops once
+/// every observed layer has seen its input as often as in the shape probe (LayerInfo::calls):
+/// what the hook sees is unchanged, the layers after the last observed one are not computed.
 void run_calibration_batches(model::Network& net, const data::Dataset& data,
                              const std::vector<int64_t>& indices, const CalibrationOptions& options,
                              model::LayerInputHook* hook,
-                             const std::function<void(int64_t)>& on_batch = {});
+                             const std::function<void(int64_t)>& on_batch = {},
+                             const std::vector<bool>* observed = nullptr);
 
 /// Collects statistics of the layers in `layers` (indices into net.layers()) by running the
 /// calibration images through `net` with its current weights. Returns one SecondMoment per
