@@ -231,11 +231,15 @@ class StopAfterObserved : public model::LayerInputHook {
   StopAfterObserved(model::LayerInputHook* inner, const std::vector<model::LayerInfo>& infos,
                     const std::vector<bool>& observed)
       : inner_(inner), observed_(observed) {
-    for (size_t i = 0; i < infos.size(); ++i)
-      if (observed_[i]) calls_ += infos[i].calls;
+    for (size_t i = 0; i < infos.size(); ++i) {
+      if (!observed_[i]) continue;
+      calls_ += infos[i].calls;
+      never_ran_ = never_ran_ || infos[i].calls == 0;
+    }
   }
-  /// False when an observed layer never ran in the probe: then nothing is stopped.
-  bool usable() const { return calls_ > 0; }
+  /// False when an observed layer never ran in the probe (it may still run on real inputs, so
+  /// the pass cannot know when it is done): then nothing is stopped.
+  bool usable() const { return calls_ > 0 && !never_ran_; }
   void start_batch() {
     remaining_ = calls_;
     stopped_ = false;
@@ -255,7 +259,7 @@ class StopAfterObserved : public model::LayerInputHook {
   model::LayerInputHook* inner_;
   const std::vector<bool>& observed_;
   int64_t calls_ = 0, remaining_ = 0;
-  bool stopped_ = false;
+  bool never_ran_ = false, stopped_ = false;
 };
 
 }  // namespace
