@@ -9,12 +9,11 @@
 namespace mpq::quant {
 
 namespace {
-// Per-thread residual buffers: channels are built in parallel, one per thread at a time.
-std::vector<double>& scratch(int which, int64_t d) {
-  thread_local std::vector<double> buffers[2];
-  auto& b = buffers[which];
-  if (static_cast<int64_t>(b.size()) < d) b.resize(static_cast<size_t>(d));
-  return b;
+// Per-thread residual buffer: channels are handled in parallel, one per thread at a time.
+double* scratch(int64_t d) {
+  thread_local std::vector<double> buffer;
+  if (static_cast<int64_t>(buffer.size()) < d) buffer.resize(static_cast<size_t>(d));
+  return buffer.data();
 }
 }  // namespace
 
@@ -31,8 +30,14 @@ void GreedyChannel::residual(double* out) const {
   }
 }
 
+void GreedyChannel::residual(float* out) const {
+  double* r = scratch(d_);
+  residual(r);
+  for (int64_t j = 0; j < d_; ++j) out[j] = static_cast<float>(r[j]);
+}
+
 double GreedyChannel::residual_sq_norm() const {
-  double* r = scratch(0, d_).data();
+  double* r = scratch(d_);
   residual(r);
   double s = 0.0;
   for (int64_t j = 0; j < d_; ++j) s += r[j] * r[j];
@@ -41,7 +46,7 @@ double GreedyChannel::residual_sq_norm() const {
 
 void GreedyChannel::add_point(const PointSearch& ps, const double* importance) {
   int L = max_level(ps.bits);
-  double* r = scratch(0, d_).data();
+  double* r = scratch(d_);
   residual(r);
   size_t off = codes_.size();
   codes_.resize(off + static_cast<size_t>(d_));
@@ -54,7 +59,7 @@ void GreedyChannel::add_point(const PointSearch& ps, const double* importance) {
 
 void GreedyChannel::add_fixed_point(double step, int bits) {
   int L = max_level(bits);
-  double* r = scratch(0, d_).data();
+  double* r = scratch(d_);
   residual(r);
   size_t off = codes_.size();
   codes_.resize(off + static_cast<size_t>(d_));

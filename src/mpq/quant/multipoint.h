@@ -62,6 +62,8 @@ class GreedyChannel {
   const int8_t* codes(int i) const { return codes_.data() + static_cast<size_t>(i) * d_; }
   /// Writes the residual r = w - sum_i step_i * k_i (float64) into out (size d).
   void residual(double* out) const;
+  /// The same residual rounded to float32 (what the output-error GEMMs take).
+  void residual(float* out) const;
   /// ||r||^2 = ||w - w~||^2 after the current points.
   double residual_sq_norm() const;
   /// ||w||^2.

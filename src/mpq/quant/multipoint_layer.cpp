@@ -66,13 +66,8 @@ std::vector<double> residual_output_errors(const LayerQuantSpec& s,
       auto deltas = torch::empty({rows, s.d}, torch::kFloat32);
       float* p = deltas.data_ptr<float>();
 #pragma omp parallel for schedule(static) if (rows >= 64)
-      for (int64_t i = 0; i < rows; ++i) {
-        thread_local std::vector<double> r;
-        if (static_cast<int64_t>(r.size()) < s.d) r.resize(static_cast<size_t>(s.d));
-        chans[static_cast<size_t>(g * per + b0 + i)].residual(r.data());
-        for (int64_t j = 0; j < s.d; ++j)
-          p[i * s.d + j] = static_cast<float>(r[static_cast<size_t>(j)]);
-      }
+      for (int64_t i = 0; i < rows; ++i)
+        chans[static_cast<size_t>(g * per + b0 + i)].residual(p + i * s.d);
       const int parts = split && rows >= 64 ? std::max(1, omp_get_max_threads()) : 1;
 #pragma omp parallel for schedule(static) if (parts > 1)
       for (int part = 0; part < parts; ++part) {

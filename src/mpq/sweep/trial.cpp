@@ -550,7 +550,7 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
   m["eval_subset"] = cfg.data.eval_subset;
   m["eval_subset_seed"] = cfg.data.eval_subset_seed;
   m["eval_limit"] = cfg.data.eval_limit;
-  m["eval_batch_size"] = eval_batch(cfg, net);
+  m["eval_batch_size"] = p.run.batch_size;
   m["calibration_batch_size"] = calibration_batch(cfg, net);
   m["bad_images_skipped"] = metrics.value("skipped_images", int64_t{0});
   m["on_bad_image"] = cfg.data.skip_bad_images ? "skip" : "error";
