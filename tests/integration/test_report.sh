@@ -147,6 +147,47 @@ figs=$(cd "$P/report" && ls *.png | tr '\n' ' ')
 [ "$figs" = "bits-01.png " ] && pass "plain sweep: only the bits figure" || fail "plain sweep figures: $figs"
 grep -q "Where the points went\|against overhead" "$P/report/report.md" && fail "plain report has multipoint sections" || pass "plain report has no multipoint sections"
 
+# scripts/model_seed_tables.py (docs/method.md's multi-model tables): on this real sweep its
+# pooled cells equal aggregate's pivot; on a hand-made trials.csv of two training seeds it splits
+# the spread into between-model and within-model parts and counts multipoint wins as computed by
+# hand.
+"$PYTHON" "$SRC/scripts/model_seed_tables.py" "$S" >"$d/mst.md" 2>"$d/mst.err" || fail "model_seed_tables.py: $(cat "$d/mst.err")"
+"$PYTHON" - "$d/mst.md" "$S/aggregate/pivot0.csv" <<'PY' && pass "model_seed_tables.py cells equal aggregate's pivot" || fail "model_seed_tables.py vs pivot (above)"
+import csv, sys
+table = {}
+for line in open(sys.argv[1]):
+    cols = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cols) == 4 and "±" in cols[2]:
+        table[cols[0]] = cols[2:]
+piv = list(csv.DictReader(open(sys.argv[2])))
+assert piv and len(table) == len(piv), (len(table), len(piv))
+for r in piv:
+    want = [r["weights.bits=4"].strip(), r["weights.bits=3"].strip()]
+    assert table[r["label"]] == want, (r["label"], table[r["label"]], want)
+PY
+mkdir -p "$d/mst/aggregate"
+{
+  echo "label,model.path,weights.bits,seed,top1,extra_macs_pct"
+  # RTN: per-model means 0.80 / 0.90, within sd 0.01 / 0.03; MP 5%: 0.85 / 0.88; OCS 10% (12%
+  # MACs, beyond MP 5%'s 5% + 3): 0.99 everywhere, never compared.
+  for row in "RTN,default:resnet20,0.79,0.81" "RTN,default:resnet20@seed=1,0.87,0.93" \
+    "MP 5%,default:resnet20,0.85,0.85" "MP 5%,default:resnet20@seed=1,0.87,0.89" \
+    "OCS 10%,default:resnet20,0.99,0.99" "OCS 10%,default:resnet20@seed=1,0.99,0.99"; do
+    IFS=, read -r label model a b <<<"$row"
+    macs=0 && [ "$label" = "MP 5%" ] && macs=5
+    [ "$label" = "OCS 10%" ] && macs=12
+    echo "$label,$model,4,0,$a,$macs" && echo "$label,$model,4,1,$b,$macs"
+  done
+} >"$d/mst/aggregate/trials.csv"
+"$PYTHON" "$SRC/scripts/model_seed_tables.py" "$d/mst" >"$d/mst2.md" 2>"$d/mst.err" || fail "model_seed_tables.py on two models: $(cat "$d/mst.err")"
+# RTN pooled: mean 85.00, sample sd of {79, 81, 87, 93} = 6.32; sd of means {80, 90} = 7.07; root
+# mean within variance sqrt((2 + 18) / 2) = 3.16. MP 5% ahead on resnet20@0 (+5), behind on @1.
+grep -qF "| RTN | 0.0% | 85.00 ± 6.32 |" "$d/mst2.md" && grep -qF "| 7.07 / 3.16 |" "$d/mst2.md" \
+  && grep -qF "| MP 5% | 2 | 1 | 0 | -2.00 / +1.50 / +5.00 | resnet20@1 W4: RTN 90.00 vs 88.00 |" "$d/mst2.md" \
+  && grep -qF -- "- MP 5% on resnet20: RTN" "$d/mst2.md" \
+  && pass "model_seed_tables.py: pooled cells, spread split and per-model wins as computed by hand" \
+  || fail "model_seed_tables.py on two models: $(cat "$d/mst2.md")"
+
 # Bad input.
 expect_error 1 "not a sweep directory" - -- "$MPQ" report "$d"
 expect_error 2 "--metric: 'top_1' is not a metric of this sweep" - -- "$MPQ" report "$S" --metric top_1
