@@ -9,7 +9,9 @@ that model.path still names the training seed: default:<arch>[@seed=N]) and prin
    "without / with bias correction" when the sweep has a bias_correction axis;
 2. where the spread comes from: sd of the per-model means vs root mean within-model variance
    (the same split as `mpq aggregate --pool-model-seeds`'s summary);
-3. per-model checks of "multipoint beats the baselines at matched overhead": for every model,
+3. with --per-model, every cell per training seed; with a bias_correction axis, how often it
+   raises each method's top-1 per model;
+4. per-model checks of "multipoint beats the baselines at matched overhead": for every model,
    setting and multipoint budget, the best baseline that costs no more extra MACs than the
    multipoint trial plus --slack points (default 3: OCS at the nominal ratio of the multipoint
    budget costs more MACs, its ratio being rounded up to whole input channels per layer),
@@ -61,6 +63,8 @@ def main():
                          "(3: OCS at the same nominal ratio as a 2/5/10%% MACs budget)")
     ap.add_argument("--min-bits", type=int, default=3,
                     help="claim checks only at weight bits >= this (2 bits collapse)")
+    ap.add_argument("--per-model", action="store_true",
+                    help="also print every cell per training seed (mean over calibration seeds)")
     args = ap.parse_args()
 
     path = f"{args.dir}/aggregate/trials.csv"
@@ -150,6 +154,48 @@ def main():
                                    f"{100 * math.sqrt(mean(within)):.2f}")
                     print(f"| {arch} | {gran} | {b} | {'yes' if bc else 'no'} | "
                           + " | ".join(out) + " |")
+
+    if args.per_model:
+        print("\n## Per training seed: top-1 %, mean over calibration seeds, seeds in order"
+              + (" (cells: without / with bias correction)" if has_bc else ""))
+        for arch in archs:
+            for gran in grans:
+                print(f"\n**{arch}" + (f", {gran.replace('_', ' ')}" if gran else "") + "**\n")
+                print("| method | " + " | ".join(bitcols) + " |")
+                print("|---|" + "---:|" * len(bitcols))
+                for label in labels:
+                    if not macs.get((arch, gran, label)):
+                        continue
+                    out = []
+                    for b in bitcols:
+                        parts = []
+                        for bc in bcs:
+                            pm = per_model_means((arch, gran, b, label, bc))
+                            parts.append(", ".join(f"{100 * pm[k]:.2f}" for k in sorted(pm))
+                                         or "–")
+                        out.append(" / ".join(parts))
+                    print(f"| {label} | " + " | ".join(out) + " |")
+
+    if has_bc:
+        print(f"\n## Bias correction, per model (mean over calibration seeds; W >= "
+              f"{args.min_bits}): cells where it raises top-1 / all cells\n")
+        print("| model | granularity | " + " | ".join(labels) + " |")
+        print("|---|---|" + "---|" * len(labels))
+        for arch in archs:
+            for gran in grans:
+                out = []
+                for label in labels:
+                    up, n = 0, 0
+                    for b in bitcols:
+                        if int(re.match(r"W(\d+)", b).group(1)) < args.min_bits:
+                            continue
+                        off = per_model_means((arch, gran, b, label, False))
+                        on = per_model_means((arch, gran, b, label, True))
+                        for k in off.keys() & on.keys():
+                            n += 1
+                            up += on[k] > off[k]
+                    out.append(f"{up}/{n}" if n else "–")
+                print(f"| {arch} | {gran} | " + " | ".join(out) + " |")
 
     mp_labels = [l for l in labels if l.startswith("MP")]
     base_labels = [l for l in labels if not l.startswith("MP")]
