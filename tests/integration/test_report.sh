@@ -58,6 +58,8 @@ def mean(xs): return sum(xs) / len(xs)
 for name, bits in (("tradeoff-01", "4"), ("tradeoff-02", "3")):
     gp = open(f"{R}/{name}.gp").read()
     check(f"W bits {bits}" in gp, f"{name} is not the W{bits} panel")
+    # top-1 is a percentage: the y axis stays within [0, 100] even where mean - std is negative.
+    check("set yrange [0<*:*<100]" in gp, f"{name}: y axis not bounded to [0, 100]")
     rows = list(csv.DictReader(open(f"{R}/{name}.csv")))
     check(len(rows) == 5, f"{name}: {len(rows)} rows")
     for r in rows:

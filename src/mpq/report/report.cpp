@@ -169,10 +169,11 @@ struct Series {  // one line of a figure: points (x, y) with spread
   std::vector<Point> points;
 };
 
-/// Line figure from series: CSV line,label,x,x_std,y,y_std,n,fp; lines with error bars.
+/// Line figure from series: CSV line,label,x,x_std,y,y_std,n,fp; lines with error bars. A
+/// percentage y axis autoscales within [0, 100]: mean - std of a collapsed method can be negative.
 Figure line_figure(const std::string& name, const std::string& title, const std::string& xlabel,
                    const std::string& ylabel, const std::vector<Series>& series, double fp,
-                   const std::string& fp_label, bool integer_x) {
+                   const std::string& fp_label, bool integer_x, bool percent_y) {
   Figure f;
   f.name = name;
   f.csv = "line,label,x,x_std,y,y_std,n,fp\n";
@@ -192,6 +193,7 @@ Figure line_figure(const std::string& name, const std::string& title, const std:
                   "\nset grid\nset key outside right top box\nset offsets graph 0.03, graph 0.03, "
                   "graph 0.05, graph 0.05\n";
   if (integer_x) b += "set xtics 1\n";
+  if (percent_y) b += "set yrange [0<*:*<100]\n";
   std::string plot = "plot ";
   static const int kPointTypes[] = {7, 5, 9, 11, 13, 4, 6, 8, 10, 12, 14, 1};
   for (size_t i = 0; i < series.size(); ++i) {
@@ -368,7 +370,8 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
       const std::string title = title_of(json::parse(pk));
       const std::string name = format("tradeoff-%02d", ++index);
       figures.push_back(line_figure(name, title, overhead_label(o.overhead), metric_display(metric),
-                                    series, fp, format("FP %.2f", fp), false));
+                                    series, fp, format("FP %.2f", fp), false,
+                                    is_percent_metric(metric)));
       tradeoff_captions.push_back(
           {name, metric_display(metric) + " against " + overhead_label(o.overhead) + " — " + title +
                      " (mean ± std over " +
@@ -428,7 +431,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
       const std::string title = title_of(json::parse(pk));
       const std::string name = format("bits-%02d", ++index);
       figures.push_back(line_figure(name, title, "weight bits", metric_display(metric), series, fp,
-                                    format("FP %.2f", fp), true));
+                                    format("FP %.2f", fp), true, is_percent_metric(metric)));
       bits_captions.push_back({name, metric_display(metric) + " against weight bits — " + title});
     }
   }
