@@ -112,27 +112,41 @@ def main():
     def per_model_means(key):
         return {s: mean(xs) for s, xs in cells.get(key, {}).items()}
 
+    def weight_bits(bitcol):
+        return int(re.match(r"W(\d+)", bitcol).group(1))
+
     bcs = [False, True] if has_bc else [False]
+
+    def method_tables(with_macs, cell, footer=None):
+        """One table per (architecture, granularity): a row per method, a column per bits
+        setting, cells "cell(key without bias correction) / cell(key with)"; then footer()."""
+        for arch in archs:
+            for gran in grans:
+                print(f"\n**{arch}" + (f", {gran.replace('_', ' ')}" if gran else "") + "**\n")
+                print("| method | " + ("extra MACs | " if with_macs else "")
+                      + " | ".join(bitcols) + " |")
+                print("|---|" + ("---:|" if with_macs else "") + "---:|" * len(bitcols))
+                for label in labels:
+                    m = macs.get((arch, gran, label))
+                    if not m:
+                        continue
+                    out = [" / ".join(cell((arch, gran, b, label, bc)) for bc in bcs)
+                           for b in bitcols]
+                    print(f"| {label} | " + (f"{mean(m):.1f}% | " if with_macs else "")
+                          + " | ".join(out) + " |")
+                if footer:
+                    footer(arch, gran)
+
     print("## Top-1 %, mean ± sample std over (training seed, calibration seed) pairs")
     if has_bc:
         print("Cells: without / with bias correction.")
-    for arch in archs:
-        for gran in grans:
-            print(f"\n**{arch}" + (f", {gran.replace('_', ' ')}" if gran else "") + "**\n")
-            print("| method | extra MACs | " + " | ".join(bitcols) + " |")
-            print("|---|---:|" + "---:|" * len(bitcols))
-            for label in labels:
-                m = macs.get((arch, gran, label))
-                if not m:
-                    continue
-                out = []
-                for b in bitcols:
-                    parts = [pooled((arch, gran, b, label, bc)) for bc in bcs]
-                    out.append(" / ".join(fmt(p) if p else "–" for p in parts))
-                print(f"| {label} | {mean(m):.1f}% | " + " | ".join(out) + " |")
-            n = {len(cells[k]) for k in cells if k[0] == arch and k[1] == gran}
-            c = {len(v) for k in cells if k[0] == arch and k[1] == gran for v in cells[k].values()}
-            print(f"\n({sorted(n)} models x {sorted(c)} calibration seeds per cell)")
+
+    def replicates(arch, gran):
+        n = {len(cells[k]) for k in cells if k[0] == arch and k[1] == gran}
+        c = {len(v) for k in cells if k[0] == arch and k[1] == gran for v in cells[k].values()}
+        print(f"\n({sorted(n)} models x {sorted(c)} calibration seeds per cell)")
+
+    method_tables(True, lambda key: fmt(p) if (p := pooled(key)) else "–", replicates)
 
     print("\n## Where the spread comes from (top-1 points: sd of per-model means / "
           "root mean within-model variance)\n")
@@ -158,23 +172,8 @@ def main():
     if args.per_model:
         print("\n## Per training seed: top-1 %, mean over calibration seeds, seeds in order"
               + (" (cells: without / with bias correction)" if has_bc else ""))
-        for arch in archs:
-            for gran in grans:
-                print(f"\n**{arch}" + (f", {gran.replace('_', ' ')}" if gran else "") + "**\n")
-                print("| method | " + " | ".join(bitcols) + " |")
-                print("|---|" + "---:|" * len(bitcols))
-                for label in labels:
-                    if not macs.get((arch, gran, label)):
-                        continue
-                    out = []
-                    for b in bitcols:
-                        parts = []
-                        for bc in bcs:
-                            pm = per_model_means((arch, gran, b, label, bc))
-                            parts.append(", ".join(f"{100 * pm[k]:.2f}" for k in sorted(pm))
-                                         or "–")
-                        out.append(" / ".join(parts))
-                    print(f"| {label} | " + " | ".join(out) + " |")
+        method_tables(False, lambda key: ", ".join(
+            f"{100 * v:.2f}" for _, v in sorted(per_model_means(key).items())) or "–")
 
     if has_bc:
         print(f"\n## Bias correction, per model (mean over calibration seeds; W >= "
@@ -187,7 +186,7 @@ def main():
                 for label in labels:
                     up, n = 0, 0
                     for b in bitcols:
-                        if int(re.match(r"W(\d+)", b).group(1)) < args.min_bits:
+                        if weight_bits(b) < args.min_bits:
                             continue
                         off = per_model_means((arch, gran, b, label, False))
                         on = per_model_means((arch, gran, b, label, True))
@@ -219,7 +218,7 @@ def main():
                            and mean(macs[(arch, gran, l)]) <= mp_cost + args.slack]
                 compared.append(f"{mp} on {arch}" + (f" {gran}" if gran else "") + ": " + ", ".join(allowed))
                 for b in bitcols:
-                    if int(re.match(r"W(\d+)", b).group(1)) < args.min_bits:
+                    if weight_bits(b) < args.min_bits:
                         continue
                     for bc in bcs:
                         mpm = per_model_means((arch, gran, b, mp, bc))
