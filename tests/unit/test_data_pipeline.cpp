@@ -2,11 +2,12 @@
 // KL, stratified subsets, preprocessing presets, shard packing, the threaded loader and the
 // preprocessed-image cache. (Bit-exactness against torchvision is an integration test, because
 // its reference is PIL itself: tests/integration/test_data_parity.sh.)
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <map>
 #include <numeric>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "helpers.h"
 #include "mpq/data/dataset.h"
@@ -23,8 +24,6 @@ using namespace mpq;
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr double kKlTolerance = 1e-12;  // float64 arithmetic on a handful of values
 
 // A dataset whose image i is filled with the byte i % 251 and whose label is labels[i]; images
 // listed in `bad` throw like an undecodable file.
@@ -64,50 +63,69 @@ class Counting : public data::Dataset {
 
 }  // namespace
 
-TEST_CASE("top-k counts and fidelity sums match hand computations", "[eval]") {
-  auto logits = torch::tensor({{3.0, 1.0, 2.0}, {0.0, 5.0, 1.0}, {1.0, 2.0, 3.0}});
+TEST_CASE("top-k ranks, arg-max and KL match hand computations, ties to the lower index",
+          "[eval]") {
+  auto logits = torch::tensor({{3.f, 1.f, 2.f}, {0.f, 5.f, 1.f}, {1.f, 2.f, 3.f}});
   auto labels = torch::tensor({2, 1, 0}, torch::kInt64);
-  CHECK(eval::topk_count(logits, labels, 1) == 1.0);  // only row 1
-  CHECK(eval::topk_count(logits, labels, 2) == 2.0);  // rows 0 and 1
-  CHECK(eval::topk_count(logits, labels, 5) == 3.0);  // k capped at 3 classes
-  CHECK(eval::topk_count(torch::zeros({0, 3}), torch::zeros({0}, torch::kInt64), 1) == 0.0);
-  // KL(p || p) = 0; agreement counts rows with the same arg-max.
-  auto [agree_same, kl_same] = eval::fidelity_sums(logits, logits);
-  CHECK(agree_same == 3.0);
-  CHECK(kl_same == Approx(0.0).margin(kKlTolerance));
-  // Two classes: p = softmax(0, 0) = (1/2, 1/2), q = softmax(0, log 3) = (1/4, 3/4):
-  // KL = 1/2 log(2) + 1/2 log(2/3).
-  auto p = torch::tensor({{0.0, 0.0}}, torch::kFloat64);
-  auto q = torch::tensor({{0.0, std::log(3.0)}}, torch::kFloat64);
-  auto [agree, kl] = eval::fidelity_sums(p, q);
-  CHECK(kl == Approx(0.5 * std::log(2.0) + 0.5 * std::log(2.0 / 3.0)).epsilon(1e-12));
-  CHECK(agree == 0.0);  // arg-max of p is the first of its tied maxima (0), of q it is 1
+  CHECK(eval::topk_count(logits, labels, 1) == 1);  // only row 1
+  CHECK(eval::topk_count(logits, labels, 2) == 2);  // rows 0 and 1
+  CHECK(eval::topk_count(logits, labels, 5) == 3);  // k beyond the 3 classes
+  CHECK(eval::topk_count(torch::zeros({0, 3}), torch::zeros({0}, torch::kInt64), 1) == 0);
+  // Ties: the lower index ranks first (torch.argmax / numpy.argmax take the first maximum), so
+  // a collapsed model with equal logits is right only on class 0.
+  const float tied[4] = {1.f, 2.f, 2.f, 2.f};
+  CHECK(eval::first_argmax(tied, 4) == 1);
+  CHECK(eval::label_rank(tied, 4, 1) == 0);
+  CHECK(eval::label_rank(tied, 4, 2) == 1);
+  CHECK(eval::label_rank(tied, 4, 3) == 2);
+  CHECK(eval::label_rank(tied, 4, 0) == 3);
+  CHECK(eval::label_rank(tied, 4, 4) == 4);  // a label the model has no logit for
+  CHECK(eval::label_rank(tied, 4, -1) == 4);
+  // KL(p || p) = 0 exactly (the same float64 operations on both sides).
+  const float p[2] = {0.f, 0.f}, q[2] = {0.f, static_cast<float>(std::log(3.0))};
+  CHECK(eval::kl_divergence(p, p, 2) == 0.0);
+  // p = softmax(0, 0) = (1/2, 1/2), q = softmax(0, log 3) = (1/4, 3/4):
+  // KL = 1/2 log(2) + 1/2 log(2/3). The float32 logit log 3 is off by up to 2^-24 relative,
+  // which moves KL by less than 1e-7: the tolerance.
+  CHECK(eval::kl_divergence(p, q, 2) ==
+        Approx(0.5 * std::log(2.0) + 0.5 * std::log(2.0 / 3.0)).margin(1e-7));
 }
 
-TEST_CASE("the classification evaluator's sums reduce to the metrics of the whole", "[eval]") {
+TEST_CASE("per-example statistics summed in position order give the same metrics for any split",
+          "[eval]") {
   eval::ClassificationEvaluator ev;
   eval::EvalShard q, fp;
   q.n = fp.n = 4;
-  q.tensors["logits"] = torch::tensor({{1.0, 0.0}, {0.0, 1.0}, {1.0, 0.0}, {1.0, 0.0}});
-  fp.tensors["logits"] = torch::tensor({{1.0, 0.0}, {0.0, 1.0}, {0.0, 1.0}, {1.0, 0.0}});
+  q.tensors["logits"] = torch::tensor({{1.f, 0.f}, {0.f, 1.f}, {1.f, 0.f}, {1.f, 0.f}});
+  fp.tensors["logits"] = torch::tensor({{1.f, 0.f}, {0.f, 1.f}, {0.f, 1.f}, {1.f, 0.f}});
   q.tensors["labels"] = fp.tensors["labels"] = torch::tensor({0, 1, 1, 1}, torch::kInt64);
-  auto m = ev.metrics(ev.sums(q, fp));
+  q.tensors["positions"] = fp.tensors["positions"] = torch::tensor({0, 1, 2, 3}, torch::kInt64);
+  auto m = ev.metrics_of(q, fp);
   CHECK(m["top1"] == Approx(0.5));
   CHECK(m["fp_top1"] == Approx(0.75));
   CHECK(m["agreement"] == Approx(0.75));
   CHECK(m["n_eval"] == 4);
-  // Two shards summed give the same metrics as the whole.
-  auto half = [](const eval::EvalShard& s, int64_t b, int64_t e) {
-    eval::EvalShard h;
-    h.n = e - b;
-    for (const auto& [k, t] : s.tensors) h.tensors[k] = t.slice(0, b, e);
-    return h;
-  };
-  auto s1 = ev.sums(half(q, 0, 1), half(fp, 0, 1)), s2 = ev.sums(half(q, 1, 4), half(fp, 1, 4));
-  for (auto& [k, v] : s1) v += s2.at(k);
-  auto m2 = ev.metrics(s1);
-  for (const char* k : {"top1", "top5", "agreement", "kl", "fp_top1"})
-    CHECK(m2[k].get<double>() == Approx(m[k].get<double>()).margin(1e-15));
+  // Random logits so that the KL sum has rounding to disagree about.
+  torch::manual_seed(1);
+  const int64_t n = 37;
+  eval::EvalShard a, b;
+  a.n = b.n = n;
+  a.tensors["logits"] = torch::randn({n, 10}) * 3;
+  b.tensors["logits"] = torch::randn({n, 10}) * 3;
+  a.tensors["labels"] = b.tensors["labels"] = torch::randint(0, 10, {n}, torch::kInt64);
+  a.tensors["positions"] = b.tensors["positions"] = torch::arange(n, torch::kInt64);
+  const auto whole = ev.metrics_of(a, b);
+  // Split 3 ways, parts handed over out of order (as an allgather of other ranks may): the
+  // totals are summed in position order, so every metric is bit-identical.
+  std::vector<eval::ExampleStats> parts;
+  for (auto [s0, s1] : {std::pair<int64_t, int64_t>{20, 37}, {0, 5}, {5, 20}})
+    parts.push_back(eval::unpack_example_stats(eval::pack_example_stats(
+        ev.example_stats(eval::slice_shard(a, s0, s1), eval::slice_shard(b, s0, s1)))));
+  const auto split = ev.metrics(eval::sum_in_position_order(parts));
+  for (const char* k : {"top1", "top5", "agreement", "kl", "fp_top1", "fp_top5"})
+    CHECK(split[k].get<double>() == whole[k].get<double>());
+  CHECK(split["n_eval"] == n);
+  CHECK(whole["kl"].get<double>() > 0);
 }
 
 TEST_CASE("shards pack, unpack, concatenate and slice by position", "[eval]") {
@@ -119,7 +137,7 @@ TEST_CASE("shards pack, unpack, concatenate and slice by position", "[eval]") {
   b.skipped = 1;
   b.tensors["logits"] = torch::tensor({{5.f, 6.f}});
   b.tensors["positions"] = torch::tensor({3}, torch::kInt64);  // position 2 was a bad image
-  empty.tensors["logits"] = torch::zeros({0, 1000});            // placeholder width
+  empty.tensors["logits"] = torch::zeros({0, 1000});           // placeholder width
   empty.tensors["positions"] = torch::zeros({0}, torch::kInt64);
   auto round = eval::unpack_shard(eval::pack_shard(b));
   CHECK(round.n == 1);
@@ -160,8 +178,12 @@ TEST_CASE("stratified subsets are proportional, seeded and sorted", "[data]") {
 
 TEST_CASE("preprocessing presets resolve, overrides become custom, bad lengths are errors",
           "[data]") {
-  nlohmann::json p = {{"preset", "auto"},        {"resize", -1},   {"crop", -1},
-                      {"interpolation", "preset"}, {"color", "preset"}, {"mean", nlohmann::json::array()},
+  nlohmann::json p = {{"preset", "auto"},
+                      {"resize", -1},
+                      {"crop", -1},
+                      {"interpolation", "preset"},
+                      {"color", "preset"},
+                      {"mean", nlohmann::json::array()},
                       {"std", nlohmann::json::array()}};
   auto q = p;
   CHECK(data::resolve_preprocess(q, "torchvision-v1").empty());
@@ -201,7 +223,8 @@ TEST_CASE("torchvision's resize sizes and crop offsets, including the rounding c
   // Crop offsets use round-half-to-even: a 373-pixel side cropped to 224 starts at 74 (not 75).
   data::Image img{373, 383, 1, std::vector<uint8_t>(373 * 383)};
   for (int y = 0; y < 383; ++y)
-    for (int x = 0; x < 373; ++x) img.pixels[static_cast<size_t>(y * 373 + x)] = static_cast<uint8_t>((x + 3 * y) % 256);
+    for (int x = 0; x < 373; ++x)
+      img.pixels[static_cast<size_t>(y * 373 + x)] = static_cast<uint8_t>((x + 3 * y) % 256);
   data::Geometry g{0, 224, 224, data::Interpolation::kBilinear};
   std::vector<uint8_t> out(224 * 224);
   data::resize_crop(img, g, out.data());

@@ -1,6 +1,8 @@
 #include "mpq/eval/classification.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "mpq/util/error.h"
@@ -9,21 +11,51 @@
 namespace mpq::eval {
 using nlohmann::json;
 
-double topk_count(const torch::Tensor& logits, const torch::Tensor& labels, int64_t k) {
-  if (logits.size(0) == 0) return 0.0;
-  k = std::min<int64_t>(k, logits.size(1));
-  auto top = std::get<1>(logits.topk(k, 1));
-  return static_cast<double>(top.eq(labels.view({-1, 1})).any(1).sum().item<int64_t>());
+int64_t label_rank(const float* logits, int64_t n, int64_t label) {
+  if (label < 0 || label >= n) return n;
+  const float v = logits[label];
+  int64_t rank = 0;
+  for (int64_t j = 0; j < n; ++j) rank += logits[j] > v || (j < label && logits[j] == v);
+  return rank;
 }
 
-std::pair<double, double> fidelity_sums(const torch::Tensor& reference,
-                                        const torch::Tensor& candidate) {
-  if (reference.size(0) == 0) return {0.0, 0.0};
-  auto ref = reference.to(torch::kFloat64), cand = candidate.to(torch::kFloat64);
-  double agree = ref.argmax(1).eq(cand.argmax(1)).to(torch::kFloat64).sum().item<double>();
-  auto lp = torch::log_softmax(ref, 1), lq = torch::log_softmax(cand, 1);
-  double kl = (lp.exp() * (lp - lq)).sum(1).sum().item<double>();
-  return {agree, kl};
+int64_t first_argmax(const float* logits, int64_t n) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < n; ++j)
+    if (logits[j] > logits[best]) best = j;
+  return best;
+}
+
+namespace {
+// log Σ exp(x_j) in float64, shifted by the maximum.
+double log_sum_exp(const float* x, int64_t n) {
+  double m = x[0];
+  for (int64_t j = 1; j < n; ++j) m = std::max(m, static_cast<double>(x[j]));
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) s += std::exp(static_cast<double>(x[j]) - m);
+  return m + std::log(s);
+}
+}  // namespace
+
+double kl_divergence(const float* p, const float* q, int64_t n) {
+  const double lp0 = log_sum_exp(p, n), lq0 = log_sum_exp(q, n);
+  double kl = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double lp = static_cast<double>(p[j]) - lp0, lq = static_cast<double>(q[j]) - lq0;
+    kl += std::exp(lp) * (lp - lq);
+  }
+  return kl;
+}
+
+int64_t topk_count(const torch::Tensor& logits, const torch::Tensor& labels, int64_t k) {
+  const auto x = logits.to(torch::kFloat32).contiguous();
+  const auto y = labels.to(torch::kInt64).contiguous();
+  const int64_t rows = x.size(0), n = x.dim() == 2 ? x.size(1) : 0;
+  const float* px = x.data_ptr<float>();
+  const int64_t* py = y.data_ptr<int64_t>();
+  int64_t count = 0;
+  for (int64_t i = 0; i < rows; ++i) count += label_rank(px + i * n, n, py[i]) < k;
+  return count;
 }
 
 EvalShard ClassificationEvaluator::evaluate(model::Network& net, const data::Dataset& data,
@@ -48,8 +80,7 @@ EvalShard ClassificationEvaluator::evaluate(model::Network& net, const data::Dat
       positions.push_back(torch::tensor(b.positions, torch::kInt64) + first);
     }
     s.skipped += b.skipped;
-    const double dt =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char rate[48];
     std::snprintf(rate, sizeof rate, "%.0f img/s",
                   dt > 0 ? static_cast<double>(s.n + b.images.size(0)) / dt : 0.0);
@@ -59,49 +90,67 @@ EvalShard ClassificationEvaluator::evaluate(model::Network& net, const data::Dat
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t classes = data.num_classes();
   s.tensors["logits"] = logits.empty() ? torch::zeros({0, classes}) : torch::cat(logits, 0);
-  s.tensors["labels"] =
-      labels.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(labels, 0);
+  s.tensors["labels"] = labels.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(labels, 0);
   s.tensors["positions"] =
       positions.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(positions, 0);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "top-1 %.2f%% (%.0f img/s)",
-                s.n ? 100.0 * topk_count(s.tensors["logits"], s.tensors["labels"], 1) /
-                          static_cast<double>(s.n)
-                    : 0.0,
-                s.seconds > 0 ? static_cast<double>(s.n) / s.seconds : 0.0);
+  std::snprintf(
+      buf, sizeof buf, "top-1 %.2f%% (%.0f img/s)",
+      s.n ? 100.0 * static_cast<double>(topk_count(s.tensors["logits"], s.tensors["labels"], 1)) /
+                static_cast<double>(s.n)
+          : 0.0,
+      s.seconds > 0 ? static_cast<double>(s.n) / s.seconds : 0.0);
   bar.finish(buf);
   return s;
 }
 
-std::map<std::string, double> ClassificationEvaluator::sums(const EvalShard& q,
-                                                            const EvalShard& fp) const {
-  const auto& ql = q.tensors.at("logits");
-  const auto& fl = fp.tensors.at("logits");
-  const auto& y = q.tensors.at("labels");
-  MPQ_ASSERT(ql.size(0) == fl.size(0), "quantized and FP shards differ in length");
-  auto [agree, kl] = fidelity_sums(fl, ql);
-  return {{"correct1", topk_count(ql, y, 1)},
-          {"correct5", topk_count(ql, y, 5)},
-          {"fp_correct1", topk_count(fl, y, 1)},
-          {"fp_correct5", topk_count(fl, y, 5)},
-          {"agree", agree},
-          {"kl_sum", kl},
-          {"n", static_cast<double>(q.n)},
-          {"skipped", static_cast<double>(q.skipped)}};
+ExampleStats ClassificationEvaluator::example_stats(const EvalShard& q, const EvalShard& fp) const {
+  const auto ql = q.tensors.at("logits").to(torch::kFloat32).contiguous();
+  const auto fl = fp.tensors.at("logits").to(torch::kFloat32).contiguous();
+  const auto y = q.tensors.at("labels").to(torch::kInt64).contiguous();
+  const auto pos = q.tensors.at("positions").to(torch::kInt64).contiguous();
+  const int64_t rows = ql.size(0);
+  MPQ_ASSERT(fl.size(0) == rows && y.size(0) == rows && pos.size(0) == rows,
+             "quantized and FP shards differ in length");
+  ExampleStats s;
+  s.names = {"correct1", "correct5", "fp_correct1", "fp_correct5", "agree", "kl"};
+  s.skipped = q.skipped;
+  s.positions.assign(pos.data_ptr<int64_t>(), pos.data_ptr<int64_t>() + rows);
+  s.values.resize(static_cast<size_t>(rows) * s.names.size());
+  if (rows == 0) return s;
+  const int64_t n = ql.size(1);
+  MPQ_ASSERT(fl.size(1) == n, "quantized and FP logits differ in width");
+  const float* pq = ql.data_ptr<float>();
+  const float* pf = fl.data_ptr<float>();
+  const int64_t* py = y.data_ptr<int64_t>();
+  // Rows are independent: threads change nothing.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; ++i) {
+    const float *a = pq + i * n, *b = pf + i * n;
+    const int64_t rq = label_rank(a, n, py[i]), rf = label_rank(b, n, py[i]);
+    double* v = s.values.data() + i * 6;
+    v[0] = rq < 1;
+    v[1] = rq < 5;
+    v[2] = rf < 1;
+    v[3] = rf < 5;
+    v[4] = first_argmax(a, n) == first_argmax(b, n);
+    v[5] = kl_divergence(b, a, n);
+  }
+  return s;
 }
 
 json ClassificationEvaluator::metrics(const std::map<std::string, double>& s) const {
+  // top-5 counts the label among min(5, classes) logits (a 2-class model's top-5 is 100%).
   const double n = s.at("n");
   auto frac = [&](const char* k) { return n > 0 ? s.at(k) / n : 0.0; };
   return {{"top1", frac("correct1")},
           {"top5", frac("correct5")},
           {"agreement", frac("agree")},
-          {"kl", frac("kl_sum")},
+          {"kl", frac("kl")},
           {"fp_top1", frac("fp_correct1")},
           {"fp_top5", frac("fp_correct5")},
           {"n_eval", static_cast<int64_t>(n)},
           {"skipped_images", static_cast<int64_t>(s.at("skipped"))}};
 }
-
 
 }  // namespace mpq::eval

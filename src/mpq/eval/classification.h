@@ -6,6 +6,10 @@
 //   agreement       fraction of examples where the quantized model's top-1 equals the FP model's
 //   kl              mean over examples of KL(p_fp || p_q) = sum_k p_fp,k (log p_fp,k - log p_q,k),
 //                   p = softmax(logits), in nats (computed in float64)
+// Ties between logits go to the lower class index, as torch.argmax and numpy.argmax take the
+// first maximum: a model whose logits are all equal is right only on class 0. Every example's
+// statistics are computed from its own logits by scalar float64 loops in class order, so they do
+// not depend on how examples were batched or sharded.
 //   fp_top1, fp_top5, n_eval   the FP model's accuracies and the number of examples
 //
 // Shards keep "logits" (float32 [n, classes]), "labels" (int64 [n]) and "positions".
@@ -19,16 +23,24 @@ class ClassificationEvaluator final : public TaskEvaluator {
  public:
   EvalShard evaluate(model::Network& net, const data::Dataset& data,
                      const EvalRun& run) const override;
-  std::map<std::string, double> sums(const EvalShard& q, const EvalShard& fp) const override;
-  nlohmann::json metrics(const std::map<std::string, double>& sums) const override;
+  /// Columns: correct1, correct5, fp_correct1, fp_correct5, agree, kl.
+  ExampleStats example_stats(const EvalShard& q, const EvalShard& fp) const override;
+  nlohmann::json metrics(const std::map<std::string, double>& totals) const override;
   std::string headline() const override { return "top1"; }
 };
 
-/// Number of rows of logits [n, classes] whose label is among the k largest.
-double topk_count(const torch::Tensor& logits, const torch::Tensor& labels, int64_t k);
+/// Rank of class `label` in `logits` (n values): the number of classes ahead of it in
+/// descending order, ties going to the lower index. `label` is among the top k iff rank < k; a
+/// label outside [0, n) gets rank n.
+int64_t label_rank(const float* logits, int64_t n, int64_t label);
 
-/// Sums behind agreement and KL: {rows whose arg-max agree, sum over rows of KL(ref || cand)}.
-std::pair<double, double> fidelity_sums(const torch::Tensor& reference,
-                                        const torch::Tensor& candidate);
+/// The first index of the largest of n logits (n >= 1).
+int64_t first_argmax(const float* logits, int64_t n);
+
+/// KL(softmax(reference) || softmax(candidate)) in nats over n logits, float64, class order.
+double kl_divergence(const float* reference, const float* candidate, int64_t n);
+
+/// Number of rows of logits [rows, n] (float32) whose label ranks below k.
+int64_t topk_count(const torch::Tensor& logits, const torch::Tensor& labels, int64_t k);
 
 }  // namespace mpq::eval

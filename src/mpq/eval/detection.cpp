@@ -1,12 +1,11 @@
 #include "mpq/eval/detection.h"
 
-#include "mpq/eval/classification.h"
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <unordered_map>
 
+#include "mpq/eval/classification.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 
@@ -17,7 +16,8 @@ namespace {
 
 ImageDetections from_dict(const c10::IValue& v, const std::string& model) {
   if (!v.isGenericDict())
-    throw InputError(model + ": a detection must be a Dict[str, Tensor] with boxes, scores, labels");
+    throw InputError(model +
+                     ": a detection must be a Dict[str, Tensor] with boxes, scores, labels");
   auto d = v.toGenericDict();
   ImageDetections r;
   for (const char* k : {"boxes", "scores", "labels"}) {
@@ -45,15 +45,17 @@ std::vector<ImageDetections> parse_detections(const c10::IValue& out, size_t n,
       auto b = el[0].toTensorVector(), s = el[1].toTensorVector(), l = el[2].toTensorVector();
       for (size_t i = 0; i < b.size(); ++i) r.push_back({b[i], s[i], l[i]});
     } else {
-      throw InputError(model + ": unrecognized detector output (expected (losses, List[Dict]), "
-                               "List[Dict] or (List[boxes], List[scores], List[labels]))");
+      throw InputError(model +
+                       ": unrecognized detector output (expected (losses, List[Dict]), "
+                       "List[Dict] or (List[boxes], List[scores], List[labels]))");
     }
   }
   if (r.empty() && v.isList())
     for (const auto& e : v.toListRef()) r.push_back(from_dict(e, model));
   if (r.size() != n)
     throw InputError(model + ": the detector returned " + std::to_string(r.size()) +
-                     " results for " + std::to_string(n) + " images (or an output mpq does not "
+                     " results for " + std::to_string(n) +
+                     " images (or an output mpq does not "
                      "recognize: expected (losses, List[Dict]), List[Dict] or three lists)");
   for (auto& d : r) {
     if (d.boxes.dim() != 2 || d.boxes.size(1) != 4 || d.scores.size(0) != d.boxes.size(0) ||
@@ -119,8 +121,7 @@ EvalShard DetectionEvaluator::evaluate(model::Network& net, const data::Dataset&
     }
     s.skipped += b.skipped;
     s.n += n;
-    const double dt =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char rate[48];
     std::snprintf(rate, sizeof rate, "%.1f img/s", dt > 0 ? static_cast<double>(s.n) / dt : 0.0);
     bar.advance(n + b.skipped, rate);
@@ -139,12 +140,33 @@ EvalShard DetectionEvaluator::evaluate(model::Network& net, const data::Dataset&
   return s;
 }
 
-std::map<std::string, double> DetectionEvaluator::sums(const EvalShard& q,
-                                                       const EvalShard& fp) const {
-  return {{"n", static_cast<double>(q.n)},
-          {"skipped", static_cast<double>(q.skipped)},
-          {"detections", static_cast<double>(q.tensors.at("det_image").size(0))},
-          {"fp_detections", static_cast<double>(fp.tensors.at("det_image").size(0))}};
+namespace {
+// Detections per example position, in the order of `positions`.
+std::vector<double> detections_per_position(const EvalShard& s,
+                                            const std::vector<int64_t>& positions) {
+  std::unordered_map<int64_t, size_t> row;
+  for (size_t i = 0; i < positions.size(); ++i) row[positions[i]] = i;
+  std::vector<double> count(positions.size(), 0.0);
+  const auto im = s.tensors.at("det_image").contiguous();
+  const int64_t* pi = im.data_ptr<int64_t>();
+  for (int64_t k = 0; k < im.size(0); ++k) {
+    auto it = row.find(pi[k]);
+    if (it != row.end()) count[it->second] += 1;
+  }
+  return count;
+}
+}  // namespace
+
+ExampleStats DetectionEvaluator::example_stats(const EvalShard& q, const EvalShard& fp) const {
+  const auto pos = q.tensors.at("positions").to(torch::kInt64).contiguous();
+  ExampleStats s;
+  s.names = {"detections", "fp_detections"};
+  s.skipped = q.skipped;
+  s.positions.assign(pos.data_ptr<int64_t>(), pos.data_ptr<int64_t>() + pos.numel());
+  const auto a = detections_per_position(q, s.positions),
+             b = detections_per_position(fp, s.positions);
+  for (size_t i = 0; i < s.positions.size(); ++i) s.values.insert(s.values.end(), {a[i], b[i]});
+  return s;
 }
 
 json DetectionEvaluator::metrics(const std::map<std::string, double>& s) const {
@@ -169,7 +191,8 @@ std::vector<VocImageTruth> voc_truth(const data::Dataset& data,
   return truth;
 }
 
-std::vector<VocDetection> shard_detections(const EvalShard& s, const std::vector<int64_t>& positions,
+std::vector<VocDetection> shard_detections(const EvalShard& s,
+                                           const std::vector<int64_t>& positions,
                                            double min_score) {
   std::unordered_map<int64_t, int64_t> rank;
   for (size_t i = 0; i < positions.size(); ++i) rank[positions[i]] = static_cast<int64_t>(i);
@@ -217,14 +240,19 @@ TaskEvaluator::Gathered DetectionEvaluator::gathered_metrics(const EvalShard& q,
   }
   const auto rfid = voc_ap(qd, ref, classes, ao);
   Gathered g;
-  g.metrics = {{"map_voc07", rq.map07},      {"map_voc12", rq.map12},
-               {"fp_map_voc07", rf.map07},   {"fp_map_voc12", rf.map12},
-               {"fidelity_map", rfid.map12}, {"n_eval", static_cast<int64_t>(positions.size())},
+  g.metrics = {{"map_voc07", rq.map07},
+               {"map_voc12", rq.map12},
+               {"fp_map_voc07", rf.map07},
+               {"fp_map_voc12", rf.map12},
+               {"fidelity_map", rfid.map12},
+               {"n_eval", static_cast<int64_t>(positions.size())},
                {"detections", static_cast<int64_t>(qd.size())},
                {"fp_detections", static_cast<int64_t>(fd.size())}};
   const std::vector<int64_t> shape = {classes};
-  g.arrays.push_back({"ap_voc07", shape, rq.ap07, "per-class AP, VOC2007 11-point (NaN: no positive)"});
-  g.arrays.push_back({"ap_voc12", shape, rq.ap12, "per-class AP, VOC2010+ area (NaN: no positive)"});
+  g.arrays.push_back(
+      {"ap_voc07", shape, rq.ap07, "per-class AP, VOC2007 11-point (NaN: no positive)"});
+  g.arrays.push_back(
+      {"ap_voc12", shape, rq.ap12, "per-class AP, VOC2010+ area (NaN: no positive)"});
   g.arrays.push_back({"fp_ap_voc07", shape, rf.ap07, "FP model, per-class AP, VOC2007 11-point"});
   g.arrays.push_back({"fp_ap_voc12", shape, rf.ap12, "FP model, per-class AP, VOC2010+ area"});
   if (o_.save_detections) {

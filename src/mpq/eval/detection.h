@@ -33,9 +33,13 @@ class DetectionEvaluator final : public TaskEvaluator {
   explicit DetectionEvaluator(const DetectionOptions& o) : o_(o) {}
   EvalShard evaluate(model::Network& net, const data::Dataset& data,
                      const EvalRun& run) const override;
-  std::map<std::string, double> sums(const EvalShard& q, const EvalShard& fp) const override;
+  /// Columns: detections, fp_detections (of the example's image).
+  ExampleStats example_stats(const EvalShard& q, const EvalShard& fp) const override;
   nlohmann::json metrics(const std::map<std::string, double>& sums) const override;
   std::string headline() const override { return o_.headline; }
+  std::string shard_options() const override {
+    return "label_offset=" + std::to_string(o_.label_offset);
+  }
   bool needs_gather() const override { return true; }
   Gathered gathered_metrics(const EvalShard& q, const EvalShard& fp,
                             const data::Dataset& data) const override;
@@ -58,7 +62,8 @@ std::vector<VocImageTruth> voc_truth(const data::Dataset& data,
 
 /// Detections of a shard as VocDetection entries, images renumbered to their rank in
 /// `positions` (the ground truth's order).
-std::vector<VocDetection> shard_detections(const EvalShard& s, const std::vector<int64_t>& positions,
+std::vector<VocDetection> shard_detections(const EvalShard& s,
+                                           const std::vector<int64_t>& positions,
                                            double min_score = -1e300);
 
 }  // namespace mpq::eval

@@ -5,14 +5,17 @@
 // shard) and keeps the per-example outputs it needs in an EvalShard (classification: logits,
 // labels). The metrics of a quantized model are computed against the full-precision model's
 // shard of the same positions in two steps:
-//   sums(q, fp)   additive statistics of the shard (counts, sums of per-example values);
-//                 processes add them up (MPI_Allreduce)
-//   metrics(sums) the metric map from the totals (e.g. top1 = correct1 / n)
-// so the sharded result equals the single-process one. Metrics that are not sums over examples
-// (detection AP) instead take every example's outputs: such evaluators say needs_gather(), the
-// trial gathers the packed shards of all processes and calls gathered_metrics(). FP shards are
-// packed into bytes too, so a full-precision reference computed in shards can be gathered and
-// reused by any process.
+//   example_stats(q, fp)   additive statistics, one row per example (correct, KL, ...);
+//                          processes gather their rows
+//   metrics(totals)        the metric map from the column sums (e.g. top1 = correct1 / n)
+// The totals are summed over all examples in position order in float64
+// (sum_in_position_order), never per shard: a trial's metrics are bit-identical however its
+// evaluation was split among processes, provided each example's row is (the network sees the
+// same batches: shards are batch-aligned, trial.h eval_shard; and BLAS is single-threaded,
+// util/blas.h). Metrics that are not sums over examples (detection AP) instead take every
+// example's outputs: such evaluators say needs_gather(), the trial gathers the packed shards of
+// all processes and calls gathered_metrics(). FP shards are packed into bytes too, so a
+// full-precision reference computed in shards can be gathered and reused by any process.
 #pragma once
 
 #include <torch/script.h>
@@ -34,9 +37,9 @@ namespace mpq::eval {
 /// Per-example outputs of one pass, rows in position order. Every tensor's first dimension is the
 /// number of examples kept (n); "positions" (int64 [n]) holds their positions in the dataset.
 struct EvalShard {
-  int64_t n = 0;           ///< examples evaluated (bad images skipped are not counted)
-  int64_t skipped = 0;     ///< bad images skipped (data.on_bad_image = "skip")
-  double seconds = 0;      ///< wall time of the pass, data loading included
+  int64_t n = 0;        ///< examples evaluated (bad images skipped are not counted)
+  int64_t skipped = 0;  ///< bad images skipped (data.on_bad_image = "skip")
+  double seconds = 0;   ///< wall time of the pass, data loading included
   std::map<std::string, torch::Tensor> tensors;
 };
 
@@ -56,6 +59,24 @@ struct EvalRun {
   std::string label = "eval";  ///< progress bar label
 };
 
+/// Additive statistics of one evaluation, one row per example: values[i * names.size() + j] is
+/// statistic names[j] of the example at positions[i].
+struct ExampleStats {
+  std::vector<std::string> names;
+  std::vector<int64_t> positions;
+  std::vector<double> values;  ///< row-major [positions.size(), names.size()]
+  int64_t skipped = 0;         ///< bad images skipped by the loader (not examples)
+};
+
+/// Serialization for MPI.
+std::string pack_example_stats(const ExampleStats& s);
+ExampleStats unpack_example_stats(const std::string& bytes);
+
+/// Totals of the rows of all parts taken in ascending position order (parts may come in any
+/// order), each column summed in float64 from 0 in that order, plus "n" (rows) and "skipped".
+/// Every part must have the same names; positions must be distinct (MPQ_ASSERT otherwise).
+std::map<std::string, double> sum_in_position_order(const std::vector<ExampleStats>& parts);
+
 class TaskEvaluator {
  public:
   virtual ~TaskEvaluator() = default;
@@ -63,12 +84,20 @@ class TaskEvaluator {
   /// progress. Throws InputError for a bad image (unless the loader skips them).
   virtual EvalShard evaluate(model::Network& net, const data::Dataset& data,
                              const EvalRun& run) const = 0;
-  /// Additive statistics of `q` against the FP shard `fp` of the same positions.
-  virtual std::map<std::string, double> sums(const EvalShard& q, const EvalShard& fp) const = 0;
-  /// The metric map from summed statistics (keys documented per task).
-  virtual nlohmann::json metrics(const std::map<std::string, double>& sums) const = 0;
+  /// Per-example statistics of `q` against the FP shard `fp` of the same positions. An
+  /// example's row depends only on its own outputs.
+  virtual ExampleStats example_stats(const EvalShard& q, const EvalShard& fp) const = 0;
+  /// The metric map from the totals of sum_in_position_order (keys documented per task).
+  virtual nlohmann::json metrics(const std::map<std::string, double>& totals) const = 0;
+  /// metrics() of one shard holding every example (a single process).
+  nlohmann::json metrics_of(const EvalShard& q, const EvalShard& fp) const {
+    return metrics(sum_in_position_order({example_stats(q, fp)}));
+  }
   /// The metric trial summaries and `mpq eval` lead with ("top1", "map_voc07").
   virtual std::string headline() const = 0;
+  /// The evaluator's options that change what evaluate() keeps (detection: the label offset),
+  /// as text for cache keys of FP shards; "" when none do.
+  virtual std::string shard_options() const { return ""; }
 
   /// True if metrics() alone cannot give the metrics (detection): use gathered_metrics().
   virtual bool needs_gather() const { return false; }
@@ -87,12 +116,12 @@ c10::IValue run_batch(model::Network& net, const data::Batch& batch);
 
 /// Options of the detection evaluator (eval.* keys of the trial config; docs/detection.md).
 struct DetectionOptions {
-  int label_offset = 1;            ///< model label of class 0 (torchvision: 0 = background)
-  double iou_threshold = 0.5;      ///< the devkit's
-  bool strict_iou = false;         ///< IoU > threshold instead of >=
+  int label_offset = 1;        ///< model label of class 0 (torchvision: 0 = background)
+  double iou_threshold = 0.5;  ///< the devkit's
+  bool strict_iou = false;     ///< IoU > threshold instead of >=
   std::string headline = "map_voc07";
-  double fidelity_score = 0.5;     ///< FP detections at least this confident are the reference
-  bool save_detections = false;    ///< keep every detection as a table
+  double fidelity_score = 0.5;   ///< FP detections at least this confident are the reference
+  bool save_detections = false;  ///< keep every detection as a table
 };
 
 /// The evaluator of a task.

@@ -1,12 +1,11 @@
 #include "mpq/ptq/calibrate.h"
 
-#include <cblas.h>
-
 #include <map>
 #include <optional>
 #include <random>
 
 #include "mpq/eval/task.h"
+#include "mpq/util/blas.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 
@@ -31,8 +30,9 @@ int64_t images_per_step(const LayerInfo& L, const torch::Tensor& x, int64_t G, i
   return std::max<int64_t>(1, max_patch_bytes / std::max<int64_t>(1, per_image));
 }
 
-// Blocks of at least this d use the BLAS symmetric rank-k update; smaller ones direct dot
-// products. Either way only the upper triangle is accumulated.
+// Blocks of at least this d use BLAS (upper_rank_k: fixed column blocks, so the sums do not depend
+// on the thread count); smaller ones direct dot products. Either way only the upper triangle is
+// accumulated.
 constexpr int64_t kSyrkMinD = 32;
 // Conv outputs with at least this many positions per image are updated image by image.
 constexpr int64_t kSyrkMinPositions = 256;
@@ -158,9 +158,7 @@ int64_t accumulate_moments(const LayerInfo& L, const torch::Tensor& x, torch::Te
     auto rows = x.to(torch::kFloat32).reshape({-1, d}).contiguous();
     const int64_t n = rows.size(0);
     auto acc = torch::zeros({d, d}, torch::kFloat32);
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d), static_cast<int>(n),
-                1.0f, rows.data_ptr<float>(), static_cast<int>(d), 0.0f, acc.data_ptr<float>(),
-                static_cast<int>(d));
+    upper_rank_k(rows.data_ptr<float>(), d, n, /*samples_by_features=*/true, acc.data_ptr<float>());
     sigma[0].add_(acc);
     return n;
   }
@@ -198,18 +196,15 @@ int64_t accumulate_moments(const LayerInfo& L, const torch::Tensor& x, torch::Te
       const float* pc = cols.data_ptr<float>();
       for (int64_t i = 0; i < ni; ++i)
         for (int64_t g = 0; g < G; ++g)
-          cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(d),
-                      static_cast<int>(P), 1.0f, pc + (i * G + g) * d * P, static_cast<int>(P),
-                      1.0f, pa + g * d * d, static_cast<int>(d));
+          upper_rank_k(pc + (i * G + g) * d * P, d, P, /*samples_by_features=*/false,
+                       pa + g * d * d);
     } else {
       // Few positions (late layers): rows of all images in one update per group (the copy into
       // row order is small here, and one large update beats ni small ones).
       auto r = cols.view({ni, G, d, P}).permute({1, 0, 3, 2}).reshape({G, ni * P, d}).contiguous();
       const float* pr = r.data_ptr<float>();
       for (int64_t g = 0; g < G; ++g)
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d),
-                    static_cast<int>(ni * P), 1.0f, pr + g * ni * P * d, static_cast<int>(d), 1.0f,
-                    pa + g * d * d, static_cast<int>(d));
+        upper_rank_k(pr + g * ni * P * d, d, ni * P, /*samples_by_features=*/true, pa + g * d * d);
     }
   }
   sigma.add_(acc);

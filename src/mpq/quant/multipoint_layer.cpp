@@ -1,8 +1,5 @@
 #include "mpq/quant/multipoint_layer.h"
 
-#include <dlfcn.h>
-#include <omp.h>
-
 #include <cmath>
 #include <limits>
 
@@ -18,44 +15,16 @@ int64_t group_of(const LayerQuantSpec& s, int64_t c) {
   return c / (s.c_out / s.groups);
 }
 
-// OpenBLAS's thread count, looked up at run time (libblas.so.3 is OpenBLAS on Debian when
-// libopenblas0-pthread is installed; with another BLAS these are null and nothing changes).
-using SetThreads = void (*)(int);
-using GetThreads = int (*)();
-const SetThreads openblas_set_threads =
-    reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-const GetThreads openblas_get_threads =
-    reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-
-// While alive, OpenBLAS runs single-threaded in its caller: the output-error GEMMs are split
-// over the OpenMP threads that also run the greedy searches. With both pools active on a 2-core
-// machine, OpenBLAS's idle workers yield-spin for ~2^28 cycles after every call and take CPU
-// from the OpenMP threads (~10% of a ResNet-18-sized build, docs/benchmarks.md).
-class SerialBlas {
- public:
-  SerialBlas() : saved_(openblas_get_threads && openblas_set_threads ? openblas_get_threads() : 0) {
-    if (saved_ > 1) openblas_set_threads(1);
-  }
-  ~SerialBlas() {
-    if (saved_ > 1) openblas_set_threads(saved_);
-  }
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-  bool active() const { return saved_ > 1; }
-
- private:
-  int saved_;
-};
-
 // Output errors of the current residuals of all channels, batched per group in blocks of at most
 // kDeltaBlockBytes of float32 deltas (VGG-16's first FC: 4096 x 25088 = 411 MB at once
-// otherwise); with `split`, each block's rows are divided among the OpenMP threads (BLAS
-// single-threaded, SerialBlas).
+// otherwise). Each block's rows go to the OpenMP threads in fixed parts of kErrorRows rows, one
+// GEMM each (BLAS is single-threaded, util/blas.h): a row's error comes from a GEMM of the same
+// shape whatever the thread count (OpenBLAS's results depend on the number of rows of a call).
 constexpr int64_t kDeltaBlockBytes = int64_t{64} << 20;
+constexpr int64_t kErrorRows = 64;
 
 std::vector<double> residual_output_errors(const LayerQuantSpec& s,
-                                           const std::vector<GreedyChannel>& chans,
-                                           bool split = false) {
+                                           const std::vector<GreedyChannel>& chans) {
   std::vector<double> out(static_cast<size_t>(s.c_out), std::numeric_limits<double>::quiet_NaN());
   if (!s.stats) return out;
   const int64_t per = s.c_out / s.groups;
@@ -68,10 +37,10 @@ std::vector<double> residual_output_errors(const LayerQuantSpec& s,
 #pragma omp parallel for schedule(static) if (rows >= 64)
       for (int64_t i = 0; i < rows; ++i)
         chans[static_cast<size_t>(g * per + b0 + i)].residual(p + i * s.d);
-      const int parts = split && rows >= 64 ? std::max(1, omp_get_max_threads()) : 1;
-#pragma omp parallel for schedule(static) if (parts > 1)
-      for (int part = 0; part < parts; ++part) {
-        const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+      const int64_t parts = (rows + kErrorRows - 1) / kErrorRows;
+#pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
+      for (int64_t part = 0; part < parts; ++part) {
+        const int64_t r0 = part * kErrorRows, r1 = std::min(rows, r0 + kErrorRows);
         auto e = output_errors(*s.stats, g, deltas.narrow(0, r0, r1 - r0));
         for (int64_t i = r0; i < r1; ++i)
           out[static_cast<size_t>(g * per + b0 + i)] = e[static_cast<size_t>(i - r0)];
@@ -140,11 +109,9 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
   t.weight_energy.resize(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c)
     t.weight_energy[static_cast<size_t>(c)] = lc.channels_[static_cast<size_t>(c)].weight_sq_norm();
-  SerialBlas serial_blas;
-  const bool split = serial_blas.active();
   if (spec.stats) {
     // w_c^T Σ w_c: the output error of the all-zero approximation.
-    t.output_energy = residual_output_errors(spec, lc.channels_, split);
+    t.output_energy = residual_output_errors(spec, lc.channels_);
   }
 
   for (int k = 0; k < K; ++k) {
@@ -161,7 +128,7 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
       t.weight_error[static_cast<size_t>(c * K + k)] = ch.residual_sq_norm();
     }
     if (spec.stats) {
-      auto e = residual_output_errors(spec, lc.channels_, split);
+      auto e = residual_output_errors(spec, lc.channels_);
       for (int64_t c = 0; c < C; ++c)
         t.output_error[static_cast<size_t>(c * K + k)] = e[static_cast<size_t>(c)];
     }
@@ -211,22 +178,6 @@ QuantizedLayer LayerCandidates::finalize(const std::vector<int>& points,
     *final_output_error = oe;
   }
   return q;
-}
-
-double layer_output_error(const LayerQuantSpec& spec, const QuantizedLayer& q) {
-  if (!spec.stats) return std::numeric_limits<double>::quiet_NaN();
-  std::vector<float> deq(static_cast<size_t>(spec.c_out * spec.d));
-  q.dequantize(deq.data());
-  int64_t per = spec.c_out / spec.groups;
-  double total = 0;
-  for (int64_t g = 0; g < spec.groups; ++g) {
-    auto deltas = torch::empty({per, spec.d}, torch::kFloat32);
-    float* p = deltas.data_ptr<float>();
-    for (int64_t i = 0; i < per * spec.d; ++i)
-      p[i] = spec.w[g * per * spec.d + i] - deq[static_cast<size_t>(g * per * spec.d + i)];
-    for (double v : output_errors(*spec.stats, g, deltas)) total += v;
-  }
-  return total;
 }
 
 }  // namespace mpq::quant

@@ -65,7 +65,4 @@ class LayerCandidates {
   LayerTables tables_;
 };
 
-/// Sum over channels of the output error of a quantized layer (NaN without statistics).
-double layer_output_error(const LayerQuantSpec& spec, const QuantizedLayer& q);
-
 }  // namespace mpq::quant

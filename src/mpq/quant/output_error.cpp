@@ -19,18 +19,32 @@ torch::Tensor SecondMoment::dense(int64_t g) const {
 
 std::vector<double> output_errors(const SecondMoment& s, int64_t g, const torch::Tensor& deltas) {
   MPQ_ASSERT(deltas.dim() == 2 && deltas.size(1) == s.d, "delta shape");
-  torch::Tensor e;
-  if (deltas.size(0) == 0) return {};
+  const int64_t n = deltas.size(0);
+  if (n == 0) return {};
+  const auto dc = deltas.to(torch::kFloat32).contiguous();
+  std::vector<double> out(static_cast<size_t>(n));
+  // One GEMM per call, then each row's sum in float64 in column order (LibTorch's sum() may
+  // split a single long row by the thread count).
   if (!s.sampled_rows) {
-    // (Δ Σ) ⊙ Δ summed over columns; one GEMM per group.
-    e = deltas.mm(s.data[g]).mul_(deltas).sum(1);
+    // (Δ Σ) ⊙ Δ summed over columns.
+    const auto proj = dc.mm(s.data[g]).contiguous();
+    const float *pp = proj.data_ptr<float>(), *pd = dc.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      double e = 0;
+      for (int64_t j = 0; j < s.d; ++j)
+        e += static_cast<double>(pp[i * s.d + j]) * static_cast<double>(pd[i * s.d + j]);
+      out[static_cast<size_t>(i)] = e;
+    }
   } else {
-    auto proj = deltas.mm(s.data[g].t());  // [n, m]
-    e = proj.pow(2).sum(1) / static_cast<double>(std::max<int64_t>(1, s.data.size(1)));
+    const auto proj = dc.mm(s.data[g].t()).contiguous();  // [n, m]
+    const int64_t m = proj.size(1);
+    const float* pp = proj.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      double e = 0;
+      for (int64_t j = 0; j < m; ++j) e += static_cast<double>(pp[i * m + j]) * pp[i * m + j];
+      out[static_cast<size_t>(i)] = e / static_cast<double>(std::max<int64_t>(1, m));
+    }
   }
-  e = e.to(torch::kFloat64).contiguous();
-  const double* p = e.data_ptr<double>();
-  std::vector<double> out(p, p + e.numel());
   for (auto& v : out)
     if (v < 0) v = 0;  // Σ is PSD; tiny negatives are float rounding
   return out;

@@ -234,7 +234,7 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       ThreadQuiet quiet;
       set = ctx.eval_set(cfg.data, true, default_threads());
       net = &load_trial_network(cfg, *set.data, ctx);
-      evaluator = eval::make_evaluator(set.data->task());
+      evaluator = eval::make_evaluator(set.data->task(), cfg.detection);
       n = set.data->size();
       eval::EvalRun r;
       r.batch_size = eval_batch(cfg, *net);
@@ -254,7 +254,7 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       all = eval::pack_shard(eval::concat_shards(shards));
     }
     mpi_bcast_string(all, 0);
-    ctx.put_fp_reference(fp_reference_key(*net, *set.data, eval_batch(cfg, *net)), 0, n,
+    ctx.put_fp_reference(fp_reference_key(*net, *set.data, eval_batch(cfg, *net), *evaluator), 0, n,
                          eval::unpack_shard(all));
   }
 }

@@ -96,6 +96,9 @@ void write_outcome(std::string& out, const ptq::LayerOutcome& o) {
   put_vec(out, q.weight_error);
   put_vec(out, q.output_error);
   put_vec(out, q.grant_order);
+  put_vec(out, q.channel_bits);
+  put_vec(out, q.ocs_source);
+  put<int64_t>(out, q.ocs_k);
   put_str(out, o.attrs.dump());
 }
 
@@ -114,6 +117,9 @@ ptq::LayerOutcome read_outcome(const std::string& in, size_t& pos) {
   q.weight_error = get_vec<float>(in, pos);
   q.output_error = get_vec<float>(in, pos);
   q.grant_order = get_vec<int32_t>(in, pos);
+  q.channel_bits = get_vec<int8_t>(in, pos);
+  q.ocs_source = get_vec<int64_t>(in, pos);
+  q.ocs_k = get<int64_t>(in, pos);
   o.attrs = nlohmann::json::parse(get_str(in, pos));
   return o;
 }

@@ -144,9 +144,9 @@ int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net) {
 }
 
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
-                             int64_t batch_size) {
+                             int64_t batch_size, const eval::TaskEvaluator& evaluator) {
   return net.sha256() + (net.fold_bn() ? "|fold|" : "|nofold|") + set.fingerprint() + "|" +
-         std::to_string(batch_size);
+         std::to_string(batch_size) + "|" + evaluator.shard_options();
 }
 
 std::string resolve_model_path(const TrialConfig& cfg) {
@@ -293,7 +293,7 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
   std::tie(p.run.begin, p.run.end) =
       col.dist() ? eval_shard(n, p.run.batch_size, col.dist()->rank(), col.dist()->size())
                  : std::pair<int64_t, int64_t>{0, n};
-  const std::string key = fp_reference_key(*p.net, *p.eval.data, p.run.batch_size);
+  const std::string key = fp_reference_key(*p.net, *p.eval.data, p.run.batch_size, *p.evaluator);
   p.fp = col.run([&] {
     const eval::EvalShard* s = ctx.fp_reference(key, p.run.begin, p.run.end);
     if (s == nullptr) {
@@ -374,15 +374,17 @@ json evaluate(Prepared& p, const Corrections& c, Collective& col) {  // fills p.
                                                        : nullptr);
     return p.evaluator->evaluate(*p.net, *p.eval.data, r);
   });
-  auto sums = p.evaluator->sums(q, *p.fp);
+  // Every process gathers every example's statistics and sums them in position order: the
+  // metrics do not depend on how the evaluation was split (task.h).
+  std::vector<eval::ExampleStats> parts;
   if (col.dist()) {
-    std::vector<double> v;
-    for (const auto& [k, x] : sums) v.push_back(x);  // same keys, same order on every process
-    col.dist()->allreduce_sum(v.data(), static_cast<int>(v.size()));
-    size_t i = 0;
-    for (auto& [k, x] : sums) x = v[i++];
+    for (const auto& b :
+         col.dist()->allgather(eval::pack_example_stats(p.evaluator->example_stats(q, *p.fp))))
+      parts.push_back(eval::unpack_example_stats(b));
+  } else {
+    parts.push_back(p.evaluator->example_stats(q, *p.fp));
   }
-  json m = p.evaluator->metrics(sums);
+  json m = p.evaluator->metrics(eval::sum_in_position_order(parts));
   if (p.evaluator->needs_gather()) {
     // Every process computes the metrics from all shards (the same bytes, the same result).
     eval::EvalShard all_q = q, all_fp = *p.fp;
@@ -465,7 +467,10 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
     const auto& o = nq.layers[i];
     const torch::Tensor& w = net.fp_weight(info.index);
     const double err = o.quantized ? quant::layer_weight_sq_error(w.data_ptr<float>(), o.q) : 0.0;
-    const double w_sq = w.pow(2).sum().item<double>();
+    // In element order: LibTorch's sum() splits large tensors by the thread count.
+    double w_sq = 0;
+    const float* pw = w.data_ptr<float>();
+    for (int64_t k = 0; k < w.numel(); ++k) w_sq += static_cast<double>(pw[k]) * pw[k];
     rec.layers.push_back(layer_record(info, o, err, w_sq, w));
     auto& attrs = rec.layers.back().attrs;
     const auto& a = c.act[i];
@@ -679,7 +684,7 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
   if (!outputs_path.empty())
     store::write_eval_outputs(outputs_path, shard, *set.data,
                               {{"model", net.path()}, {"model_sha256", net.sha256()}});
-  json m = evaluator->metrics(evaluator->sums(shard, shard));
+  json m = evaluator->metrics_of(shard, shard);
   if (evaluator->needs_gather()) {
     const auto g = evaluator->gathered_metrics(shard, shard, *set.data);
     for (const auto& [k, v] : g.metrics.items()) m[k] = v;

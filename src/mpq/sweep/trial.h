@@ -96,9 +96,10 @@ std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, 
 int64_t eval_batch(const TrialConfig& cfg, const model::Network& net);
 int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net);
 
-/// The cache key of the FP reference of `net` on `set` with `batch_size`.
+/// The cache key of the FP reference of `net` on `set` with `batch_size`, kept by `evaluator`
+/// (its shard_options: a detection sweep over eval.label_offset needs one reference per offset).
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
-                             int64_t batch_size);
+                             int64_t batch_size, const eval::TaskEvaluator& evaluator);
 
 /// The resolved model archive of a config ("default:<arch>" trained and cached if needed).
 std::string resolve_model_path(const TrialConfig& cfg);

@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 
+#include "mpq/util/blas.h"
+
 namespace mpq {
 
 int default_threads() {
@@ -28,6 +30,7 @@ int apply_threads(int n) {
   if (n <= 0) n = default_threads();
   at::set_num_threads(n);
   omp_set_num_threads(n);
+  use_single_threaded_blas();  // util/blas.h: results must not depend on BLAS's own pool
   return n;
 }
 

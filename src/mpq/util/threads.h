@@ -9,8 +9,8 @@ namespace mpq {
 /// Cores available to this process divided among the ranks on this node; at least 1.
 int default_threads();
 
-/// Sets LibTorch's intra-op threads and OpenMP's threads to `n` (n <= 0: default_threads()).
-/// Returns the count set.
+/// Sets LibTorch's intra-op threads and OpenMP's threads to `n` (n <= 0: default_threads()) and
+/// BLAS to one thread (util/blas.h explains why). Returns the count set.
 int apply_threads(int n);
 
 }  // namespace mpq
