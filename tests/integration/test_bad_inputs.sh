@@ -23,6 +23,11 @@ cp /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz "$d/fm/"
 head -c 1000000 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz >"$d/fm/t10k-images-idx3-ubyte.gz"
 expect_error 1 "$d/fm/t10k-images-idx3-ubyte.gz: (corrupt or truncated|truncated)" "$out" -- "${q[@]}" --model "$model" --set data.root="$d/fm" -o "$out"
 
+# An evaluation subset larger than the split: named with both numbers, not silently the split.
+expect_error 2 "/data/eval_subset: a subset of 100000 images was asked for, but the test split .* holds 10000" "$out" -- \
+  "${q[@]}" --model "$model" --set data.eval_subset=100000 -o "$out"
+expect_error 2 "/data/eval_subset: a subset of 100000 images" "-" -- "$MPQ" eval --model "$model" --set data.eval_subset=100000
+
 # Out-of-range bits, unknown keys, wrong JSON types, malformed JSON, unknown values.
 expect_error 2 "/weights/bits: must be an integer in \[2, 8\], got integer 1" "$out" -- "${q[@]}" --model "$model" --bits 1 -o "$out"
 expect_error 2 "/weights/bits: must be an integer in \[2, 8\], got integer 9" "$out" -- "${q[@]}" --model "$model" --bits 9 -o "$out"

@@ -6,10 +6,11 @@ d="$ART/interop" && rm -rf "$d" && mkdir -p "$d"
 for arch in resnet20 mobilenetv2; do
   model="$ART/models/tiny_$arch.pt"
   cpp=$("$MPQ" -q eval --model "$model" --limit 2000 --threads 1 | field top1)
-  py=$("$PYTHON" "$SRC/tests/integration/python_eval.py" "$model" 2000)
-  # mpq evaluates the BN-folded graph, PyTorch the original: allow one flipped prediction.
-  "$PYTHON" -c "import sys; sys.exit(abs($cpp - $py) > 1.0 / 2000 + 1e-9)" \
-    && pass "$arch: C++ top-1 $cpp == PyTorch top-1 $py (within 1 image)" || fail "$arch: C++ $cpp vs PyTorch $py"
+  # mpq evaluates the BN-folded graph, PyTorch the original (outputs differ by ~1e-6 relative,
+  # docs/models.md): only images whose margin is within 1e-3 of the largest logit may flip.
+  read -r py bound < <("$PYTHON" "$SRC/tests/integration/python_eval.py" "$model" 2000 --flip-bound 1e-3)
+  "$PYTHON" -c "import sys; sys.exit(abs($cpp - $py) > $bound + 1e-9)" \
+    && pass "$arch: C++ top-1 $cpp == PyTorch top-1 $py (bound $bound)" || fail "$arch: C++ $cpp vs PyTorch $py (bound $bound)"
 done
 # Determinism: the same seed and thread count give identical parameters and buffers.
 for i in 1 2; do

@@ -19,13 +19,22 @@ for arch in resnet20 mobilenetv2; do
       got_fp=$("$PYTHON" -c "import h5py; print('%.4f' % h5py.File('$h5')['metrics'].attrs['fp_top1'])")
       [ "$got_fp" = "$fp_top1" ] && pass "fp_top1 $got_fp matches mpq eval" || fail "fp_top1 $got_fp != mpq eval $fp_top1"
     done
-    # 8 bits is all but lossless; 2 bits is much worse than 8 (in KL against the FP model).
-    "$PYTHON" - "$out/${arch}_${gran}_w8.h5" "$out/${arch}_${gran}_w2.h5" <<'PY' && pass "$arch $gran 8-bit fidelity" || fail "$arch $gran 8-bit fidelity"
+    # 8 bits is all but lossless: compared with 4 and 2 bits of the same model, whatever the
+    # trained fixture's accuracy. Weight noise variance scales with the squared step, 4^-bits:
+    # 4 -> 8 bits divides it by 256 (per layer: by (127/7)^2 = 329). KL to the FP model is second
+    # order in the logit perturbation, so it scales with that variance: require 16x (a 16x
+    # safety factor, since 4 bits may leave the small-perturbation regime). A top-1 decision
+    # flips when the perturbation exceeds the image's margin: to first order the count scales
+    # with the perturbation's size, sqrt(256) = 16x; require 3x, plus 5 images of slack for the
+    # counts' randomness.
+    "$PYTHON" - "$out/${arch}_${gran}_w8.h5" "$out/${arch}_${gran}_w4.h5" "$out/${arch}_${gran}_w2.h5" <<'PY' && pass "$arch $gran 8-bit fidelity" || fail "$arch $gran 8-bit fidelity"
 import sys, h5py
-w8, w2 = (h5py.File(p)["metrics"].attrs for p in sys.argv[1:])
-assert w8["agreement"] >= 0.97, w8["agreement"]
-assert abs(w8["top1"] - w8["fp_top1"]) <= 0.01, (w8["top1"], w8["fp_top1"])
-assert w2["kl"] > 10 * w8["kl"], (w2["kl"], w8["kl"])
+w8, w4, w2 = (h5py.File(p)["metrics"].attrs for p in sys.argv[1:])
+n = w8["n_eval"]
+assert 16 * w8["kl"] < w4["kl"] and w4["kl"] < w2["kl"], (w8["kl"], w4["kl"], w2["kl"])
+assert 10 * w8["kl"] < w2["kl"], (w8["kl"], w2["kl"])
+flips8, flips4 = (1 - w8["agreement"]) * n, (1 - w4["agreement"]) * n
+assert 3 * flips8 <= flips4 + 5, (flips8, flips4)
 PY
   done
 done
@@ -67,9 +76,11 @@ for arch in resnet20 mobilenetv2; do
     --set weights.multipoint.budget=0.25 --set data.eval_limit=1000 --set calibration.size=64 \
     -o "$out/exp_$arch.h5" --export "$out/exp_$arch.pt" >"$out/log" 2>&1 || { fail "export $arch: $(cat "$out/log")"; continue; }
   sim=$("$PYTHON" -c "import h5py; print('%.4f' % h5py.File('$out/exp_$arch.h5')['metrics'].attrs['top1'])")
-  py=$("$PYTHON" "$SRC/tests/integration/python_eval.py" "$out/exp_$arch.pt" 1000)
-  "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > 1.0 / 1000 + 1e-9)" \
-    && pass "$arch expanded model in PyTorch: top-1 $py, simulated $sim" || fail "$arch expanded $py vs simulated $sim"
+  # The same function with the points summed in another order: top-1 may differ only on images
+  # whose margin is within float32 reordering error (python_eval.py --flip-bound).
+  read -r py bound < <("$PYTHON" "$SRC/tests/integration/python_eval.py" "$out/exp_$arch.pt" 1000 --flip-bound 1e-3)
+  "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > $bound + 1e-9)" \
+    && pass "$arch expanded model in PyTorch: top-1 $py, simulated $sim (bound $bound)" || fail "$arch expanded $py vs simulated $sim (bound $bound)"
   "$PYTHON" - "$out/exp_$arch.h5" <<'PY' && pass "$arch per-layer overheads recorded" || fail "$arch per-layer overheads"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")

@@ -68,6 +68,21 @@ done = collections.Counter(r["trial"] for r in recs if r.get("event") == "done")
 assert done and max(done.values()) == 1, done.most_common(3)
 PY
 ls "$d/kill/small/trials" | grep -q tmp && fail "temporary files left in trials/" || pass "no temporary files left"
+# Temporary files of the sweep's own files (fp_check.json, plan.json) left by a killed writer are
+# removed by the next run: a dead process of this host, or over an hour old; a live writer's
+# (this shell's pid) and another host's recent one are kept.
+sleep 0 & dead=$!; wait $dead
+host=$(hostname)
+top="$d/kill/small"
+touch "$top/fp_check.json.tmp.$host.$dead" "$top/plan.json.tmp.$host.$dead" \
+      "$top/fp_check.json.tmp.$host.$$" "$top/plan.json.tmp.elsewhere.example.12345" \
+      "$top/sweep.json.tmp.elsewhere.example.777"
+touch -d "2 hours ago" "$top/sweep.json.tmp.elsewhere.example.777"
+"$MPQ" -q sweep run "$d/kill.json" >"$d/kill_tmp.log" 2>&1 || fail "rerun with leftover temporary files"
+left=$(cd "$top" && ls -d *.tmp.* 2>/dev/null | sort | tr '\n' ' ')
+[ "$left" = "fp_check.json.tmp.$host.$$ plan.json.tmp.elsewhere.example.12345 " ] \
+  && pass "stale temporary files removed, live ones kept" || fail "temporary files after rerun: $left"
+rm -f "$top"/*.tmp.*
 
 # 3. A truncated trial file is detected and redone; the other trials are not rerun.
 victim_file=$(ls "$d/kill/small/trials"/*.h5 | head -1)

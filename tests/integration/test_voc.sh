@@ -33,28 +33,31 @@ done
   || fail "NMS parity: $(tail -5 "$d/nms.log")"
 
 # 3. A scripted torchvision SSDlite: same detections through mpq (own NMS, BN folded) as in
-#    PyTorch with torchvision's ops, and it quantizes.
+#    PyTorch with torchvision's ops, and it quantizes. Random weights, with every BatchNorm's
+#    statistics set to the exact averages over a few batches (momentum None): with its initial
+#    statistics the random network saturates and scores every box 1/21 whatever the input (ties
+#    by construction); this way scores spread over (0.37, 0.98) and depend on the image.
 "$PYTHON" - "$d/ssdlite.pt" <<'PY' || fail "exporting ssdlite"
 import sys, torch, torchvision
 torch.manual_seed(0)
 m = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
+for mod in m.modules():
+    if isinstance(mod, torch.nn.BatchNorm2d):
+        mod.reset_running_stats(); mod.momentum = None
 m.train()
 with torch.no_grad():
-    for _ in range(2): m.backbone(torch.rand(4, 3, 320, 320))
+    for _ in range(4):
+        m.head(list(m.backbone(torch.rand(8, 3, 320, 320)).values()))
 torch.jit.script(m.eval()).save(sys.argv[1])
 PY
 "$MPQ" -q eval --model "$d/ssdlite.pt" --dataset voc --data-root "$voc" --limit 6 --save-logits "$d/ssd_mpq.h5" >/dev/null 2>"$d/log" \
   || fail "mpq eval ssdlite: $(cat "$d/log")"
 "$PYTHON" "$ref" detector-outputs "$d/ssdlite.pt" "$V" test 6 "$d/ssd_py.h5" 2>/dev/null
-"$PYTHON" - "$d/ssd_mpq.h5" "$d/ssd_py.h5" <<'PY' && pass "torchvision SSDlite: detections identical to PyTorch + torchvision" || fail "SSDlite detections differ"
-import sys, h5py, numpy as np
-a = h5py.File(sys.argv[1]); b = h5py.File(sys.argv[2])["detections"][()]
-A = np.concatenate([a["det_image"][()][:, None], a["det_label"][()][:, None] + 1,
-                    a["det_score"][()][:, None], a["det_box"][()]], 1)
-assert A.shape == b.shape and len(A) > 100, (A.shape, b.shape)
-assert np.array_equal(A[:, :2], b[:, :2])
-assert np.abs(A[:, 2:] - b[:, 2:]).max() < 1e-4, np.abs(A[:, 2:] - b[:, 2:]).max()
-PY
+# Compared as sets per image with stated tolerances (voc_reference.py compare-detections):
+# near-tied scores may come out in either order. 300 = torchvision's detections_per_img.
+if r=$("$PYTHON" "$ref" compare-detections "$d/ssd_mpq.h5" "$d/ssd_py.h5" 300 2>&1); then
+  pass "torchvision SSDlite: detections equal to PyTorch + torchvision ($r)"
+else fail "SSDlite detections differ: $r"; fi
 "$MPQ" -q quantize --model "$d/ssdlite.pt" --dataset voc --data-root "$voc" --bits 8 \
   --set data.eval_limit=6 -o "$d/ssd_w8.h5" >"$d/log" 2>&1 || fail "quantize ssdlite: $(cat "$d/log")"
 "$PYTHON" -c "import h5py; f = h5py.File('$d/ssd_w8.h5'); m = f['manifest'].attrs; assert f['layers'].attrs['count'] == 98 and m['detection_ops'].startswith('mpq'), dict(m)" \

@@ -5,7 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -33,8 +37,33 @@ const char* trial_state_name(TrialState s) {
   return "?";
 }
 
+namespace {
+// "<final>.tmp.<host>.<pid>": who wrote a temporary file, so that a later run can tell a dead
+// writer's leftover (same host, process gone) from a live writer's file on another host.
+std::string temp_name(const std::string& path) {
+  return path + ".tmp." + host_name() + "." + std::to_string(::getpid());
+}
+
+// Whether a temporary file next to the sweep's own files (sweep.json, plan.json,
+// fp_check.json, ...) was left by a writer that no longer runs: written by a process of this
+// host that is gone, or untouched for an hour (these files take milliseconds to write).
+bool stale_top_temp(const fs::directory_entry& e) {
+  const std::string name = e.path().filename().string();
+  const auto at = name.rfind(".tmp.");
+  if (at == std::string::npos) return false;
+  const std::string who = name.substr(at + 5);  // host.pid
+  const auto dot = who.rfind('.');
+  std::error_code ec;
+  const auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), ec);
+  if (!ec && age > std::chrono::hours(1)) return true;
+  if (dot == std::string::npos || who.substr(0, dot) != host_name()) return false;
+  const int pid = std::atoi(who.c_str() + dot + 1);
+  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string tmp = temp_name(path);
   {
     std::ofstream o(tmp, std::ios::trunc);
     if (!o) throw InputError(path + ": cannot write");
@@ -86,6 +115,8 @@ int SweepDir::clean_stale_temps(const ClaimStore& claims) const {
     if (claims.current(name.substr(0, at)).live) continue;
     if (fs::remove(e.path(), ec)) ++removed;
   }
+  for (const auto& e : fs::directory_iterator(dir_, ec))
+    if (e.is_regular_file() && stale_top_temp(e) && fs::remove(e.path(), ec)) ++removed;
   return removed;
 }
 

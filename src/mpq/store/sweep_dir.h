@@ -70,8 +70,10 @@ class SweepDir {
   /// with a different fingerprint, throws ConfigError unless `force`.
   void init(const nlohmann::json& sweep_document, const std::string& fingerprint, bool force) const;
 
-  /// Removes temporary files left in trials/ by workers that were killed while writing: those
-  /// of trials without a live claim (a writer always holds one). Returns how many.
+  /// Removes temporary files left by workers that were killed while writing: in trials/, those
+  /// of trials without a live claim (a writer always holds one); next to sweep.json, plan.json
+  /// and fp_check.json, those whose writer was a process of this host that is gone, or that
+  /// are over an hour old. Returns how many.
   int clean_stale_temps(const ClaimStore& claims) const;
 
   /// Validates every trial file of the plan and moves the invalid ones (truncated or corrupt by

@@ -6,12 +6,23 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <string>
 
 #include "mpq/util/blas.h"
+#include "mpq/util/error.h"
 
 namespace mpq {
 
 int default_threads() {
+  // MPQ_THREADS overrides the default (not an explicit --threads / threads_per_rank).
+  if (const char* env = std::getenv("MPQ_THREADS"); env && *env) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (*end != '\0' || n < 1 || n > 4096)
+      throw ConfigError(std::string("MPQ_THREADS=") + env +
+                        ": expected an integer in [1, 4096] (threads per process)");
+    return static_cast<int>(n);
+  }
   cpu_set_t set;
   CPU_ZERO(&set);
   int cores = 1;
