@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config git ca-certificates procps util-linux
-  libtorch-dev libopenblas0-pthread libblas-dev
+  libtorch-dev libopenblas0-pthread libblas-dev libjemalloc-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev
   nlohmann-json3-dev

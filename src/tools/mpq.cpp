@@ -285,7 +285,8 @@ int main(int argc, char** argv) {
       "  mpq quantize --model default:mobilenetv2 --method multipoint --bits 4 --granularity "
       "per_layer \\\n"
       "      --set weights.multipoint.budget=0.1 -o results/mp.h5 --export results/mp_expanded.pt\n"
-      "  mpq quantize --model default:resnet20 --method multipoint --bits 4 --set activations.bits=8 "
+      "  mpq quantize --model default:resnet20 --method multipoint --bits 4 --set "
+      "activations.bits=8 "
       "\\\n      -o results/mp_a8.h5 --export-int8 results/mp_int8.pt   # on int8 kernels\n"
       "Every config key is listed in docs/configs.md; flags override --config, --set overrides "
       "both.");
@@ -309,6 +310,10 @@ int main(int argc, char** argv) {
   quantize->add_option("--export-int8", q_export_int8,
                        "also write the model on LibTorch's int8 kernels (needs activations.bits "
                        "<= 8)");
+  std::string q_logits;
+  quantize->add_option("--save-logits", q_logits,
+                       "also write the quantized model's outputs per image (logits or "
+                       "detections), labels and paths to this HDF5 file");
 
   // --- sweep plan / sweep run ----------------------------------------------------------------
   auto* sweep =
@@ -649,6 +654,7 @@ int main(int argc, char** argv) {
       if (!q_output.empty()) flags["/output"] = q_output;
       if (!q_export.empty()) flags["/export"] = q_export;
       if (!q_export_int8.empty()) flags["/export_int8"] = q_export_int8;
+      if (!q_logits.empty()) flags["/save_logits"] = q_logits;
       json cfg = mpq::sweep::resolve_trial_config(user_config(q_cfg, flags), source_name(q_cfg));
       mpq::sweep::TrialContext ctx;
       auto out = mpq::sweep::run_trial(cfg, ctx);

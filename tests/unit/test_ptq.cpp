@@ -12,6 +12,7 @@
 #include "mpq/ptq/bias_correction.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/ptq/stats_cache.h"
+#include "mpq/quant/fake_quant.h"
 #include "torch_catch.h"
 
 using namespace mpq;
@@ -118,12 +119,12 @@ TEST_CASE("fake_quantize is bit-identical to torch::fake_quantize_per_tensor_aff
       torch::Tensor special = torch::tensor({0.0f, -0.0f, 1e-40f, -1e-40f, 3e9f, -3e9f});
       torch::Tensor x = torch::cat({normal, wide, ties, special});
       torch::Tensor want = torch::fake_quantize_per_tensor_affine(x, scale, 0, qmin, qmax);
-      torch::Tensor got = ptq::fake_quantize(x, scale, qmin, qmax);
+      torch::Tensor got = quant::fake_quantize(x, scale, qmin, qmax);
       REQUIRE(got.sizes() == want.sizes());
       // Bitwise: the same float32 patterns (so +0 and -0 differ), not just equal values.
       CHECK(torch::equal(got.view(torch::kInt32), want.view(torch::kInt32)));
       torch::Tensor strided = x.view({-1, 2}).t();
-      CHECK(torch::equal(ptq::fake_quantize(strided, scale, qmin, qmax).view(torch::kInt32),
+      CHECK(torch::equal(quant::fake_quantize(strided, scale, qmin, qmax).view(torch::kInt32),
                          torch::fake_quantize_per_tensor_affine(strided, scale, 0, qmin, qmax)
                              .contiguous()
                              .view(torch::kInt32)));

@@ -436,13 +436,19 @@ int64_t Network::bounded_batch(int64_t batch, int64_t max_bytes) const {
   return std::max<int64_t>(1, std::min(batch, max_bytes / per_image));
 }
 
+void Network::set_inference_graph(torch::jit::Module graph) {
+  inference_ = std::make_shared<torch::jit::Module>(std::move(graph));
+}
+
 void Network::set_weight(int i, const torch::Tensor& w) {
   MPQ_ASSERT(w.sizes() == fp_weights_[static_cast<size_t>(i)].sizes(), "weight shape mismatch");
+  inference_.reset();
   module_.setattr("mpq_w" + std::to_string(i), w.to(torch::kFloat32).contiguous());
 }
 
 void Network::set_bias(int i, const torch::Tensor& b) {
   MPQ_ASSERT(b.sizes() == fp_biases_[static_cast<size_t>(i)].sizes(), "bias shape mismatch");
+  inference_.reset();
   module_.setattr("mpq_b" + std::to_string(i), b.to(torch::kFloat32).contiguous());
 }
 
@@ -468,7 +474,7 @@ c10::IValue Network::run(const torch::Tensor& batch) {
   }
   torch::NoGradGuard no_grad;
   try {
-    return module_.forward({batch});
+    return active().forward({batch});
   } catch (const c10::Error& e) {
     throw InputError(path_ + ": the model failed on a batch " + shape_text(batch.sizes().vec()) +
                      ": " + short_message(e));
@@ -482,7 +488,7 @@ c10::IValue Network::run(const std::vector<torch::Tensor>& images) {
   if (input_kind_ == InputKind::kTensor) return run(torch::stack(images));
   torch::NoGradGuard no_grad;
   try {
-    return module_.forward({c10::IValue(images)});
+    return active().forward({c10::IValue(images)});
   } catch (const c10::Error& e) {
     throw InputError(path_ + ": the model failed on " + std::to_string(images.size()) +
                      " images: " + short_message(e));
@@ -496,7 +502,7 @@ torch::Tensor Network::forward(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   c10::IValue out;
   try {
-    out = input_kind_ == InputKind::kTensorList ? run(x) : module_.forward({x});
+    out = input_kind_ == InputKind::kTensorList ? run(x) : active().forward({x});
   } catch (const c10::Error& e) {
     throw InputError(path_ + ": the model failed on a batch " + shape_text(x.sizes().vec()) + ": " +
                      short_message(e));

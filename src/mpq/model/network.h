@@ -25,6 +25,7 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -147,9 +148,18 @@ class Network {
   /// The underlying frozen module (for graph inspection in tests).
   torch::jit::Module& module() { return module_; }
 
+  /// While set, run() and forward() use `graph` (an optimized copy of the current state,
+  /// model/inference.h) instead of the hooked graph; any weight or bias change clears it. Use
+  /// through InferenceScope.
+  void set_inference_graph(torch::jit::Module graph);
+  void clear_inference_graph() { inference_.reset(); }
+  bool has_inference_graph() const { return inference_ != nullptr; }
+
  private:
   Network() = default;
+  torch::jit::Module& active() { return inference_ ? *inference_ : module_; }
   torch::jit::Module module_;
+  std::shared_ptr<torch::jit::Module> inference_;  // set_inference_graph
   std::vector<LayerInfo> layers_;
   std::vector<torch::Tensor> fp_weights_, fp_biases_;
   std::vector<int64_t> input_shape_;

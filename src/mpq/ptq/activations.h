@@ -11,7 +11,7 @@
 //                  sample (exact search, quant/coefficient_search.h)
 //   aciq_laplace / aciq_gaussian   analytic clipping (quant/ranges.h), one-sided when unsigned
 // Quantization gives bit for bit what torch::fake_quantize_per_tensor_affine gives (round half to
-// even, clamp; the stock operator the exported model uses), computed by fake_quantize() below in
+// even, clamp; the stock operator the exported model uses), computed by quant::fake_quantize in
 // one pass without the gradient mask the stock operator also writes. Conventions for the first
 // and last layer's input: "quantize" (the trial's bits), "fp", or "8bit".
 #pragma once
@@ -48,14 +48,6 @@ struct ActQuant {
   int64_t qmin = 0, qmax = 0;
   double observed_min = 0, observed_max = 0;
 };
-
-/// Per-tensor fake quantization with zero point 0: clamp(round_half_even(x / scale), qmin, qmax) *
-/// scale, bit-identical to torch::fake_quantize_per_tensor_affine(x, scale, 0, qmin, qmax) for
-/// float32 x with |x / scale| < 2^63 (1 / scale and the products in float, as PyTorch's CPU kernel
-/// computes them; unit test [act_quant]). Beyond that PyTorch's int64 cast overflows and gives
-/// qmin; this clamps to the nearer end. Other dtypes go to the stock operator. Returns a new
-/// tensor.
-torch::Tensor fake_quantize(const torch::Tensor& x, double scale, int64_t qmin, int64_t qmax);
 
 /// Calibrates one quantizer per layer (disabled where weight_quantized[i] is false or the
 /// first/last-layer convention says "fp"). net must hold FP weights.

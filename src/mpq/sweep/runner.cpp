@@ -240,7 +240,7 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       r.batch_size = eval_batch(cfg, *net);
       r.loader = cfg.data.loader(default_threads());
       std::tie(r.begin, r.end) = eval_shard(n, r.batch_size, rank, size);
-      part = evaluator->evaluate(*net, *set.data, r);
+      part = evaluate_network(*net, cfg.eval_engine, nullptr, *evaluator, *set.data, r, nullptr);
     } catch (const std::exception&) {
       failed = 1;
     }
@@ -254,8 +254,9 @@ void precompute_fp_references(const json& work, TrialContext& ctx, int rank, int
       all = eval::pack_shard(eval::concat_shards(shards));
     }
     mpi_bcast_string(all, 0);
-    ctx.put_fp_reference(fp_reference_key(*net, *set.data, eval_batch(cfg, *net), *evaluator), 0, n,
-                         eval::unpack_shard(all));
+    ctx.put_fp_reference(
+        fp_reference_key(*net, *set.data, eval_batch(cfg, *net), *evaluator, cfg.eval_engine), 0, n,
+        eval::unpack_shard(all));
   }
 }
 

@@ -79,6 +79,10 @@ EvalSet TrialContext::eval_set(const DataConfig& d, bool cached, int threads) {
   auto it = eval_sets_.find(key);
   if (it != eval_sets_.end()) return it->second;
   auto base = split(d.spec, d.eval_split);
+  if (d.eval_subset > base->size())
+    throw ConfigError("/data/eval_subset: a subset of " + std::to_string(d.eval_subset) +
+                      " images was asked for, but the " + d.eval_split + " split (" +
+                      base->describe() + ") holds " + std::to_string(base->size()));
   EvalSet set;
   std::vector<int64_t> idx;
   if (d.eval_subset > 0 && d.eval_subset < base->size())
@@ -129,6 +133,38 @@ void TrialContext::put_fp_reference(const std::string& key, int64_t begin, int64
   fp_[key] = std::move(e);
 }
 
+eval::EvalShard evaluate_network(model::Network& net, model::EvalEngine engine,
+                                 const std::vector<ptq::ActQuant>* act,
+                                 const eval::TaskEvaluator& evaluator, const data::Dataset& data,
+                                 const eval::EvalRun& run, std::string* engine_used) {
+  std::vector<model::InputFakeQuant> fq;
+  bool any = false;
+  if (act)
+    for (const auto& a : *act) {
+      fq.push_back({a.enabled, a.scale, a.qmin, a.qmax});
+      any = any || a.enabled;
+    }
+  if (!any) fq.clear();
+  // Detectors stay on the hooked graph: optimize_for_inference gave torchvision's SSDlite wrong
+  // detections (its post-processing loops over images; all images wrong at batch 1, 3 of 24 in
+  // one batch of 24) and mpq's default detector no speed-up (docs/benchmarks.md).
+  std::string why;
+  if (data.task() == data::Task::kDetection) {
+    if (engine == model::EvalEngine::kOptimized)
+      throw ConfigError(
+          "/eval/engine: 'optimized' is for classifiers; detectors evaluate on the "
+          "hooked graph (use auto or hooked)");
+    if (engine == model::EvalEngine::kAuto) why = " (detection models are not optimized)";
+    engine = model::EvalEngine::kHooked;
+  }
+  model::InferenceScope scope(net, engine, fq);
+  if (engine_used) *engine_used = scope.description() + why;
+  // The hooked graph applies the activation quantizers through the layer-input hook.
+  ptq::ActivationQuantizer hook(act && any ? *act : std::vector<ptq::ActQuant>{});
+  model::HookScope hooks(scope.hooked() && any ? &hook : nullptr);
+  return evaluator.evaluate(net, data, run);
+}
+
 std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, int size) {
   const int64_t batches = (n + batch_size - 1) / batch_size;
   return {std::min(n, batches * rank / size * batch_size),
@@ -144,9 +180,11 @@ int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net) {
 }
 
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
-                             int64_t batch_size, const eval::TaskEvaluator& evaluator) {
+                             int64_t batch_size, const eval::TaskEvaluator& evaluator,
+                             model::EvalEngine engine) {
   return net.sha256() + (net.fold_bn() ? "|fold|" : "|nofold|") + set.fingerprint() + "|" +
-         std::to_string(batch_size) + "|" + evaluator.shard_options();
+         std::to_string(batch_size) + "|" + evaluator.shard_options() + "|" +
+         model::eval_engine_name(engine);
 }
 
 std::string resolve_model_path(const TrialConfig& cfg) {
@@ -245,12 +283,14 @@ struct Prepared {
   std::vector<NamedArray> arrays;  // result tables of the evaluation (per-class AP, ...)
   double data_seconds = 0;         // opening the data (listing, image cache build or open)
   double fp_eval_seconds = 0;      // the FP reference pass (0 when it came from the context)
+  std::string eval_engine;         // what evaluated the quantized network (InferenceScope)
 };
 
 void check_output_dirs(const TrialConfig& cfg) {
   for (const auto& [key, path] : {std::pair<std::string, std::string>{"output", cfg.output},
                                   {"export", cfg.export_path},
-                                  {"export_int8", cfg.export_int8_path}}) {
+                                  {"export_int8", cfg.export_int8_path},
+                                  {"save_logits", cfg.save_logits_path}}) {
     if (path.empty()) continue;
     fs::path p(path);
     fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
@@ -293,7 +333,8 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
   std::tie(p.run.begin, p.run.end) =
       col.dist() ? eval_shard(n, p.run.batch_size, col.dist()->rank(), col.dist()->size())
                  : std::pair<int64_t, int64_t>{0, n};
-  const std::string key = fp_reference_key(*p.net, *p.eval.data, p.run.batch_size, *p.evaluator);
+  const std::string key =
+      fp_reference_key(*p.net, *p.eval.data, p.run.batch_size, *p.evaluator, cfg.eval_engine);
   p.fp = col.run([&] {
     const eval::EvalShard* s = ctx.fp_reference(key, p.run.begin, p.run.end);
     if (s == nullptr) {
@@ -302,7 +343,8 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
       eval::EvalRun r = p.run;
       r.label = "eval FP model";
       ctx.put_fp_reference(key, p.run.begin, p.run.end,
-                           p.evaluator->evaluate(*p.net, *p.eval.data, r));
+                           evaluate_network(*p.net, cfg.eval_engine, nullptr, *p.evaluator,
+                                            *p.eval.data, r, nullptr));
       s = ctx.fp_reference(key, p.run.begin, p.run.end);
       p.fp_eval_seconds = seconds_since(tf);
     }
@@ -366,13 +408,11 @@ Corrections correct(Prepared& p, const ptq::NetworkQuantization& nq,
 
 // The quantized network on this process's shard, reduced to the metric map over processes.
 json evaluate(Prepared& p, const Corrections& c, Collective& col) {  // fills p.arrays
-  ptq::ActivationQuantizer act(c.act);
   eval::EvalRun r = p.run;
   r.label = "eval quantized";
   auto q = col.run([&] {
-    model::HookScope scope(p.cfg.activations.enabled() ? static_cast<model::LayerInputHook*>(&act)
-                                                       : nullptr);
-    return p.evaluator->evaluate(*p.net, *p.eval.data, r);
+    return evaluate_network(*p.net, p.cfg.eval_engine, &c.act, *p.evaluator, *p.eval.data, r,
+                            &p.eval_engine);
   });
   // Every process gathers every example's statistics and sums them in position order: the
   // metrics do not depend on how the evaluation was split (task.h).
@@ -400,6 +440,22 @@ json evaluate(Prepared& p, const Corrections& c, Collective& col) {  // fills p.
     auto g = p.evaluator->gathered_metrics(all_q, all_fp, *p.eval.data);
     for (const auto& [k, v] : g.metrics.items()) m[k] = v;
     p.arrays = std::move(g.arrays);
+  }
+  if (!p.cfg.save_logits_path.empty()) {
+    // Every example's outputs, in position order, written by the writing process.
+    eval::EvalShard all = q;
+    if (col.dist()) {
+      std::vector<eval::EvalShard> parts;
+      for (const auto& b : col.dist()->allgather(eval::pack_shard(q)))
+        parts.push_back(eval::unpack_shard(b));
+      all = eval::concat_shards(parts);
+    }
+    if (col.writer())
+      store::write_eval_outputs(p.cfg.save_logits_path, all, *p.eval.data,
+                                {{"model", p.net->path()},
+                                 {"model_sha256", p.net->sha256()},
+                                 {"trial_id", p.id},
+                                 {"eval_engine", p.eval_engine}});
   }
   m["eval_seconds"] = q.seconds;  // this process's shard
   m["images_per_second"] = q.seconds > 0 ? static_cast<double>(q.n) / q.seconds : 0.0;
@@ -568,6 +624,7 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
           ? (cfg.weights.statistics == ptq::Statistics::kFp ? "fp" : "quantized_prefix")
           : "none";
   m["ranks"] = col.dist() ? col.dist()->size() : 1;
+  m["eval_engine"] = p.eval_engine;
   m["data_seconds"] = p.data_seconds;
   m["fp_eval_seconds"] = p.fp_eval_seconds;
   m["weight_method"] = ptq::weight_method_name(cfg.weights.method);
@@ -680,7 +737,8 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
   r.batch_size = eval_batch(cfg, net);
   r.loader = cfg.data.loader(threads);
   r.label = "eval";
-  auto shard = evaluator->evaluate(net, *set.data, r);
+  std::string engine;
+  auto shard = evaluate_network(net, cfg.eval_engine, nullptr, *evaluator, *set.data, r, &engine);
   if (!outputs_path.empty())
     store::write_eval_outputs(outputs_path, shard, *set.data,
                               {{"model", net.path()}, {"model_sha256", net.sha256()}});
@@ -693,6 +751,7 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
               {"data", set.data->describe()},
               {"preprocessing", set.data->preprocess().describe()},
               {"threads", threads},
+              {"engine", engine},
               {"seconds", shard.seconds},
               {"images_per_second",
                shard.seconds > 0 ? static_cast<double>(shard.n) / shard.seconds : 0.0}};

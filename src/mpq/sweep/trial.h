@@ -96,10 +96,20 @@ std::pair<int64_t, int64_t> eval_shard(int64_t n, int64_t batch_size, int rank, 
 int64_t eval_batch(const TrialConfig& cfg, const model::Network& net);
 int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net);
 
+/// Evaluates `net` with its current weights on `data` (run's shard) on the engine asked for
+/// (model/inference.h); `act` (may be null or empty) are the activation quantizers of the
+/// quantized network. *engine receives what evaluated ("optimized", or "hooked" and why).
+eval::EvalShard evaluate_network(model::Network& net, model::EvalEngine engine,
+                                 const std::vector<ptq::ActQuant>* act,
+                                 const eval::TaskEvaluator& evaluator, const data::Dataset& data,
+                                 const eval::EvalRun& run, std::string* engine_used);
+
 /// The cache key of the FP reference of `net` on `set` with `batch_size`, kept by `evaluator`
-/// (its shard_options: a detection sweep over eval.label_offset needs one reference per offset).
+/// (its shard_options: a detection sweep over eval.label_offset needs one reference per offset)
+/// and evaluated on `engine`.
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
-                             int64_t batch_size, const eval::TaskEvaluator& evaluator);
+                             int64_t batch_size, const eval::TaskEvaluator& evaluator,
+                             model::EvalEngine engine);
 
 /// The resolved model archive of a config ("default:<arch>" trained and cached if needed).
 std::string resolve_model_path(const TrialConfig& cfg);

@@ -149,6 +149,10 @@ const Schema& trial_schema() {
                 "the last layer's input: quantized like the rest, full precision, or 8-bit")
         .integer("/activations/sample_size", 1 << 18, 1024, 1 << 26,
                  "input values sampled per layer for percentile/mse/aciq ranges")
+        .choice("/eval/engine", "auto", {"auto", "optimized", "hooked"},
+                "graph that evaluates: optimized (weights frozen in, optimize_for_inference), "
+                "hooked (mpq's prepared graph), auto (optimized unless it cannot be built or "
+                "disagrees on a probe batch); not part of the trial's identity")
         .choice("/eval/voc_metric", "voc07", {"voc07", "voc12"},
                 "detection: the headline mAP, VOC2007 11-point or VOC2010+ area (both recorded)")
         .number("/eval/iou_threshold", 0.5, 0.0, 1.0, "detection: IoU for a true positive")
@@ -169,6 +173,9 @@ const Schema& trial_schema() {
         .string("/output", "", "trial HDF5 file to write (\"\" = do not write)")
         .string("/export", "",
                 "also write the deployable expanded TorchScript model here (\"\" = no)")
+        .string("/save_logits", "",
+                "also write the quantized model's outputs per image (logits or detections, "
+                "labels, paths) to this HDF5 file, as `mpq eval --save-logits` (\"\" = no)")
         .string("/export_int8", "",
                 "also write the model on 8-bit integer kernels (LibTorch quantized ops) here "
                 "(\"\" = no; needs activations.bits <= 8)");
@@ -184,7 +191,8 @@ json trial_identity(const json& resolved) {
   for (const char* k : {"root", "batch_size", "max_batch_mb", "workers", "prefetch", "cache",
                         "cache_dir", "layout", "imagenet"})
     id["data"].erase(k);
-  if (id["data"]["name"] != "voc") {  // detection-only settings
+  if (id.contains("eval")) id["eval"].erase("engine");  // how, not what, is evaluated
+  if (id["data"]["name"] != "voc") {                    // detection-only settings
     id.erase("eval");
     id["data"].erase("year");
     id["model"].erase("detection_ops");
@@ -194,6 +202,7 @@ json trial_identity(const json& resolved) {
   id.erase("label");
   id.erase("export");
   id.erase("export_int8");
+  id.erase("save_logits");
   id["calibration"].erase("cache_dir");
   const std::string method = id["weights"]["method"];
   for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc"})
@@ -401,6 +410,8 @@ TrialConfig parse_trial_config(const json& r) {
   t.detection.label_offset = e["label_offset"];
   t.detection.fidelity_score = e["fidelity_score"];
   t.detection.save_detections = e["save_detections"];
+  // Plans written before the key existed lack it (it is not part of the identity).
+  t.eval_engine = model::parse_eval_engine(e.value("engine", "auto"));
 
   t.bias_correction = r["bias_correction"];
   t.seed = r["seed"];
@@ -409,6 +420,8 @@ TrialConfig parse_trial_config(const json& r) {
   t.output = r["output"];
   t.export_path = r["export"];
   t.export_int8_path = r["export_int8"];
+  // Plans written before the key existed lack it (it is not part of the identity).
+  t.save_logits_path = r.value("save_logits", "");
   return t;
 }
 

@@ -6,11 +6,12 @@
 //   fingerprint
 // where canonical() is nlohmann::json::dump() (object keys sorted) and the identity part drops
 // what cannot change the result: paths (/model/path, /data/root, /data/imagenet, /output,
-// /export, cache directories), /threads, loader settings (/data/batch_size, workers, prefetch,
-// cache, layout), /label, the option groups of methods (and multipoint policies) the trial does
-// not use, and the calibration block when no calibration data is used. The model and the
-// data enter through their content fingerprints instead of their paths (the data fingerprint
-// covers the layout's label mapping), so the id is stable across runs, ranks and machines.
+// /export, /save_logits, cache directories), /threads, loader settings (/data/batch_size, workers,
+// prefetch, cache, layout), the evaluation engine (/eval/engine), /label, the option groups of
+// methods (and multipoint policies) the trial does not use, and the calibration block when no
+// calibration data is used. The model and the data enter through their content fingerprints instead
+// of their paths (the data fingerprint covers the layout's label mapping), so the id is stable
+// across runs, ranks and machines.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 
 #include "mpq/data/factory.h"
 #include "mpq/eval/task.h"
+#include "mpq/model/inference.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/util/schema.h"
@@ -68,12 +70,14 @@ struct TrialConfig {
   CalibrationConfig calibration;
   ptq::WeightConfig weights;
   ptq::ActivationConfig activations;
-  eval::DetectionOptions detection;  ///< /eval (detection tasks)
+  eval::DetectionOptions detection;                          ///< /eval (detection tasks)
+  model::EvalEngine eval_engine = model::EvalEngine::kAuto;  ///< /eval/engine (not identity)
   bool bias_correction = false;
   uint64_t seed = 0;
   std::string label;
   int threads = 0;
   std::string output, export_path, export_int8_path;
+  std::string save_logits_path;  ///< /save_logits: per-image outputs of the quantized model
 
   /// True if the trial's methods use calibration images (multipoint allocation, output-error bit
   /// allocation, activation quantization, bias correction).

@@ -23,7 +23,8 @@ std::string host_name();
 std::string utc_now_iso();
 
 /// Build info + host as a JSON object (keys: git_commit, git_dirty, torch_version, hdf5_version,
-/// mpi_version, opencv_version, compiler, host; under Slurm also slurm_job_id,
+/// mpi_version, opencv_version, compiler, host, allocator, blas; onednn_max_cpu_isa,
+/// dnnl_max_cpu_isa and openblas_coretype when set; under Slurm also slurm_job_id,
 /// slurm_array_job_id, slurm_array_task_id, slurm_restart_count).
 nlohmann::json provenance_json();
 
