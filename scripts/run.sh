@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep=${1:-configs/sweeps/default.json}
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh --target mpq
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 name=$(build/mpq sweep plan "$sweep" | sed -n 's/^sweep \([^:]*\):.*-> \(.*\)$/\2/p')
 mpirun --oversubscribe -np 2 build/mpq sweep run "$sweep"
