@@ -11,8 +11,10 @@
 //                        (default models, plus the given archives on 3x224x224 inputs)
 //   mpq_bench int8 [MODEL.pt...]   fp32 vs single-point int8 vs multipoint int8 latency
 //                        (LibTorch quantized kernels; default models plus the given archives)
-//   mpq_bench forward MODEL.pt IMAGES BATCH THREADS   images/s of forward passes of the prepared
-//                        network on random 3x224x224 batches (bench/bench_eval_tv.sh)
+//   mpq_bench forward MODEL.pt IMAGES BATCH THREADS [ENGINE]   images/s of forward passes of the
+//                        prepared network on seeded random batches of its input shape, on the
+//                        evaluation engine ENGINE (auto (default), optimized, hooked;
+//                        model/inference.h; the engine used goes to stderr)
 //   mpq_bench eval       evaluation throughput of the default models (images/s)
 //   mpq_bench map [PER_IMAGE]   VOC mAP (both definitions) of 5000 images x 20 classes x
 //                        PER_IMAGE detections per image (default 100)
@@ -35,15 +37,15 @@
 #include <vector>
 
 #include "mpq/data/calibration.h"
-#include "mpq/data/fashion_mnist.h"
 #include "mpq/data/factory.h"
+#include "mpq/data/fashion_mnist.h"
 #include "mpq/data/loader.h"
-#include "mpq/store/image_cache.h"
 #include "mpq/eval/classification.h"
 #include "mpq/eval/voc_ap.h"
-#include "mpq/model/nms.h"
 #include "mpq/model/expand.h"
+#include "mpq/model/inference.h"
 #include "mpq/model/network.h"
+#include "mpq/model/nms.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/calibrate.h"
 #include "mpq/ptq/quantize.h"
@@ -51,6 +53,7 @@
 #include "mpq/quant/coefficient_search.h"
 #include "mpq/quant/grid.h"
 #include "mpq/quant/multipoint_layer.h"
+#include "mpq/store/image_cache.h"
 #include "mpq/train/train.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/threads.h"
@@ -220,7 +223,8 @@ class InputCapture : public model::LayerInputHook {
  public:
   torch::Tensor on_input(int layer, const torch::Tensor& x) override {
     if (static_cast<size_t>(layer) >= inputs.size()) inputs.resize(static_cast<size_t>(layer) + 1);
-    if (!inputs[static_cast<size_t>(layer)].defined()) inputs[static_cast<size_t>(layer)] = x.clone();
+    if (!inputs[static_cast<size_t>(layer)].defined())
+      inputs[static_cast<size_t>(layer)] = x.clone();
     return x;
   }
   std::vector<torch::Tensor> inputs;
@@ -273,10 +277,12 @@ int bench_calib_per_layer(const std::string& name, const std::string& path,
     model::HookScope scope(&cap);
     net.forward(images);
   }
-  std::printf("%s, batch of %lld images:\n\n| layer | d | C_out/G | forward ms | floor = forward x d/(C_out/G) ms | "
-              "statistics before ms | statistics ms | before / floor | statistics / floor |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-              name.c_str(), static_cast<long long>(images.size(0)));
+  std::printf(
+      "%s, batch of %lld images:\n\n| layer | d | C_out/G | forward ms | floor = forward x "
+      "d/(C_out/G) ms | "
+      "statistics before ms | statistics ms | before / floor | statistics / floor |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+      name.c_str(), static_cast<long long>(images.size(0)));
   double sum_fwd = 0, sum_floor = 0, sum_stats = 0, sum_before = 0, worst = 0;
   torch::NoGradGuard ng;
   for (const auto& L : net.layers()) {
@@ -293,8 +299,9 @@ int bench_calib_per_layer(const std::string& name, const std::string& path,
     double tf = median_seconds(7, forward);
     auto sigma = torch::zeros({G, L.d(), L.d()}, torch::kFloat64);
     ptq::accumulate_moments(L, x, sigma, ptq::CalibrationOptions{}.max_patch_bytes);
-    double ts = median_seconds(
-        7, [&] { ptq::accumulate_moments(L, x, sigma, ptq::CalibrationOptions{}.max_patch_bytes); });
+    double ts = median_seconds(7, [&] {
+      ptq::accumulate_moments(L, x, sigma, ptq::CalibrationOptions{}.max_patch_bytes);
+    });
     // Before (stop 15): all patches of a step copied into row order, one batched GEMM (full d x d).
     auto before = [&] {
       if (!conv) {
@@ -452,11 +459,11 @@ int bench_latency(const std::vector<std::string>& extra_models) {
     auto original = torch::jit::load(cs.path);
     original.eval();
     // Budgets of 0/10/25% extra output channels, and 10% extra MACs.
-    for (auto [budget, unit] : std::vector<std::pair<double, quant::BudgetUnit>>{
-             {0.0, quant::BudgetUnit::kChannels},
-             {0.10, quant::BudgetUnit::kChannels},
-             {0.25, quant::BudgetUnit::kChannels},
-             {0.10, quant::BudgetUnit::kMacs}}) {
+    for (auto [budget, unit] :
+         std::vector<std::pair<double, quant::BudgetUnit>>{{0.0, quant::BudgetUnit::kChannels},
+                                                           {0.10, quant::BudgetUnit::kChannels},
+                                                           {0.25, quant::BudgetUnit::kChannels},
+                                                           {0.10, quant::BudgetUnit::kMacs}}) {
       auto net = model::Network::load(cs.path);
       ptq::WeightConfig w;
       w.method = ptq::WeightMethod::kMultipoint;
@@ -473,14 +480,12 @@ int bench_latency(const std::vector<std::string>& extra_models) {
       expanded.eval();
       for (int64_t batch : cs.batches) {
         auto [to, te] = paired_latency(original, expanded, case_input(cs, *test, batch));
-        std::printf("| %s | %.0f%% %s | %.1f%% | %.1f%% | %lld | %.2f | %.2f | %.2f | %s |\n",
-                    cs.name.c_str(), 100 * budget,
-                    unit == quant::BudgetUnit::kMacs ? "MACs" : "channels",
-                    100.0 * ov.channels, 100.0 * ov.macs, static_cast<long long>(batch), 1e3 * to,
-                    1e3 * te,
-                    te / to,
-                    ov.macs > 0 ? std::to_string((te / to - 1) / ov.macs).substr(0, 5).c_str()
-                              : "-");
+        std::printf(
+            "| %s | %.0f%% %s | %.1f%% | %.1f%% | %lld | %.2f | %.2f | %.2f | %s |\n",
+            cs.name.c_str(), 100 * budget, unit == quant::BudgetUnit::kMacs ? "MACs" : "channels",
+            100.0 * ov.channels, 100.0 * ov.macs, static_cast<long long>(batch), 1e3 * to, 1e3 * te,
+            te / to,
+            ov.macs > 0 ? std::to_string((te / to - 1) / ov.macs).substr(0, 5).c_str() : "-");
         std::fflush(stdout);
       }
     }
@@ -533,7 +538,8 @@ int bench_int8(const std::vector<std::string>& extra_models) {
         int64_t right_sim = 0, right_int8 = 0;
         torch::NoGradGuard ng;
         for (int64_t b = 0; b < test->size(); b += 500) {
-          auto batch = data::load_batch(*test, data::index_range(b, std::min(b + 500, test->size())));
+          auto batch =
+              data::load_batch(*test, data::index_range(b, std::min(b + 500, test->size())));
           torch::Tensor ys;
           {
             model::HookScope scope(&aq);
@@ -552,7 +558,8 @@ int bench_int8(const std::vector<std::string>& extra_models) {
       }
       return std::make_pair(m, r);
     };
-    auto [sp, rs] = export_one(ptq::WeightMethod::kRtn, "/tmp/mpq_bench_" + cs.name + "_sp_int8.pt");
+    auto [sp, rs] =
+        export_one(ptq::WeightMethod::kRtn, "/tmp/mpq_bench_" + cs.name + "_sp_int8.pt");
     auto [mp, rm] =
         export_one(ptq::WeightMethod::kMultipoint, "/tmp/mpq_bench_" + cs.name + "_mp_int8.pt");
     auto fp = torch::jit::load(cs.path);
@@ -579,11 +586,10 @@ int bench_int8(const std::vector<std::string>& extra_models) {
         model::select_int8_engine();
       }
       char row[320];
-      std::snprintf(row, sizeof row,
-                    "| %s | %lld | %s | %.2f | %.2f | %.2f (%.1f%%, %.1f%%) | %.2f | %.2f |",
-                    cs.name.c_str(), static_cast<long long>(batch), engine.c_str(), 1e3 * t_fp,
-                    1e3 * t_sp, 1e3 * t_mp, 100 * ov.channels, 100 * ov.macs, t_sp / t_fp,
-                    t_mp / t_sp2);
+      std::snprintf(
+          row, sizeof row, "| %s | %lld | %s | %.2f | %.2f | %.2f (%.1f%%, %.1f%%) | %.2f | %.2f |",
+          cs.name.c_str(), static_cast<long long>(batch), engine.c_str(), 1e3 * t_fp, 1e3 * t_sp,
+          1e3 * t_mp, 100 * ov.channels, 100 * ov.macs, t_sp / t_fp, t_mp / t_sp2);
       std::printf("%s\n", row);
       std::fflush(stdout);
       rows.push_back(row);
@@ -601,11 +607,15 @@ int bench_int8(const std::vector<std::string>& extra_models) {
 
 // Forward passes only of mpq's prepared (BN-folded) network on seeded random 3x224x224 batches
 // (bench/bench_eval_tv.sh compares with the same archive in PyTorch, bench/python_forward.py).
-int bench_forward(const std::string& path, int64_t images, int64_t batch, int threads) {
+int bench_forward(const std::string& path, int64_t images, int64_t batch, int threads,
+                  const std::string& engine) {
   apply_threads(threads);
   auto net = model::Network::load(path);
   torch::manual_seed(0);
-  auto x = torch::randn({batch, 3, 224, 224});
+  std::vector<int64_t> shape = {batch};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  auto x = torch::randn(shape);
+  model::InferenceScope scope(net, model::parse_eval_engine(engine), {});
   net.forward(x);  // warm-up (profiling executor)
   net.forward(x);
   std::vector<double> rates;
@@ -616,6 +626,7 @@ int bench_forward(const std::string& path, int64_t images, int64_t batch, int th
   }
   std::sort(rates.begin(), rates.end());
   std::printf("%.1f\n", rates[1]);
+  std::fprintf(stderr, "engine: %s\n", scope.description().c_str());
   return 0;
 }
 
@@ -656,8 +667,9 @@ int bench_data(const std::string& dir, const std::vector<int>& workers) {
   const int64_t n = ds->size();
   std::printf("%lld images of %s, batch 64, torchvision-v1 (resize 256, crop 224)\n\n",
               static_cast<long long>(n), dir.c_str());
-  std::printf("| workers | decode + preprocess (images/s) | from the cache (images/s) | ratio |\n"
-              "|---:|---:|---:|---:|\n");
+  std::printf(
+      "| workers | decode + preprocess (images/s) | from the cache (images/s) | ratio |\n"
+      "|---:|---:|---:|---:|\n");
   const std::string cache_dir = "/tmp/mpq_bench_image_cache";
   auto pass = [&](const data::Dataset& d, int w) {
     data::BatchStream s(d, data::index_range(0, n), 64, {w, 2, false});
@@ -706,9 +718,10 @@ int bench_map(int per_image) {
     }
   eval::VocApResult r;
   double t = median_seconds(5, [&] { r = eval::voc_ap(dets, truth, classes); });
-  std::printf("| images | classes | detections | seconds (median of 5) | mAP07 | mAP12 |\n"
-              "|---:|---:|---:|---:|---:|---:|\n| %d | %d | %zu | %.3f | %.4f | %.4f |\n",
-              images, classes, dets.size(), t, r.map07, r.map12);
+  std::printf(
+      "| images | classes | detections | seconds (median of 5) | mAP07 | mAP12 |\n"
+      "|---:|---:|---:|---:|---:|---:|\n| %d | %d | %zu | %.3f | %.4f | %.4f |\n",
+      images, classes, dets.size(), t, r.map07, r.map12);
   return 0;
 }
 
@@ -741,10 +754,13 @@ int main(int argc, char** argv) {
   if (what == "eval") return bench_eval();
   if (what == "forward") {
     if (argc < 6) {
-      std::fprintf(stderr, "usage: mpq_bench forward MODEL.pt IMAGES BATCH THREADS\n");
+      std::fprintf(
+          stderr,
+          "usage: mpq_bench forward MODEL.pt IMAGES BATCH THREADS [auto|optimized|hooked]\n");
       return 2;
     }
-    return bench_forward(argv[2], std::atoll(argv[3]), std::atoll(argv[4]), std::atoi(argv[5]));
+    return bench_forward(argv[2], std::atoll(argv[3]), std::atoll(argv[4]), std::atoi(argv[5]),
+                         argc > 6 ? argv[6] : "auto");
   }
   if (what == "int8") return bench_int8(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "map") return bench_map(argc > 2 ? std::atoi(argv[2]) : 100);

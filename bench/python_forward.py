@@ -1,7 +1,11 @@
-"""Images/s of forward passes of a TorchScript model in PyTorch on seeded random 3x224x224 batches
-(the same protocol as `mpq_bench forward`: two warm-up passes, median of three timed runs).
+"""Images/s of forward passes of a TorchScript model in PyTorch on seeded random batches (the same
+protocol as `mpq_bench forward`: two warm-up passes, median of three timed runs).
 
-usage: python3 bench/python_forward.py MODEL.pt IMAGES BATCH THREADS
+With --optimize the archive is frozen and run through torch.jit.optimize_for_inference first
+(prepacked oneDNN convolutions, blocked layout): PyTorch's fastest CPU path for the archive.
+--shape C,H,W sets the input shape (default 3,224,224).
+
+usage: python3 bench/python_forward.py MODEL.pt IMAGES BATCH THREADS [--optimize] [--shape C,H,W]
 """
 import sys
 import time
@@ -9,10 +13,15 @@ import time
 import torch
 
 path, images, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+shape = [3, 224, 224]
+if "--shape" in sys.argv:
+    shape = [int(v) for v in sys.argv[sys.argv.index("--shape") + 1].split(",")]
 torch.set_num_threads(threads)
 m = torch.jit.load(path).eval()
+if "--optimize" in sys.argv:
+    m = torch.jit.optimize_for_inference(torch.jit.freeze(m))
 torch.manual_seed(0)
-x = torch.randn(batch, 3, 224, 224)
+x = torch.randn(batch, *shape)
 rates = []
 with torch.no_grad():
     m(x)
