@@ -435,7 +435,8 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
                              const std::string& path, const std::vector<ExportActQuant>& acts,
                              LayerInputHook* sim_hook) {
   auto original = load_archive(net.path());
-  auto frozen = freeze_for_ptq(original, net.path(), net.fold_bn());
+  auto frozen =
+      freeze_for_ptq(original, net.path(), net.fold_bn(), nullptr, net.equalize_options());
   auto graph = frozen.get_method("forward").graph();
   auto nodes = find_layer_nodes(graph);
   const auto& infos = net.layers();
@@ -464,7 +465,8 @@ ExportResult export_int8(Network& net, const std::vector<const quant::QuantizedL
                          LayerInputHook* sim_hook, const torch::Tensor& calibration_images) {
   select_int8_engine();
   auto original = load_archive(net.path());
-  auto frozen = freeze_for_ptq(original, net.path(), net.fold_bn());
+  auto frozen =
+      freeze_for_ptq(original, net.path(), net.fold_bn(), nullptr, net.equalize_options());
   auto graph = frozen.get_method("forward").graph();
   auto nodes = find_layer_nodes(graph);
   const auto& infos = net.layers();

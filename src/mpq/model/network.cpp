@@ -262,7 +262,12 @@ Module load_archive(const std::string& path, std::string* meta_json,
   }
 }
 
-Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, int* bn_before) {
+Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, int* bn_before,
+                      const EqualizeOptions& equalize, EqualizeReport* report) {
+  if (equalize.enabled && !fold_bn)
+    throw ConfigError(path +
+                      ": /model/equalize needs /model/fold_bn true (equalization scales "
+                      "the convs with their BatchNorm folded in)");
   try {
     // freeze_module works on its own clone of the module (torch/csrc/jit/passes/freeze_module.cpp),
     // so `m` is left as it was apart from its training flag: no second copy of the weights.
@@ -271,7 +276,11 @@ Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, in
     Module frozen = torch::jit::freeze_module(source);
     auto graph = frozen.get_method("forward").graph();
     if (bn_before) *bn_before = count_kind(graph, kBatchNorm);
+    BnAffineMap bn;
+    if (equalize.enabled) bn = record_bn_affine(graph);
     if (fold_bn) torch::jit::FoldFrozenConvBatchnorm(graph);
+    auto r = equalize_graph(graph, bn, equalize);
+    if (report) *report = r;
     return frozen;
   } catch (const c10::Error& e) {
     throw InputError(path + ": cannot freeze the model for quantization: " + short_message(e));
@@ -292,7 +301,9 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
     net.meta_ = original.attr("mpq_meta").toStringRef();
   if (!extra_meta.empty()) net.meta_ = extra_meta;
-  net.module_ = freeze_for_ptq(original, path, options.fold_bn, &net.bn_before_);
+  net.equalize_ = options.equalize;
+  net.module_ = freeze_for_ptq(original, path, options.fold_bn, &net.bn_before_, options.equalize,
+                               &net.equalize_report_);
   original = Module();  // the frozen module holds its own weights
   auto graph = net.module_.get_method("forward").graph();
   {

@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "mpq/model/equalize.h"
+
 namespace mpq::model {
 
 enum class LayerKind { kConv2d, kLinear };
@@ -68,6 +70,8 @@ struct LoadOptions {
   /// {C, H, W} for the shape probe. Empty: the archive's `input_shape` attribute if it has one
   /// (mpq's own models do), else {3, 224, 224}.
   std::vector<int64_t> input_shape;
+  /// Cross-layer equalization before anything else (model/equalize.h; needs fold_bn).
+  EqualizeOptions equalize;
 };
 
 /// Called by mpq::layer_input for every layer input while installed with HookScope.
@@ -111,6 +115,9 @@ class Network {
   int bn_before_fold() const { return bn_before_; }
   bool fold_bn() const { return fold_bn_; }
   int bn_after_fold() const { return bn_after_; }
+  /// The cross-layer equalization applied at load (model/equalize.h) and what it did.
+  const EqualizeOptions& equalize_options() const { return equalize_; }
+  const EqualizeReport& equalize_report() const { return equalize_report_; }
   /// Bytes of the largest float32 input or output of any quantizable layer for one image (from
   /// the probe's shapes): what one more image adds to a batch's largest activation.
   int64_t max_activation_bytes() const;
@@ -167,6 +174,8 @@ class Network {
   InputKind input_kind_ = InputKind::kTensor;
   int bn_before_ = 0, bn_after_ = 0;
   bool fold_bn_ = true;
+  EqualizeOptions equalize_;
+  EqualizeReport equalize_report_;
 };
 
 /// Routes LibTorch warnings (TorchScript `warnings.warn`, e.g. torchvision's "SSD always returns a
@@ -185,11 +194,15 @@ std::string archive_extra_meta(const std::string& path);
 torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr,
                                 const std::string& detection_ops = "mpq");
 
-/// Freezes (eval mode) and optionally folds BN; returns the frozen module (freezing clones the
-/// module; `m` keeps its weights, but is switched to eval mode). *bn_before, if given, receives
-/// the number of BatchNorm nodes in the frozen graph before folding. Throws InputError.
+/// Freezes (eval mode), optionally folds BN and equalizes (`equalize`, model/equalize.h; its
+/// report to *report); returns the frozen module (freezing clones the module; `m` keeps its
+/// weights, but is switched to eval mode). *bn_before, if given, receives the number of
+/// BatchNorm nodes in the frozen graph before folding. Throws InputError; ConfigError if
+/// equalization is asked for without BN folding.
 torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string& path,
-                                  bool fold_bn, int* bn_before = nullptr);
+                                  bool fold_bn, int* bn_before = nullptr,
+                                  const EqualizeOptions& equalize = {},
+                                  EqualizeReport* report = nullptr);
 
 /// The quantizable layer nodes of a frozen graph in order (see Network::load step 3).
 std::vector<torch::jit::Node*> find_layer_nodes(const std::shared_ptr<torch::jit::Graph>& g);

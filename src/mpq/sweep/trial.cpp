@@ -28,7 +28,7 @@ using nlohmann::json;
 // --- context ----------------------------------------------------------------------------------
 
 model::Network& TrialContext::network(const std::string& path, const model::LoadOptions& o) {
-  std::string key = path + "|" + (o.fold_bn ? "fold" : "nofold") + "|";
+  std::string key = path + "|" + (o.fold_bn ? "fold" : "nofold") + "|" + o.equalize.key() + "|";
   for (auto s : o.input_shape) key += std::to_string(s) + ",";
   auto it = networks_.find(key);
   if (it == networks_.end()) {
@@ -182,9 +182,9 @@ int64_t calibration_batch(const TrialConfig& cfg, const model::Network& net) {
 std::string fp_reference_key(const model::Network& net, const data::Dataset& set,
                              int64_t batch_size, const eval::TaskEvaluator& evaluator,
                              model::EvalEngine engine) {
-  return net.sha256() + (net.fold_bn() ? "|fold|" : "|nofold|") + set.fingerprint() + "|" +
-         std::to_string(batch_size) + "|" + evaluator.shard_options() + "|" +
-         model::eval_engine_name(engine);
+  return net.sha256() + (net.fold_bn() ? "|fold|" : "|nofold|") + net.equalize_options().key() +
+         "|" + set.fingerprint() + "|" + std::to_string(batch_size) + "|" +
+         evaluator.shard_options() + "|" + model::eval_engine_name(engine);
 }
 
 std::string resolve_model_path(const TrialConfig& cfg) {
@@ -199,6 +199,7 @@ model::Network& load_trial_network(const TrialConfig& cfg, const data::Dataset& 
                                    TrialContext& ctx) {
   model::LoadOptions lo;
   lo.fold_bn = cfg.model.fold_bn;
+  lo.equalize = cfg.model.equalize;
   lo.detection_ops = cfg.model.detection_ops;
   lo.input_shape = cfg.model.input_shape;
   const bool from_data = lo.input_shape.empty();
@@ -367,6 +368,7 @@ ptq::CalibrationContext calibration_context(const Prepared& p) {
                           {"fold_bn", cfg.model.fold_bn},
                           {"input_shape", p.net->input_shape()},
                           {"data", cc.data ? cc.data->fingerprint() : ""}};
+  if (cfg.model.equalize.enabled) cc.cache_description["equalize"] = cfg.model.equalize.key();
   return cc;
 }
 
@@ -583,6 +585,18 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
   m["bn_folded"] = cfg.model.fold_bn;
   m["bn_layers_before_fold"] = net.bn_before_fold();
   m["bn_layers_after_fold"] = net.bn_after_fold();
+  if (cfg.model.equalize.enabled) {
+    const auto& r = net.equalize_report();
+    std::vector<std::string> names;
+    for (const auto& L : net.layers()) names.push_back(L.name);
+    m["equalize"] = cfg.model.equalize.key();
+    m["equalized_pairs"] = r.describe(names);
+    m["equalize_pair_count"] = static_cast<int64_t>(r.pairs.size());
+    m["equalize_passes"] = r.passes;
+    m["equalize_relu6"] = std::string(model::relu6_mode_name(cfg.model.equalize.relu6)) + " (" +
+                          std::to_string(r.relu6_replaced) + " replaced by ReLU, " +
+                          std::to_string(r.relu6_skipped) + " pairs skipped)";
+  }
   m["task"] = data::task_name(eval_data.task());
   m["detection_ops"] = net.detection_ops();
   if (eval_data.task() == data::Task::kDetection) {

@@ -19,6 +19,17 @@ const Schema& trial_schema() {
         .choice("/model/detection_ops", "mpq", {"mpq", "torchvision"},
                 "who provides torchvision::nms to detector archives: mpq's own, or "
                 "python3-torchvision's ops library")
+        .boolean("/model/equalize/enabled", false,
+                 "cross-layer equalization with bias absorption before quantizing (Nagel et al. "
+                 "2019; docs/method.md): conv/depthwise/linear pairs through ReLU or ReLU6")
+        .choice("/model/equalize/relu6", "clip", {"clip", "replace", "skip"},
+                "pairs through a ReLU6 clip: clip = equalize and scale the clip per channel (FP "
+                "function unchanged), replace = replace it by ReLU first (the paper), skip")
+        .boolean("/model/equalize/absorb_bias", true,
+                 "absorb high biases into the next layer (from the BatchNorm after the first "
+                 "layer: c = max(0, beta - 3 gamma))")
+        .integer("/model/equalize/max_passes", 100, 1, 10000,
+                 "passes over all pairs at most (stops when no scale moves by 1e-6)")
         .choice("/data/name", "fashion-mnist", data::dataset_names(),
                 "evaluation/calibration dataset (docs/datasets.md)")
         .string("/data/root", "",
@@ -188,6 +199,8 @@ json trial_identity(const json& resolved) {
   json id = resolved;
   id["model"].erase("path");
   id["model"].erase("cache_dir");
+  if (!id["model"].contains("equalize") || !id["model"]["equalize"].value("enabled", false))
+    id["model"].erase("equalize");  // trials without it keep the ids they had before it existed
   for (const char* k : {"root", "batch_size", "max_batch_mb", "workers", "prefetch", "cache",
                         "cache_dir", "layout", "imagenet"})
     id["data"].erase(k);
@@ -325,6 +338,11 @@ TrialConfig parse_trial_config(const json& r) {
   t.model.fold_bn = m["fold_bn"];
   t.model.input_shape = m["input_shape"].get<std::vector<int64_t>>();
   t.model.detection_ops = m["detection_ops"];
+  const json eq = m.value("equalize", json::object());  // plans written before it existed
+  t.model.equalize.enabled = eq.value("enabled", false);
+  t.model.equalize.relu6 = model::parse_relu6_mode(eq.value("relu6", "clip"));
+  t.model.equalize.absorb_bias = eq.value("absorb_bias", true);
+  t.model.equalize.max_passes = eq.value("max_passes", 100);
 
   const json& d = r["data"];
   t.data.spec.name = d["name"];

@@ -36,6 +36,7 @@ struct ModelConfig {
   bool fold_bn = true;
   std::vector<int64_t> input_shape;   ///< empty: the dataset's image shape
   std::string detection_ops = "mpq";  ///< who provides torchvision::nms (model/nms.h)
+  model::EqualizeOptions equalize;    ///< cross-layer equalization at load (model/equalize.h)
 };
 
 struct DataConfig {
