@@ -9,7 +9,9 @@
 #      images, W4 multipoint 10%, weight-only, 64 calibration images: the same
 #   3. forward passes of mpq's evaluation engine vs PyTorch's optimize_for_inference of the same
 #      archive, same batch and threads, 5 alternating runs, medians (the new anchor)
-# The before/after trial files of each case must have identical metrics (checked).
+# The metrics column compares the before/after trial files (top-1, agreement, KL, extra points;
+# KL differs in its last bits from commits before badcd23, which changed the summation order).
+#   4. a sweep of 18 ResNet-20 trials in one process (ONLY_SWEEP=1: this part alone)
 # Usage: bash bench/bench_sweep_throughput.sh BEFORE_BUILD [AFTER_BUILD] [ROUNDS]
 #        (docs/benchmarks.md, "Sweep throughput"). ~25 minutes on 2 cores with 3 rounds.
 set -uo pipefail
@@ -27,6 +29,7 @@ tree=/tmp/mpq_bench_trial/tree
 "$AFTER/mpq" -q quantize --model default:mobilenetv2 --bits 4 -o "$work/warm.h5" >/dev/null
 "$AFTER/mpq" -q quantize --model default:resnet20 --bits 4 -o "$work/warm.h5" >/dev/null
 
+if [ -z "${ONLY_SWEEP:-}" ]; then
 declare -A CASES=(
   [mbv2_w4]="--model default:mobilenetv2 --method multipoint --granularity per_layer --set weights.multipoint.budget=0.1"
   [mbv2_w4a8]="--model default:mobilenetv2 --method multipoint --granularity per_layer --set weights.multipoint.budget=0.1 --set activations.bits=8"
@@ -93,5 +96,30 @@ for spec in "results/models/mobilenetv2-*.pt 500 1,28,28 10000" "results/models/
 import statistics, sys
 m = statistics.median(map(float, '${m[*]}'.split())); p = statistics.median(map(float, '${p[*]}'.split()))
 print('| $(basename "$model") | $batch | $t | %.1f | %.1f | %.2f |' % (m, p, m / p))"
+  done
+done
+
+fi
+
+# 4. Inside a sweep (what trials per core-hour means for a study): 18 default ResNet-20 multipoint
+#    trials (per layer / per channel x W4/W3/W2 x budgets 5/10/25%) in one process with 2 threads,
+#    where the data, the FP reference and the calibration statistics are loaded once per worker.
+echo
+echo "A sweep of 18 default ResNet-20 trials, one process, 2 threads (wall s, alternating rounds)"
+for r in $(seq "$ROUNDS"); do
+  for side in before after; do
+    bin=$BEFORE; [ $side = after ] && bin=$AFTER
+    rm -rf "$work/sweep_$side"
+    cat >"$work/sweep_$side.json" <<JSON
+{"name": "r20", "run": {"results_dir": "$work/sweep_$side", "threads_per_rank": 2},
+ "base": {"model": {"path": "default:resnet20"}, "weights": {"method": "multipoint"},
+          "calibration": {"cache_dir": "$work/sweep_$side/cache"}},
+ "axes": [{"key": "weights.granularity", "values": ["per_layer", "per_channel"]},
+          {"key": "weights.bits", "values": [4, 3, 2]},
+          {"key": "weights.multipoint.budget", "values": [0.05, 0.1, 0.25]}]}
+JSON
+    /usr/bin/time -f "%e" -o "$work/t" "$bin/mpq" -q sweep run "$work/sweep_$side.json" >/dev/null 2>"$work/err" \
+      || { echo "sweep $side FAILED: $(tail -1 "$work/err")"; continue; }
+    echo "sweep $side round $r: $(cat "$work/t") s"
   done
 done
