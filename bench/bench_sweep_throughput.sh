@@ -13,7 +13,7 @@
 # KL differs in its last bits from commits before badcd23, which changed the summation order).
 #   4. a sweep of 18 ResNet-20 trials in one process (ONLY_SWEEP=1: this part alone)
 # Usage: bash bench/bench_sweep_throughput.sh BEFORE_BUILD [AFTER_BUILD] [ROUNDS]
-#        (docs/benchmarks.md, "Sweep throughput"). ~25 minutes on 2 cores with 3 rounds.
+#        (docs/benchmarks.md, "Sweep throughput"). ~45 minutes on 2 cores with 3 rounds (the before build's torchvision trials are most of it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BEFORE=${1:?usage: bench_sweep_throughput.sh BEFORE_BUILD [AFTER_BUILD] [ROUNDS]}
