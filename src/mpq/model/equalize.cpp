@@ -169,15 +169,12 @@ BnAffineMap record_bn_affine(const std::shared_ptr<Graph>& graph) {
   return out;
 }
 
-EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffineMap& bn,
-                              const EqualizeOptions& options) {
-  EqualizeReport report;
-  if (!options.enabled) return report;
-  const auto nodes = find_layer_nodes(graph);
-  std::unordered_map<const Node*, int> index;
+namespace {
+
+// Every layer's weight and bias as float64 working copies, with its BatchNorm if recorded.
+std::vector<Layer> collect_layers(const std::vector<Node*>& nodes, const BnAffineMap& bn) {
   std::vector<Layer> layers(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
-    index[nodes[i]] = static_cast<int>(i);
     Layer& L = layers[i];
     L.node = nodes[i];
     L.linear = nodes[i]->kind() == sym("aten::linear");
@@ -191,8 +188,14 @@ EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffin
       L.beta = it->second.beta;
     }
   }
+  return layers;
+}
 
-  // The pairs, in graph order.
+// The pairs, in graph order (see the header); counts ReLU6 pairs skipped in `report`.
+std::vector<Pair> find_pairs(const std::vector<Node*>& nodes, const std::vector<Layer>& layers,
+                             const EqualizeOptions& options, EqualizeReport& report) {
+  std::unordered_map<const Node*, int> index;
+  for (size_t i = 0; i < nodes.size(); ++i) index[nodes[i]] = static_cast<int>(i);
   std::vector<Pair> pairs;
   for (size_t i = 0; i < nodes.size(); ++i) {
     Node* n = nodes[i];
@@ -231,8 +234,13 @@ EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffin
     pairs.push_back(p);
   }
 
-  // Equalize until the scales stop moving.
-  for (int pass = 0; pass < options.max_passes && !pairs.empty(); ++pass) {
+  return pairs;
+}
+
+// Equalizes every pair, repeating the pass until no scale moves by 1e-6; returns the passes.
+int equalize_pairs(std::vector<Layer>& layers, std::vector<Pair>& pairs, int max_passes) {
+  int passes = 0;
+  for (int pass = 0; pass < max_passes && !pairs.empty(); ++pass) {
     double moved = 0;
     for (auto& p : pairs) {
       Layer &L1 = layers[static_cast<size_t>(p.first)], &L2 = layers[static_cast<size_t>(p.second)];
@@ -251,15 +259,19 @@ EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffin
       L1.changed = L2.changed = true;
       moved = std::max(moved, (s - 1).abs().max().item<double>());
     }
-    report.passes = pass + 1;
+    passes = pass + 1;
     if (moved < 1e-6) break;
   }
 
-  // Bias absorption, then the clips' per-channel maxima.
+  return passes;
+}
+
+// Bias absorption (if asked), then the clips' per-channel maxima.
+void absorb_biases(std::vector<Layer>& layers, std::vector<Pair>& pairs, bool absorb) {
   for (auto& p : pairs) {
     Layer &L1 = layers[static_cast<size_t>(p.first)], &L2 = layers[static_cast<size_t>(p.second)];
     if (p.clip > 0) p.max = torch::full_like(p.total, p.clip) / p.total;
-    if (!options.absorb_bias || !L1.gamma.defined()) continue;
+    if (!absorb || !L1.gamma.defined()) continue;
     auto c = torch::clamp_min(L1.beta - 3 * L1.gamma, 0);
     if (p.max.defined()) c = torch::minimum(c, p.max);
     L1.b = L1.b - c;
@@ -267,21 +279,25 @@ EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffin
     if (p.max.defined()) p.max = p.max - c;
     p.absorbed = true;
   }
+}
 
+// Writes the layers and activations back into the graph and reports each pair.
+void write_back(Graph& graph, const std::vector<Layer>& layers, const std::vector<Pair>& pairs,
+                EqualizeReport& report) {
   // Write back: new constants (the weight keeps its debug name: layer names come from it) and
   // the rewritten activations.
-  for (auto& L : layers) {
+  for (const auto& L : layers) {
     if (!L.changed) continue;
     Node* n = L.node;
     const auto dtype = const_tensor(n->input(1)).scalar_type();
     torch::jit::WithInsertPoint guard(n);
-    Value* w = graph->insertConstant(L.w.to(dtype).contiguous());
+    Value* w = graph.insertConstant(L.w.to(dtype).contiguous());
     if (n->input(1)->hasDebugName()) w->setDebugName(n->input(1)->debugName());
-    Value* b = graph->insertConstant(L.b.to(dtype).contiguous());
+    Value* b = graph.insertConstant(L.b.to(dtype).contiguous());
     n->replaceInput(1, w);
     n->replaceInput(2, b);
   }
-  for (auto& p : pairs) {
+  for (const auto& p : pairs) {
     EqualizedPair e;
     e.first = p.first;
     e.second = p.second;
@@ -295,12 +311,12 @@ EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffin
     if (p.act && (p.replaced || p.clip > 0)) {
       // clip(x, 0, M) -> relu(x), then (kClip) minimum with the per-channel maxima.
       torch::jit::WithInsertPoint guard(p.act);
-      Value* out = graph->insert(sym("aten::relu"), {p.act->input(0)});
+      Value* out = graph.insert(sym("aten::relu"), {p.act->input(0)});
       if (p.clip > 0) {
         const auto& L1 = layers[static_cast<size_t>(p.first)];
         auto m = p.max.to(const_tensor(L1.node->input(1)).scalar_type());
         if (!L1.linear) m = m.view({1, -1, 1, 1});
-        out = graph->insert(sym("aten::minimum"), {out, graph->insertConstant(m.contiguous())});
+        out = graph.insert(sym("aten::minimum"), {out, graph.insertConstant(m.contiguous())});
       } else {
         ++report.relu6_replaced;
       }
@@ -309,6 +325,20 @@ EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffin
     }
     report.pairs.push_back(e);
   }
+}
+
+}  // namespace
+
+EqualizeReport equalize_graph(const std::shared_ptr<Graph>& graph, const BnAffineMap& bn,
+                              const EqualizeOptions& options) {
+  EqualizeReport report;
+  if (!options.enabled) return report;
+  const auto nodes = find_layer_nodes(graph);
+  auto layers = collect_layers(nodes, bn);
+  auto pairs = find_pairs(nodes, layers, options, report);
+  report.passes = equalize_pairs(layers, pairs, options.max_passes);
+  absorb_biases(layers, pairs, options.absorb_bias);
+  write_back(*graph, layers, pairs, report);
   torch::jit::EliminateDeadCode(graph);
   return report;
 }
