@@ -15,6 +15,11 @@ MPQ=${1:-build/mpq}
 ROUNDS=${2:-3}
 LIB=/usr/lib/x86_64-linux-gnu
 ALLOCATORS=${ALLOCATORS:-glibc glibc-tuned jemalloc jemalloc-decay tcmalloc}
+# tcmalloc is only a candidate here, not a dependency of mpq: install it for this benchmark.
+if [[ " $ALLOCATORS " == *" tcmalloc "* && ! -e $LIB/libtcmalloc_minimal.so.4 ]]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get install -y -qq libtcmalloc-minimal4 >/dev/null
+fi
 out=$(mktemp -d)
 run() {  # allocator label command...
   local a=$1 label=$2; shift 2
