@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <map>
 
 #include "mpq/ptq/baselines.h"
+#include "mpq/ptq/reconstruct.h"
 #include "mpq/ptq/stats_cache.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
@@ -110,6 +112,46 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
   return stats;
 }
 
+// GPTQ of `layers` (stats[k] for layers[k]): layers on the OpenMP threads, largest first, each
+// single-threaded inside, so every layer's result is the same whatever the thread count.
+std::map<int, LayerOutcome> gptq_layers(const model::Network& net, const WeightConfig& w,
+                                        const std::vector<int>& layers,
+                                        const std::vector<quant::SecondMoment>& stats, int count) {
+  const auto& infos = net.layers();
+  std::vector<size_t> order(layers.size());
+  std::vector<double> cost(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const auto& L = infos[static_cast<size_t>(layers[k])];
+    const double d = static_cast<double>(L.d());
+    cost[k] = static_cast<double>(stats[k].groups) * d * d * d / 3 +
+              static_cast<double>(L.c_out) * d * d;
+    order[k] = k;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<LayerOutcome> res(layers.size());
+  std::vector<std::exception_ptr> errors(layers.size());
+  Progress bar("quantize gptq", static_cast<int64_t>(layers.size()));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t n = 0; n < order.size(); ++n) {
+    const size_t k = order[n];
+    try {
+      const int i = layers[k];
+      res[k] = quantize_gptq(net, infos[static_cast<size_t>(i)], layer_bits(w, i, count), w,
+                             stats[k]);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+#pragma omp critical(mpq_gptq_progress)
+    bar.advance(1);
+  }
+  bar.finish();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  std::map<int, LayerOutcome> done;
+  for (size_t k = 0; k < layers.size(); ++k) done[layers[k]] = std::move(res[k]);
+  return done;
+}
+
 }  // namespace
 
 const char* weight_method_name(WeightMethod m) {
@@ -128,6 +170,8 @@ const char* weight_method_name(WeightMethod m) {
       return "bit_alloc";
     case WeightMethod::kMultipoint:
       return "multipoint";
+    case WeightMethod::kGptq:
+      return "gptq";
   }
   return "?";
 }
@@ -135,7 +179,7 @@ const char* weight_method_name(WeightMethod m) {
 WeightMethod parse_weight_method(const std::string& name) {
   for (auto m :
        {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq, WeightMethod::kPercentile,
-        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint})
+        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint, WeightMethod::kGptq})
     if (name == weight_method_name(m)) return m;
   throw ConfigError("/weights/method: unknown method '" + name + "'");
 }
@@ -153,7 +197,7 @@ LayerRule parse_layer_rule(const std::string& name) {
 
 bool uses_calibration(const WeightConfig& w) {
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
-  return w.method == WeightMethod::kMultipoint ||
+  return w.method == WeightMethod::kMultipoint || w.method == WeightMethod::kGptq ||
          (w.method == WeightMethod::kBitAlloc && w.bit_alloc_by_output_error);
 }
 
@@ -220,9 +264,28 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     std::map<int, LayerOutcome> done;
     double calib_seconds = 0;
     local([&] {
+      if (w.method == WeightMethod::kGptq && w.statistics == Statistics::kQuantizedPrefix) {
+        // Layer by layer, each measured with the earlier layers already quantized.
+        for (size_t k = 0; k < mine.size(); ++k) {
+          int i = mine[k];
+          auto tc = std::chrono::steady_clock::now();
+          auto stats = collect_statistics(
+              net, *calib.data, calib.indices, {i}, calib.options,
+              "calibrate " + std::to_string(k + 1) + "/" + std::to_string(mine.size()));
+          calib_seconds += since(tc);
+          done[i] = quantize_gptq(net, infos[static_cast<size_t>(i)], layer_bits(w, i, count), w,
+                                  stats[0]);
+          set_dequantized(net, i, done[i].q);
+        }
+        return;
+      }
       std::vector<quant::SecondMoment> stats;
       if (out.used_calibration)
         stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
+      if (w.method == WeightMethod::kGptq) {
+        done = gptq_layers(net, w, mine, stats, count);
+        return;
+      }
       for (size_t k = 0; k < mine.size(); ++k) {
         int i = mine[k];
         const auto& L = infos[static_cast<size_t>(i)];

@@ -9,6 +9,7 @@
 //   bit_alloc   per-channel bit widths at a fixed average ("physical" mixed precision)
 //   multipoint  greedy points up to max_points per channel, number of points per channel
 //               allocated from calibration statistics (quant/allocation.h)
+//   gptq        GPTQ against the layer's calibration statistics (quant/gptq.h)
 //
 // The first/last-layer convention (weights.first_layer / last_layer: quantize | fp | 8bit)
 // decides each layer's bits. Statistics come from the FP network (calibration.statistics =
@@ -26,13 +27,14 @@
 #include "mpq/model/network.h"
 #include "mpq/ptq/calibrate.h"
 #include "mpq/quant/allocation.h"
+#include "mpq/quant/gptq.h"
 #include "mpq/quant/layer.h"
 #include "mpq/quant/multipoint_layer.h"
 
 namespace mpq::ptq {
 
-enum class WeightMethod { kRtn, kMse, kAciq, kPercentile, kOcs, kBitAlloc, kMultipoint };
-/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint".
+enum class WeightMethod { kRtn, kMse, kAciq, kPercentile, kOcs, kBitAlloc, kMultipoint, kGptq };
+/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq".
 const char* weight_method_name(WeightMethod m);
 /// Inverse of weight_method_name; ConfigError for an unknown name.
 WeightMethod parse_weight_method(const std::string& name);
@@ -62,6 +64,7 @@ struct WeightConfig {
   quant::Refit refit = quant::Refit::kNone;
   bool weighted = false;
   Statistics statistics = Statistics::kFp;
+  quant::GptqOptions gptq;  ///< gptq
 };
 
 /// True if the method needs calibration data.

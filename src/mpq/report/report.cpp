@@ -60,6 +60,7 @@ std::string method_display(const std::string& m) {
   if (m == "ocs") return "OCS";
   if (m == "bit_alloc") return "bit allocation";
   if (m == "percentile") return "percentile";
+  if (m == "gptq") return "GPTQ";
   return m;
 }
 

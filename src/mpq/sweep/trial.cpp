@@ -647,6 +647,10 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
   m["weight_search"] = cfg.weights.method == ptq::WeightMethod::kRtn
                            ? "max range"
                            : cfg.resolved["weights"]["search"].get<std::string>();
+  if (cfg.weights.method == ptq::WeightMethod::kGptq) {
+    m["weight_search"] = "gptq";
+    m["gptq"] = cfg.resolved["weights"]["gptq"];
+  }
   m["first_layer"] = ptq::layer_rule_name(cfg.weights.first_layer);
   m["last_layer"] = ptq::layer_rule_name(cfg.weights.last_layer);
   const auto& acfg = cfg.activations;

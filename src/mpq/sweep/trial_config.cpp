@@ -103,10 +103,10 @@ const Schema& trial_schema() {
         .string("/calibration/cache_dir", "results/cache",
                 "cache of calibration statistics (\"\" = none)")
         .choice("/weights/method", "rtn",
-                {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint"},
+                {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq"},
                 "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier "
-                "channel "
-                "splitting; bit_alloc: per-channel bits; multipoint")
+                "channel splitting; bit_alloc: per-channel bits; multipoint; gptq: GPTQ on the "
+                "calibration statistics")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
                 "one scale per output channel, or one per layer (per-tensor)")
@@ -124,6 +124,15 @@ const Schema& trial_schema() {
                 "bit_alloc: average bits per weight of every layer (0 = /weights/bits)")
         .choice("/weights/bit_alloc/metric", "output", {"output", "weight"},
                 "bit_alloc: rank channels by output error (calibration) or weight error")
+        .choice("/weights/gptq/grid", "max", {"max", "mse"},
+                "gptq: step of each channel (or of the layer) from max|w| or the MSE-optimal "
+                "point, chosen before the sweep")
+        .number("/weights/gptq/damp", 0.01, 0.0, 1.0,
+                "gptq: damping λ = damp · mean(diag H) added to the diagonal")
+        .boolean("/weights/gptq/act_order", false,
+                 "gptq: quantize columns by descending diag H (act-order)")
+        .integer("/weights/gptq/block", 128, 1, 1 << 20,
+                 "gptq: columns per block of lazy updates")
         .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
         .choice("/weights/multipoint/policy", "budget",
                 {"budget", "threshold", "uniform", "random", "weight_error"},
@@ -218,7 +227,7 @@ json trial_identity(const json& resolved) {
   id.erase("save_logits");
   id["calibration"].erase("cache_dir");
   const std::string method = id["weights"]["method"];
-  for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc"})
+  for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq"})
     if (method != group) id["weights"].erase(group);
   if (method != "mse" && method != "multipoint" && method != "bit_alloc") {
     id["weights"].erase("search");
@@ -255,7 +264,7 @@ std::string trial_id(const json& resolved, const std::string& model_sha256,
 bool uses_calibration_data(const json& r) {
   const std::string method = r["weights"]["method"];
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
-  return method == "multipoint" ||
+  return method == "multipoint" || method == "gptq" ||
          (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
          r["activations"]["bits"] < 32 || r["bias_correction"].get<bool>();
 }
@@ -410,6 +419,11 @@ TrialConfig parse_trial_config(const json& r) {
             : refit == "output" ? quant::Refit::kOutput
                                 : quant::Refit::kNone;
   w.weighted = mp["weighted"];
+  const json& gq = j["gptq"];
+  w.gptq.grid = gq["grid"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
+  w.gptq.damp = gq["damp"];
+  w.gptq.act_order = gq["act_order"];
+  w.gptq.block = gq["block"];
   w.statistics = c["statistics"] == "quantized_prefix" ? ptq::Statistics::kQuantizedPrefix
                                                        : ptq::Statistics::kFp;
 

@@ -1,0 +1,61 @@
+// GPTQ: layer-wise quantization with second-order error feedback (Frantar, Ashkboos, Hoefler,
+// Alistarh, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers",
+// ICLR 2023, Algorithm 1; OBQ: Frantar & Alistarh, NeurIPS 2022).
+//
+// Objective per output channel (row) w of a group with input second moment Σ (= H / 2):
+//   min over codes k of (w - s k)^T Σ (w - s k),   s the row's step, fixed beforehand,
+// solved greedily column by column; after column j is rounded, the later columns absorb its
+// error through H^-1. As in the paper: dead inputs (H_jj = 0) get H_jj = 1 and their weights
+// set to 0; H += λ I with λ = damp · mean(diag H); optional act-order (columns by descending
+// diag H, stable for ties); the grid (max-range or MSE step, per channel or one per layer) is
+// chosen from the original weights before the sweep. Grouped and depthwise convolutions use one
+// H per group (SecondMoment keeps Σ per group).
+//
+// Formulation. The paper propagates errors with U, the upper Cholesky factor of H^-1
+// (e_j = (w_j - q_j) / U_jj; w_{>j} -= e_j U_{j,>j}). With M the lower-triangular factor of
+// H = MᵀM (the Cholesky factor of H with rows and columns reversed), the same rounding decisions
+// read q_j = round(w_j + Σ_{i<j} M_ji δ_i / M_jj), δ_i = w_i - q_i (Babai's nearest plane in the
+// order 1..d; equal to the paper's updates in exact arithmetic, checked against an independent
+// implementation of Algorithm 1 in tests/integration/gptq_reference.py). It needs one Cholesky
+// factorization (d³/3) instead of an inverse and two factorizations, and the corrections of
+// earlier blocks of `block` columns come from one GEMM per block. Everything is float64.
+//
+// Cost per group: d³/3 (factorization) + rows·d² (corrections) flops. Memory: two d x d float64
+// matrices per group being processed plus rows x d float64 for the weights and their errors.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mpq/quant/layer.h"
+#include "mpq/quant/output_error.h"
+
+namespace mpq::quant {
+
+struct GptqOptions {
+  double damp = 0.01;     ///< λ = damp · mean(diag H)
+  bool act_order = false;  ///< columns by descending diag H
+  int64_t block = 128;     ///< columns per block (only changes float64 summation order)
+  RangeMethod grid = RangeMethod::kMax;  ///< step of each row (or of the layer): kMax or kMse
+};
+
+struct GptqResult {
+  QuantizedLayer q;                  ///< one point per channel
+  std::vector<double> output_error;  ///< [c_out] δ_cᵀ Σ δ_c (undamped Σ), δ_c = w_c - w~_c
+  std::vector<double> rtn_output_error;  ///< [c_out] the same for round-to-nearest on the grid
+  std::vector<double> output_energy;     ///< [c_out] w_cᵀ Σ w_c
+  int64_t dead_columns = 0;              ///< inputs with H_jj = 0, summed over groups
+};
+
+/// Quantizes a layer [c_out, d] (row-major; rows of group g = c / (c_out / groups) share Σ_g).
+/// Throws InputError if H + λI is not positive definite (possible only with damp = 0).
+GptqResult quantize_gptq_layer(const float* w, int64_t c_out, int64_t d, int64_t groups, int bits,
+                               Granularity granularity, const SecondMoment& stats,
+                               const GptqOptions& options);
+
+/// The steps GPTQ uses: one per row (per channel) or the same for every row (per layer), from
+/// the original weights with options.grid.
+std::vector<double> gptq_steps(const float* w, int64_t c_out, int64_t d, int bits,
+                               Granularity granularity, RangeMethod grid);
+
+}  // namespace mpq::quant
