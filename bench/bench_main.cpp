@@ -4,6 +4,7 @@
 //
 //   mpq_bench resnet18   quantize every weight of ResNet-18-shaped layers (random weights,
 //                        synthetic calibration statistics) at 4 bits, 1 point + 10% extra
+//   mpq_bench gptq [act_order]   GPTQ (quant/gptq.h) of the same ResNet-18 shapes and statistics
 //   mpq_bench search     exact coefficient search vs a 1024-candidate grid: error and speed
 //   mpq_bench calib [MODEL.pt...]   calibration statistics vs one FP forward pass on the same
 //                        images, and per layer against the FLOP floor (plus the given archives)
@@ -52,6 +53,7 @@
 #include "mpq/quant/allocation.h"
 #include "mpq/quant/coefficient_search.h"
 #include "mpq/quant/grid.h"
+#include "mpq/quant/gptq.h"
 #include "mpq/quant/multipoint_layer.h"
 #include "mpq/store/image_cache.h"
 #include "mpq/train/train.h"
@@ -91,9 +93,21 @@ struct Shape {
   int64_t c_out, c_in, k, hw_out;  // hw_out: output spatial size at 224x224 input
 };
 
-int bench_resnet18(int max_points) {
+// torchvision ResNet-18's layer shapes with random Kaiming-scaled weights and synthetic
+// statistics (Σ from 1024 random non-negative input rows per layer).
+struct Resnet18Layers {
+  std::vector<Shape> shapes;
+  std::vector<torch::Tensor> weights;
+  std::vector<quant::SecondMoment> stats;
+  int64_t params = 0;
+};
+
+Resnet18Layers resnet18_layers() {
   // torchvision ResNet-18: conv1, 4 stages of 2 BasicBlocks, 3 downsample 1x1 convs, fc.
   std::vector<Shape> shapes = {{64, 3, 7, 112}};
+  std::vector<torch::Tensor> weights;
+  std::vector<quant::SecondMoment> stats;
+  int64_t params = 0;
   for (int i = 0; i < 4; ++i) shapes.push_back({64, 64, 3, 56});
   shapes.push_back({128, 64, 3, 28});
   for (int i = 0; i < 3; ++i) shapes.push_back({128, 128, 3, 28});
@@ -106,9 +120,6 @@ int bench_resnet18(int max_points) {
   shapes.push_back({512, 256, 1, 7});
   shapes.push_back({1000, 512, 1, 1});
   torch::manual_seed(0);
-  std::vector<torch::Tensor> weights;
-  std::vector<quant::SecondMoment> stats;
-  int64_t params = 0;
   std::printf(
       "setting up %zu layers (random weights, synthetic statistics from 1024 random input "
       "rows)...\n",
@@ -125,6 +136,11 @@ int bench_resnet18(int max_points) {
     m.rows_seen = 1024;
     stats.push_back(m);
   }
+  return {shapes, weights, stats, params};
+}
+
+int bench_resnet18(int max_points) {
+  auto [shapes, weights, stats, params] = resnet18_layers();
   double rss_before = peak_rss_mb();
   auto t0 = Clock::now();
   std::vector<quant::LayerCandidates> cands;
@@ -164,6 +180,41 @@ int bench_resnet18(int max_points) {
       "  extra points granted: %lld; peak RSS %.0f MB (%.0f MB before quantizing: weights + "
       "statistics)\n",
       static_cast<long long>(a.granted), peak_rss_mb(), rss_before);
+  return 0;
+}
+
+// --- gptq ------------------------------------------------------------------------------------
+
+int bench_gptq(bool act_order) {
+  auto [shapes, weights, stats, params] = resnet18_layers();
+  std::vector<quant::GptqLayer> in;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    quant::GptqLayer g;
+    g.w = weights[i].data_ptr<float>();
+    g.c_out = shapes[i].c_out;
+    g.d = weights[i].size(1);
+    g.stats = &stats[i];
+    in.push_back(g);
+  }
+  quant::GptqOptions o;
+  o.act_order = act_order;
+  double rss_before = peak_rss_mb();
+  auto t0 = Clock::now();
+  auto res = quant::quantize_gptq_layers(in, o);
+  double t = secs(t0);
+  double e = 0, e_rtn = 0;
+  for (const auto& r : res)
+    for (size_t c = 0; c < r.output_error.size(); ++c) {
+      e += r.output_error[c] / std::max(1e-300, r.output_energy[c]);
+      e_rtn += r.rtn_output_error[c] / std::max(1e-300, r.output_energy[c]);
+    }
+  std::printf("GPTQ of ResNet-18 shapes: %zu layers, %.2fM weights, 4 bits per channel, max grid, "
+              "damp 0.01, act_order %d, block 128\n",
+              shapes.size(), static_cast<double>(params) / 1e6, act_order ? 1 : 0);
+  std::printf("  total: %.2f s  (goal <= 10 s); mean relative output error GPTQ / RTN = %.3f\n", t,
+              e / e_rtn);
+  std::printf("  peak RSS %.0f MB (%.0f MB before quantizing: weights + statistics)\n",
+              peak_rss_mb(), rss_before);
   return 0;
 }
 
@@ -740,7 +791,7 @@ int bench_nms() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: mpq_bench resnet18|search|calib|latency|eval|data|map|nms\n");
+    std::fprintf(stderr, "usage: mpq_bench resnet18|gptq|search|calib|latency|eval|data|map|nms\n");
     return 2;
   }
   set_quiet(true);
@@ -748,6 +799,7 @@ int main(int argc, char** argv) {
   std::printf("# mpq_bench %s (%d threads)\n", argv[1], threads);
   std::string what = argv[1];
   if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
+  if (what == "gptq") return bench_gptq(argc > 2 && std::string(argv[2]) == "act_order");
   if (what == "search") return bench_search();
   if (what == "calib") return bench_calib(std::vector<std::string>(argv + 2, argv + argc));
   if (what == "latency") return bench_latency(std::vector<std::string>(argv + 2, argv + argc));

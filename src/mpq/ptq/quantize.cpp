@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <exception>
 #include <functional>
 #include <map>
 
@@ -110,46 +109,6 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
       cache_hit);
   *seconds = since(tc);
   return stats;
-}
-
-// GPTQ of `layers` (stats[k] for layers[k]): layers on the OpenMP threads, largest first, each
-// single-threaded inside, so every layer's result is the same whatever the thread count.
-std::map<int, LayerOutcome> gptq_layers(const model::Network& net, const WeightConfig& w,
-                                        const std::vector<int>& layers,
-                                        const std::vector<quant::SecondMoment>& stats, int count) {
-  const auto& infos = net.layers();
-  std::vector<size_t> order(layers.size());
-  std::vector<double> cost(layers.size());
-  for (size_t k = 0; k < layers.size(); ++k) {
-    const auto& L = infos[static_cast<size_t>(layers[k])];
-    const double d = static_cast<double>(L.d());
-    cost[k] = static_cast<double>(stats[k].groups) * d * d * d / 3 +
-              static_cast<double>(L.c_out) * d * d;
-    order[k] = k;
-  }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
-  std::vector<LayerOutcome> res(layers.size());
-  std::vector<std::exception_ptr> errors(layers.size());
-  Progress bar("quantize gptq", static_cast<int64_t>(layers.size()));
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t n = 0; n < order.size(); ++n) {
-    const size_t k = order[n];
-    try {
-      const int i = layers[k];
-      res[k] = quantize_gptq(net, infos[static_cast<size_t>(i)], layer_bits(w, i, count), w,
-                             stats[k]);
-    } catch (...) {
-      errors[k] = std::current_exception();
-    }
-#pragma omp critical(mpq_gptq_progress)
-    bar.advance(1);
-  }
-  bar.finish();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  std::map<int, LayerOutcome> done;
-  for (size_t k = 0; k < layers.size(); ++k) done[layers[k]] = std::move(res[k]);
-  return done;
 }
 
 }  // namespace
@@ -273,8 +232,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
               net, *calib.data, calib.indices, {i}, calib.options,
               "calibrate " + std::to_string(k + 1) + "/" + std::to_string(mine.size()));
           calib_seconds += since(tc);
-          done[i] = quantize_gptq(net, infos[static_cast<size_t>(i)], layer_bits(w, i, count), w,
-                                  stats[0]);
+          done[i] = std::move(quantize_gptq(net, {i}, {layer_bits(w, i, count)}, w, stats)[0]);
           set_dequantized(net, i, done[i].q);
         }
         return;
@@ -283,7 +241,10 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
       if (out.used_calibration)
         stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
       if (w.method == WeightMethod::kGptq) {
-        done = gptq_layers(net, w, mine, stats, count);
+        std::vector<int> bits;
+        for (int i : mine) bits.push_back(layer_bits(w, i, count));
+        auto outs = quantize_gptq(net, mine, bits, w, stats);
+        for (size_t k = 0; k < mine.size(); ++k) done[mine[k]] = std::move(outs[k]);
         return;
       }
       for (size_t k = 0; k < mine.size(); ++k) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "mpq/quant/gptq.h"
+#include "mpq/util/progress.h"
 
 namespace mpq::ptq {
 using nlohmann::json;
@@ -13,14 +14,11 @@ double total(const std::vector<double>& v) {
   for (double x : v) s += x;
   return s;
 }
-}  // namespace
 
-LayerOutcome quantize_gptq(const model::Network& net, const model::LayerInfo& L, int bits,
-                           const WeightConfig& w, const quant::SecondMoment& stats) {
-  const int64_t groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
+LayerOutcome gptq_outcome(const model::Network& net, const model::LayerInfo& L, int bits,
+                          const WeightConfig& w, quant::GptqResult&& r,
+                          const quant::SecondMoment& stats) {
   const float* fw = net.fp_weight(L.index).data_ptr<float>();
-  auto r = quant::quantize_gptq_layer(fw, L.c_out, L.d(), groups, bits, w.granularity, stats,
-                                      w.gptq);
   LayerOutcome o;
   o.quantized = true;
   o.q = std::move(r.q);
@@ -43,6 +41,34 @@ LayerOutcome quantize_gptq(const model::Network& net, const model::LayerInfo& L,
   a["stats_sampled_rows"] = stats.sampled_rows;
   a["stats_rows_seen"] = stats.rows_seen;
   return o;
+}
+}  // namespace
+
+std::vector<LayerOutcome> quantize_gptq(const model::Network& net, const std::vector<int>& layers,
+                                        const std::vector<int>& bits, const WeightConfig& w,
+                                        const std::vector<quant::SecondMoment>& stats) {
+  const auto& infos = net.layers();
+  std::vector<quant::GptqLayer> in;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const auto& L = infos[static_cast<size_t>(layers[k])];
+    quant::GptqLayer g;
+    g.w = net.fp_weight(L.index).data_ptr<float>();
+    g.c_out = L.c_out;
+    g.d = L.d();
+    g.groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
+    g.bits = bits[k];
+    g.granularity = w.granularity;
+    g.stats = &stats[k];
+    in.push_back(g);
+  }
+  Progress bar("quantize gptq", static_cast<int64_t>(in.size()));
+  auto res = quant::quantize_gptq_layers(in, w.gptq, [&] { bar.advance(1); });
+  bar.finish();
+  std::vector<LayerOutcome> out;
+  for (size_t k = 0; k < layers.size(); ++k)
+    out.push_back(gptq_outcome(net, infos[static_cast<size_t>(layers[k])], bits[k], w,
+                               std::move(res[k]), stats[k]));
+  return out;
 }
 
 }  // namespace mpq::ptq

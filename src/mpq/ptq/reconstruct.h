@@ -3,14 +3,18 @@
 // parameters and per-layer errors for the trial file (docs/trial-file-format.md).
 #pragma once
 
+#include <vector>
+
 #include "mpq/model/network.h"
 #include "mpq/ptq/quantize.h"
 #include "mpq/quant/output_error.h"
 
 namespace mpq::ptq {
 
-/// GPTQ of one layer with the trial's grid, damping, act-order and block size.
-LayerOutcome quantize_gptq(const model::Network& net, const model::LayerInfo& L, int bits,
-                           const WeightConfig& w, const quant::SecondMoment& stats);
+/// GPTQ of `layers` (indices into net.layers(), stats[k] for layers[k], bits[k] each) with the
+/// trial's grid, damping, act-order and block size; layers in parallel (quant/gptq.h).
+std::vector<LayerOutcome> quantize_gptq(const model::Network& net, const std::vector<int>& layers,
+                                        const std::vector<int>& bits, const WeightConfig& w,
+                                        const std::vector<quant::SecondMoment>& stats);
 
 }  // namespace mpq::ptq

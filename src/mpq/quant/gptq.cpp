@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <numeric>
 #include <string>
 
@@ -31,28 +32,37 @@ std::vector<double> gptq_steps(const float* w, int64_t c_out, int64_t d, int bit
 
 namespace {
 
-// Rows [r0, r0 + rows) of one group: codes (in the original column order) and δ = w - s k.
+// Rows of one group: codes (in the original column order) and δ = w - s k (column order perm).
+// lc is the lower Cholesky factor of the reversed H (J H J = lc lcᵀ), so the lower factor of
+// H = MᵀM is M[j][i] = lc[d-1-i][d-1-j]; only the blocks needed are formed.
 void sweep_group(const double* wp, int64_t rows, int64_t d, const std::vector<int64_t>& perm,
-                 const torch::Tensor& m, const double* steps, int L, int64_t block, int8_t* codes,
+                 const torch::Tensor& lc, const double* steps, int L, int64_t block, int8_t* codes,
                  double* delta) {
-  const double* M = m.data_ptr<double>();  // [d, d] lower triangular, H = MᵀM
+  const double* lp = lc.data_ptr<double>();
+  auto M = [&](int64_t j, int64_t i) { return lp[(d - 1 - i) * d + (d - 1 - j)]; };
   auto dt = torch::from_blob(delta, {rows, d}, torch::kFloat64);
-  std::vector<double> corr;
+  std::vector<double> corr, mb;
   for (int64_t b0 = 0; b0 < d; b0 += block) {
     const int64_t b1 = std::min(d, b0 + block), nb = b1 - b0;
-    // Corrections from the columns of earlier blocks: C[r, j - b0] = Σ_{i<b0} M_ji δ_ri.
+    // Corrections from the columns of earlier blocks: C[r, j - b0] = Σ_{i<b0} M_ji δ_ri, with
+    // M[b0:b1, 0:b0]ᵀ = lc[d-b0:d, d-b1:d-b0] flipped in both dimensions.
     corr.assign(static_cast<size_t>(rows * nb), 0.0);
     if (b0 > 0) {
-      auto c = dt.narrow(1, 0, b0).mm(m.narrow(0, b0, nb).narrow(1, 0, b0).t()).contiguous();
+      auto mt = lc.narrow(0, d - b0, b0).narrow(1, d - b1, nb).flip({0, 1});
+      auto c = dt.narrow(1, 0, b0).mm(mt).contiguous();
       std::copy(c.data_ptr<double>(), c.data_ptr<double>() + rows * nb, corr.begin());
     }
+    // The block's own lower triangle M[b0:b1, b0:b1], contiguous.
+    mb.assign(static_cast<size_t>(nb * nb), 0.0);
+    for (int64_t j = b0; j < b1; ++j)
+      for (int64_t i = b0; i <= j; ++i) mb[static_cast<size_t>((j - b0) * nb + (i - b0))] = M(j, i);
     for (int64_t r = 0; r < rows; ++r) {
       const double s = steps[r];
       double* dr = delta + r * d;
       const double* wr = wp + r * d;
       for (int64_t j = b0; j < b1; ++j) {
         double cj = corr[static_cast<size_t>(r * nb + (j - b0))];
-        const double* mj = M + j * d;
+        const double* mj = mb.data() + (j - b0) * nb - b0;  // mj[i] = M(j, i), i in [b0, j]
         for (int64_t i = b0; i < j; ++i) cj += mj[i] * dr[i];
         const double x = wr[j] + cj / mj[j];
         const int k = quantize_value(x, s, L);
@@ -86,76 +96,129 @@ GptqResult quantize_gptq_layer(const float* w, int64_t c_out, int64_t d, int64_t
   q.scales.resize(static_cast<size_t>(c_out));
   q.point_channel.resize(static_cast<size_t>(c_out));
   q.weight_error.resize(static_cast<size_t>(c_out));
-  res.output_error.resize(static_cast<size_t>(c_out));
-  res.rtn_output_error.resize(static_cast<size_t>(c_out));
-  res.output_energy.resize(static_cast<size_t>(c_out));
+  for (int64_t c = 0; c < c_out; ++c) {
+    q.scales[static_cast<size_t>(c)] = static_cast<float>(steps[static_cast<size_t>(c)]);
+    q.point_channel[static_cast<size_t>(c)] = static_cast<int32_t>(c);
+  }
+  std::vector<int8_t> rtn(static_cast<size_t>(c_out * d));
+  for (int64_t c = 0; c < c_out; ++c)
+    quantize_rtn(w + c * d, d, steps[static_cast<size_t>(c)], L, rtn.data() + c * d);
 
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t r0 = g * per;
-    const auto sigma = stats.dense(g).contiguous();  // [d, d] float64, undamped
-    auto h = sigma.clone();
-    auto hd = h.diagonal();
-    auto dead = hd.eq(0);
-    res.dead_columns += dead.sum().item<int64_t>();
-    hd.masked_fill_(dead, 1.0);
-    // Column order: act-order sorts by descending diag H (stable: ties keep input order).
+    torch::Tensor lc;
     std::vector<int64_t> perm(static_cast<size_t>(d));
-    std::iota(perm.begin(), perm.end(), 0);
-    if (o.act_order) {
-      const double* hdp = hd.contiguous().data_ptr<double>();
-      std::stable_sort(perm.begin(), perm.end(),
-                       [&](int64_t a, int64_t b) { return hdp[a] > hdp[b]; });
+    std::vector<uint8_t> dead(static_cast<size_t>(d));
+    {
+      torch::Tensor hr;
+      {
+        auto h = stats.dense(g).contiguous();  // [d, d] float64: Σ (H = 2Σ; the scale cancels)
+        double* hp = h.data_ptr<double>();
+        double trace = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          double& hjj = hp[j * d + j];
+          dead[static_cast<size_t>(j)] = hjj == 0.0;
+          res.dead_columns += dead[static_cast<size_t>(j)];
+          if (hjj == 0.0) hjj = 1.0;
+          trace += hjj;
+        }
+        // Column order: act-order sorts by descending diag H (stable: ties keep input order).
+        std::iota(perm.begin(), perm.end(), 0);
+        if (o.act_order)
+          std::stable_sort(perm.begin(), perm.end(),
+                           [&](int64_t a, int64_t b) { return hp[a * d + a] > hp[b * d + b]; });
+        const double lambda = o.damp * trace / static_cast<double>(d);
+        for (int64_t j = 0; j < d; ++j) hp[j * d + j] += lambda;
+        // Reversed order for the factorization: J P H Pᵀ J.
+        std::vector<int64_t> rev(perm.rbegin(), perm.rend());
+        auto ridx = torch::from_blob(rev.data(), {d}, torch::kInt64);
+        hr = h.index_select(0, ridx).index_select(1, ridx);
+      }  // H freed: at most three d x d float64 matrices alive at once
+      auto [f, info] = torch::linalg_cholesky_ex(hr);
+      hr = torch::Tensor();
+      if (info.item<int64_t>() != 0)
+        throw InputError("GPTQ: H + λI of a layer [" + std::to_string(c_out) + " x " +
+                         std::to_string(d) + "] is not positive definite (group " +
+                         std::to_string(g) + "); raise weights.gptq.damp above " +
+                         std::to_string(o.damp));
+      lc = f.contiguous();
     }
-    const double lambda = o.damp * hd.mean().item<double>();
-    hd.add_(lambda);
-    auto pidx = torch::from_blob(perm.data(), {d}, torch::kInt64);
-    auto hp = h.index_select(0, pidx).index_select(1, pidx);
-    // H = MᵀM with M lower: M = J·chol(J H J)ᵀ·J, J the reversal.
-    auto rev = hp.flip({0, 1});
-    auto [lc, info] = torch::linalg_cholesky_ex(rev);
-    if (info.item<int64_t>() != 0)
-      throw InputError("GPTQ: H + λI of a layer [" + std::to_string(c_out) + " x " +
-                       std::to_string(d) + "] is not positive definite (group " +
-                       std::to_string(g) + "); raise weights.gptq.damp above " +
-                       std::to_string(o.damp));
-    auto m = lc.t().flip({0, 1}).contiguous();
-
     // Working weights in column order perm, dead inputs zeroed.
-    const uint8_t* deadp = dead.to(torch::kUInt8).contiguous().data_ptr<uint8_t>();
     std::vector<double> wp(static_cast<size_t>(per * d)), delta(static_cast<size_t>(per * d));
     for (int64_t r = 0; r < per; ++r)
       for (int64_t j = 0; j < d; ++j) {
         const int64_t src = perm[static_cast<size_t>(j)];
-        wp[static_cast<size_t>(r * d + j)] = deadp[src] ? 0.0 : w[(r0 + r) * d + src];
+        wp[static_cast<size_t>(r * d + j)] =
+            dead[static_cast<size_t>(src)] ? 0.0 : w[(r0 + r) * d + src];
       }
-    sweep_group(wp.data(), per, d, perm, m, steps.data() + r0, L, o.block,
+    sweep_group(wp.data(), per, d, perm, lc, steps.data() + r0, L, o.block,
                 q.codes.data() + r0 * d, delta.data());
+  }
 
-    // Errors against the original weights (dead inputs included), under the undamped Σ.
-    auto wt = torch::from_blob(const_cast<float*>(w + r0 * d), {per, d}, torch::kFloat32)
-                  .to(torch::kFloat64);
-    auto st = torch::from_blob(const_cast<double*>(steps.data() + r0), {per, 1}, torch::kFloat64);
-    auto kt = torch::from_blob(q.codes.data() + r0 * d, {per, d}, torch::kInt8).to(torch::kFloat64);
-    auto dg = wt - st * kt;
-    std::vector<int8_t> rtn(static_cast<size_t>(per * d));
-    for (int64_t r = 0; r < per; ++r)
-      quantize_rtn(w + (r0 + r) * d, d, steps[static_cast<size_t>(r0 + r)], L,
-                   rtn.data() + r * d);
-    auto dr = wt - st * torch::from_blob(rtn.data(), {per, d}, torch::kInt8).to(torch::kFloat64);
-    auto e_g = (dg.mm(sigma) * dg).sum(1).contiguous();
-    auto e_r = (dr.mm(sigma) * dr).sum(1).contiguous();
-    auto e_0 = (wt.mm(sigma) * wt).sum(1).contiguous();
-    auto we = (dg * dg).sum(1).contiguous();
+  // Errors against the original weights (dead inputs included) under the undamped Σ, from the
+  // harness's float32 GEMMs with float64 row sums (output_error.h), as for every other method.
+  auto wt = torch::from_blob(const_cast<float*>(w), {c_out, d}, torch::kFloat32);
+  auto st = torch::from_blob(const_cast<float*>(q.scales.data()), {c_out, 1}, torch::kFloat32)
+                .to(torch::kFloat64);
+  auto wd = wt.to(torch::kFloat64);
+  auto dg = (wd - st * torch::from_blob(q.codes.data(), {c_out, d}, torch::kInt8)
+                           .to(torch::kFloat64))
+                .to(torch::kFloat32);
+  auto dr = (wd - st * torch::from_blob(rtn.data(), {c_out, d}, torch::kInt8).to(torch::kFloat64))
+                .to(torch::kFloat32);
+  auto we = dg.to(torch::kFloat64).pow(2).sum(1).contiguous();
+  res.output_error.resize(static_cast<size_t>(c_out));
+  res.rtn_output_error.resize(static_cast<size_t>(c_out));
+  res.output_energy.resize(static_cast<size_t>(c_out));
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t r0 = g * per;
+    auto e_g = output_errors(stats, g, dg.narrow(0, r0, per));
+    auto e_r = output_errors(stats, g, dr.narrow(0, r0, per));
+    auto e_0 = output_errors(stats, g, wt.narrow(0, r0, per));
     for (int64_t r = 0; r < per; ++r) {
-      const size_t c = static_cast<size_t>(r0 + r);
-      q.scales[c] = static_cast<float>(steps[c]);
-      q.point_channel[c] = static_cast<int32_t>(c);
-      q.weight_error[c] = static_cast<float>(we.data_ptr<double>()[r]);
-      res.output_error[c] = e_g.data_ptr<double>()[r];
-      res.rtn_output_error[c] = e_r.data_ptr<double>()[r];
-      res.output_energy[c] = e_0.data_ptr<double>()[r];
+      const size_t c = static_cast<size_t>(r0 + r), k = static_cast<size_t>(r);
+      q.weight_error[c] = static_cast<float>(we.data_ptr<double>()[r0 + r]);
+      res.output_error[c] = e_g[k];
+      res.rtn_output_error[c] = e_r[k];
+      res.output_energy[c] = e_0[k];
     }
   }
+  return res;
+}
+
+std::vector<GptqResult> quantize_gptq_layers(const std::vector<GptqLayer>& layers,
+                                             const GptqOptions& options,
+                                             const std::function<void()>& done) {
+  const size_t n = layers.size();
+  std::vector<size_t> order(n);
+  std::vector<double> cost(n);
+  for (size_t k = 0; k < n; ++k) {
+    const auto& l = layers[k];
+    const double d = static_cast<double>(l.d);
+    cost[k] = static_cast<double>(l.groups) * d * d * d / 3 + static_cast<double>(l.c_out) * d * d;
+    order[k] = k;
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<GptqResult> res(n);
+  std::vector<std::exception_ptr> errors(n);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < n; ++i) {
+    const size_t k = order[i];
+    const auto& l = layers[k];
+    try {
+      res[k] = quantize_gptq_layer(l.w, l.c_out, l.d, l.groups, l.bits, l.granularity, *l.stats,
+                                   options);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+    if (done) {
+#pragma omp critical(mpq_gptq_done)
+      done();
+    }
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
   return res;
 }
 

@@ -20,11 +20,13 @@
 // factorization (d³/3) instead of an inverse and two factorizations, and the corrections of
 // earlier blocks of `block` columns come from one GEMM per block. Everything is float64.
 //
-// Cost per group: d³/3 (factorization) + rows·d² (corrections) flops. Memory: two d x d float64
-// matrices per group being processed plus rows x d float64 for the weights and their errors.
+// Cost per group: d³/3 (factorization) + rows·d² (corrections) multiply-adds. Memory per layer
+// being processed: at most three d x d float64 matrices at once (H, its reordered copy and the
+// factor; 510 MB at d = 4608) plus rows x d float64 for the weights and their errors.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "mpq/quant/layer.h"
@@ -52,6 +54,23 @@ struct GptqResult {
 GptqResult quantize_gptq_layer(const float* w, int64_t c_out, int64_t d, int64_t groups, int bits,
                                Granularity granularity, const SecondMoment& stats,
                                const GptqOptions& options);
+
+/// One layer of quantize_gptq_layers.
+struct GptqLayer {
+  const float* w = nullptr;  ///< [c_out, d]
+  int64_t c_out = 0, d = 0, groups = 1;
+  int bits = 4;
+  Granularity granularity = Granularity::kPerChannel;
+  const SecondMoment* stats = nullptr;
+};
+
+/// quantize_gptq_layer for every layer, layers on the OpenMP threads (largest first), each
+/// single-threaded inside: every result is the same whatever the thread count. `done` (optional)
+/// is called once per finished layer, serialized. The first failing layer's exception (in layer
+/// order) is rethrown after all layers ran.
+std::vector<GptqResult> quantize_gptq_layers(const std::vector<GptqLayer>& layers,
+                                             const GptqOptions& options,
+                                             const std::function<void()>& done = {});
 
 /// The steps GPTQ uses: one per row (per channel) or the same for every row (per layer), from
 /// the original weights with options.grid.

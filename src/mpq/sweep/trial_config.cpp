@@ -125,7 +125,7 @@ const Schema& trial_schema() {
         .choice("/weights/bit_alloc/metric", "output", {"output", "weight"},
                 "bit_alloc: rank channels by output error (calibration) or weight error")
         .choice("/weights/gptq/grid", "max", {"max", "mse"},
-                "gptq: step of each channel (or of the layer) from max|w| or the MSE-optimal "
+                "gptq: step of each channel (or of the layer) from the largest magnitude or the MSE-optimal "
                 "point, chosen before the sweep")
         .number("/weights/gptq/damp", 0.01, 0.0, 1.0,
                 "gptq: damping λ = damp · mean(diag H) added to the diagonal")
