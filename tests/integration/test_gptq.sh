@@ -60,4 +60,33 @@ PY
     else fail "$name: $(cat "$d/log")"; fi
   done
 done
+# Multipoint on GPTQ (weights.multipoint.first_point=gptq): every channel's first point is the
+# GPTQ trial's (same codes and step, exactly: the same computation), extra points only lower the
+# layer's output error, and the trial records where its first points came from.
+for arch in resnet20 mobilenetv2; do
+  name="${arch}_multipoint_on_gptq"
+  if "$MPQ" -q quantize --model "$ART/models/tiny_$arch.pt" --method multipoint --bits 4 \
+      --granularity per_channel --set weights.multipoint.first_point=gptq --set calibration.size=64 \
+      --set data.eval_limit=1000 -o "$d/$name.h5" >"$d/log" 2>&1; then
+    if r=$("$PYTHON" - "$d/$name.h5" "$d/${arch}_folded_per_channel.h5" <<'PY'
+import sys, h5py, numpy as np
+mp, gq = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+n_extra = 0
+for k in gq["layers"]:
+    a, b = mp["layers"][k], gq["layers"][k]
+    if not b.attrs["quantized"]:
+        continue
+    assert a.attrs["first_point"] == "gptq", a.attrs["first_point"]
+    ppc = a["points_per_channel"][()]
+    first = np.concatenate([[0], np.cumsum(ppc)[:-1]])
+    assert np.array_equal(a["codes"][()][first], b["codes"][()]), f"{k}: first-point codes"
+    assert np.array_equal(a["scales"][()][first], b["scales"][()]), f"{k}: first-point steps"
+    assert a.attrs["output_rel_error_final"] <= b.attrs["output_rel_error_final"] * (1 + 1e-6) + 1e-12, k
+    n_extra += int(ppc.sum() - len(ppc))
+print(f"first points identical to GPTQ's on every layer; {n_extra} extra points; top-1 "
+      f"{mp['metrics'].attrs['top1']:.4f} vs GPTQ {gq['metrics'].attrs['top1']:.4f}")
+PY
+    ); then pass "$name: $r"; else fail "$name: $r"; fi
+  else fail "$name: $(cat "$d/log")"; fi
+done
 finish

@@ -87,7 +87,14 @@ json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, co
     a["stats_rows_seen"] = stats->rows_seen;
   }
   a["points_histogram"] = histogram(q.points, q.max_points);
+  if (w.method == WeightMethod::kMultipoint) a["first_point"] = first_point_name(w.first_point);
   return a;
+}
+
+quant::FirstPoint first_kind(const WeightConfig& w) {
+  return w.method == WeightMethod::kMultipoint && w.first_point == FirstPointMethod::kRtn
+             ? quant::FirstPoint::kMaxRange
+             : quant::FirstPoint::kOptimal;
 }
 
 // Statistics of `layers` measured on the FP network, through the on-disk cache.
@@ -141,6 +148,17 @@ WeightMethod parse_weight_method(const std::string& name) {
         WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint, WeightMethod::kGptq})
     if (name == weight_method_name(m)) return m;
   throw ConfigError("/weights/method: unknown method '" + name + "'");
+}
+
+const char* first_point_name(FirstPointMethod f) {
+  return f == FirstPointMethod::kMse ? "mse" : f == FirstPointMethod::kRtn ? "rtn" : "gptq";
+}
+
+FirstPointMethod parse_first_point(const std::string& name) {
+  for (auto f : {FirstPointMethod::kMse, FirstPointMethod::kRtn, FirstPointMethod::kGptq})
+    if (name == first_point_name(f)) return f;
+  throw ConfigError("/weights/multipoint/first_point: unknown first point '" + name +
+                    "' (mse, rtn, gptq)");
 }
 
 const char* layer_rule_name(LayerRule r) {
@@ -283,12 +301,19 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     local([&] {
       if (out.used_calibration)
         stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
+      std::vector<LayerOutcome> firsts;  // GPTQ's first points of `mine`
+      if (multipoint && w.first_point == FirstPointMethod::kGptq) {
+        std::vector<int> bits;
+        for (int i : mine) bits.push_back(layer_bits(w, i, count));
+        firsts = quantize_gptq(net, mine, bits, w, stats);
+      }
       Progress bar(std::string("quantize ") + weight_method_name(w.method),
                    static_cast<int64_t>(mine.size()));
       for (size_t k = 0; k < mine.size(); ++k) {
         const auto& L = infos[static_cast<size_t>(mine[k])];
-        auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K,
-                              quant::FirstPoint::kOptimal, stats.empty() ? nullptr : &stats[k]);
+        auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K, first_kind(w),
+                              stats.empty() ? nullptr : &stats[k]);
+        if (!firsts.empty()) spec.first = &firsts[k].q;
         auto it = cands.emplace(mine[k], quant::LayerCandidates::build(spec)).first;
         my_tables[mine[k]] = it->second.tables();
         bar.advance(1);
@@ -336,8 +361,12 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
           net, *calib.data, calib.indices, {i}, calib.options,
           "calibrate " + std::to_string(k + 1) + "/" + std::to_string(todo.size()));
       calib_seconds += since(tc);
-      auto spec =
-          make_spec(net, L, layer_bits(w, i, count), w, K, quant::FirstPoint::kOptimal, &stats[0]);
+      auto spec = make_spec(net, L, layer_bits(w, i, count), w, K, first_kind(w), &stats[0]);
+      std::vector<LayerOutcome> first;
+      if (w.first_point == FirstPointMethod::kGptq) {
+        first = quantize_gptq(net, {i}, {layer_bits(w, i, count)}, w, stats);
+        spec.first = &first[0].q;
+      }
       auto cand = quant::LayerCandidates::build(spec);
       auto a = quant::allocate({cand.tables()}, per_layer);
       allocation.granted += a.granted;

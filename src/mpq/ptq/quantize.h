@@ -49,6 +49,13 @@ LayerRule parse_layer_rule(const std::string& name);
 /// are already quantized ("fp", "quantized_prefix").
 enum class Statistics { kFp, kQuantizedPrefix };
 
+/// Multipoint's first point: the MSE-optimal point (the paper's), max-range round-to-nearest, or
+/// GPTQ's codes and steps (extra points then go greedily on what GPTQ leaves). Names "mse",
+/// "rtn", "gptq".
+enum class FirstPointMethod { kMse, kRtn, kGptq };
+const char* first_point_name(FirstPointMethod f);
+FirstPointMethod parse_first_point(const std::string& name);
+
 struct WeightConfig {
   WeightMethod method = WeightMethod::kRtn;
   int bits = 4;
@@ -64,7 +71,8 @@ struct WeightConfig {
   quant::Refit refit = quant::Refit::kNone;
   bool weighted = false;
   Statistics statistics = Statistics::kFp;
-  quant::GptqOptions gptq;  ///< gptq
+  quant::GptqOptions gptq;  ///< gptq, and multipoint with first_point = gptq
+  FirstPointMethod first_point = FirstPointMethod::kMse;  ///< multipoint
 };
 
 /// True if the method needs calibration data.

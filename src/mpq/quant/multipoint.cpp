@@ -69,6 +69,11 @@ void GreedyChannel::add_fixed_point(double step, int bits) {
   steps_.push_back(s);
 }
 
+void GreedyChannel::add_given_point(float step, const int8_t* codes) {
+  codes_.insert(codes_.end(), codes, codes + d_);
+  steps_.push_back(step);
+}
+
 void GreedyChannel::reconstruct(float* out) const {
   for (int64_t j = 0; j < d_; ++j) {
     double v = 0.0;

@@ -44,6 +44,8 @@ class GreedyChannel {
   /// Adds a point with a prescribed step (round-to-nearest of the residual onto step * grid):
   /// the per-layer first point, or max-range RTN.
   void add_fixed_point(double step, int bits);
+  /// Adds a point computed elsewhere (e.g. GPTQ's codes and step for the channel's first point).
+  void add_given_point(float step, const int8_t* codes);
 
   /// Replaces all steps by the least-squares optimum for the current codes under the metric
   /// M (identity when metric == nullptr, diagonal when `diagonal`, else dense d x d row-major):

@@ -81,7 +81,7 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
 
   // Shared first step for per-layer granularity.
   double layer_step = 0;
-  if (spec.granularity == Granularity::kPerLayer) {
+  if (spec.granularity == Granularity::kPerLayer && !spec.first) {
     if (spec.first_point == FirstPoint::kMaxRange) {
       layer_step = max_range_step(spec.w, C * d, L);
     } else {
@@ -118,7 +118,10 @@ LayerCandidates LayerCandidates::build(const LayerQuantSpec& spec) {
 #pragma omp parallel for schedule(dynamic, 8)
     for (int64_t c = 0; c < C; ++c) {
       auto& ch = lc.channels_[static_cast<size_t>(c)];
-      if (k == 0 && spec.granularity == Granularity::kPerLayer) {
+      if (k == 0 && spec.first) {
+        ch.add_given_point(spec.first->scales[static_cast<size_t>(c)],
+                           spec.first->codes.data() + c * d);
+      } else if (k == 0 && spec.granularity == Granularity::kPerLayer) {
         ch.add_fixed_point(layer_step, spec.bits);
       } else if (k == 0 && spec.first_point == FirstPoint::kMaxRange) {
         ch.add_fixed_point(max_range_step(spec.w + c * d, d, L), spec.bits);

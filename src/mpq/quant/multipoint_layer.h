@@ -7,6 +7,7 @@
 //                max-range RTN for `first_point = kMaxRange`
 //   per layer    one step for the whole layer: the MSE-optimal step of all C*d weights (exact
 //                search over the flattened tensor), or max|W| / L for kMaxRange
+// A prescribed first point (LayerQuantSpec::first, e.g. GPTQ's codes and steps) replaces both.
 // Extra points: always per channel, greedy on the residual (multipoint.h).
 //
 // Candidates are computed eagerly up to K for every channel (channels in parallel with OpenMP;
@@ -44,6 +45,9 @@ struct LayerQuantSpec {
   bool weighted = false;                ///< importance-weighted objective with s = diag(Σ)
   const SecondMoment* stats = nullptr;  ///< optional calibration statistics of this layer
   double point_cost_macs = 1;           ///< MACs of one output channel
+  /// Optional first point of every channel (one point each, [c_out, d] codes), used instead of
+  /// the search; must outlive build().
+  const QuantizedLayer* first = nullptr;
 };
 
 class LayerCandidates {

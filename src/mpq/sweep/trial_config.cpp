@@ -134,6 +134,10 @@ const Schema& trial_schema() {
         .integer("/weights/gptq/block", 128, 1, 1 << 20,
                  "gptq: columns per block of lazy updates")
         .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
+        .choice("/weights/multipoint/first_point", "mse", {"mse", "rtn", "gptq"},
+                "first point of every channel: MSE-optimal (the paper's), max-range "
+                "round-to-nearest, or GPTQ's (settings in /weights/gptq); extra points go "
+                "greedily on what it leaves")
         .choice("/weights/multipoint/policy", "budget",
                 {"budget", "threshold", "uniform", "random", "weight_error"},
                 "how extra points are allocated (method.md §3)")
@@ -227,8 +231,11 @@ json trial_identity(const json& resolved) {
   id.erase("save_logits");
   id["calibration"].erase("cache_dir");
   const std::string method = id["weights"]["method"];
+  const bool gptq_first = method == "multipoint" &&
+                          id["weights"]["multipoint"].value("first_point", "mse") == "gptq";
   for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq"})
-    if (method != group) id["weights"].erase(group);
+    if (method != group && !(gptq_first && std::string(group) == "gptq"))
+      id["weights"].erase(group);
   if (method != "mse" && method != "multipoint" && method != "bit_alloc") {
     id["weights"].erase("search");
     id["weights"].erase("grid_candidates");
@@ -248,6 +255,7 @@ json trial_identity(const json& resolved) {
       m.erase("scope");
     }
     if (policy != "uniform") m.erase("points");
+    if (m.value("first_point", "mse") == "mse") m.erase("first_point");  // ids from before it
   }
   if (id["activations"]["bits"] == 32) id["activations"] = {{"bits", 32}};
   if (!uses_calibration_data(resolved)) id.erase("calibration");
@@ -419,6 +427,7 @@ TrialConfig parse_trial_config(const json& r) {
             : refit == "output" ? quant::Refit::kOutput
                                 : quant::Refit::kNone;
   w.weighted = mp["weighted"];
+  w.first_point = ptq::parse_first_point(mp["first_point"]);
   const json& gq = j["gptq"];
   w.gptq.grid = gq["grid"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
   w.gptq.damp = gq["damp"];
