@@ -296,7 +296,7 @@ int main(int argc, char** argv) {
   int q_bits = 0, q_threads = -1;
   quantize->add_option("--model", q_model, "TorchScript archive or default:<arch>");
   quantize->add_option("--method", q_method,
-                       "weight method: rtn | mse | aciq | percentile | ocs | bit_alloc | gptq | "
+                       "weight method: rtn | mse | aciq | percentile | ocs | bit_alloc | gptq | adaround | "
                        "multipoint");
   quantize->add_option("--bits", q_bits, "weight bits in [2, 8]");
   quantize->add_option("--dataset", q_dataset, "fashion-mnist | imagenet | image_folder");

@@ -97,17 +97,23 @@ quant::FirstPoint first_kind(const WeightConfig& w) {
              : quant::FirstPoint::kOptimal;
 }
 
+// Everything the FP calibration statistics depend on (their cache key).
+json stats_description(const CalibrationContext& calib) {
+  json desc = calib.cache_description;
+  desc["batch_size"] = calib.options.batch_size;
+  desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
+  desc["accumulation"] = "im2col chunks of 64 MiB";  // changes the float32 partial sums
+  desc["sample_seed"] = calib.options.seed;
+  return desc;
+}
+
 // Statistics of `layers` measured on the FP network, through the on-disk cache.
 std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const CalibrationContext& calib,
                                                const std::vector<int>& layers, bool* cache_hit,
                                                double* seconds) {
   auto tc = std::chrono::steady_clock::now();
   net.restore_fp();
-  json desc = calib.cache_description;
-  desc["batch_size"] = calib.options.batch_size;
-  desc["max_bytes_per_layer"] = calib.options.max_bytes_per_layer;
-  desc["accumulation"] = "im2col chunks of 64 MiB";  // changes the float32 partial sums
-  desc["sample_seed"] = calib.options.seed;
+  json desc = stats_description(calib);
   auto stats = cached_statistics(
       calib.cache_dir, desc, layers,
       [&](const std::vector<int>& missing) {
@@ -138,6 +144,8 @@ const char* weight_method_name(WeightMethod m) {
       return "multipoint";
     case WeightMethod::kGptq:
       return "gptq";
+    case WeightMethod::kAdaround:
+      return "adaround";
   }
   return "?";
 }
@@ -145,7 +153,8 @@ const char* weight_method_name(WeightMethod m) {
 WeightMethod parse_weight_method(const std::string& name) {
   for (auto m :
        {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq, WeightMethod::kPercentile,
-        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint, WeightMethod::kGptq})
+        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint, WeightMethod::kGptq,
+                 WeightMethod::kAdaround})
     if (name == weight_method_name(m)) return m;
   throw ConfigError("/weights/method: unknown method '" + name + "'");
 }
@@ -175,6 +184,7 @@ LayerRule parse_layer_rule(const std::string& name) {
 bool uses_calibration(const WeightConfig& w) {
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
   return w.method == WeightMethod::kMultipoint || w.method == WeightMethod::kGptq ||
+         w.method == WeightMethod::kAdaround ||
          (w.method == WeightMethod::kBitAlloc && w.bit_alloc_by_output_error);
 }
 
@@ -241,6 +251,33 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     std::map<int, LayerOutcome> done;
     double calib_seconds = 0;
     local([&] {
+      if (w.method == WeightMethod::kAdaround) {
+        // Layer by layer (rows in parallel inside), each through the result cache.
+        const bool prefix = w.statistics == Statistics::kQuantizedPrefix;
+        std::vector<quant::SecondMoment> stats;
+        if (!prefix) stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
+        for (size_t k = 0; k < mine.size(); ++k) {
+          const int i = mine[k];
+          quant::SecondMoment one;
+          if (prefix) {
+            auto tc = std::chrono::steady_clock::now();
+            one = collect_statistics(
+                net, *calib.data, calib.indices, {i}, calib.options,
+                "calibrate " + std::to_string(k + 1) + "/" + std::to_string(mine.size()))[0];
+            calib_seconds += since(tc);
+          }
+          json key = stats_description(calib);
+          key["statistics"] = prefix ? "quantized_prefix" : "fp";
+          key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
+          if (prefix) key["prefix_layers"] = json(std::vector<int>(mine.begin(), mine.begin() + k));
+          done[i] = quantize_adaround(net, i, layer_bits(w, i, count), w, prefix ? one : stats[k],
+                                      calib.cache_dir, key,
+                                      "adaround " + std::to_string(k + 1) + "/" +
+                                          std::to_string(mine.size()));
+          if (prefix) set_dequantized(net, i, done[i].q);
+        }
+        return;
+      }
       if (w.method == WeightMethod::kGptq && w.statistics == Statistics::kQuantizedPrefix) {
         // Layer by layer, each measured with the earlier layers already quantized.
         for (size_t k = 0; k < mine.size(); ++k) {

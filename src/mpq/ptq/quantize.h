@@ -10,6 +10,8 @@
 //   multipoint  greedy points up to max_points per channel, number of points per channel
 //               allocated from calibration statistics (quant/allocation.h)
 //   gptq        GPTQ against the layer's calibration statistics (quant/gptq.h)
+//   adaround    AdaRound's learned rounding against the layer's statistics (quant/adaround.h),
+//               results cached per layer beside the statistics
 //
 // The first/last-layer convention (weights.first_layer / last_layer: quantize | fp | 8bit)
 // decides each layer's bits. Statistics come from the FP network (calibration.statistics =
@@ -26,6 +28,7 @@
 #include "mpq/data/dataset.h"
 #include "mpq/model/network.h"
 #include "mpq/ptq/calibrate.h"
+#include "mpq/quant/adaround.h"
 #include "mpq/quant/allocation.h"
 #include "mpq/quant/gptq.h"
 #include "mpq/quant/layer.h"
@@ -33,8 +36,18 @@
 
 namespace mpq::ptq {
 
-enum class WeightMethod { kRtn, kMse, kAciq, kPercentile, kOcs, kBitAlloc, kMultipoint, kGptq };
-/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq".
+enum class WeightMethod {
+  kRtn,
+  kMse,
+  kAciq,
+  kPercentile,
+  kOcs,
+  kBitAlloc,
+  kMultipoint,
+  kGptq,
+  kAdaround
+};
+/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq", "adaround".
 const char* weight_method_name(WeightMethod m);
 /// Inverse of weight_method_name; ConfigError for an unknown name.
 WeightMethod parse_weight_method(const std::string& name);
@@ -73,6 +86,7 @@ struct WeightConfig {
   Statistics statistics = Statistics::kFp;
   quant::GptqOptions gptq;  ///< gptq, and multipoint with first_point = gptq
   FirstPointMethod first_point = FirstPointMethod::kMse;  ///< multipoint
+  quant::AdaroundOptions adaround;                        ///< adaround
 };
 
 /// True if the method needs calibration data.

@@ -1,8 +1,9 @@
 // Methods that quantize a layer against its calibration statistics Σ (layer-wise reconstruction
-// of the output): GPTQ (quant/gptq.h). Each returns the layer's LayerOutcome with its
+// of the output): GPTQ (quant/gptq.h) and AdaRound (quant/adaround.h). Each returns the layer's LayerOutcome with its
 // parameters and per-layer errors for the trial file (docs/trial-file-format.md).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "mpq/model/network.h"
@@ -16,5 +17,16 @@ namespace mpq::ptq {
 std::vector<LayerOutcome> quantize_gptq(const model::Network& net, const std::vector<int>& layers,
                                         const std::vector<int>& bits, const WeightConfig& w,
                                         const std::vector<quant::SecondMoment>& stats);
+
+/// AdaRound of layer `index` against `stats`. Results are cached in
+///   <cache_dir>/adaround/<sha256>.h5  (codes int8 [C, d], scales float32 [C], attrs: the
+///   layer's trial-file attributes as JSON text, format "mpq-adaround", key)
+/// keyed by `stats_key` (what the statistics depend on), the layer, its bits and granularity and
+/// every AdaRound option, so trials and ranks share each layer's optimization (cache_dir "" =
+/// no cache). Written to a temporary name, fsynced and renamed; an unreadable file is recomputed.
+LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
+                               const WeightConfig& w, const quant::SecondMoment& stats,
+                               const std::string& cache_dir, const nlohmann::json& stats_key,
+                               const std::string& label);
 
 }  // namespace mpq::ptq

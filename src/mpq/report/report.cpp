@@ -61,6 +61,7 @@ std::string method_display(const std::string& m) {
   if (m == "bit_alloc") return "bit allocation";
   if (m == "percentile") return "percentile";
   if (m == "gptq") return "GPTQ";
+  if (m == "adaround") return "AdaRound";
   return m;
 }
 

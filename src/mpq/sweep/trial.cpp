@@ -651,6 +651,10 @@ json manifest(const Prepared& p, const ptq::NetworkQuantization& nq, const Corre
     m["weight_search"] = "gptq";
     m["gptq"] = cfg.resolved["weights"]["gptq"];
   }
+  if (cfg.weights.method == ptq::WeightMethod::kAdaround) {
+    m["weight_search"] = "adaround";
+    m["adaround"] = cfg.resolved["weights"]["adaround"];
+  }
   m["first_layer"] = ptq::layer_rule_name(cfg.weights.first_layer);
   m["last_layer"] = ptq::layer_rule_name(cfg.weights.last_layer);
   const auto& acfg = cfg.activations;

@@ -103,10 +103,11 @@ const Schema& trial_schema() {
         .string("/calibration/cache_dir", "results/cache",
                 "cache of calibration statistics (\"\" = none)")
         .choice("/weights/method", "rtn",
-                {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq"},
+                {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq",
+                 "adaround"},
                 "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier "
                 "channel splitting; bit_alloc: per-channel bits; multipoint; gptq: GPTQ on the "
-                "calibration statistics")
+                "calibration statistics; adaround: learned rounding on the calibration statistics")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
                 "one scale per output channel, or one per layer (per-tensor)")
@@ -134,6 +135,17 @@ const Schema& trial_schema() {
         .integer("/weights/gptq/block", 128, 1, 1 << 20,
                  "gptq: columns per block of lazy updates")
         .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
+        .integer("/weights/adaround/iterations", 10000, 1, 1 << 24,
+                 "adaround: Adam iterations per layer (the paper: 10k-20k)")
+        .number("/weights/adaround/lambda", 0.01, 0.0, 1e6, "adaround: regularizer weight λ")
+        .number("/weights/adaround/beta_start", 20.0, 0.0, 1e3,
+                "adaround: β of the regularizer when it starts")
+        .number("/weights/adaround/beta_end", 2.0, 0.0, 1e3, "adaround: β at the end")
+        .number("/weights/adaround/warmup", 0.2, 0.0, 0.99,
+                "adaround: fraction of iterations without the regularizer")
+        .number("/weights/adaround/lr", 1e-3, 0.0, 1.0, "adaround: Adam learning rate")
+        .choice("/weights/adaround/grid", "mse", {"mse", "max"},
+                "adaround: step of each channel (or of the layer), fixed before the optimization")
         .choice("/weights/multipoint/first_point", "mse", {"mse", "rtn", "gptq"},
                 "first point of every channel: MSE-optimal (the paper's), max-range "
                 "round-to-nearest, or GPTQ's (settings in /weights/gptq); extra points go "
@@ -233,7 +245,8 @@ json trial_identity(const json& resolved) {
   const std::string method = id["weights"]["method"];
   const bool gptq_first = method == "multipoint" &&
                           id["weights"]["multipoint"].value("first_point", "mse") == "gptq";
-  for (const char* group : {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq"})
+  for (const char* group :
+       {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq", "adaround"})
     if (method != group && !(gptq_first && std::string(group) == "gptq"))
       id["weights"].erase(group);
   if (method != "mse" && method != "multipoint" && method != "bit_alloc") {
@@ -272,7 +285,7 @@ std::string trial_id(const json& resolved, const std::string& model_sha256,
 bool uses_calibration_data(const json& r) {
   const std::string method = r["weights"]["method"];
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
-  return method == "multipoint" || method == "gptq" ||
+  return method == "multipoint" || method == "gptq" || method == "adaround" ||
          (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
          r["activations"]["bits"] < 32 || r["bias_correction"].get<bool>();
 }
@@ -428,6 +441,14 @@ TrialConfig parse_trial_config(const json& r) {
                                 : quant::Refit::kNone;
   w.weighted = mp["weighted"];
   w.first_point = ptq::parse_first_point(mp["first_point"]);
+  const json& ar = j["adaround"];
+  w.adaround.iterations = ar["iterations"];
+  w.adaround.lambda = ar["lambda"];
+  w.adaround.beta_start = ar["beta_start"];
+  w.adaround.beta_end = ar["beta_end"];
+  w.adaround.warmup = ar["warmup"];
+  w.adaround.lr = ar["lr"];
+  w.adaround.grid = ar["grid"] == "max" ? quant::RangeMethod::kMax : quant::RangeMethod::kMse;
   const json& gq = j["gptq"];
   w.gptq.grid = gq["grid"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
   w.gptq.damp = gq["damp"];

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# AdaRound (quant/adaround.h): against an independent PyTorch implementation with the same
+# initialization and schedule on a small layer (adaround_reference.py, bounds stated there), and
+# on both fixture models: every layer's output error at most round-to-nearest's on the same grid,
+# results served from the per-layer cache on a second run (identical codes), the same codes with
+# another thread count and no cache (determinism), and the exported weights giving mpq's top-1 in
+# PyTorch (python_eval.py, within its float32 reordering bound).
+source "$(dirname "$0")/lib.sh"
+d="$ART/adaround" && rm -rf "$d" && mkdir -p "$d"
+
+if r=$("$PYTHON" "$SRC/tests/integration/adaround_reference.py" "$LAYER_TOOL" "$d/ref" 2>&1); then pass "PyTorch reference: $r"
+else fail "PyTorch reference: $r"; fi
+
+for arch in resnet20 mobilenetv2; do
+  m="$ART/models/tiny_$arch.pt"
+  q=(-q quantize --model "$m" --method adaround --bits 3 --set weights.adaround.iterations=300
+     --set calibration.size=64 --set data.eval_limit=1000)
+  "$MPQ" "${q[@]}" --threads 2 --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_1.h5" \
+    --export "$d/$arch.pt" >"$d/log" 2>&1 || { fail "$arch: $(cat "$d/log")"; continue; }
+  "$MPQ" "${q[@]}" --threads 2 --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_2.h5" \
+    >"$d/log" 2>&1 || { fail "$arch (cached): $(cat "$d/log")"; continue; }
+  "$MPQ" "${q[@]}" --threads 1 --set calibration.cache_dir= -o "$d/${arch}_3.h5" \
+    >"$d/log" 2>&1 || { fail "$arch (1 thread): $(cat "$d/log")"; continue; }
+  if r=$("$PYTHON" - "$d/${arch}_1.h5" "$d/${arch}_2.h5" "$d/${arch}_3.h5" <<'PY'
+import sys, h5py, numpy as np
+a, b, c = (h5py.File(p) for p in sys.argv[1:])
+n = worse = hits = 0
+for k in a["layers"]:
+    x = a["layers"][k]
+    if not x.attrs["quantized"]:
+        continue
+    n += 1
+    if x.attrs["output_rel_error_final"] > x.attrs["output_rel_error_rtn"] * (1 + 1e-9):
+        worse += 1
+    assert not x.attrs["adaround_cache_hit"], k
+    hits += bool(b["layers"][k].attrs["adaround_cache_hit"])
+    for other, what in ((b, "cached"), (c, "1 thread, no cache")):
+        assert np.array_equal(x["codes"][()], other["layers"][k]["codes"][()]), f"{k}: {what} differs"
+assert worse == 0, f"{worse} layers above round-to-nearest"
+assert hits == n, f"only {hits} of {n} layers from the cache"
+ma, mr = a["metrics"].attrs, c["metrics"].attrs
+assert ma["top1"] == mr["top1"] and ma["kl"] == mr["kl"]
+print(f"{n} layers at most RTN's output error; all {n} cached on rerun; identical with 1 thread "
+      f"and no cache; top-1 {ma['top1']:.4f}")
+PY
+  ); then pass "$arch: $r"; else fail "$arch: $r"; fi
+  sim=$("$PYTHON" -c "import h5py; print('%.4f' % h5py.File('$d/${arch}_1.h5')['metrics'].attrs['top1'])")
+  read -r py bound < <("$PYTHON" "$SRC/tests/integration/python_eval.py" "$d/$arch.pt" 1000 --flip-bound 1e-3)
+  "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > $bound + 1e-9)" \
+    && pass "$arch in PyTorch: top-1 $py, mpq $sim (bound $bound)" \
+    || fail "$arch in PyTorch: top-1 $py vs mpq $sim (bound $bound)"
+done
+finish
