@@ -288,8 +288,8 @@ int main(int argc, char** argv) {
       "  mpq quantize --model default:resnet20 --method multipoint --bits 4 --set "
       "activations.bits=8 "
       "\\\n      -o results/mp_a8.h5 --export-int8 results/mp_int8.pt   # on int8 kernels\n"
-      "Every config key is listed in docs/configs.md; flags override --config, --set overrides "
-      "both.");
+      "Every config key is listed in docs/configs.md; --set overrides --config, and the flags "
+      "(--method, --bits, ...) override both (docs/cli.md).");
   ConfigArgs q_cfg;
   add_config_args(quantize, q_cfg);
   std::string q_model, q_method, q_gran, q_output, q_export, q_export_int8, q_dataset, q_root;

@@ -13,13 +13,13 @@ else fail "PyTorch reference: $r"; fi
 
 for arch in resnet20 mobilenetv2; do
   m="$ART/models/tiny_$arch.pt"
-  q=(-q quantize --model "$m" --method adaround --bits 3 --set weights.adaround.iterations=300
+  q=(-q quantize --model "$m" --bits 3 --set weights.adaround.iterations=300
      --set calibration.size=64 --set data.eval_limit=1000)
-  "$MPQ" "${q[@]}" --threads 2 --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_1.h5" \
+  "$MPQ" "${q[@]}" --method adaround --threads 2 --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_1.h5" \
     --export "$d/$arch.pt" >"$d/log" 2>&1 || { fail "$arch: $(cat "$d/log")"; continue; }
-  "$MPQ" "${q[@]}" --threads 2 --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_2.h5" \
+  "$MPQ" "${q[@]}" --method adaround --threads 2 --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_2.h5" \
     >"$d/log" 2>&1 || { fail "$arch (cached): $(cat "$d/log")"; continue; }
-  "$MPQ" "${q[@]}" --threads 1 --set calibration.cache_dir= -o "$d/${arch}_3.h5" \
+  "$MPQ" "${q[@]}" --method adaround --threads 1 --set calibration.cache_dir= -o "$d/${arch}_3.h5" \
     >"$d/log" 2>&1 || { fail "$arch (1 thread): $(cat "$d/log")"; continue; }
   if r=$("$PYTHON" - "$d/${arch}_1.h5" "$d/${arch}_2.h5" "$d/${arch}_3.h5" <<'PY'
 import sys, h5py, numpy as np
@@ -44,6 +44,27 @@ print(f"{n} layers at most RTN's output error; all {n} cached on rerun; identica
       f"and no cache; top-1 {ma['top1']:.4f}")
 PY
   ); then pass "$arch: $r"; else fail "$arch: $r"; fi
+  # Multipoint on AdaRound: first points are the AdaRound trial's, served from the same cache.
+  "$MPQ" "${q[@]}" --method multipoint --set weights.multipoint.first_point=adaround \
+    --set calibration.cache_dir="$d/cache_$arch" -o "$d/${arch}_mp.h5" >"$d/log" 2>&1 \
+    || fail "$arch multipoint on AdaRound: $(cat "$d/log")"
+  if r=$("$PYTHON" - "$d/${arch}_mp.h5" "$d/${arch}_1.h5" <<'PY'
+import sys, h5py, numpy as np
+mp, ar = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+extra = 0
+for k in ar["layers"]:
+    a, b = mp["layers"][k], ar["layers"][k]
+    if not b.attrs["quantized"]:
+        continue
+    assert a.attrs["first_point"] == "adaround"
+    ppc = a["points_per_channel"][()]
+    first = np.concatenate([[0], np.cumsum(ppc)[:-1]])
+    assert np.array_equal(a["codes"][()][first], b["codes"][()]), f"{k}: first-point codes"
+    assert a.attrs["output_rel_error_final"] <= b.attrs["output_rel_error_final"] * (1 + 1e-6) + 1e-12, k
+    extra += int(ppc.sum() - len(ppc))
+print(f"first points identical to AdaRound's on every layer; {extra} extra points")
+PY
+  ); then pass "$arch multipoint on AdaRound: $r"; else fail "$arch multipoint on AdaRound: $r"; fi
   sim=$("$PYTHON" -c "import h5py; print('%.4f' % h5py.File('$d/${arch}_1.h5')['metrics'].attrs['top1'])")
   read -r py bound < <("$PYTHON" "$SRC/tests/integration/python_eval.py" "$d/$arch.pt" 1000 --flip-bound 1e-3)
   "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > $bound + 1e-9)" \

@@ -160,14 +160,25 @@ WeightMethod parse_weight_method(const std::string& name) {
 }
 
 const char* first_point_name(FirstPointMethod f) {
-  return f == FirstPointMethod::kMse ? "mse" : f == FirstPointMethod::kRtn ? "rtn" : "gptq";
+  switch (f) {
+    case FirstPointMethod::kMse:
+      return "mse";
+    case FirstPointMethod::kRtn:
+      return "rtn";
+    case FirstPointMethod::kGptq:
+      return "gptq";
+    case FirstPointMethod::kAdaround:
+      return "adaround";
+  }
+  return "?";
 }
 
 FirstPointMethod parse_first_point(const std::string& name) {
-  for (auto f : {FirstPointMethod::kMse, FirstPointMethod::kRtn, FirstPointMethod::kGptq})
+  for (auto f : {FirstPointMethod::kMse, FirstPointMethod::kRtn, FirstPointMethod::kGptq,
+                 FirstPointMethod::kAdaround})
     if (name == first_point_name(f)) return f;
   throw ConfigError("/weights/multipoint/first_point: unknown first point '" + name +
-                    "' (mse, rtn, gptq)");
+                    "' (mse, rtn, gptq, adaround)");
 }
 
 const char* layer_rule_name(LayerRule r) {
@@ -344,6 +355,16 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
         for (int i : mine) bits.push_back(layer_bits(w, i, count));
         firsts = quantize_gptq(net, mine, bits, w, stats);
       }
+      if (multipoint && w.first_point == FirstPointMethod::kAdaround) {
+        json key = stats_description(calib);
+        key["statistics"] = "fp";
+        key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
+        for (size_t k = 0; k < mine.size(); ++k)
+          firsts.push_back(quantize_adaround(net, mine[k], layer_bits(w, mine[k], count), w,
+                                             stats[k], calib.cache_dir, key,
+                                             "adaround " + std::to_string(k + 1) + "/" +
+                                                 std::to_string(mine.size())));
+      }
       Progress bar(std::string("quantize ") + weight_method_name(w.method),
                    static_cast<int64_t>(mine.size()));
       for (size_t k = 0; k < mine.size(); ++k) {
@@ -402,6 +423,11 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
       std::vector<LayerOutcome> first;
       if (w.first_point == FirstPointMethod::kGptq) {
         first = quantize_gptq(net, {i}, {layer_bits(w, i, count)}, w, stats);
+        spec.first = &first[0].q;
+      } else if (w.first_point == FirstPointMethod::kAdaround) {
+        // Not cached: the statistics depend on every earlier layer's multipoint result.
+        first.push_back(quantize_adaround(net, i, layer_bits(w, i, count), w, stats[0], "",
+                                          json::object(), "adaround"));
         spec.first = &first[0].q;
       }
       auto cand = quant::LayerCandidates::build(spec);

@@ -63,9 +63,9 @@ LayerRule parse_layer_rule(const std::string& name);
 enum class Statistics { kFp, kQuantizedPrefix };
 
 /// Multipoint's first point: the MSE-optimal point (the paper's), max-range round-to-nearest, or
-/// GPTQ's codes and steps (extra points then go greedily on what GPTQ leaves). Names "mse",
-/// "rtn", "gptq".
-enum class FirstPointMethod { kMse, kRtn, kGptq };
+/// GPTQ's or AdaRound's codes and steps (extra points then go greedily on what they leave).
+/// Names "mse", "rtn", "gptq", "adaround".
+enum class FirstPointMethod { kMse, kRtn, kGptq, kAdaround };
 const char* first_point_name(FirstPointMethod f);
 FirstPointMethod parse_first_point(const std::string& name);
 

@@ -182,7 +182,7 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
   const double oe = total(r.output_energy);
   json& a = o.attrs;
   a["bits"] = bits;
-  a["method"] = weight_method_name(w.method);
+  a["method"] = weight_method_name(WeightMethod::kAdaround);  // also as multipoint's first point
   a["granularity"] = quant::granularity_name(w.granularity);
   a["adaround_grid"] = grid;
   a["adaround_iterations"] = ao.iterations;

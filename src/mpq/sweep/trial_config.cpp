@@ -146,10 +146,10 @@ const Schema& trial_schema() {
         .number("/weights/adaround/lr", 1e-3, 0.0, 1.0, "adaround: Adam learning rate")
         .choice("/weights/adaround/grid", "mse", {"mse", "max"},
                 "adaround: step of each channel (or of the layer), fixed before the optimization")
-        .choice("/weights/multipoint/first_point", "mse", {"mse", "rtn", "gptq"},
+        .choice("/weights/multipoint/first_point", "mse", {"mse", "rtn", "gptq", "adaround"},
                 "first point of every channel: MSE-optimal (the paper's), max-range "
-                "round-to-nearest, or GPTQ's (settings in /weights/gptq); extra points go "
-                "greedily on what it leaves")
+                "round-to-nearest, GPTQ's or AdaRound's (settings in /weights/gptq, "
+                "/weights/adaround); extra points go greedily on what it leaves")
         .choice("/weights/multipoint/policy", "budget",
                 {"budget", "threshold", "uniform", "random", "weight_error"},
                 "how extra points are allocated (method.md §3)")
@@ -243,12 +243,12 @@ json trial_identity(const json& resolved) {
   id.erase("save_logits");
   id["calibration"].erase("cache_dir");
   const std::string method = id["weights"]["method"];
-  const bool gptq_first = method == "multipoint" &&
-                          id["weights"]["multipoint"].value("first_point", "mse") == "gptq";
+  // Multipoint on GPTQ or AdaRound keeps that method's settings in its identity.
+  const std::string first =
+      method == "multipoint" ? id["weights"]["multipoint"].value("first_point", "mse") : "";
   for (const char* group :
        {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq", "adaround"})
-    if (method != group && !(gptq_first && std::string(group) == "gptq"))
-      id["weights"].erase(group);
+    if (method != group && first != group) id["weights"].erase(group);
   if (method != "mse" && method != "multipoint" && method != "bit_alloc") {
     id["weights"].erase("search");
     id["weights"].erase("grid_candidates");
