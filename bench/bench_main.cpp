@@ -5,6 +5,7 @@
 //   mpq_bench resnet18   quantize every weight of ResNet-18-shaped layers (random weights,
 //                        synthetic calibration statistics) at 4 bits, 1 point + 10% extra
 //   mpq_bench gptq [act_order]   GPTQ (quant/gptq.h) of the same ResNet-18 shapes and statistics
+//   mpq_bench adaround [ITERATIONS]   AdaRound (quant/adaround.h) of the same shapes, per layer
 //   mpq_bench search     exact coefficient search vs a 1024-candidate grid: error and speed
 //   mpq_bench calib [MODEL.pt...]   calibration statistics vs one FP forward pass on the same
 //                        images, and per layer against the FLOP floor (plus the given archives)
@@ -50,6 +51,7 @@
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/calibrate.h"
 #include "mpq/ptq/quantize.h"
+#include "mpq/quant/adaround.h"
 #include "mpq/quant/allocation.h"
 #include "mpq/quant/coefficient_search.h"
 #include "mpq/quant/grid.h"
@@ -215,6 +217,41 @@ int bench_gptq(bool act_order) {
               e / e_rtn);
   std::printf("  peak RSS %.0f MB (%.0f MB before quantizing: weights + statistics)\n",
               peak_rss_mb(), rss_before);
+  return 0;
+}
+
+// --- adaround --------------------------------------------------------------------------------
+
+int bench_adaround(int64_t iterations) {
+  auto [shapes, weights, stats, params] = resnet18_layers();
+  quant::AdaroundOptions o;
+  o.iterations = iterations;
+  std::printf("AdaRound of ResNet-18 shapes from Σ: %zu layers, %.2fM weights, 4 bits per channel, "
+              "MSE grid, %lld iterations (the paper: 10000)\n",
+              shapes.size(), static_cast<double>(params) / 1e6, static_cast<long long>(iterations));
+  std::printf("| layer | c_out x d | seconds | ms / iteration | output error / RTN's |\n");
+  std::printf("|---:|---|---:|---:|---:|\n");
+  double rss_before = peak_rss_mb(), total = 0;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    auto t0 = Clock::now();
+    auto r = quant::adaround_layer(weights[i].data_ptr<float>(), shapes[i].c_out,
+                                   weights[i].size(1), 1, 4, quant::Granularity::kPerChannel,
+                                   stats[i], o);
+    double t = secs(t0);
+    total += t;
+    double e = 0, e_rtn = 0;
+    for (size_t c = 0; c < r.output_error.size(); ++c) {
+      e += r.output_error[c];
+      e_rtn += r.rtn_output_error[c];
+    }
+    std::printf("| %zu | %lld x %lld | %.2f | %.2f | %.3f |\n", i,
+                static_cast<long long>(shapes[i].c_out), static_cast<long long>(weights[i].size(1)),
+                t, 1e3 * t / static_cast<double>(iterations), e / e_rtn);
+  }
+  std::printf("total %.1f s for %lld iterations per layer = %.1f ms per iteration of all layers; "
+              "peak RSS %.0f MB (%.0f MB before: weights + statistics)\n",
+              total, static_cast<long long>(iterations),
+              1e3 * total / static_cast<double>(iterations), peak_rss_mb(), rss_before);
   return 0;
 }
 
@@ -791,7 +828,7 @@ int bench_nms() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: mpq_bench resnet18|gptq|search|calib|latency|eval|data|map|nms\n");
+    std::fprintf(stderr, "usage: mpq_bench resnet18|gptq|adaround|search|calib|latency|eval|data|map|nms\n");
     return 2;
   }
   set_quiet(true);
@@ -799,6 +836,7 @@ int main(int argc, char** argv) {
   std::printf("# mpq_bench %s (%d threads)\n", argv[1], threads);
   std::string what = argv[1];
   if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
+  if (what == "adaround") return bench_adaround(argc > 2 ? std::atoll(argv[2]) : 100);
   if (what == "gptq") return bench_gptq(argc > 2 && std::string(argv[2]) == "act_order");
   if (what == "search") return bench_search();
   if (what == "calib") return bench_calib(std::vector<std::string>(argv + 2, argv + argc));
