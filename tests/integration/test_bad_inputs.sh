@@ -47,7 +47,12 @@ expect_error 2 "/weights/method: must be one of" "$out" -- "${q[@]}" --model "$m
 expect_error 2 "model 'default:vgg': unknown default model" "$out" -- "${q[@]}" --model default:vgg -o "$out"
 
 # Issue-4 keys: method names, OCS expand ratio, activation bits, impossible exports.
-expect_error 2 "/weights/method: must be one of \"rtn\", \"mse\", \"aciq\"" "$out" -- "${q[@]}" --model "$model" --method gptq -o "$out"
+expect_error 2 "/weights/method: must be one of \"rtn\", \"mse\", \"aciq\"" "$out" -- "${q[@]}" --model "$model" --method brecq -o "$out"
+# Issue-22 keys: GPTQ's grid, AdaRound's schedule, multipoint's first point.
+expect_error 2 "/weights/gptq/grid: must be one of \"max\", \"mse\"" "$out" -- "${q[@]}" --model "$model" --method gptq --set weights.gptq.grid=percentile -o "$out"
+expect_error 2 "/weights/gptq/damp: must be a number in \[0, 1\]" "$out" -- "${q[@]}" --model "$model" --method gptq --set weights.gptq.damp=-0.01 -o "$out"
+expect_error 2 "/weights/adaround/warmup: must be a number in \[0, 0.99\]" "$out" -- "${q[@]}" --model "$model" --method adaround --set weights.adaround.warmup=1 -o "$out"
+expect_error 2 "/weights/multipoint/first_point: must be one of \"mse\", \"rtn\", \"gptq\", \"adaround\"" "$out" -- "${q[@]}" --model "$model" --method multipoint --set weights.multipoint.first_point=brecq -o "$out"
 expect_error 2 "/weights/ocs/expand_ratio: must be a number in \[0, 1\], got number 1.5" "$out" -- "${q[@]}" --model "$model" --method ocs --set weights.ocs.expand_ratio=1.5 -o "$out"
 expect_error 2 "/weights/ocs/expand_ratio: must be a number in \[0, 1\], got number -0.1" "$out" -- "${q[@]}" --model "$model" --method ocs --set weights.ocs.expand_ratio=-0.1 -o "$out"
 for ab in 1 9 16 33; do
