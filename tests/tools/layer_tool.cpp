@@ -97,6 +97,7 @@ int run_gptq(const std::string& in_path, const std::string& out_path) {
   store::h5::write_dataset(out, out.id(), "output_error", {ws[0]}, r.output_error.data());
   store::h5::write_dataset(out, out.id(), "rtn_output_error", {ws[0]},
                            r.rtn_output_error.data());
+  store::h5::write_attrs(out, out.id(), {{"rows_kept_rtn", r.rows_kept_rtn}});
   out.flush();
   return 0;
 }

@@ -41,6 +41,7 @@ LayerOutcome gptq_outcome(const model::Network& net, const model::LayerInfo& L, 
   a["gptq_act_order"] = w.gptq.act_order;
   a["gptq_block"] = w.gptq.block;
   a["gptq_dead_columns"] = r.dead_columns;
+  a["gptq_rows_kept_rtn"] = r.rows_kept_rtn;
   a["weight_rel_error_final"] = we > 0 ? std::sqrt(wq / we) : 0.0;
   a["output_rel_error_final"] = oe > 0 ? total(r.output_error) / oe : 0.0;
   a["output_rel_error_rtn"] = oe > 0 ? total(r.rtn_output_error) / oe : 0.0;

@@ -181,6 +181,18 @@ GptqResult quantize_gptq_layer(const float* w, int64_t c_out, int64_t d, int64_t
       res.output_error[c] = e_g[k];
       res.rtn_output_error[c] = e_r[k];
       res.output_energy[c] = e_0[k];
+      if (e_g[k] > e_r[k]) {  // the guard (header)
+        const int64_t row = r0 + r;
+        std::copy(rtn.begin() + row * d, rtn.begin() + (row + 1) * d, q.codes.begin() + row * d);
+        double e2 = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          const double x = w[row * d + j] - steps[c] * rtn[static_cast<size_t>(row * d + j)];
+          e2 += x * x;
+        }
+        q.weight_error[c] = static_cast<float>(e2);
+        res.output_error[c] = e_r[k];
+        res.rows_kept_rtn++;
+      }
     }
   }
   return res;

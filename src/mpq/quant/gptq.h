@@ -20,6 +20,11 @@
 // factorization (d³/3) instead of an inverse and two factorizations, and the corrections of
 // earlier blocks of `block` columns come from one GEMM per block. Everything is float64.
 //
+// Guard: GPTQ is greedy, and on short rows (a depthwise 3x3 kernel has d = 9) its rounding can
+// end with a larger output error than plain round-to-nearest on the same grid (seen on an
+// unfolded MobileNetV2's first depthwise conv under AVX2 kernels). Such a row keeps
+// round-to-nearest (counted in rows_kept_rtn), so no row, and no layer, is worse than RTN.
+//
 // Cost per group: d³/3 (factorization) + rows·d² (corrections) multiply-adds. Memory per layer
 // being processed: at most three d x d float64 matrices at once (H, its reordered copy and the
 // factor; 510 MB at d = 4608) plus rows x d float64 for the weights and their errors.
@@ -47,6 +52,7 @@ struct GptqResult {
   std::vector<double> rtn_output_error;  ///< [c_out] the same for round-to-nearest on the grid
   std::vector<double> output_energy;     ///< [c_out] w_cᵀ Σ w_c
   int64_t dead_columns = 0;              ///< inputs with H_jj = 0, summed over groups
+  int64_t rows_kept_rtn = 0;             ///< rows where the guard kept round-to-nearest
 };
 
 /// Quantizes a layer [c_out, d] (row-major; rows of group g = c / (c_out / groups) share Σ_g).
