@@ -8,6 +8,7 @@
 
 #include "mpq/quant/gptq.h"
 #include "mpq/quant/grid.h"
+#include "mpq/quant/rtn_guard.h"
 #include "mpq/util/error.h"
 
 namespace mpq::quant {
@@ -124,19 +125,7 @@ AdaroundResult adaround_layer(const float* w, int64_t c_out, int64_t d, int64_t 
 
   AdaroundResult res;
   QuantizedLayer& q = res.q;
-  q.bits = bits;
-  q.c_out = c_out;
-  q.d = d;
-  q.max_points = 1;
-  q.points.assign(static_cast<size_t>(c_out), 1);
-  q.codes.assign(static_cast<size_t>(c_out * d), 0);
-  q.scales.resize(static_cast<size_t>(c_out));
-  q.point_channel.resize(static_cast<size_t>(c_out));
-  q.weight_error.resize(static_cast<size_t>(c_out));
-  for (int64_t c = 0; c < c_out; ++c) {
-    q.scales[static_cast<size_t>(c)] = static_cast<float>(steps[static_cast<size_t>(c)]);
-    q.point_channel[static_cast<size_t>(c)] = static_cast<int32_t>(c);
-  }
+  q = single_point_layout(c_out, d, bits, steps);
 
   std::vector<torch::Tensor> sig;
   for (int64_t g = 0; g < groups; ++g)
@@ -171,50 +160,14 @@ AdaroundResult adaround_layer(const float* w, int64_t c_out, int64_t d, int64_t 
   }
 
   // Errors, the guard against round-to-nearest, and the rounding decisions against it.
-  std::vector<int8_t> rtn(static_cast<size_t>(c_out * d));
-  for (int64_t c = 0; c < c_out; ++c)
-    quantize_rtn(w + c * d, d, steps[static_cast<size_t>(c)], L, rtn.data() + c * d);
-  auto wt = torch::from_blob(const_cast<float*>(w), {c_out, d}, torch::kFloat32);
-  auto st = torch::from_blob(q.scales.data(), {c_out, 1}, torch::kFloat32).to(torch::kFloat64);
-  auto wd = wt.to(torch::kFloat64);
-  auto da = (wd - st * torch::from_blob(q.codes.data(), {c_out, d}, torch::kInt8)
-                           .to(torch::kFloat64))
-                .to(torch::kFloat32);
-  auto dr = (wd - st * torch::from_blob(rtn.data(), {c_out, d}, torch::kInt8).to(torch::kFloat64))
-                .to(torch::kFloat32);
-  res.output_error.resize(static_cast<size_t>(c_out));
-  res.rtn_output_error.resize(static_cast<size_t>(c_out));
-  res.output_energy.resize(static_cast<size_t>(c_out));
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t r0 = g * per;
-    auto e_a = output_errors(stats, g, da.narrow(0, r0, per));
-    auto e_r = output_errors(stats, g, dr.narrow(0, r0, per));
-    auto e_0 = output_errors(stats, g, wt.narrow(0, r0, per));
-    for (int64_t r = 0; r < per; ++r) {
-      const size_t c = static_cast<size_t>(r0 + r), k = static_cast<size_t>(r);
-      res.rtn_output_error[c] = e_r[k];
-      res.output_energy[c] = e_0[k];
-      res.output_error[c] = e_a[k];
-      if (e_a[k] > e_r[k]) {
-        std::copy(rtn.begin() + static_cast<int64_t>(c) * d,
-                  rtn.begin() + static_cast<int64_t>(c + 1) * d,
-                  q.codes.begin() + static_cast<int64_t>(c) * d);
-        res.output_error[c] = e_r[k];
-        res.rows_kept_rtn++;
-      }
-    }
-  }
-  for (int64_t c = 0; c < c_out; ++c) {
-    double e = 0;
-    const double s = q.scales[static_cast<size_t>(c)];
-    for (int64_t j = 0; j < d; ++j) {
-      const size_t i = static_cast<size_t>(c * d + j);
-      const double x = w[i] - s * q.codes[i];
-      e += x * x;
-      res.rounded_up += q.codes[i] > rtn[i];
-      res.rounded_down += q.codes[i] < rtn[i];
-    }
-    q.weight_error[static_cast<size_t>(c)] = static_cast<float>(e);
+  auto cmp = guard_against_rtn(w, stats, q);
+  res.output_error = std::move(cmp.output_error);
+  res.rtn_output_error = std::move(cmp.rtn_output_error);
+  res.output_energy = std::move(cmp.output_energy);
+  res.rows_kept_rtn = cmp.rows_kept_rtn;
+  for (size_t i = 0; i < q.codes.size(); ++i) {
+    res.rounded_up += q.codes[i] > cmp.rtn_codes[i];
+    res.rounded_down += q.codes[i] < cmp.rtn_codes[i];
   }
   return res;
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mpq/quant/grid.h"
+#include "mpq/quant/rtn_guard.h"
 #include "mpq/util/error.h"
 
 namespace mpq::quant {
@@ -87,22 +88,7 @@ GptqResult quantize_gptq_layer(const float* w, int64_t c_out, int64_t d, int64_t
 
   GptqResult res;
   QuantizedLayer& q = res.q;
-  q.bits = bits;
-  q.c_out = c_out;
-  q.d = d;
-  q.max_points = 1;
-  q.points.assign(static_cast<size_t>(c_out), 1);
-  q.codes.assign(static_cast<size_t>(c_out * d), 0);
-  q.scales.resize(static_cast<size_t>(c_out));
-  q.point_channel.resize(static_cast<size_t>(c_out));
-  q.weight_error.resize(static_cast<size_t>(c_out));
-  for (int64_t c = 0; c < c_out; ++c) {
-    q.scales[static_cast<size_t>(c)] = static_cast<float>(steps[static_cast<size_t>(c)]);
-    q.point_channel[static_cast<size_t>(c)] = static_cast<int32_t>(c);
-  }
-  std::vector<int8_t> rtn(static_cast<size_t>(c_out * d));
-  for (int64_t c = 0; c < c_out; ++c)
-    quantize_rtn(w + c * d, d, steps[static_cast<size_t>(c)], L, rtn.data() + c * d);
+  q = single_point_layout(c_out, d, bits, steps);
 
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t r0 = g * per;
@@ -155,46 +141,13 @@ GptqResult quantize_gptq_layer(const float* w, int64_t c_out, int64_t d, int64_t
                 q.codes.data() + r0 * d, delta.data());
   }
 
-  // Errors against the original weights (dead inputs included) under the undamped Σ, from the
-  // harness's float32 GEMMs with float64 row sums (output_error.h), as for every other method.
-  auto wt = torch::from_blob(const_cast<float*>(w), {c_out, d}, torch::kFloat32);
-  auto st = torch::from_blob(const_cast<float*>(q.scales.data()), {c_out, 1}, torch::kFloat32)
-                .to(torch::kFloat64);
-  auto wd = wt.to(torch::kFloat64);
-  auto dg = (wd - st * torch::from_blob(q.codes.data(), {c_out, d}, torch::kInt8)
-                           .to(torch::kFloat64))
-                .to(torch::kFloat32);
-  auto dr = (wd - st * torch::from_blob(rtn.data(), {c_out, d}, torch::kInt8).to(torch::kFloat64))
-                .to(torch::kFloat32);
-  auto we = dg.to(torch::kFloat64).pow(2).sum(1).contiguous();
-  res.output_error.resize(static_cast<size_t>(c_out));
-  res.rtn_output_error.resize(static_cast<size_t>(c_out));
-  res.output_energy.resize(static_cast<size_t>(c_out));
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t r0 = g * per;
-    auto e_g = output_errors(stats, g, dg.narrow(0, r0, per));
-    auto e_r = output_errors(stats, g, dr.narrow(0, r0, per));
-    auto e_0 = output_errors(stats, g, wt.narrow(0, r0, per));
-    for (int64_t r = 0; r < per; ++r) {
-      const size_t c = static_cast<size_t>(r0 + r), k = static_cast<size_t>(r);
-      q.weight_error[c] = static_cast<float>(we.data_ptr<double>()[r0 + r]);
-      res.output_error[c] = e_g[k];
-      res.rtn_output_error[c] = e_r[k];
-      res.output_energy[c] = e_0[k];
-      if (e_g[k] > e_r[k]) {  // the guard (header)
-        const int64_t row = r0 + r;
-        std::copy(rtn.begin() + row * d, rtn.begin() + (row + 1) * d, q.codes.begin() + row * d);
-        double e2 = 0;
-        for (int64_t j = 0; j < d; ++j) {
-          const double x = w[row * d + j] - steps[c] * rtn[static_cast<size_t>(row * d + j)];
-          e2 += x * x;
-        }
-        q.weight_error[c] = static_cast<float>(e2);
-        res.output_error[c] = e_r[k];
-        res.rows_kept_rtn++;
-      }
-    }
-  }
+  // Errors against the original weights (dead inputs included) under the undamped Σ, and the
+  // guard (header).
+  auto cmp = guard_against_rtn(w, stats, q);
+  res.output_error = std::move(cmp.output_error);
+  res.rtn_output_error = std::move(cmp.rtn_output_error);
+  res.output_energy = std::move(cmp.output_energy);
+  res.rows_kept_rtn = cmp.rows_kept_rtn;
   return res;
 }
 
