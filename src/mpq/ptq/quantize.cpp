@@ -124,6 +124,37 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
   return stats;
 }
 
+// AdaRound of `layers`, layer by layer (rows in parallel inside), each through the result cache;
+// with quantized-prefix statistics each layer is measured after the earlier ones are quantized.
+std::map<int, LayerOutcome> adaround_layers(model::Network& net, const WeightConfig& w,
+                                            const CalibrationContext& calib,
+                                            const std::vector<int>& layers, int count,
+                                            bool* cache_hit, double* calib_seconds) {
+  const bool prefix = w.statistics == Statistics::kQuantizedPrefix;
+  std::vector<quant::SecondMoment> stats;
+  if (!prefix) stats = fp_statistics(net, calib, layers, cache_hit, calib_seconds);
+  std::map<int, LayerOutcome> done;
+  const std::string of = "/" + std::to_string(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const int i = layers[k];
+    quant::SecondMoment one;
+    if (prefix) {
+      auto tc = std::chrono::steady_clock::now();
+      one = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options,
+                               "calibrate " + std::to_string(k + 1) + of)[0];
+      *calib_seconds += since(tc);
+    }
+    json key = stats_description(calib);
+    key["statistics"] = prefix ? "quantized_prefix" : "fp";
+    key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
+    if (prefix) key["prefix_layers"] = json(std::vector<int>(layers.begin(), layers.begin() + k));
+    done[i] = quantize_adaround(net, i, layer_bits(w, i, count), w, prefix ? one : stats[k],
+                                calib.cache_dir, key, "adaround " + std::to_string(k + 1) + of);
+    if (prefix) set_dequantized(net, i, done[i].q);
+  }
+  return done;
+}
+
 }  // namespace
 
 const char* weight_method_name(WeightMethod m) {
@@ -263,30 +294,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     double calib_seconds = 0;
     local([&] {
       if (w.method == WeightMethod::kAdaround) {
-        // Layer by layer (rows in parallel inside), each through the result cache.
-        const bool prefix = w.statistics == Statistics::kQuantizedPrefix;
-        std::vector<quant::SecondMoment> stats;
-        if (!prefix) stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
-        for (size_t k = 0; k < mine.size(); ++k) {
-          const int i = mine[k];
-          quant::SecondMoment one;
-          if (prefix) {
-            auto tc = std::chrono::steady_clock::now();
-            one = collect_statistics(
-                net, *calib.data, calib.indices, {i}, calib.options,
-                "calibrate " + std::to_string(k + 1) + "/" + std::to_string(mine.size()))[0];
-            calib_seconds += since(tc);
-          }
-          json key = stats_description(calib);
-          key["statistics"] = prefix ? "quantized_prefix" : "fp";
-          key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
-          if (prefix) key["prefix_layers"] = json(std::vector<int>(mine.begin(), mine.begin() + k));
-          done[i] = quantize_adaround(net, i, layer_bits(w, i, count), w, prefix ? one : stats[k],
-                                      calib.cache_dir, key,
-                                      "adaround " + std::to_string(k + 1) + "/" +
-                                          std::to_string(mine.size()));
-          if (prefix) set_dequantized(net, i, done[i].q);
-        }
+        done = adaround_layers(net, w, calib, mine, count, &out.stats_cache_hit, &calib_seconds);
         return;
       }
       if (w.method == WeightMethod::kGptq && w.statistics == Statistics::kQuantizedPrefix) {
