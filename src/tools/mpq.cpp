@@ -461,11 +461,13 @@ int main(int argc, char** argv) {
   aggregate->add_option(
       "--pivot", a_pivots,
       "ROWS:COLUMN[:METRIC], e.g. model.path,label:weights.bits:top1 (repeatable; METRIC "
-      "defaults to top1, or map_voc07 for detection)");
+      "defaults to the trials' headline: top1, or map_voc07 / map_voc12 for detection as "
+      "eval.voc_metric says)");
   aggregate->add_option(
       "--metrics", a_metrics,
       "metrics of the summary table (default: classification top1 agreement kl "
-      "extra_channels_pct; detection map_voc07 map_voc12 fidelity_map extra_channels_pct)");
+      "extra_channels_pct; detection the headline mAP, the other mAP, fidelity_map "
+      "extra_channels_pct)");
   aggregate
       ->add_option("--format", a_format,
                    "what to print: markdown, or latex (booktabs tables, also written as .tex)")
@@ -495,7 +497,8 @@ int main(int argc, char** argv) {
   report->add_option("--overhead", rp_overhead, "x axis of the trade-off figures")
       ->check(CLI::IsMember({"macs", "channels", "weight_bits"}))
       ->capture_default_str();
-  report->add_option("--metric", rp_metric, "y axis (default: top1, or map_voc07 for detection)");
+  report->add_option("--metric", rp_metric, "y axis (default: the trials' headline: top1, or map_voc07 / map_voc12 for "
+                     "detection as eval.voc_metric says)");
   report->add_flag(
       "--pool-model-seeds", rp_pool,
       "error bars over independently trained default models too (default:<arch>@seed=N)");

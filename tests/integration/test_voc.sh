@@ -118,6 +118,50 @@ mpirun --oversubscribe -np 2 "$MPQ" -q sweep run "$d/two.json" >"$d/two.log" 2>&
 "$MPQ" -q aggregate "$d/two/voc" >"$d/agg.md" 2>"$d/log" && grep -q "map_voc07" "$d/agg.md" \
   && pass "aggregate reports detection metrics" || fail "aggregate: $(cat "$d/log") $(head -5 "$d/agg.md")"
 
+# 5b. The evaluator's options reach the FP reference and the headline. A 2-rank sweep over
+# eval.label_offset with eval.voc_metric=voc12: the FP references precomputed across ranks must be
+# those of each trial's own offset (the FP mAP of each trial equals a single trial's with that
+# offset, which computes its FP pass itself), and every summary leads with VOC12.
+cat >"$d/off.json" <<JSON
+{"name": "off",
+ "base": {"model": {"path": "$d/tiny_ssd.pt"}, "data": {"name": "voc", "root": "$voc", "cache_dir": "$d/icache", "eval_limit": 24},
+          "calibration": {"size": 32, "cache_dir": "$d/cache"}, "eval": {"voc_metric": "voc12"}},
+ "axes": [{"key": "weights.bits", "values": [4]}, {"key": "eval.label_offset", "values": [1, 0]}],
+ "run": {"results_dir": "$d/off", "threads_per_rank": 1}}
+JSON
+mpirun --oversubscribe -np 2 "$MPQ" -q sweep run "$d/off.json" >"$d/off.log" 2>&1 || fail "label_offset sweep: $(tail -3 "$d/off.log")"
+for off in 1 0; do
+  "$MPQ" quantize "${common[@]}" --method rtn --bits 4 --threads 1 --set data.eval_limit=24 \
+    --set eval.label_offset=$off --set eval.voc_metric=voc12 -o "$d/off$off.h5" >"$d/off$off.log" 2>&1 \
+    || fail "single trial, label_offset $off: $(cat "$d/off$off.log")"
+done
+# Exact equality: the same detections from the same batches give the same sums (the 2-rank sweep
+# equals the single process bit for bit, section 5); a wrong reference differs by whole points.
+"$PYTHON" - "$d/off/off/trials" "$d/off1.h5" "$d/off0.h5" <<'PY' && pass "FP reference per label_offset: each trial's FP mAP = its own offset's (sweep over 2 ranks)" || fail "FP reference of a label_offset sweep"
+import sys, glob, h5py
+single = {}
+for p in sys.argv[2:]:
+    f = h5py.File(p)
+    single[int(f["manifest"].attrs["detection_label_offset"])] = f["metrics"].attrs
+trials = glob.glob(sys.argv[1] + "/*.h5")
+assert len(trials) == 2, trials
+for p in trials:
+    f = h5py.File(p)
+    off = int(f["manifest"].attrs["detection_label_offset"])
+    for k in ["fp_map_voc07", "fp_map_voc12", "map_voc07", "map_voc12"]:
+        assert f["metrics"].attrs[k] == single[off][k], (off, k, f["metrics"].attrs[k], single[off][k])
+# The offsets must matter, or this check could not see a shared reference.
+assert single[0]["fp_map_voc12"] != single[1]["fp_map_voc12"], "offsets give the same FP mAP"
+print("FP mAP VOC12 offset 1 / 0:", single[1]["fp_map_voc12"], single[0]["fp_map_voc12"])
+PY
+grep -q "mAP VOC12 .* VOC07" "$d/off1.log" && pass "voc12: the trial summary leads with VOC12" || fail "trial summary: $(tail -1 "$d/off1.log")"
+"$MPQ" -q aggregate "$d/off/off" --pivot weights.bits:eval.label_offset >"$d/offagg.md" 2>"$d/log" || fail "aggregate voc12: $(cat "$d/log")"
+grep -Eq '\| +n \| +map_voc12 % +\| +map_voc07 % +\|' "$d/offagg.md" \
+  && grep -q "### map_voc12 % by eval.label_offset" "$d/offagg.md" \
+  && pass "voc12: aggregate's first metric column and default pivot are map_voc12" || fail "aggregate headline: $(head -8 "$d/offagg.md")"
+"$MPQ" -q report "$d/off/off" >"$d/log" 2>&1 && grep -q "mAP@0.5, VOC12 area" "$d/off/off/report/report.md" \
+  && pass "voc12: the report's figures are of map_voc12" || fail "report headline: $(cat "$d/log")"
+
 # 6. Bad annotations and layouts: one line naming the file and field.
 bad() {  # name
   rm -rf "$d/$1" && cp -r "$d/gen" "$d/$1" && echo "$d/$1/VOCdevkit"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "mpq/eval/metrics.h"
 #include "mpq/report/aggregate.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
@@ -21,10 +22,6 @@ TEST_CASE("default model references split into architecture and training seed", 
         std::pair<std::string, int64_t>{"default:resnet20", 0});
   CHECK(split_model_seed("models/r18.pt").second == -1);
   CHECK(split_model_seed("default:resnet20@seed=x").second == -1);
-  CHECK(mpq::report::metric_direction("top1") == 1);
-  CHECK(mpq::report::metric_direction("kl") == -1);
-  CHECK(mpq::report::metric_direction("extra_macs_pct") == 0);
-  CHECK(mpq::report::metric_direction("fp_top1") == 0);
 }
 
 TEST_CASE("pooling model seeds: mean ± std over all replicates, spread split by source",
@@ -88,4 +85,108 @@ TEST_CASE("pooling model seeds: mean ± std over all replicates, spread split by
   o.pool_model_seeds = false;
   CHECK(mpq::report::aggregate_sweep(d, o).summary.rows() == 3);
   fs::remove_all(d);
+}
+
+namespace {
+// A sweep of two trials (label_offset 1 and 0) whose manifests record `tasks` and `headlines`.
+std::string detection_sweep(const std::string& d, const std::vector<std::string>& tasks,
+                            const std::vector<std::string>& headlines) {
+  fs::remove_all(d);
+  mpq::store::SweepDir dir(d);
+  dir.init(json{{"name", "det"}}, "f", false);
+  std::vector<mpq::store::PlannedTrial> plan;
+  for (size_t i = 0; i < headlines.size(); ++i) {
+    mpq::store::PlannedTrial p;
+    p.id = "d" + std::to_string(i);
+    p.settings = {{"eval.label_offset", static_cast<int>(1 - i)}, {"weights.bits", 4}, {"seed", 0}};
+    p.config = {{"seed", 0}};
+    plan.push_back(p);
+    mpq::store::TrialRecord r;
+    r.trial_id = p.id;
+    r.config = p.config;
+    r.manifest = {{"task", tasks[i]}, {"detection_headline", headlines[i]}};
+    r.metrics = {{"map_voc07", 0.25 + 0.5 * i}, {"map_voc12", 0.125 + 0.5 * i},
+                 {"fidelity_map", 1.0},         {"extra_channels_pct", 0.0},
+                 {"top1", 0.5},                 {"agreement", 1.0},
+                 {"kl", 0.0}};
+    mpq::store::write_trial(dir.trial_path(p.id), r);
+  }
+  dir.write_plan(plan);
+  return d;
+}
+}  // namespace
+
+TEST_CASE("the trials' recorded headline leads aggregation, not the metric names", "[report]") {
+  mpq::report::AggregateOptions o;
+  o.write_files = false;
+  o.pivots = {mpq::report::parse_pivot("weights.bits:eval.label_offset")};  // metric: the headline
+  SECTION("eval.voc_metric=voc12: map_voc12 first and in the pivot") {
+    auto a = mpq::report::aggregate_sweep(
+        detection_sweep("/tmp/mpq_test_report_v12", {"detection", "detection"},
+                        {"map_voc12", "map_voc12"}),
+        o);
+    CHECK(a.headline == "map_voc12");
+    CHECK(a.task.task == mpq::data::Task::kDetection);
+    const auto& h = a.summary.header();
+    REQUIRE(h.size() > 3);
+    CHECK(h[3] == "map_voc12 %");  // eval.label_offset, weights.bits, n, then the headline
+    CHECK(h[4] == "map_voc07 %");
+    CHECK(a.summary.data()[0][3] == "12.50");  // label_offset 1: trial d0
+    CHECK(a.pivot_specs[0].value == "map_voc12");
+  }
+  SECTION("trials disagreeing on the headline fall back to the task's default") {
+    auto a = mpq::report::aggregate_sweep(
+        detection_sweep("/tmp/mpq_test_report_mixed", {"detection", "detection"},
+                        {"map_voc12", "map_voc07"}),
+        o);
+    CHECK(a.headline == "map_voc07");
+  }
+  SECTION("a detection sweep is detection even where classification metrics exist") {
+    // The metrics of detection_sweep include top1: the old guess by metric names would not care,
+    // the manifest decides.
+    auto a = mpq::report::aggregate_sweep(
+        detection_sweep("/tmp/mpq_test_report_v07", {"detection", "detection"},
+                        {"map_voc07", "map_voc07"}),
+        o);
+    CHECK(a.summary.header()[3] == "map_voc07 %");
+    CHECK(a.summary.header()[5] == "fidelity_map %");
+  }
+  SECTION("mixed tasks are an error naming the sweep") {
+    CHECK_THROWS_WITH(mpq::report::aggregate_sweep(
+                          detection_sweep("/tmp/mpq_test_report_task",
+                                          {"detection", "classification"},
+                                          {"map_voc07", "map_voc07"}),
+                          o),
+                      Catch::Contains("mpq_test_report_task: mixes detection and classification"));
+  }
+  SECTION("an unknown headline in a manifest is named") {
+    CHECK_THROWS_WITH(
+        mpq::report::aggregate_sweep(detection_sweep("/tmp/mpq_test_report_bad",
+                                                     {"detection", "detection"},
+                                                     {"map_coco", "map_coco"}),
+                                     o),
+        Catch::Contains("manifest/detection_headline: expected map_voc07 or map_voc12"));
+  }
+}
+
+TEST_CASE("metric table: direction, percent, display; the summary line leads with the headline",
+          "[report]") {
+  using namespace mpq::eval;
+  CHECK(metric_direction("top1") == 1);
+  CHECK(metric_direction("map_voc12") == 1);
+  CHECK(metric_direction("kl") == -1);
+  CHECK(metric_direction("weight_rel_error") == -1);
+  CHECK(metric_direction("fp_top1") == 0);
+  CHECK(metric_direction("extra_macs_pct") == 0);
+  CHECK(is_percent_metric("fidelity_map"));
+  CHECK_FALSE(is_percent_metric("extra_channels_pct"));
+  CHECK(metric_display("map_voc12") == "mAP@0.5, VOC12 area (%)");
+  CHECK(metric_display("n_eval") == "n_eval");
+  TaskMetrics t = task_metrics(mpq::data::Task::kDetection);
+  t.headline = "map_voc12";
+  const json m = {{"map_voc07", 0.5}, {"map_voc12", 0.625}, {"fp_map_voc12", 0.75}};
+  CHECK(summarize_metrics(t, m).rfind("mAP VOC12 62.50% (FP 75.00%), VOC07 50.00%", 0) == 0);
+  CHECK(summarize_metrics(task_metrics(mpq::data::Task::kDetection), m).rfind("mAP VOC07 50.00%",
+                                                                              0) == 0);
+  CHECK(trial_task_metrics(json::object()).task == mpq::data::Task::kClassification);
 }

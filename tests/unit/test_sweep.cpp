@@ -1,6 +1,7 @@
 // Unit tests of sweep/: the pieces ranks exchange and how an evaluation is split.
 #include <catch2/catch.hpp>
 
+#include "mpq/sweep/fp_check.h"
 #include "mpq/sweep/serialize.h"
 #include "mpq/sweep/trial.h"
 
@@ -91,4 +92,23 @@ TEST_CASE("evaluation shards are batch-aligned, cover every example once, in ord
       }
     }
   }
+}
+
+TEST_CASE("the FP check compares a detector's published mAP in the trial's headline", "[sweep]") {
+  const nlohmann::json meta = {
+      {"published", {{"VOC2007-test", {{"map_voc07", 68.1}, {"map_voc12", 70.4}}}}}};
+  auto r07 = sweep::published_reference(meta, "voc", "2007", "map_voc07");
+  auto r12 = sweep::published_reference(meta, "voc", "2007", "map_voc12");
+  REQUIRE(r07);
+  REQUIRE(r12);
+  CHECK(r07->metric == "map_voc07");
+  CHECK(r07->value == 68.1);  // copied, not computed
+  CHECK(r12->metric == "map_voc12");
+  CHECK(r12->source == "VOC2007-test map_voc12");
+  // Only the other metric published: that one, named as such.
+  const nlohmann::json only07 = {{"published", {{"VOC2007-test", {{"map_voc07", 68.1}}}}}};
+  CHECK(sweep::published_reference(only07, "voc", "2007", "map_voc12")->metric == "map_voc07");
+  CHECK_FALSE(sweep::published_reference(only07, "voc", "2012", "map_voc07"));
+  const nlohmann::json imagenet = {{"published", {{"ImageNet-1K", {{"acc@1", 69.758}}}}}};
+  CHECK(sweep::published_reference(imagenet, "imagenet", "", "top1")->metric == "top1");
 }

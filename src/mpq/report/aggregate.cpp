@@ -29,19 +29,6 @@ std::string display_value(const std::string& key, const json& v) {
   return v.dump();
 }
 
-bool is_percent_metric(const std::string& metric) {
-  for (const char* m : {"top1", "top5", "agreement", "fp_top1", "fp_top5", "map_voc07", "map_voc12",
-                        "fp_map_voc07", "fp_map_voc12", "fidelity_map"})
-    if (metric == m) return true;
-  return false;
-}
-
-int metric_direction(const std::string& m) {
-  if (is_percent_metric(m)) return m.rfind("fp_", 0) == 0 ? 0 : +1;
-  if (m == "kl" || m.find("error") != std::string::npos) return -1;
-  return 0;
-}
-
 std::pair<std::string, int64_t> split_model_seed(const std::string& path) {
   if (path.rfind("default:", 0) != 0) return {path, -1};
   auto at = path.find("@seed=");
@@ -73,14 +60,12 @@ Stats stats(const std::vector<double>& xs) {
   return s;
 }
 
-bool is_percent(const std::string& metric) {
-  return is_percent_metric(metric);
-}
+bool is_percent(const std::string& metric) { return eval::is_percent_metric(metric); }
 
 std::string cell(const std::string& metric, const Stats& s) {
   if (s.n == 0) return "-";
   double k = is_percent(metric) ? 100.0 : 1.0;
-  int digits = metric == "kl" ? 4 : 2;
+  int digits = eval::metric_digits(metric);
   std::string m = format("%.*f", digits, k * s.mean);
   if (s.n > 1) m += format(" ± %.*f", digits, k * s.std);
   return m;
@@ -155,6 +140,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   Table failed({"trial_id", "settings", "state", "attempts", "last message"});
 
   std::vector<std::pair<int64_t, json>> headline_values;  // per done trial: (model seed, metrics)
+  std::vector<eval::TaskMetrics> trial_tasks;  // of the done trials, from their manifests
   for (const auto& [p, st] : status.trials) {
     json key = json::object();
     int64_t model_seed = -1;
@@ -184,6 +170,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     if (st == store::TrialState::kDone) {
       ++out.done;
       auto rec = store::read_trial(dir.trial_path(p.id), false);
+      trial_tasks.push_back(eval::trial_task_metrics(rec.manifest));
       g.done.push_back(replicate);
       for (const auto& [m, v] : rec.metrics.items())
         if (v.is_number()) g.values[m].push_back(v.get<double>());
@@ -203,8 +190,8 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
         if (std::find(trial_metric_names.begin(), trial_metric_names.end(), m) ==
             trial_metric_names.end())
           trial_metric_names.push_back(m);
-    } else if (st == store::TrialState::kPending) {
-      ++out.pending;
+    } else if (st == store::TrialState::kPending || st == store::TrialState::kRunning) {
+      ++out.pending;  // not finished yet (a running trial is not a failure)
     } else {
       ++out.failed_count;
       const auto& h = status.history[p.id];
@@ -215,19 +202,16 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
 
   // Per-trial table (every metric as a column, sorted names for a stable layout).
   std::sort(trial_metric_names.begin(), trial_metric_names.end());
-  const bool detection = std::find(trial_metric_names.begin(), trial_metric_names.end(),
-                                   "map_voc07") != trial_metric_names.end();
-  const std::string headline = detection ? "map_voc07" : "top1";
+  const eval::TaskMetrics task = eval::common_task_metrics(trial_tasks, sweep_dir);
+  const std::string headline = task.headline;
   for (const auto& [ms, m] : headline_values)
     if (m.contains(headline) && m[headline].is_number())
       groups[m["__group"].get<size_t>()].headline_by_model[ms].push_back(m[headline].get<double>());
+  out.task = task;
   out.headline = headline;
   out.setting_keys = keys;
   std::vector<std::string> metrics = options.metrics;
-  if (metrics.empty())
-    metrics = detection ? std::vector<std::string>{"map_voc07", "map_voc12", "fidelity_map",
-                                                   "extra_channels_pct"}
-                        : std::vector<std::string>{"top1", "agreement", "kl", "extra_channels_pct"};
+  if (metrics.empty()) metrics = task.summary();
   std::vector<PivotSpec> pivots = options.pivots;
   for (auto& pv : pivots)
     if (pv.value.empty()) pv.value = headline;
@@ -275,7 +259,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   std::vector<int> best(header.size(), 0);
   for (const auto& m : metrics) {
     header.push_back(metric_header(m));
-    best.push_back(metric_direction(m));
+    best.push_back(eval::metric_direction(m));
   }
   if (options.pool_model_seeds) {
     header.push_back(metric_header(headline) + " sd models");
@@ -402,7 +386,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     for (size_t i = 0; i < out.pivots.size(); ++i) {
       const auto& pv = pivots[i];
       std::vector<int> pb(out.pivots[i].header().size(), 0);
-      for (size_t c = pv.rows.size(); c < pb.size(); ++c) pb[c] = metric_direction(pv.value);
+      for (size_t c = pv.rows.size(); c < pb.size(); ++c) pb[c] = eval::metric_direction(pv.value);
       tex.push_back(
           out.pivots[i].latex(metric_header(pv.value) + " by " + pv.column + " (" + spread + ")",
                               options.bold_best ? pb : std::vector<int>{}));

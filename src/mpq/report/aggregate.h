@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "mpq/eval/metrics.h"
 #include "mpq/report/table.h"
 
 namespace mpq::report {
@@ -19,12 +20,13 @@ struct PivotSpec {
   std::vector<std::string> rows;  ///< setting keys, e.g. {"model.path", "label"}
   std::string column;             ///< setting key(s), comma-separated: "weights.bits" or
                                   ///< "weights.bits,activations.bits" (one column per combination)
-  std::string value;              ///< metric ("" = the sweep's headline: top1 or map_voc07)
+  std::string value;              ///< metric ("" = the sweep's headline, eval/metrics.h)
 };
 
 struct AggregateOptions {
-  /// Metrics of the summary table ({} = the task's: classification top1, agreement, kl,
-  /// extra_channels_pct; detection map_voc07, map_voc12, fidelity_map, extra_channels_pct).
+  /// Metrics of the summary table ({} = the task's, headline first: classification top1,
+  /// agreement, kl, extra_channels_pct; detection map_voc07 (or map_voc12 with
+  /// eval.voc_metric=voc12), the other mAP, fidelity_map, extra_channels_pct).
   std::vector<std::string> metrics;
   std::vector<PivotSpec> pivots;
   /// Treat independently trained default models (model.path "default:<arch>@seed=<n>") as
@@ -46,20 +48,16 @@ struct AggregateResult {
   Table failed{{}};
   std::vector<Table> pivots;
   Table trials{{}};  ///< one row per done trial (settings, seed, id, every metric)
-  int done = 0, failed_count = 0, pending = 0;
+  int done = 0, failed_count = 0, pending = 0;  ///< pending: not finished (pending or running)
   std::string markdown;  ///< everything above, ready to print
   std::string latex;     ///< summary and pivots as LaTeX tables (with AggregateOptions::latex)
-  std::string headline;  ///< top1 (classification) or map_voc07 (detection)
+  /// The trials' task and headline (from their manifests; eval/metrics.h): top1, map_voc07 or
+  /// map_voc12.
+  eval::TaskMetrics task;
+  std::string headline;  ///< task.headline
   std::vector<PivotSpec> pivot_specs;     ///< the pivots, metric resolved
   std::vector<std::string> setting_keys;  ///< setting keys in first-seen order (no seed)
 };
-
-/// +1 if higher values of `metric` are better (accuracies, mAP, agreement), -1 if lower are
-/// (kl, errors), 0 if neither (overheads, counts, times).
-int metric_direction(const std::string& metric);
-
-/// True for metrics stored as fractions and shown in percent (top1, map_voc07, ...).
-bool is_percent_metric(const std::string& metric);
 
 /// "default:<arch>@seed=<n>" -> ("default:<arch>", n); "default:<arch>" -> (itself, 0); any other
 /// path -> (itself, -1).

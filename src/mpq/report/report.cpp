@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "mpq/eval/metrics.h"
 #include "mpq/report/aggregate.h"
 #include "mpq/report/document.h"
 #include "mpq/report/figures.h"
@@ -66,13 +67,8 @@ std::string method_display(const std::string& m) {
 }
 
 std::string metric_display(const std::string& m) {
-  if (m == "top1") return "top-1 accuracy (%)";
-  if (m == "top5") return "top-5 accuracy (%)";
-  if (m == "map_voc07") return "mAP@0.5, VOC07 11-point (%)";
-  if (m == "map_voc12") return "mAP@0.5, VOC12 area (%)";
-  if (m == "fidelity_map") return "fidelity mAP (%)";
-  if (m == "agreement") return "agreement with FP (%)";
-  return is_percent_metric(m) ? m + " (%)" : m;
+  const std::string d = eval::metric_display(m);
+  return d == m && eval::is_percent_metric(m) ? m + " (%)" : d;
 }
 
 // ---- the trials --------------------------------------------------------------------------------
@@ -257,7 +253,9 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
   if (trials.empty())
     throw InputError(sweep_dir + ": no finished trials to report on (see mpq status " + sweep_dir +
                      ")");
-  const std::string headline = metric_names.count("map_voc07") ? "map_voc07" : "top1";
+  std::vector<eval::TaskMetrics> trial_tasks;
+  for (const auto& t : trials) trial_tasks.push_back(eval::trial_task_metrics(t.manifest));
+  const std::string headline = eval::common_task_metrics(trial_tasks, sweep_dir).headline;
   const std::string metric = o.metric.empty() ? headline : o.metric;
   if (!metric_names.count(metric)) {
     std::string list;
@@ -265,7 +263,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
     throw ConfigError("--metric: '" + metric + "' is not a metric of this sweep (metrics: " + list +
                       ")");
   }
-  const double k = is_percent_metric(metric) ? 100.0 : 1.0;
+  const double k = eval::is_percent_metric(metric) ? 100.0 : 1.0;
   const std::string fp_metric = metric_names.count("fp_" + metric) ? "fp_" + metric : "";
 
   // Tables through aggregate (also written to aggregate/, with LaTeX).
@@ -373,7 +371,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
       const std::string name = format("tradeoff-%02d", ++index);
       figures.push_back(line_figure(name, title, overhead_label(o.overhead), metric_display(metric),
                                     series, fp, format("FP %.2f", fp), false,
-                                    is_percent_metric(metric)));
+                                    eval::is_percent_metric(metric)));
       tradeoff_captions.push_back(
           {name, metric_display(metric) + " against " + overhead_label(o.overhead) + " — " + title +
                      " (mean ± std over " +
@@ -433,7 +431,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
       const std::string title = title_of(json::parse(pk));
       const std::string name = format("bits-%02d", ++index);
       figures.push_back(line_figure(name, title, "weight bits", metric_display(metric), series, fp,
-                                    format("FP %.2f", fp), true, is_percent_metric(metric)));
+                                    format("FP %.2f", fp), true, eval::is_percent_metric(metric)));
       bits_captions.push_back({name, metric_display(metric) + " against weight bits — " + title});
     }
   }

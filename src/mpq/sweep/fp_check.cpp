@@ -14,7 +14,8 @@ namespace mpq::sweep {
 using nlohmann::json;
 
 std::optional<FpReference> published_reference(const json& meta, const std::string& dataset,
-                                               const std::string& year) {
+                                               const std::string& year,
+                                               const std::string& headline) {
   if (!meta.is_object() || !meta.contains("published") || !meta["published"].is_object())
     return std::nullopt;
   const json& pub = meta["published"];
@@ -28,8 +29,9 @@ std::optional<FpReference> published_reference(const json& meta, const std::stri
   if (dataset == "voc")
     for (const auto& [k, v] : pub.items())
       if (k.rfind("VOC" + year, 0) == 0) {
-        if (auto m = number(v, "map_voc07")) return FpReference{"map_voc07", *m, k + " map_voc07"};
-        if (auto m = number(v, "map_voc12")) return FpReference{"map_voc12", *m, k + " map_voc12"};
+        const std::string other = headline == "map_voc12" ? "map_voc07" : "map_voc12";
+        for (const std::string& metric : {headline, other})
+          if (auto m = number(v, metric.c_str())) return FpReference{metric, *m, k + " " + metric};
       }
   return std::nullopt;
 }
@@ -116,7 +118,8 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
     } catch (const std::exception&) {
       continue;  // no (readable) metadata: nothing to check against
     }
-    auto ref = published_reference(meta, cfg.data.spec.name, cfg.data.spec.year);
+    auto ref = published_reference(meta, cfg.data.spec.name, cfg.data.spec.year,
+                                   cfg.detection.headline);
     if (!ref) continue;
     json measured = evaluate_fp(p.config, ctx, "");
     if (!measured.contains(ref->metric)) continue;

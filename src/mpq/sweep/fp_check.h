@@ -31,9 +31,12 @@ struct FpReference {
 };
 
 /// The reference an archive's metadata (mpq_meta.json) holds for `dataset` ("imagenet", "voc"
-/// with `year`), if any.
+/// with `year`), if any. A detector's published mAP is taken in the trial's headline metric
+/// (`headline`: map_voc07 or map_voc12, eval.voc_metric) when the metadata has it, else in the
+/// other one.
 std::optional<FpReference> published_reference(const nlohmann::json& meta,
-                                               const std::string& dataset, const std::string& year);
+                                               const std::string& dataset, const std::string& year,
+                                               const std::string& headline = "map_voc07");
 
 struct FpCheck {
   std::string model, dataset, split, metric, source;

@@ -8,6 +8,7 @@
 #include "mpq/data/calibration.h"
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/eval/detection.h"
+#include "mpq/eval/metrics.h"
 #include "mpq/model/expand.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/bias_correction.h"
@@ -810,23 +811,7 @@ eval::VocApResult score_detections(const json& resolved, TrialContext& ctx,
 }
 
 std::string summarize(const store::TrialRecord& r) {
-  char buf[256];
-  const auto& m = r.metrics;
-  if (m.contains("map_voc07")) {
-    std::snprintf(buf, sizeof buf,
-                  "mAP VOC07 %.2f%% (FP %.2f%%), VOC12 %.2f%% (FP %.2f%%), fidelity %.2f%%, "
-                  "extra MACs %.1f%%",
-                  100 * m.value("map_voc07", 0.0), 100 * m.value("fp_map_voc07", 0.0),
-                  100 * m.value("map_voc12", 0.0), 100 * m.value("fp_map_voc12", 0.0),
-                  100 * m.value("fidelity_map", 0.0), m.value("extra_macs_pct", 0.0));
-    return buf;
-  }
-  std::snprintf(
-      buf, sizeof buf,
-      "top-1 %.2f%% (FP %.2f%%), top-5 %.2f%%, agreement %.2f%%, KL %.4f, extra MACs %.1f%%",
-      100 * m.value("top1", 0.0), 100 * m.value("fp_top1", 0.0), 100 * m.value("top5", 0.0),
-      100 * m.value("agreement", 0.0), m.value("kl", 0.0), m.value("extra_macs_pct", 0.0));
-  return buf;
+  return eval::summarize_metrics(eval::trial_task_metrics(r.manifest), r.metrics);
 }
 
 }  // namespace mpq::sweep
