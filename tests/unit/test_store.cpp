@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "mpq/store/trial_file.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "torch_catch.h"
 
@@ -112,4 +113,67 @@ TEST_CASE("writing into a missing directory is a config error and leaves nothing
   CHECK_THROWS_AS(mpq::store::write_trial("/tmp/mpq_no_such_dir/x/t.h5", sample_record()),
                   mpq::ConfigError);
   CHECK_FALSE(fs::exists("/tmp/mpq_no_such_dir/x"));
+}
+
+TEST_CASE("atomic files: complete or absent, temporaries removed on every error", "[store]") {
+  namespace fs = std::filesystem;
+  const std::string d = "/tmp/mpq_test_atomic";
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string path = d + "/out.txt";
+  SECTION("commit puts the content at the final name, nothing else remains") {
+    mpq::write_file_atomic(path, "first\n");
+    mpq::write_file_atomic(path, "second\n");  // replaces
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    CHECK(line == "second");
+    CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator()) == 1);
+  }
+  SECTION("an exception before commit leaves neither the file nor the temporary") {
+    try {
+      mpq::AtomicFile out(path);
+      std::ofstream(out.tmp()) << "half";
+      throw std::runtime_error("writer failed");
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(fs::is_empty(d));
+  }
+  SECTION("a directory replaces the old one whole") {
+    const std::string dir = d + "/report";
+    for (const char* text : {"old", "new"}) {
+      mpq::AtomicFile out(dir);
+      fs::create_directories(out.tmp() + "/sub");
+      std::ofstream(out.tmp() + "/sub/f.txt") << text;
+      if (std::string(text) == "old") std::ofstream(out.tmp() + "/only_old.txt") << "x";
+      out.commit();
+    }
+    std::ifstream in(dir + "/sub/f.txt");
+    std::string s;
+    in >> s;
+    CHECK(s == "new");
+    CHECK_FALSE(fs::exists(dir + "/only_old.txt"));
+    CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator()) == 1);
+  }
+  SECTION("failures name the file and leave nothing") {
+    CHECK_THROWS_WITH(mpq::write_file_atomic(d + "/missing/dir/x.txt", "x"),
+                      Catch::Contains("missing/dir/x.txt: cannot write"));
+    mpq::AtomicFile nothing(path);
+    CHECK_THROWS_WITH(nothing.commit(), Catch::Contains("out.txt: nothing was written"));
+    CHECK_THROWS_WITH(mpq::fsync_path(d + "/absent"), Catch::Contains("absent: cannot open"));
+    CHECK(fs::is_empty(d));
+  }
+  SECTION("a temporary's name tells a dead writer of this host from live or foreign ones") {
+    mpq::AtomicFile out(path);
+    const std::string mine = fs::path(out.tmp()).filename().string();
+    CHECK_FALSE(mpq::temp_writer_is_dead(mine));  // this process
+    const std::string host =
+        mine.substr(mine.find(".tmp.") + 5, mine.rfind('.') - mine.find(".tmp.") - 5);
+    // pid_max on Linux is at most 2^22: a larger pid never exists.
+    CHECK(mpq::temp_writer_is_dead("x.h5.tmp." + host + ".99999999"));
+    CHECK_FALSE(mpq::temp_writer_is_dead("x.h5.tmp.other.example.99999999"));
+    CHECK_FALSE(mpq::temp_writer_is_dead("x.h5"));
+    CHECK_FALSE(mpq::temp_writer_is_dead("x.h5.tmp." + host + ".12ab"));
+  }
+  fs::remove_all(d);
 }

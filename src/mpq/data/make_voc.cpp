@@ -14,6 +14,7 @@
 
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/data/voc.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
@@ -226,11 +227,9 @@ std::string default_synthetic_voc(const std::string& fashion_mnist_root) {
       info("generating the synthetic VOC dataset of the default detector in " + dir);
       MakeVocOptions o;
       o.fashion_mnist_root = fashion_mnist_root;
-      const std::string tmp = dir + ".tmp." + std::to_string(::getpid());
-      fs::remove_all(tmp, ec);
-      make_voc(tmp, o);
-      fs::remove_all(dir, ec);
-      fs::rename(tmp, dir);
+      AtomicFile out(dir);  // a killed generator leaves no half dataset at `dir`
+      make_voc(out.tmp(), o);
+      out.commit();
     }
   }
   return dir + "/VOCdevkit";

@@ -12,6 +12,7 @@
 #include "mpq/report/table.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/sweep/sweep_config.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/process.h"
 #include "mpq/util/provenance.h"
@@ -114,12 +115,17 @@ std::string env_block(const Paths& p) {
 }
 
 void write_script(const std::string& path, const std::string& text) {
-  std::ofstream o(path);
-  if (!o) throw InputError(path + ": cannot write batch script");
-  o << text;
-  o.close();
-  fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+  AtomicFile out(path);
+  {
+    std::ofstream o(out.tmp());
+    if (!o) throw InputError(path + ": cannot write batch script");
+    o << text;
+    o.close();
+    if (!o) throw InputError(path + ": cannot write batch script (disk full?)");
+  }
+  fs::permissions(out.tmp(), fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
                   fs::perm_options::add);
+  out.commit();
 }
 
 std::string sbatch(const std::vector<std::string>& args) {
@@ -227,10 +233,7 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
   dir.init(spec.document, sweep::sweep_fingerprint(spec.document), false);
   fs::create_directories(p.logs, ec);
   if (ec) throw InputError(p.logs + ": cannot create (" + ec.message() + ")");
-  {
-    std::ofstream copy(p.sweep_copy);
-    copy << spec.document.dump(2) << "\n";
-  }
+  write_file_atomic(p.sweep_copy, spec.document.dump(2) + "\n");
   for (const auto& [name, text] : scripts) {
     write_script(p.slurm_dir + "/" + name, text);
     r.scripts.push_back(p.slurm_dir + "/" + name);

@@ -1,8 +1,7 @@
 #include "mpq/model/expand.h"
 
-#include <unistd.h>
-
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include <limits>
 #include <memory>
 
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 
 namespace mpq::model {
@@ -181,14 +181,15 @@ void insert_fake_quant(Graph& g, Node* n, const ExportActQuant& a) {
 ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std::string& path,
                             LayerInputHook* sim_hook) {
   frozen.get_method("forward").graph()->lint();
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    frozen.save(tmp, {{"mpq_meta.json", net.meta()}});
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw InputError(path + ": cannot write exported model: " + e.what_without_backtrace());
+  {
+    AtomicFile out(path);
+    try {
+      frozen.save(out.tmp(), {{"mpq_meta.json", net.meta()}});
+    } catch (const c10::Error& e) {
+      throw InputError(path + ": cannot write exported model: " + e.what_without_backtrace());
+    }
+    out.commit();
   }
-  std::filesystem::rename(tmp, path);
 
   ExportResult r;
   r.path = path;

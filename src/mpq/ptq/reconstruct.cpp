@@ -8,8 +8,9 @@
 #include "mpq/quant/gptq.h"
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
-#include "mpq/util/sha256.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/progress.h"
+#include "mpq/util/sha256.h"
 
 namespace mpq::ptq {
 using nlohmann::json;
@@ -117,10 +118,9 @@ bool load_adaround(const std::string& path, const std::string& key, LayerOutcome
 
 void save_adaround(const std::string& path, const std::string& key, const LayerOutcome& o) {
   fs::create_directories(fs::path(path).parent_path());
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
-  const std::string tmp = path + ".tmp." + host + "." + std::to_string(::getpid());
-  try {
+  AtomicFile out(path);
+  const std::string& tmp = out.tmp();
+  {
     {
       auto f = h5::File::create(tmp);
       h5::write_attrs(f, f.id(),
@@ -131,12 +131,7 @@ void save_adaround(const std::string& path, const std::string& key, const LayerO
       f.flush();
       f.close();
     }
-    store::fsync_path(tmp);
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+    out.commit();
   }
 }
 

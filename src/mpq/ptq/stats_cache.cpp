@@ -11,6 +11,7 @@
 
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
 #include "mpq/util/sha256.h"
@@ -52,7 +53,8 @@ bool load(const std::string& path, const std::string& key, int layer, quant::Sec
 
 void save(const std::string& path, const std::string& key, int layer,
           const quant::SecondMoment& s) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  AtomicFile out(path);
+  const std::string& tmp = out.tmp();
   {
     auto f = h5::File::create(tmp);
     h5::write_attrs(f, f.id(),
@@ -68,8 +70,7 @@ void save(const std::string& path, const std::string& key, int layer,
     f.flush();
     f.close();
   }
-  store::fsync_path(tmp);
-  fs::rename(tmp, path);
+  out.commit();
 }
 
 }  // namespace
@@ -90,12 +91,8 @@ std::vector<quant::SecondMoment> cached_statistics(
   fs::create_directories(dir, ec);
   if (ec)
     throw InputError(dir + ": cannot create statistics cache directory (" + ec.message() + ")");
-  if (!fs::exists(dir + "/description.json")) {
-    std::ofstream o(dir + "/description.json.tmp");
-    o << full.dump(2) << "\n";
-    o.close();
-    fs::rename(dir + "/description.json.tmp", dir + "/description.json", ec);
-  }
+  if (!fs::exists(dir + "/description.json"))
+    write_file_atomic(dir + "/description.json", full.dump(2) + "\n");
   FileLock held(dir + "/.lock");
   std::map<int, quant::SecondMoment> have;
   std::vector<int> missing;

@@ -10,6 +10,7 @@
 #include "mpq/store/h5.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 
 namespace mpq::report {
@@ -411,9 +412,9 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
         store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".tex", tex[i + 1]);
     }
     // trials.h5: one dataset per column of trials.csv, numeric columns as float64.
-    std::string tmp = ad + "/trials.h5.tmp";
+    AtomicFile h5out(ad + "/trials.h5");
     {
-      auto f = store::h5::File::create(tmp);
+      auto f = store::h5::File::create(h5out.tmp());
       auto g = store::h5::create_group(f, f.id(), "trials");
       const auto& t = out.trials;
       int64_t n = static_cast<int64_t>(t.rows());
@@ -437,7 +438,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
       }
       f.close();
     }
-    fs::rename(tmp, ad + "/trials.h5");
+    h5out.commit();
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include "mpq/report/table.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 
 namespace mpq::report {
@@ -299,16 +300,9 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
   result.dir = sweep_dir + "/report";
   // Everything is written to a temporary directory that replaces report/ only when complete: a
   // failed run (gnuplot missing, disk full) leaves the previous report as it was.
-  const std::string work = sweep_dir + "/.report.tmp." + std::to_string(::getpid());
-  fs::remove_all(work);
+  AtomicFile out(result.dir);
+  const std::string& work = out.tmp();
   fs::create_directories(work);
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!dir.empty()) fs::remove_all(dir, ec);
-    }
-  } cleanup{work};
   std::vector<Figure> figures;
 
   // ---- trade-off: metric against overhead, per panel ----
@@ -914,13 +908,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
 
   store::write_file_atomic(work + "/report.md", doc.markdown());
   store::write_file_atomic(work + "/report.html", doc.html("mpq report: " + sweep_name));
-  const std::string old = sweep_dir + "/.report.old." + std::to_string(::getpid());
-  std::error_code ec;
-  fs::remove_all(old, ec);
-  if (fs::exists(result.dir)) fs::rename(result.dir, old);
-  fs::rename(work, result.dir);
-  cleanup.dir.clear();
-  fs::remove_all(old, ec);
+  out.commit();
   result.markdown = result.dir + "/report.md";
   result.html = result.dir + "/report.html";
   return result;

@@ -6,6 +6,7 @@
 
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 
@@ -43,8 +44,9 @@ int64_t export_dataset(const data::Dataset& data, int64_t limit, const std::stri
     }
   }
   const auto count = static_cast<int64_t>(labels.size());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
+  AtomicFile out(path);
+  const std::string& tmp = out.tmp();
+  {
     auto f = h5::File::create(tmp);
     if (data.fixed_size()) {
       auto s = data.image_shape();
@@ -72,12 +74,7 @@ int64_t export_dataset(const data::Dataset& data, int64_t limit, const std::stri
     h5::write_attrs(f, f.id(), a);
     f.flush();
     f.close();
-    fsync_path(tmp);
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+    out.commit();
   }
   return count;
 }
@@ -91,8 +88,9 @@ void write_eval_outputs(const std::string& path, const eval::EvalShard& shard,
   std::vector<std::string> names;
   for (int64_t i = 0; i < positions.size(0); ++i)
     names.push_back(data.item_name(positions[i].item<int64_t>()));
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
+  AtomicFile out(path);
+  const std::string& tmp = out.tmp();
+  {
     auto f = h5::File::create(tmp);
     // Every per-example output the evaluator kept: classification "logits", "labels";
     // detection "det_image", "det_label", "det_score", "det_box"; always "positions".
@@ -117,12 +115,7 @@ void write_eval_outputs(const std::string& path, const eval::EvalShard& shard,
     h5::write_attrs(f, f.id(), a);
     f.flush();
     f.close();
-    fsync_path(tmp);
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+    out.commit();
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "mpq/store/h5.h"
 #include "mpq/store/trial_file.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
 #include "mpq/util/parallel.h"
@@ -122,8 +123,9 @@ void build(const data::Dataset& view, const std::string& path, const std::string
     offsets[static_cast<size_t>(i)] = total;
     total += s[0] * s[1] * s[2];
   }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
+  AtomicFile out(path);
+  const std::string& tmp = out.tmp();
+  {
     auto f = h5::File::create(tmp);
     auto pixels = h5::create_u8_dataset(f, f.id(), "pixels", {std::max<int64_t>(total, 1)});
     std::vector<uint8_t> ok(static_cast<size_t>(n), 1);
@@ -177,12 +179,7 @@ void build(const data::Dataset& view, const std::string& path, const std::string
     h5::write_attr(f, f.id(), "status", "complete");
     f.flush();
     f.close();
-    fsync_path(tmp);
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+    out.commit();
   }
 }
 

@@ -20,10 +20,10 @@
 //
 // and shared by every trial and rank. The file is built under an exclusive lock
 // (<cache_dir>/images-<key>.lock; concurrent creators wait on it), written to
-// images-<key>.h5.tmp.<pid>, fsynced and renamed, so a file at the final name is complete.
-// Readers take the pixel data's file offset from HDF5 once and then read images with pread(2),
-// which is thread-safe and needs no HDF5 call per image. Normalization happens after reading
-// (loader.h), so results through the cache are bit-identical to decoding.
+// images-<key>.h5.tmp.<host>.<pid> (util/atomic_file.h), fsynced and renamed, so a file at the
+// final name is complete. Readers take the pixel data's file offset from HDF5 once and then read
+// images with pread(2), which is thread-safe and needs no HDF5 call per image. Normalization
+// happens after reading (loader.h), so results through the cache are bit-identical to decoding.
 #pragma once
 
 #include <memory>

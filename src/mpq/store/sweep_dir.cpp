@@ -38,45 +38,18 @@ const char* trial_state_name(TrialState s) {
 }
 
 namespace {
-// "<final>.tmp.<host>.<pid>": who wrote a temporary file, so that a later run can tell a dead
-// writer's leftover (same host, process gone) from a live writer's file on another host.
-std::string temp_name(const std::string& path) {
-  return path + ".tmp." + host_name() + "." + std::to_string(::getpid());
-}
-
 // Whether a temporary file next to the sweep's own files (sweep.json, plan.json,
 // fp_check.json, ...) was left by a writer that no longer runs: written by a process of this
 // host that is gone, or untouched for an hour (these files take milliseconds to write).
 bool stale_top_temp(const fs::directory_entry& e) {
   const std::string name = e.path().filename().string();
-  const auto at = name.rfind(".tmp.");
-  if (at == std::string::npos) return false;
-  const std::string who = name.substr(at + 5);  // host.pid
-  const auto dot = who.rfind('.');
+  if (name.rfind(".tmp.") == std::string::npos) return false;
   std::error_code ec;
   const auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), ec);
   if (!ec && age > std::chrono::hours(1)) return true;
-  if (dot == std::string::npos || who.substr(0, dot) != host_name()) return false;
-  const int pid = std::atoi(who.c_str() + dot + 1);
-  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+  return temp_writer_is_dead(name);
 }
 }  // namespace
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = temp_name(path);
-  {
-    std::ofstream o(tmp, std::ios::trunc);
-    if (!o) throw InputError(path + ": cannot write");
-    o << text;
-    o.flush();
-    if (!o) throw InputError(path + ": write failed");
-  }
-  fsync_path(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw InputError(path + ": cannot rename into place");
-  }
-}
 
 void SweepDir::init(const json& doc, const std::string& fingerprint, bool force) const {
   std::error_code ec;

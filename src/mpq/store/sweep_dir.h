@@ -26,6 +26,7 @@
 
 #include "mpq/store/claims.h"
 #include "mpq/store/ledger.h"
+#include "mpq/util/atomic_file.h"
 
 namespace mpq::store {
 
@@ -104,7 +105,7 @@ class SweepDir {
   std::string dir_;
 };
 
-/// Writes text to path atomically (temporary file, fsync, rename).
-void write_file_atomic(const std::string& path, const std::string& text);
+/// Writes text to path atomically (util/atomic_file.h).
+using ::mpq::write_file_atomic;
 
 }  // namespace mpq::store

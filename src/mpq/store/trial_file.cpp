@@ -9,18 +9,12 @@
 #include <filesystem>
 
 #include "mpq/store/h5.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 
 namespace mpq::store {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
 
 namespace {
 
@@ -66,10 +60,10 @@ void write_trial(const std::string& path, const TrialRecord& r) {
   fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
   if (!fs::is_directory(dir))
     throw ConfigError(path + ": output directory " + dir.string() + " does not exist");
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
+  AtomicFile out(path);
+  {
     {
-      h5::File f = h5::File::create(tmp);
+      h5::File f = h5::File::create(out.tmp());
       hid_t root = f.id();
       h5::write_attrs(f, root,
                       {{"format", "mpq-trial"},
@@ -107,14 +101,7 @@ void write_trial(const std::string& path, const TrialRecord& r) {
       f.flush();
       f.close();
     }
-    fsync_path(tmp);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw InputError(path + ": cannot rename " + tmp + " into place (" + std::strerror(errno) +
-                       ")");
-    fsync_path(dir.string());
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
+    out.commit();
   }
 }
 

@@ -21,8 +21,9 @@
 //       bits_per_channel   int8    [C]     bit allocation: each channel's bits (grid L = 2^(b-1)-1)
 //       ocs_source         int64   [S]     OCS: original input channel of each split column
 //
-// Writing goes to "<path>.tmp.<pid>", is flushed and fsynced, and only then renamed to <path>, so
-// a file at the final path is always complete; status="complete" is the last attribute written.
+// Writing goes through util/atomic_file.h ("<path>.tmp.<host>.<pid>", fsync, rename, fsync of the
+// directory), so a file at the final path is always complete; status="complete" is the last
+// attribute written.
 #pragma once
 
 #include <cstdint>
@@ -84,8 +85,5 @@ inline TrialRecord read_trial(const std::string& path, bool arrays = true) {
 
 /// True if `path` is a complete, readable trial file; otherwise false with the reason.
 bool validate_trial(const std::string& path, std::string* why = nullptr);
-
-/// Writes `bytes` durably: fsync of the file and of its directory (used after rename()).
-void fsync_path(const std::string& path);
 
 }  // namespace mpq::store

@@ -13,6 +13,7 @@
 #include "mpq/data/voc.h"
 #include "mpq/eval/detection.h"
 #include "mpq/model/network.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/threads.h"
@@ -222,13 +223,13 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   meta["threads"] = threads;
   meta["task"] = "detection";
   meta["classes"] = std::vector<std::string>(data::voc_classes().begin(), data::voc_classes().end());
-  const std::string tmp = output + ".tmp." + std::to_string(::getpid());
+  AtomicFile archive(output);
+  const std::string& tmp = archive.tmp();
   auto save = [&](const json& m) {
     module.setattr("mpq_meta", m.dump());
     try {
       module.save(tmp);
     } catch (const c10::Error& e) {
-      std::remove(tmp.c_str());
       throw InputError(output + ": cannot write model: " + e.what_without_backtrace());
     }
   };
@@ -254,7 +255,7 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   meta["test_map_voc12"] = g.metrics["map_voc12"].get<double>();
   meta["test_images"] = test_view->size();
   save(meta);
-  fs::rename(tmp, output);
+  archive.commit();
 
   TrainResult r;
   r.path = output;

@@ -19,6 +19,7 @@
 #include "mpq/data/loader.h"
 #include "mpq/data/make_voc.h"
 #include "mpq/train/detector.h"
+#include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
@@ -173,14 +174,15 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
   meta["threads"] = threads;
   module.setattr("mpq_meta", meta.dump());
   module.eval();
-  std::string tmp = output + ".tmp." + std::to_string(::getpid());
-  try {
-    module.save(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw InputError(output + ": cannot write model: " + e.what_without_backtrace());
+  {
+    AtomicFile out(output);
+    try {
+      module.save(out.tmp());
+    } catch (const c10::Error& e) {
+      throw InputError(output + ": cannot write model: " + e.what_without_backtrace());
+    }
+    out.commit();
   }
-  fs::rename(tmp, output);
 
   TrainResult r;
   r.path = output;
@@ -305,12 +307,7 @@ TrainResult ensure_cached(const TrainConfig& cfg, const std::string& cache_dir) 
     }
   }
   TrainResult r = train_model(cfg, pt);
-  std::string tmp = side + ".tmp";
-  {
-    std::ofstream o(tmp);
-    o << r.sidecar.dump(2) << "\n";
-  }
-  fs::rename(tmp, side);
+  write_file_atomic(side, r.sidecar.dump(2) + "\n");
   return r;
 }
 
