@@ -1,9 +1,14 @@
 // Unit tests of sweep/: the pieces ranks exchange and how an evaluation is split.
-#include <catch2/catch.hpp>
+#include <algorithm>
 
+#include "mpq/store/ledger.h"
 #include "mpq/sweep/fp_check.h"
+#include "mpq/sweep/mpi_distribution.h"
 #include "mpq/sweep/serialize.h"
+#include "mpq/sweep/sweep_config.h"
 #include "mpq/sweep/trial.h"
+#include "mpq/sweep/trial_config.h"
+#include "torch_catch.h"
 
 using namespace mpq;
 
@@ -111,4 +116,163 @@ TEST_CASE("the FP check compares a detector's published mAP in the trial's headl
   CHECK_FALSE(sweep::published_reference(only07, "voc", "2012", "map_voc07"));
   const nlohmann::json imagenet = {{"published", {{"ImageNet-1K", {{"acc@1", 69.758}}}}}};
   CHECK(sweep::published_reference(imagenet, "imagenet", "", "top1")->metric == "top1");
+}
+
+// ---- identity, expansion, distribution, ledger (sweep/ had no unit tests for these) -----------
+
+namespace {
+nlohmann::json resolved(const nlohmann::json& user) {
+  return sweep::resolve_trial_config(user, "test");
+}
+std::string id_of(const nlohmann::json& user, const std::string& model = "m",
+                  const std::string& data = "d") {
+  return sweep::trial_id(resolved(user), model, data);
+}
+}  // namespace
+
+TEST_CASE("trial identity: what cannot change a result leaves the id alone", "[sweep]") {
+  const nlohmann::json base = {{"model", {{"path", "default:resnet20"}}},
+                               {"weights", {{"method", "rtn"}, {"bits", 4}}}};
+  const std::string id = id_of(base);
+  CHECK(id.size() == 64);
+  CHECK(id == id_of(base));  // canonical: the same config, the same id
+  auto with = [&](const nlohmann::json& patch) {
+    nlohmann::json u = base;
+    u.merge_patch(patch);
+    return id_of(u);
+  };
+  // Paths, threads, labels, loaders, caches, the evaluation engine: the same trial.
+  CHECK(with({{"model", {{"path", "elsewhere.pt"}}}}) == id);
+  CHECK(with({{"threads", 7}}) == id);
+  CHECK(with({{"label", "another name"}}) == id);
+  CHECK(with({{"data", {{"batch_size", 17}, {"workers", 3}}}}) == id);
+  CHECK(with({{"calibration", {{"cache_dir", "/x"}}}}) == id);
+  CHECK(with({{"eval", {{"engine", "hooked"}}}}) == id);
+  // Options of a method the trial does not use.
+  CHECK(with({{"weights", {{"gptq", {{"damp", 0.1}}}}}}) == id);
+  CHECK(with({{"weights", {{"multipoint", {{"budget", 0.3}}}}}}) == id);
+  // What changes the result changes the id; so do the model's and the data's content.
+  CHECK(with({{"weights", {{"bits", 3}}}}) != id);
+  CHECK(with({{"seed", 5}}) != id);
+  CHECK(with({{"model", {{"equalize", {{"enabled", true}}}}}}) != id);
+  CHECK(id_of(base, "other model") != id);
+  CHECK(id_of(base, "m", "other data") != id);
+  // A method's options count once it is used, also as multipoint's first point.
+  const nlohmann::json gptq = {{"weights", {{"method", "gptq"}}}};
+  nlohmann::json g2 = gptq;
+  g2["weights"]["gptq"] = {{"damp", 0.1}};
+  CHECK(id_of(gptq) != id_of(g2));
+  nlohmann::json mp = {
+      {"weights", {{"method", "multipoint"}, {"multipoint", {{"first_point", "gptq"}}}}}};
+  nlohmann::json mp2 = mp;
+  mp2["weights"]["gptq"] = {{"damp", 0.1}};
+  CHECK(id_of(mp) != id_of(mp2));
+}
+
+TEST_CASE("'uses calibration data': the JSON and the typed definitions agree", "[sweep]") {
+  // Two implementations exist (the identity works on JSON, trials on TrialConfig); if they
+  // drifted, a trial could get an id that ignores the calibration set it uses.
+  const std::vector<nlohmann::json> users = {
+      {{"weights", {{"method", "rtn"}}}},
+      {{"weights", {{"method", "mse"}}}},
+      {{"weights", {{"method", "multipoint"}}}},
+      {{"weights", {{"method", "gptq"}}}},
+      {{"weights", {{"method", "adaround"}}}},
+      {{"weights", {{"method", "bit_alloc"}}}},
+      {{"weights", {{"method", "bit_alloc"}, {"bit_alloc", {{"metric", "weight"}}}}}},
+      {{"weights", {{"method", "ocs"}}}},
+      {{"weights", {{"method", "rtn"}}}, {"activations", {{"bits", 8}}}},
+      {{"weights", {{"method", "rtn"}}}, {"bias_correction", true}},
+  };
+  int uses = 0;
+  for (const auto& u : users) {
+    INFO(u.dump());
+    const auto r = resolved(u);
+    const bool json_says = sweep::uses_calibration_data(r);
+    CHECK(json_says == sweep::parse_trial_config(r).uses_calibration_data());
+    uses += json_says;
+  }
+  CHECK(uses == 6);  // all but rtn, mse, ocs and bit_alloc by weight error (no data needed)
+}
+
+TEST_CASE("sweep expansion: axes in order, variants and zips, settings recorded", "[sweep]") {
+  const nlohmann::json doc = {
+      {"name", "t"},
+      {"base", {{"weights", {{"method", "rtn"}}}}},
+      {"axes",
+       {{{"key", "weights.bits"}, {"values", {4, 3}}},
+        {{"zip",
+          {{{"key", "weights.granularity"}, {"values", {"per_layer", "per_channel"}}},
+           {{"key", "activations.bits"}, {"values", {32, 8}}}}}},
+        {{"variants",
+          {{{"label", "RTN"}}, {{"label", "MP"}, {"weights", {{"method", "multipoint"}}}}}}}}},
+      {"seeds", {0, 1}}};
+  const auto spec = sweep::parse_sweep(doc, "t.json");
+  REQUIRE(spec.trials.size() == 2 * 2 * 2 * 2);
+  const auto& first = spec.trials.front();
+  CHECK(first.settings["weights.bits"] == 4);
+  CHECK(first.settings["weights.granularity"] == "per_layer");
+  CHECK(first.settings["activations.bits"] == 32);
+  CHECK(first.settings["label"] == "RTN");
+  CHECK(first.config["weights"]["bits"] == 4);
+  for (size_t i = 0; i < spec.trials.size(); ++i) {
+    const auto& t = spec.trials[i];
+    CHECK(t.index == static_cast<int>(i));
+    // The zip pairs values position by position.
+    CHECK((t.config["weights"]["granularity"] == "per_layer") ==
+          (t.config["activations"]["bits"] == 32));
+    CHECK((t.settings["label"] == "MP") == (t.config["weights"]["method"] == "multipoint"));
+  }
+  // A zip of unequal lengths is a config error naming the axis.
+  nlohmann::json bad = doc;
+  bad["axes"][1]["zip"][1]["values"] = {32};
+  CHECK_THROWS_WITH(sweep::parse_sweep(bad, "t.json"), Catch::Contains("t.json"));
+}
+
+TEST_CASE("layer assignment (LPT): every layer once, load within the list-scheduling bound",
+          "[sweep]") {
+  const std::vector<double> cost = {9, 1, 8, 2, 7, 3, 6, 4, 5, 5, 0.5, 12};
+  for (int ranks : {1, 2, 3, 5, 20}) {
+    const auto owner = sweep::lpt_assignment(cost, ranks);
+    REQUIRE(owner.size() == cost.size());
+    std::vector<double> load(static_cast<size_t>(ranks), 0.0);
+    double total = 0, biggest = 0;
+    for (size_t i = 0; i < cost.size(); ++i) {
+      REQUIRE(owner[i] >= 0);
+      REQUIRE(owner[i] < ranks);
+      load[static_cast<size_t>(owner[i])] += cost[i];
+      total += cost[i];
+      biggest = std::max(biggest, cost[i]);
+    }
+    // Graham: a greedy list schedule ends by total / m + the largest job.
+    const double makespan = *std::max_element(load.begin(), load.end());
+    CHECK(makespan <= total / ranks + biggest);
+    CHECK(sweep::lpt_assignment(cost, ranks) == owner);  // deterministic
+  }
+  // Ties go to the lowest rank: equal costs deal out round robin.
+  const std::vector<int> round_robin = {0, 1, 0, 1};
+  CHECK(sweep::lpt_assignment({1, 1, 1, 1}, 2) == round_robin);
+}
+
+TEST_CASE("ledger folding: started, done, failed counted per trial, last message kept", "[store]") {
+  const std::vector<nlohmann::json> records = {
+      {{"trial", "a"}, {"event", "started"}},
+      {{"trial", "a"}, {"event", "failed"}, {"message", "first"}},
+      {{"trial", "a"}, {"event", "started"}},
+      {{"trial", "a"}, {"event", "failed"}, {"message", "second"}},
+      {{"trial", "b"}, {"event", "started"}},
+      {{"trial", "b"}, {"event", "done"}},
+      {{"event", "started"}},                  // no trial: ignored
+      {{"trial", 7}, {"event", "done"}},       // not a string: ignored
+      {{"trial", "c"}, {"event", "unknown"}},  // counted nowhere, but known
+  };
+  const auto h = store::fold_ledger(records);
+  CHECK(h.size() == 3);
+  CHECK(h.at("a").started == 2);
+  CHECK(h.at("a").failed == 2);
+  CHECK(h.at("a").done == 0);
+  CHECK(h.at("a").last_message == "second");
+  CHECK(h.at("b").done == 1);
+  CHECK(h.at("b").failed == 0);
+  CHECK(h.at("c").started + h.at("c").done + h.at("c").failed == 0);
 }
