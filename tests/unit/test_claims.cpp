@@ -61,16 +61,23 @@ TEST_CASE("a claim is exclusive until released", "[claims]") {
 }
 
 TEST_CASE("a stale claim is taken over and its old holder learns it lost it", "[claims]") {
+  // A test clock instead of sleeping: claims age only when the test says so.
+  double t = 1.0e9;
+  const ClaimStore::Clock clock = [&t] { return t; };
   const auto dir = fresh_dir("stale");
-  ClaimStore a(dir, worker("a"), 0.3), b(dir, worker("b"), 0.3);
+  ClaimStore a(dir, worker("a"), 30, clock), b(dir, worker("b"), 30, clock);
   REQUIRE(a.try_claim("t"));
   CHECK(a.heartbeat().empty());
+  t += 29;  // within the lease
+  CHECK(b.current("t").live);
   CHECK_FALSE(b.try_claim("t"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  t += 2;                                                        // 31 s without a heartbeat: stale
+  CHECK(b.current("t").age_seconds == Approx(31).margin(1e-3));  // mtimes keep ns; float slack
   CHECK_FALSE(b.current("t").live);
   REQUIRE(b.try_claim("t"));
   auto c = a.current("t");
   CHECK(c.generation == 2);
+  CHECK(c.live);  // b's claim is new
   CHECK(c.holder.value("worker", "") == "b");
   CHECK(c.holder["took_over"].value("worker", "") == "a");
   CHECK(a.heartbeat() == std::vector<std::string>{"t"});
@@ -84,15 +91,32 @@ TEST_CASE("a stale claim is taken over and its old holder learns it lost it", "[
 }
 
 TEST_CASE("a heartbeat keeps a claim live past its lease", "[claims]") {
+  double t = 1.0e9;
+  const ClaimStore::Clock clock = [&t] { return t; };
   const auto dir = fresh_dir("heartbeat");
-  ClaimStore a(dir, worker("a"), 0.4), b(dir, worker("b"), 0.4);
+  ClaimStore a(dir, worker("a"), 40, clock), b(dir, worker("b"), 40, clock);
   REQUIRE(a.try_claim("t"));
   for (int i = 0; i < 6; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    t += 10;
     CHECK(a.heartbeat().empty());
   }
-  CHECK(b.current("t").live);  // 600 ms after the claim, 100 ms after the last heartbeat
+  CHECK(b.current("t").live);  // 60 s after the claim, 0 s after the last heartbeat
   CHECK_FALSE(b.try_claim("t"));
+  t += 39;
+  CHECK(b.current("t").live);
+  t += 2;  // 41 s after the last heartbeat
+  CHECK_FALSE(b.current("t").live);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the real clock: a claim not renewed goes stale after its lease", "[claims]") {
+  // One check on the kernel's clock and mtimes (the default), with a margin of 4x the lease.
+  const auto dir = fresh_dir("realclock");
+  ClaimStore a(dir, worker("a"), 0.1), b(dir, worker("b"), 0.1);
+  REQUIRE(a.try_claim("t"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  CHECK_FALSE(b.current("t").live);
+  CHECK(b.try_claim("t"));
   fs::remove_all(dir);
 }
 

@@ -73,11 +73,25 @@ json WorkerIdentity::to_json() const {
   return j;
 }
 
-ClaimStore::ClaimStore(std::string dir, WorkerIdentity me, double lease_seconds)
-    : dir_(std::move(dir)), me_(std::move(me)), lease_(lease_seconds) {
+ClaimStore::ClaimStore(std::string dir, WorkerIdentity me, double lease_seconds, Clock clock)
+    : dir_(std::move(dir)), me_(std::move(me)), lease_(lease_seconds), clock_(std::move(clock)) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw InputError(dir_ + ": cannot create claims directory (" + ec.message() + ")");
+}
+
+double ClaimStore::now() const {
+  return clock_ ? clock_() : now_epoch();
+}
+
+bool ClaimStore::touch(const std::string& p) const {
+  if (!clock_) return ::utimensat(AT_FDCWD, p.c_str(), nullptr, 0) == 0;
+  const double t = clock_();
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(t);
+  ts.tv_nsec = static_cast<long>((t - static_cast<double>(ts.tv_sec)) * 1e9);
+  const timespec times[2] = {ts, ts};
+  return ::utimensat(AT_FDCWD, p.c_str(), times, 0) == 0;
 }
 
 std::string ClaimStore::path(const std::string& id, int g) const {
@@ -91,7 +105,7 @@ ClaimInfo ClaimStore::current(const std::string& id) const {
     const double m = mtime_of(path(id, g));
     if (m < 0) break;
     c.generation = g;
-    c.age_seconds = now_epoch() - m;
+    c.age_seconds = now() - m;
   }
   if (c.generation == 0) return c;
   c.live = c.age_seconds < lease_;
@@ -129,7 +143,7 @@ bool ClaimStore::try_claim(const std::string& id) {
   const std::string text = j.dump() + "\n";
   ssize_t n = ::write(fd, text.data(), text.size());
   ::close(fd);
-  if (n != static_cast<ssize_t>(text.size())) {
+  if (n != static_cast<ssize_t>(text.size()) || (clock_ && !touch(p))) {
     ::unlink(p.c_str());
     throw InputError(p + ": cannot write claim");
   }
@@ -144,8 +158,7 @@ std::vector<std::string> ClaimStore::heartbeat() {
   for (auto it = held_.begin(); it != held_.end();) {
     const std::string p = path(it->first, it->second);
     // Taken over (a newer generation exists) or removed: the claim is lost.
-    if (mtime_of(path(it->first, it->second + 1)) >= 0 ||
-        ::utimensat(AT_FDCWD, p.c_str(), nullptr, 0) != 0) {
+    if (mtime_of(path(it->first, it->second + 1)) >= 0 || !touch(p)) {
       lost.push_back(it->first);
       it = held_.erase(it);
     } else {

@@ -23,6 +23,7 @@
 // prober that races a release finds the file and skips the trial.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -53,7 +54,10 @@ struct ClaimInfo {
 
 class ClaimStore {
  public:
-  ClaimStore(std::string dir, WorkerIdentity me, double lease_seconds);
+  /// Seconds since the epoch. The default is the host's real-time clock; tests inject their own
+  /// (claims then carry that clock's time as mtime, set explicitly when created and renewed).
+  using Clock = std::function<double()>;
+  ClaimStore(std::string dir, WorkerIdentity me, double lease_seconds, Clock clock = {});
 
   /// Tries to claim trial `id` (free, or held by a stale claim). True if this worker holds it now.
   bool try_claim(const std::string& id);
@@ -77,11 +81,15 @@ class ClaimStore {
 
  private:
   std::string path(const std::string& id, int generation) const;
+  double now() const;
+  /// Sets a claim file's mtime to now (the kernel's, or clock_'s); false if it is gone.
+  bool touch(const std::string& path) const;
   /// Drops `id` from the held claims; returns its generation (0 if not held).
   int forget(const std::string& id);
   std::string dir_;
   WorkerIdentity me_;
   double lease_;
+  Clock clock_;  ///< empty: the real clock (mtimes set by the kernel)
   mutable std::mutex mu_;
   std::map<std::string, int> held_;  // trial -> generation
 };
