@@ -149,6 +149,10 @@ done
   >"$d/plan.out" 2>&1; rc=$?
 n=$(grep -c "^| *[0-9]* | [0-9a-f]\{16\} |" "$d/plan.out")
 [ $rc -eq 0 ] && [ "$n" -eq 720 ] && pass "paper_imagenet plans 720 trials" || fail "paper_imagenet plan (rc $rc, $n trials): $(tail -2 "$d/plan.out")"
+"$MPQ" sweep plan "$SRC/configs/sweeps/paper_imagenet_ptq.json" --var models="$d/models" --var imagenet="$IMNET" \
+  >"$d/plan_ptq.out" 2>&1; rc=$?
+n=$(grep -c "^| *[0-9]* | [0-9a-f]\{16\} |" "$d/plan_ptq.out")
+[ $rc -eq 0 ] && [ "$n" -eq 648 ] && pass "paper_imagenet_ptq plans 648 trials" || fail "paper_imagenet_ptq plan (rc $rc, $n trials): $(tail -2 "$d/plan_ptq.out")"
 "$MPQ" -q data make-voc -o "$d/voc" --trainval 8 --test 8 >/dev/null 2>&1 || fail "make-voc"
 "$PYTHON" "$SRC/scripts/export_torchvision.py" ssdlite320_mobilenet_v3_large --weights none --num-classes 21 \
   --published VOC2007-test:map_voc07=68.1 -o "$d/models/ssd_voc.pt" >/dev/null 2>&1 || fail "export ssdlite"
