@@ -7,7 +7,6 @@
 
 #include "mpq/quant/gptq.h"
 #include "mpq/store/h5.h"
-#include "mpq/store/trial_file.h"
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"

@@ -10,7 +10,6 @@
 #include <map>
 
 #include "mpq/store/h5.h"
-#include "mpq/store/trial_file.h"
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
