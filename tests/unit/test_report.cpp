@@ -7,6 +7,7 @@
 
 #include "mpq/eval/metrics.h"
 #include "mpq/report/aggregate.h"
+#include "mpq/report/statistics.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/util/error.h"
@@ -189,4 +190,25 @@ TEST_CASE("metric table: direction, percent, display; the summary line leads wit
   CHECK(summarize_metrics(task_metrics(mpq::data::Task::kDetection), m).rfind("mAP VOC07 50.00%",
                                                                               0) == 0);
   CHECK(trial_task_metrics(json::object()).task == mpq::data::Task::kClassification);
+}
+
+TEST_CASE("statistics: NaNs are missing observations, sd needs two", "[report]") {
+  using mpq::report::mean_sd;
+  const auto s = mean_sd({1.0, NAN, 3.0});
+  CHECK(s.n == 2);
+  CHECK(s.mean == 2.0);  // (1 + 3) / 2, exact in binary
+  CHECK(s.sd == Approx(std::sqrt(2.0)).epsilon(1e-15));
+  const auto one = mean_sd({5.0});
+  CHECK(one.n == 1);
+  CHECK(std::isnan(one.sd));      // tables print "-"
+  CHECK(one.error_bar() == 0.0);  // figures draw none
+  CHECK(mean_sd({}).n == 0);
+  CHECK(std::isnan(mean_sd({NAN}).mean));
+  // Pooling: models {0: 1, 3}, {1: 5}, {2: NaN}: between over the means {2, 5}, within from model
+  // 0.
+  const auto p = mpq::report::pooled_spread({{0, {1.0, 3.0}}, {1, {5.0}}, {2, {NAN}}});
+  CHECK(p.between.n == 2);
+  CHECK(p.between.sd == Approx(std::sqrt(4.5)).epsilon(1e-15));
+  CHECK(p.within_models == 1);
+  CHECK(p.within == Approx(std::sqrt(2.0)).epsilon(1e-15));
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "mpq/report/statistics.h"
 #include "mpq/store/h5.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
@@ -42,33 +43,14 @@ std::pair<std::string, int64_t> split_model_seed(const std::string& path) {
 
 namespace {
 
-struct Stats {
-  int n = 0;
-  double mean = 0, std = NAN;
-};
-
-Stats stats(const std::vector<double>& xs) {
-  Stats s;
-  s.n = static_cast<int>(xs.size());
-  if (s.n == 0) return s;
-  for (double x : xs) s.mean += x;
-  s.mean /= s.n;
-  if (s.n > 1) {
-    double ss = 0;
-    for (double x : xs) ss += (x - s.mean) * (x - s.mean);
-    s.std = std::sqrt(ss / (s.n - 1));
-  }
-  return s;
-}
-
 bool is_percent(const std::string& metric) { return eval::is_percent_metric(metric); }
 
-std::string cell(const std::string& metric, const Stats& s) {
+std::string cell(const std::string& metric, const MeanSd& s) {
   if (s.n == 0) return "-";
   double k = is_percent(metric) ? 100.0 : 1.0;
   int digits = eval::metric_digits(metric);
   std::string m = format("%.*f", digits, k * s.mean);
-  if (s.n > 1) m += format(" ± %.*f", digits, k * s.std);
+  if (s.n > 1) m += format(" ± %.*f", digits, k * s.sd);
   return m;
 }
 
@@ -278,26 +260,13 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     row.push_back(std::to_string(g.done.size()));
     for (const auto& m : metrics) {
       auto it = g.values.find(m);
-      row.push_back(cell(m, stats(it == g.values.end() ? std::vector<double>{} : it->second)));
+      row.push_back(cell(m, mean_sd(it == g.values.end() ? std::vector<double>{} : it->second)));
     }
     if (options.pool_model_seeds) {
-      // Between models: sd of the per-model means; within: root of the mean within-model variance.
-      std::vector<double> means;
-      double within = 0;
-      int within_n = 0;
-      for (const auto& [ms, xs] : g.headline_by_model) {
-        Stats st = stats(xs);
-        if (st.n == 0) continue;
-        means.push_back(st.mean);
-        if (st.n > 1) {
-          within += st.std * st.std;
-          ++within_n;
-        }
-      }
+      const PooledSpread p = pooled_spread(g.headline_by_model);
       const double k = is_percent(headline) ? 100.0 : 1.0;
-      Stats between = stats(means);
-      row.push_back(between.n > 1 ? format("%.2f", k * between.std) : "-");
-      row.push_back(within_n > 0 ? format("%.2f", k * std::sqrt(within / within_n)) : "-");
+      row.push_back(p.between.n > 1 ? format("%.2f", k * p.between.sd) : "-");
+      row.push_back(p.within_models > 0 ? format("%.2f", k * p.within) : "-");
     }
     std::string missing;
     for (const auto& s : g.planned)
@@ -354,7 +323,7 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     Table t(h);
     for (const auto& rk : row_keys) {
       auto row = row_labels[rk];
-      for (const auto& c : cols) row.push_back(cell(pv.value, stats(cells[rk][c])));
+      for (const auto& c : cols) row.push_back(cell(pv.value, mean_sd(cells[rk][c])));
       t.add_row(row);
     }
     out.pivots.push_back(t);

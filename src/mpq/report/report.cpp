@@ -13,6 +13,7 @@
 #include "mpq/report/aggregate.h"
 #include "mpq/report/document.h"
 #include "mpq/report/figures.h"
+#include "mpq/report/statistics.h"
 #include "mpq/report/table.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
@@ -122,21 +123,13 @@ struct MeanStd {
   double mean = NAN, std = 0;
   int n = 0;
 };
+// The figures' view of the shared statistics (statistics.h): no error bar below two observations.
 MeanStd mean_std(const std::vector<double>& xs) {
+  const MeanSd s = mean_sd(xs);
   MeanStd r;
-  std::vector<double> v;
-  for (double x : xs)
-    if (!std::isnan(x)) v.push_back(x);
-  r.n = static_cast<int>(v.size());
-  if (v.empty()) return r;
-  r.mean = 0;
-  for (double x : v) r.mean += x;
-  r.mean /= r.n;
-  if (r.n > 1) {
-    double ss = 0;
-    for (double x : v) ss += (x - r.mean) * (x - r.mean);
-    r.std = std::sqrt(ss / (r.n - 1));
-  }
+  r.n = s.n;
+  r.mean = s.mean;
+  r.std = s.error_bar();
   return r;
 }
 
