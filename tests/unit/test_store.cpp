@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
@@ -175,5 +176,29 @@ TEST_CASE("atomic files: complete or absent, temporaries removed on every error"
     CHECK_FALSE(mpq::temp_writer_is_dead("x.h5"));
     CHECK_FALSE(mpq::temp_writer_is_dead("x.h5.tmp." + host + ".12ab"));
   }
+  fs::remove_all(d);
+}
+
+TEST_CASE("sweep records are read through the directory, errors named, not swallowed", "[store]") {
+  const std::string d = "/tmp/mpq_test_sweep_records";
+  fs::remove_all(d);
+  mpq::store::SweepDir dir(d);
+  fs::create_directories(d);
+  CHECK(dir.read_sweep_document() == json::object());  // none yet
+  CHECK(dir.read_fp_checks() == json::array());
+  CHECK(dir.max_attempts() == 2);
+  dir.init(json{{"name", "s"}, {"run", {{"max_attempts", 5}}}}, "f", false);
+  CHECK(dir.read_sweep_document()["name"] == "s");
+  CHECK(dir.max_attempts() == 5);
+  mpq::write_file_atomic(dir.fp_check_path(), "[{\"outcome\": \"pass\"}]\n");
+  CHECK(dir.read_fp_checks().size() == 1);
+  mpq::write_file_atomic(dir.fp_check_path(), "{\"outcome\": \"pass\"}\n");
+  CHECK_THROWS_WITH(dir.read_fp_checks(),
+                    Catch::Contains("fp_check.json: expected a JSON array of FP checks"));
+  mpq::write_file_atomic(dir.fp_check_path(), "[{\"outc");
+  CHECK_THROWS_WITH(dir.read_fp_checks(), Catch::Contains("fp_check.json: unreadable"));
+  mpq::write_file_atomic(dir.sweep_record_path(), "{\"sweep\": 3}");
+  CHECK_THROWS_WITH(dir.read_sweep_document(), Catch::Contains("sweep.json: unreadable"));
+  CHECK_THROWS_AS(dir.max_attempts(), mpq::InputError);
   fs::remove_all(d);
 }

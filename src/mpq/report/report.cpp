@@ -710,15 +710,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
   }
 
   // ---- the document ----
-  json sweep_doc = json::object();
-  {
-    std::ifstream in(sweep_dir + "/sweep.json");
-    try {
-      json s = json::parse(in);
-      if (s.contains("sweep")) sweep_doc = s["sweep"];
-    } catch (const std::exception&) {
-    }
-  }
+  const json sweep_doc = dir.read_sweep_document();
   std::string sweep_name = sweep_doc.value("name", fs::path(sweep_dir).filename().string());
   Document doc;
   doc.heading(1, "Report: " + sweep_name);
@@ -734,16 +726,8 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
 
   doc.heading(2, "FP reference check");
   {
-    json checks = json::array();
-    std::ifstream in(sweep_dir + "/fp_check.json");
-    if (in) {
-      try {
-        checks = json::parse(in);
-      } catch (const std::exception&) {
-        checks = json::array();
-      }
-    }
-    if (!checks.is_array() || checks.empty()) {
+    const json checks = dir.read_fp_checks();
+    if (checks.empty()) {
       doc.paragraph(
           "Not checked: no model of this sweep records a published accuracy for the "
           "dataset it is evaluated on (scripts/export_torchvision.py writes "

@@ -58,7 +58,7 @@ void SweepDir::init(const json& doc, const std::string& fingerprint, bool force)
   fs::create_directories(cache_dir(), ec);
   fs::create_directories(ledgers_dir(), ec);
   fs::create_directories(claims_dir(), ec);
-  std::string meta = dir_ + "/sweep.json";
+  const std::string meta = sweep_record_path();
   if (fs::exists(meta) && !force) {
     json old;
     try {
@@ -138,29 +138,46 @@ std::vector<PlannedTrial> SweepDir::read_plan() const {
   return plan;
 }
 
-int SweepDir::max_attempts() const {
-  const std::string meta = dir_ + "/sweep.json";
+json SweepDir::read_sweep_document() const {
+  const std::string meta = sweep_record_path();
   std::ifstream in(meta);
-  if (!in) return 2;
+  if (!in) return json::object();
   try {
     json j = json::parse(in);
-    return j.at("sweep").value("run", json::object()).value("max_attempts", 2);
+    const json& doc = j.at("sweep");
+    if (!doc.is_object()) throw std::runtime_error("\"sweep\" is not an object");
+    return doc;
   } catch (const std::exception& e) {
     throw InputError(meta + ": unreadable sweep record (" + std::string(e.what()) +
                      "); restore it or rerun the sweep with --force");
   }
 }
 
-double SweepDir::lease_seconds() const {
-  const std::string meta = dir_ + "/sweep.json";
-  std::ifstream in(meta);
-  if (!in) return kDefaultLeaseSeconds;
+json SweepDir::read_fp_checks() const {
+  const std::string path = fp_check_path();
+  std::ifstream in(path);
+  if (!in) return json::array();
+  json checks;
   try {
-    json j = json::parse(in);
-    return j.at("sweep").value("run", json::object()).value("lease_seconds", kDefaultLeaseSeconds);
+    checks = json::parse(in);
   } catch (const std::exception& e) {
-    throw InputError(meta + ": unreadable sweep record (" + std::string(e.what()) + ")");
+    throw InputError(path + ": unreadable FP check record (" + std::string(e.what()) +
+                     "); rerun `mpq sweep prepare` to write it again");
   }
+  if (!checks.is_array())
+    throw InputError(path + ": expected a JSON array of FP checks, got " +
+                     std::string(checks.type_name()));
+  return checks;
+}
+
+int SweepDir::max_attempts() const {
+  return read_sweep_document().value("run", json::object()).value("max_attempts", 2);
+}
+
+double SweepDir::lease_seconds() const {
+  return read_sweep_document()
+      .value("run", json::object())
+      .value("lease_seconds", kDefaultLeaseSeconds);
 }
 
 int SweepDir::set_aside_invalid_trials(const std::vector<PlannedTrial>& plan) const {

@@ -64,6 +64,8 @@ class SweepDir {
   std::string claims_dir() const { return dir_ + "/claims"; }
   std::string slurm_dir() const { return dir_ + "/slurm"; }
   std::string plan_path() const { return dir_ + "/plan.json"; }
+  std::string sweep_record_path() const { return dir_ + "/sweep.json"; }
+  std::string fp_check_path() const { return dir_ + "/fp_check.json"; }
   std::string cache_dir() const { return dir_ + "/cache"; }
   std::string aggregate_dir() const { return dir_ + "/aggregate"; }
 
@@ -89,6 +91,13 @@ class SweepDir {
   void write_plan(const std::vector<PlannedTrial>& plan) const;
   /// Throws InputError if there is no readable plan (not a sweep directory).
   std::vector<PlannedTrial> read_plan() const;
+
+  /// The sweep config as given, recorded in sweep.json ({} when there is no sweep.json). Throws
+  /// InputError naming the file if it exists but is unreadable.
+  nlohmann::json read_sweep_document() const;
+  /// The FP checks of the preparation (fp_check.json, sweep/fp_check.h; [] when none ran).
+  /// Throws InputError naming the file if it exists but is unreadable or not a JSON array.
+  nlohmann::json read_fp_checks() const;
 
   /// run.max_attempts of the recorded sweep config (2 when unset). Throws InputError if
   /// sweep.json exists but is unreadable.

@@ -135,7 +135,7 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
   }
   json all = json::array();
   for (const auto& c : out) all.push_back(c.to_json());
-  store::write_file_atomic(dir.dir() + "/fp_check.json", all.dump(2) + "\n");
+  store::write_file_atomic(dir.fp_check_path(), all.dump(2) + "\n");
   for (const auto& c : out)
     if (c.outcome == "fail" && mode == "error")
       throw InputError(
