@@ -169,30 +169,29 @@ TEST_CASE("trial identity: what cannot change a result leaves the id alone", "[s
   CHECK(id_of(mp) != id_of(mp2));
 }
 
-TEST_CASE("'uses calibration data': the JSON and the typed definitions agree", "[sweep]") {
-  // Two implementations exist (the identity works on JSON, trials on TrialConfig); if they
-  // drifted, a trial could get an id that ignores the calibration set it uses.
-  const std::vector<nlohmann::json> users = {
-      {{"weights", {{"method", "rtn"}}}},
-      {{"weights", {{"method", "mse"}}}},
-      {{"weights", {{"method", "multipoint"}}}},
-      {{"weights", {{"method", "gptq"}}}},
-      {{"weights", {{"method", "adaround"}}}},
-      {{"weights", {{"method", "bit_alloc"}}}},
-      {{"weights", {{"method", "bit_alloc"}, {"bit_alloc", {{"metric", "weight"}}}}}},
-      {{"weights", {{"method", "ocs"}}}},
-      {{"weights", {{"method", "rtn"}}}, {"activations", {{"bits", 8}}}},
-      {{"weights", {{"method", "rtn"}}}, {"bias_correction", true}},
+TEST_CASE("'uses calibration data': which trials do, and the identity follows", "[sweep]") {
+  const std::vector<std::pair<nlohmann::json, bool>> cases = {
+      {{{"weights", {{"method", "rtn"}}}}, false},
+      {{{"weights", {{"method", "mse"}}}}, false},
+      {{{"weights", {{"method", "ocs"}}}}, false},
+      {{{"weights", {{"method", "multipoint"}}}}, true},
+      {{{"weights", {{"method", "gptq"}}}}, true},
+      {{{"weights", {{"method", "adaround"}}}}, true},
+      {{{"weights", {{"method", "bit_alloc"}}}}, true},  // ranks channels by output error
+      {{{"weights", {{"method", "bit_alloc"}, {"bit_alloc", {{"metric", "weight"}}}}}}, false},
+      {{{"weights", {{"method", "rtn"}}}, {"activations", {{"bits", 8}}}}, true},
+      {{{"weights", {{"method", "rtn"}}}, {"bias_correction", true}}, true},
   };
-  int uses = 0;
-  for (const auto& u : users) {
+  for (const auto& [u, uses] : cases) {
     INFO(u.dump());
     const auto r = resolved(u);
-    const bool json_says = sweep::uses_calibration_data(r);
-    CHECK(json_says == sweep::parse_trial_config(r).uses_calibration_data());
-    uses += json_says;
+    CHECK(sweep::uses_calibration_data(r) == uses);
+    CHECK(sweep::parse_trial_config(r).uses_calibration_data() == uses);
+    // The calibration block is part of the identity exactly when calibration data is used.
+    nlohmann::json other = u;
+    other["calibration"] = {{"size", 17}};
+    CHECK((id_of(u) != id_of(other)) == uses);
   }
-  CHECK(uses == 6);  // all but rtn, mse, ocs and bit_alloc by weight error (no data needed)
 }
 
 TEST_CASE("sweep expansion: axes in order, variants and zips, settings recorded", "[sweep]") {

@@ -283,11 +283,9 @@ std::string trial_id(const json& resolved, const std::string& model_sha256,
 }
 
 bool uses_calibration_data(const json& r) {
-  const std::string method = r["weights"]["method"];
-  // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
-  return method == "multipoint" || method == "gptq" || method == "adaround" ||
-         (method == "bit_alloc" && r["weights"]["bit_alloc"]["metric"] == "output") ||
-         r["activations"]["bits"] < 32 || r["bias_correction"].get<bool>();
+  // One definition: the typed config's (ptq::uses_calibration for the weight methods), so the
+  // identity and the trial that runs cannot disagree on whether calibration data is used.
+  return parse_trial_config(r).uses_calibration_data();
 }
 
 std::vector<std::string> check_trial_semantics(const json& r) {

@@ -99,7 +99,8 @@ nlohmann::json trial_identity(const nlohmann::json& resolved);
 std::string trial_id(const nlohmann::json& resolved, const std::string& model_sha256,
                      const std::string& data_fingerprint);
 
-/// True if the trial's methods use calibration images (multipoint allocation, ...).
+/// True if the trial's methods use calibration images (multipoint allocation, ...): the typed
+/// TrialConfig::uses_calibration_data of the parsed config (one definition).
 bool uses_calibration_data(const nlohmann::json& resolved);
 
 /// Cross-field checks the schema cannot express (e.g. quantized-prefix statistics need a
