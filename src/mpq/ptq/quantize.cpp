@@ -182,10 +182,9 @@ const char* weight_method_name(WeightMethod m) {
 }
 
 WeightMethod parse_weight_method(const std::string& name) {
-  for (auto m :
-       {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq, WeightMethod::kPercentile,
-        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint, WeightMethod::kGptq,
-                 WeightMethod::kAdaround})
+  for (auto m : {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq,
+                 WeightMethod::kPercentile, WeightMethod::kOcs, WeightMethod::kBitAlloc,
+                 WeightMethod::kMultipoint, WeightMethod::kGptq, WeightMethod::kAdaround})
     if (name == weight_method_name(m)) return m;
   throw ConfigError("/weights/method: unknown method '" + name + "'");
 }
@@ -239,38 +238,38 @@ int layer_bits(const WeightConfig& w, int index, int count) {
   return w.bits;
 }
 
-NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
-                                     const CalibrationContext& calib, LayerDistribution* dist) {
-  const auto& infos = net.layers();
-  const int count = static_cast<int>(infos.size());
+namespace {
+
+// What the steps of quantize_network share: the network, the config, which layers this process
+// handles, the result being built, and the failure agreement of distributed runs.
+struct NetworkRun {
+  NetworkRun(model::Network& n, const WeightConfig& wc, const CalibrationContext& c,
+             LayerDistribution* d)
+      : net(n), w(wc), calib(c), dist(d) {}
+  model::Network& net;
+  const WeightConfig& w;
+  const CalibrationContext& calib;
+  LayerDistribution* dist;
+  int count = 0;          // layers of the network
+  int K = 1;              // points per channel at most
+  std::vector<int> todo;  // layers to quantize (not kept FP by the first/last layer rule)
+  std::vector<int> mine;  // those this process quantizes
   NetworkQuantization out;
-  out.layers.resize(infos.size());
-  std::vector<int> todo;
-  for (const auto& L : infos)
-    if (layer_bits(w, L.index, count) > 0) todo.push_back(L.index);
-  auto t0 = std::chrono::steady_clock::now();
+  double calib_seconds = 0;
 
-  const bool multipoint = w.method == WeightMethod::kMultipoint;
-  const int K = multipoint ? w.allocation.max_points : 1;
-  out.used_calibration = uses_calibration(w);
-  if (out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
-    throw ConfigError(std::string("method '") + weight_method_name(w.method) +
-                      "' needs calibration data (calibration.size > 0)");
-  if (dist && out.used_calibration && w.statistics != Statistics::kFp)
-    throw ConfigError(
-        "/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run "
-        "layer-parallel");
-
-  // Which layers this process handles.
-  std::vector<int> mine = todo;
-  if (dist) {
-    std::vector<double> cost;
-    for (int i : todo)
-      cost.push_back(static_cast<double>(infos[static_cast<size_t>(i)].params()) * K);
-    mine = dist->assign(todo, cost);
+  const model::LayerInfo& info(int i) const { return net.layers()[static_cast<size_t>(i)]; }
+  int bits(int i) const { return layer_bits(w, i, count); }
+  std::vector<int> bits_of(const std::vector<int>& layers) const {
+    std::vector<int> b;
+    for (int i : layers) b.push_back(bits(i));
+    return b;
   }
+  std::string of(size_t k, size_t n) const {
+    return std::to_string(k + 1) + "/" + std::to_string(n);
+  }
+
   // Runs local work and, when distributed, makes every process agree on failures.
-  auto local = [&](const std::function<void()>& f) {
+  void local(const std::function<void()>& f) {
     std::string error;
     bool config_error = false;
     try {
@@ -284,185 +283,227 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
       error = e.what();
     }
     if (dist) dist->agree(error, config_error);
-  };
-  auto set_all = [&]() {
-    for (int i : todo) set_dequantized(net, i, out.layers[static_cast<size_t>(i)].q);
-  };
+  }
 
-  if (w.method != WeightMethod::kMse && w.method != WeightMethod::kMultipoint) {
-    std::map<int, LayerOutcome> done;
-    double calib_seconds = 0;
-    local([&] {
-      if (w.method == WeightMethod::kAdaround) {
-        done = adaround_layers(net, w, calib, mine, count, &out.stats_cache_hit, &calib_seconds);
-        return;
-      }
-      if (w.method == WeightMethod::kGptq && w.statistics == Statistics::kQuantizedPrefix) {
-        // Layer by layer, each measured with the earlier layers already quantized.
-        for (size_t k = 0; k < mine.size(); ++k) {
-          int i = mine[k];
-          auto tc = std::chrono::steady_clock::now();
-          auto stats = collect_statistics(
-              net, *calib.data, calib.indices, {i}, calib.options,
-              "calibrate " + std::to_string(k + 1) + "/" + std::to_string(mine.size()));
-          calib_seconds += since(tc);
-          done[i] = std::move(quantize_gptq(net, {i}, {layer_bits(w, i, count)}, w, stats)[0]);
-          set_dequantized(net, i, done[i].q);
-        }
-        return;
-      }
-      std::vector<quant::SecondMoment> stats;
-      if (out.used_calibration)
-        stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
-      if (w.method == WeightMethod::kGptq) {
-        std::vector<int> bits;
-        for (int i : mine) bits.push_back(layer_bits(w, i, count));
-        auto outs = quantize_gptq(net, mine, bits, w, stats);
-        for (size_t k = 0; k < mine.size(); ++k) done[mine[k]] = std::move(outs[k]);
-        return;
-      }
-      for (size_t k = 0; k < mine.size(); ++k) {
-        int i = mine[k];
-        const auto& L = infos[static_cast<size_t>(i)];
-        int bits = layer_bits(w, i, count);
-        if (w.method == WeightMethod::kOcs)
-          done[i] = quantize_ocs(net, L, bits, w);
-        else if (w.method == WeightMethod::kBitAlloc)
-          done[i] = quantize_bit_alloc(net, L, bits, w, stats.empty() ? nullptr : &stats[k]);
-        else
-          done[i] = quantize_single_point(net, L, bits, w);
-      }
-    });
+  // Every process gets every layer's outcome (`done` holds this process's), and the network
+  // takes the dequantized weights.
+  void gather(std::map<int, LayerOutcome>& done) {
     auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
     for (size_t k = 0; k < todo.size(); ++k)
       out.layers[static_cast<size_t>(todo[k])] =
           dist ? std::move(all[k]) : std::move(done[todo[k]]);
-    set_all();
-    out.summary = {{"quant_seconds", since(t0) - calib_seconds},
-                   {"calibration_seconds", calib_seconds},
-                   {"stats_cache_hit", out.stats_cache_hit}};
-    return out;
+    for (int i : todo) set_dequantized(net, i, out.layers[static_cast<size_t>(i)].q);
+  }
+
+  std::vector<quant::SecondMoment> fp_stats(const std::vector<int>& layers) {
+    return fp_statistics(net, calib, layers, &out.stats_cache_hit, &calib_seconds);
+  }
+  // Statistics of one layer with the earlier layers as they are now (quantized prefix).
+  std::vector<quant::SecondMoment> prefix_stats(int i, const std::string& label) {
+    auto tc = std::chrono::steady_clock::now();
+    auto stats = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options, label);
+    calib_seconds += since(tc);
+    return stats;
+  }
+};
+
+// RTN, ACIQ, percentile, OCS, bit allocation, GPTQ and AdaRound: one point per channel, layer
+// by layer, no allocation across layers.
+void one_point_layers(NetworkRun& r) {
+  const WeightConfig& w = r.w;
+  std::map<int, LayerOutcome> done;
+  r.local([&] {
+    if (w.method == WeightMethod::kAdaround) {
+      done = adaround_layers(r.net, w, r.calib, r.mine, r.count, &r.out.stats_cache_hit,
+                             &r.calib_seconds);
+      return;
+    }
+    if (w.method == WeightMethod::kGptq && w.statistics == Statistics::kQuantizedPrefix) {
+      // Layer by layer, each measured with the earlier layers already quantized.
+      for (size_t k = 0; k < r.mine.size(); ++k) {
+        const int i = r.mine[k];
+        auto stats = r.prefix_stats(i, "calibrate " + r.of(k, r.mine.size()));
+        done[i] = std::move(quantize_gptq(r.net, {i}, {r.bits(i)}, w, stats)[0]);
+        set_dequantized(r.net, i, done[i].q);
+      }
+      return;
+    }
+    std::vector<quant::SecondMoment> stats;
+    if (r.out.used_calibration) stats = r.fp_stats(r.mine);
+    if (w.method == WeightMethod::kGptq) {
+      auto outs = quantize_gptq(r.net, r.mine, r.bits_of(r.mine), w, stats);
+      for (size_t k = 0; k < r.mine.size(); ++k) done[r.mine[k]] = std::move(outs[k]);
+      return;
+    }
+    for (size_t k = 0; k < r.mine.size(); ++k) {
+      const int i = r.mine[k];
+      const auto& L = r.info(i);
+      if (w.method == WeightMethod::kOcs)
+        done[i] = quantize_ocs(r.net, L, r.bits(i), w);
+      else if (w.method == WeightMethod::kBitAlloc)
+        done[i] = quantize_bit_alloc(r.net, L, r.bits(i), w, stats.empty() ? nullptr : &stats[k]);
+      else
+        done[i] = quantize_single_point(r.net, L, r.bits(i), w);
+    }
+  });
+  r.gather(done);
+}
+
+// MSE and multipoint from the FP statistics: candidates (greedy points) per layer on the
+// processes that own them, one allocation over the tables of all layers (identical everywhere),
+// then each owner finalizes its layers.
+quant::Allocation allocated_layers(NetworkRun& r, const quant::AllocationOptions& alloc) {
+  const WeightConfig& w = r.w;
+  const bool multipoint = w.method == WeightMethod::kMultipoint;
+  std::vector<quant::SecondMoment> stats;  // for `mine`, in order
+  std::map<int, quant::LayerCandidates> cands;
+  std::map<int, quant::LayerTables> my_tables;
+  r.local([&] {
+    if (r.out.used_calibration) stats = r.fp_stats(r.mine);
+    std::vector<LayerOutcome> firsts;  // GPTQ's or AdaRound's first points of `mine`
+    if (multipoint && w.first_point == FirstPointMethod::kGptq)
+      firsts = quantize_gptq(r.net, r.mine, r.bits_of(r.mine), w, stats);
+    if (multipoint && w.first_point == FirstPointMethod::kAdaround) {
+      json key = stats_description(r.calib);
+      key["statistics"] = "fp";
+      key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
+      for (size_t k = 0; k < r.mine.size(); ++k)
+        firsts.push_back(quantize_adaround(r.net, r.mine[k], r.bits(r.mine[k]), w, stats[k],
+                                           r.calib.cache_dir, key,
+                                           "adaround " + r.of(k, r.mine.size())));
+    }
+    Progress bar(std::string("quantize ") + weight_method_name(w.method),
+                 static_cast<int64_t>(r.mine.size()));
+    for (size_t k = 0; k < r.mine.size(); ++k) {
+      const auto& L = r.info(r.mine[k]);
+      auto spec = make_spec(r.net, L, r.bits(L.index), w, r.K, first_kind(w),
+                            stats.empty() ? nullptr : &stats[k]);
+      if (!firsts.empty()) spec.first = &firsts[k].q;
+      auto it = cands.emplace(r.mine[k], quant::LayerCandidates::build(spec)).first;
+      my_tables[r.mine[k]] = it->second.tables();
+      bar.advance(1);
+    }
+    bar.finish();
+  });
+  std::vector<quant::LayerTables> tables;
+  if (r.dist) {
+    tables = r.dist->share_tables(r.todo, my_tables);
+  } else {
+    for (int i : r.todo) tables.push_back(my_tables[i]);
+  }
+  quant::Allocation allocation = quant::allocate(tables, alloc);  // identical on every process
+  std::map<int, LayerOutcome> done;
+  r.local([&] {
+    for (size_t k = 0; k < r.todo.size(); ++k) {
+      const int i = r.todo[k];
+      auto it = cands.find(i);
+      if (it == cands.end()) continue;
+      const size_t slot =
+          static_cast<size_t>(std::find(r.mine.begin(), r.mine.end(), i) - r.mine.begin());
+      LayerOutcome o;
+      double fwe = 0, foe = 0;
+      o.q = it->second.finalize(allocation.points[k], allocation.grant_order[k],
+                                multipoint ? w.refit : quant::Refit::kNone, &fwe, &foe);
+      cands.erase(it);  // the greedy state of the layer is no longer needed
+      o.quantized = true;
+      o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[slot]);
+      done[i] = std::move(o);
+    }
+  });
+  r.gather(done);
+  return allocation;
+}
+
+// MSE and multipoint on quantized-prefix statistics: layer by layer, each measured with the
+// earlier layers already quantized, each allocated on its own (scope: layer).
+quant::Allocation prefix_layers(NetworkRun& r, const quant::AllocationOptions& alloc) {
+  const WeightConfig& w = r.w;
+  quant::AllocationOptions per_layer = alloc;
+  per_layer.scope = quant::Scope::kLayer;
+  quant::Allocation allocation;
+  for (size_t k = 0; k < r.todo.size(); ++k) {
+    const int i = r.todo[k];
+    auto stats = r.prefix_stats(i, "calibrate " + r.of(k, r.todo.size()));
+    auto spec = make_spec(r.net, r.info(i), r.bits(i), w, r.K, first_kind(w), &stats[0]);
+    std::vector<LayerOutcome> first;
+    if (w.first_point == FirstPointMethod::kGptq) {
+      first = quantize_gptq(r.net, {i}, {r.bits(i)}, w, stats);
+      spec.first = &first[0].q;
+    } else if (w.first_point == FirstPointMethod::kAdaround) {
+      // Not cached: the statistics depend on every earlier layer's multipoint result.
+      first.push_back(
+          quantize_adaround(r.net, i, r.bits(i), w, stats[0], "", json::object(), "adaround"));
+      spec.first = &first[0].q;
+    }
+    auto cand = quant::LayerCandidates::build(spec);
+    auto a = quant::allocate({cand.tables()}, per_layer);
+    allocation.granted += a.granted;
+    allocation.spent += a.spent;
+    allocation.budget += a.budget;
+    auto& o = r.out.layers[static_cast<size_t>(i)];
+    double fwe = 0, foe = 0;
+    o.q = cand.finalize(a.points[0], a.grant_order[0], w.refit, &fwe, &foe);
+    o.quantized = true;
+    o.attrs = layer_attrs(o.q, cand.tables(), w, fwe, foe, &stats[0]);
+    set_dequantized(r.net, i, o.q);
+  }
+  return allocation;
+}
+
+}  // namespace
+
+NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
+                                     const CalibrationContext& calib, LayerDistribution* dist) {
+  const auto t0 = std::chrono::steady_clock::now();
+  NetworkRun r(net, w, calib, dist);
+  r.count = static_cast<int>(net.layers().size());
+  r.out.layers.resize(net.layers().size());
+  for (const auto& L : net.layers())
+    if (r.bits(L.index) > 0) r.todo.push_back(L.index);
+  const bool multipoint = w.method == WeightMethod::kMultipoint;
+  r.K = multipoint ? w.allocation.max_points : 1;
+  r.out.used_calibration = uses_calibration(w);
+  if (r.out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
+    throw ConfigError(std::string("method '") + weight_method_name(w.method) +
+                      "' needs calibration data (calibration.size > 0)");
+  if (dist && r.out.used_calibration && w.statistics != Statistics::kFp)
+    throw ConfigError(
+        "/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run "
+        "layer-parallel");
+  r.mine = r.todo;  // which layers this process handles
+  if (dist) {
+    std::vector<double> cost;
+    for (int i : r.todo) cost.push_back(static_cast<double>(r.info(i).params()) * r.K);
+    r.mine = dist->assign(r.todo, cost);
+  }
+
+  if (w.method != WeightMethod::kMse && !multipoint) {
+    one_point_layers(r);
+    r.out.summary = {{"quant_seconds", since(t0) - r.calib_seconds},
+                     {"calibration_seconds", r.calib_seconds},
+                     {"stats_cache_hit", r.out.stats_cache_hit}};
+    return std::move(r.out);
   }
   quant::AllocationOptions alloc = w.allocation;
   if (!multipoint) {
     alloc.policy = quant::Policy::kUniform;
     alloc.uniform_points = 1;
   }
-  double calib_seconds = 0;
-  quant::Allocation allocation;
-  if (!out.used_calibration || w.statistics == Statistics::kFp) {
-    std::vector<quant::SecondMoment> stats;  // for `mine`, in order
-    std::map<int, quant::LayerCandidates> cands;
-    std::map<int, quant::LayerTables> my_tables;
-    local([&] {
-      if (out.used_calibration)
-        stats = fp_statistics(net, calib, mine, &out.stats_cache_hit, &calib_seconds);
-      std::vector<LayerOutcome> firsts;  // GPTQ's first points of `mine`
-      if (multipoint && w.first_point == FirstPointMethod::kGptq) {
-        std::vector<int> bits;
-        for (int i : mine) bits.push_back(layer_bits(w, i, count));
-        firsts = quantize_gptq(net, mine, bits, w, stats);
-      }
-      if (multipoint && w.first_point == FirstPointMethod::kAdaround) {
-        json key = stats_description(calib);
-        key["statistics"] = "fp";
-        key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
-        for (size_t k = 0; k < mine.size(); ++k)
-          firsts.push_back(quantize_adaround(net, mine[k], layer_bits(w, mine[k], count), w,
-                                             stats[k], calib.cache_dir, key,
-                                             "adaround " + std::to_string(k + 1) + "/" +
-                                                 std::to_string(mine.size())));
-      }
-      Progress bar(std::string("quantize ") + weight_method_name(w.method),
-                   static_cast<int64_t>(mine.size()));
-      for (size_t k = 0; k < mine.size(); ++k) {
-        const auto& L = infos[static_cast<size_t>(mine[k])];
-        auto spec = make_spec(net, L, layer_bits(w, L.index, count), w, K, first_kind(w),
-                              stats.empty() ? nullptr : &stats[k]);
-        if (!firsts.empty()) spec.first = &firsts[k].q;
-        auto it = cands.emplace(mine[k], quant::LayerCandidates::build(spec)).first;
-        my_tables[mine[k]] = it->second.tables();
-        bar.advance(1);
-      }
-      bar.finish();
-    });
-    std::vector<quant::LayerTables> tables;
-    if (dist) {
-      tables = dist->share_tables(todo, my_tables);
-    } else {
-      for (int i : todo) tables.push_back(my_tables[i]);
-    }
-    allocation = quant::allocate(tables, alloc);  // identical on every process
-    std::map<int, LayerOutcome> done;
-    local([&] {
-      for (size_t k = 0; k < todo.size(); ++k) {
-        int i = todo[k];
-        auto it = cands.find(i);
-        if (it == cands.end()) continue;
-        size_t slot = static_cast<size_t>(std::find(mine.begin(), mine.end(), i) - mine.begin());
-        LayerOutcome o;
-        double fwe = 0, foe = 0;
-        o.q = it->second.finalize(allocation.points[k], allocation.grant_order[k],
-                                  multipoint ? w.refit : quant::Refit::kNone, &fwe, &foe);
-        cands.erase(it);  // the greedy state of the layer is no longer needed
-        o.quantized = true;
-        o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[slot]);
-        done[i] = std::move(o);
-      }
-    });
-    auto all = dist ? dist->share_layers(todo, done) : std::vector<LayerOutcome>{};
-    for (size_t k = 0; k < todo.size(); ++k)
-      out.layers[static_cast<size_t>(todo[k])] =
-          dist ? std::move(all[k]) : std::move(done[todo[k]]);
-    set_all();
-  } else {
-    // Quantized prefix: layer by layer, statistics measured with the earlier layers quantized.
-    quant::AllocationOptions per_layer = alloc;
-    per_layer.scope = quant::Scope::kLayer;
-    for (size_t k = 0; k < todo.size(); ++k) {
-      int i = todo[k];
-      const auto& L = infos[static_cast<size_t>(i)];
-      auto tc = std::chrono::steady_clock::now();
-      auto stats = collect_statistics(
-          net, *calib.data, calib.indices, {i}, calib.options,
-          "calibrate " + std::to_string(k + 1) + "/" + std::to_string(todo.size()));
-      calib_seconds += since(tc);
-      auto spec = make_spec(net, L, layer_bits(w, i, count), w, K, first_kind(w), &stats[0]);
-      std::vector<LayerOutcome> first;
-      if (w.first_point == FirstPointMethod::kGptq) {
-        first = quantize_gptq(net, {i}, {layer_bits(w, i, count)}, w, stats);
-        spec.first = &first[0].q;
-      } else if (w.first_point == FirstPointMethod::kAdaround) {
-        // Not cached: the statistics depend on every earlier layer's multipoint result.
-        first.push_back(quantize_adaround(net, i, layer_bits(w, i, count), w, stats[0], "",
-                                          json::object(), "adaround"));
-        spec.first = &first[0].q;
-      }
-      auto cand = quant::LayerCandidates::build(spec);
-      auto a = quant::allocate({cand.tables()}, per_layer);
-      allocation.granted += a.granted;
-      allocation.spent += a.spent;
-      allocation.budget += a.budget;
-      auto& o = out.layers[static_cast<size_t>(i)];
-      double fwe = 0, foe = 0;
-      o.q = cand.finalize(a.points[0], a.grant_order[0], w.refit, &fwe, &foe);
-      o.quantized = true;
-      o.attrs = layer_attrs(o.q, cand.tables(), w, fwe, foe, &stats[0]);
-      set_dequantized(net, i, o.q);
-    }
-  }
+  const quant::Allocation allocation = !r.out.used_calibration || w.statistics == Statistics::kFp
+                                           ? allocated_layers(r, alloc)
+                                           : prefix_layers(r, alloc);
   std::vector<int32_t> all_points;
-  for (const auto& o : out.layers)
+  for (const auto& o : r.out.layers)
     if (o.quantized) all_points.insert(all_points.end(), o.q.points.begin(), o.q.points.end());
-  out.summary = {{"quant_seconds", since(t0) - calib_seconds},
-                 {"calibration_seconds", calib_seconds},
-                 {"stats_cache_hit", out.stats_cache_hit},
-                 {"allocation_policy", multipoint ? quant::policy_name(alloc.policy) : "none"},
-                 {"allocation_granted", allocation.granted},
-                 {"allocation_spent", allocation.spent},
-                 {"allocation_budget", allocation.budget},
-                 {"points_histogram", histogram(all_points, K)}};
-  return out;
+  r.out.summary = {{"quant_seconds", since(t0) - r.calib_seconds},
+                   {"calibration_seconds", r.calib_seconds},
+                   {"stats_cache_hit", r.out.stats_cache_hit},
+                   {"allocation_policy", multipoint ? quant::policy_name(alloc.policy) : "none"},
+                   {"allocation_granted", allocation.granted},
+                   {"allocation_spent", allocation.spent},
+                   {"allocation_budget", allocation.budget},
+                   {"points_histogram", histogram(all_points, r.K)}};
+  return std::move(r.out);
 }
 
 }  // namespace mpq::ptq
