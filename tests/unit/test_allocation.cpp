@@ -4,6 +4,9 @@
 
 #include "mpq/quant/allocation.h"
 #include "mpq/util/error.h"
+#include "tolerances.h"
+
+namespace tol = mpq::test::tol;
 
 using namespace mpq::quant;
 
@@ -87,7 +90,7 @@ TEST_CASE("with diminishing returns the greedy budget allocation is optimal", "[
       }
       if (extra == 3) best = std::min(best, objective(ls, b));
     }
-    CHECK(objective(ls, a) == Approx(best).epsilon(1e-12));
+    CHECK(objective(ls, a) == Approx(best).epsilon(tol::kFloat64));
   }
 }
 

@@ -9,7 +9,10 @@
 #include "mpq/quant/ocs.h"
 #include "mpq/quant/ranges.h"
 #include "reference.h"
+#include "tolerances.h"
 #include "torch_catch.h"
+
+namespace tol = mpq::test::tol;
 
 using namespace mpq::quant;
 
@@ -27,8 +30,10 @@ TEST_CASE("ACIQ alpha minimizes the analytic error (dense-grid reference)", "[ac
           if (e < best) best = e, best_a = a;
         }
         INFO("prior " << static_cast<int>(prior) << " bits " << bits << " one-sided " << one_sided);
-        CHECK(alpha == Approx(best_a).margin(26.0 / 200000 * 2));
-        CHECK(aciq_expected_error(prior, 1.3, alpha, L, one_sided) <= best * (1 + 1e-9));
+        CHECK(alpha ==
+              Approx(best_a).margin(26.0 / 200000 * 2));  // two steps of the reference grid
+        CHECK(aciq_expected_error(prior, 1.3, alpha, L, one_sided) <=
+              best * (1 + tol::kFloat64Iterative));
       }
     }
   }
@@ -51,7 +56,11 @@ TEST_CASE("the ACIQ error model matches Monte-Carlo quantization error", "[aciq]
       mse += (v - q) * (v - q);
     }
     mse /= static_cast<double>(x.size());
-    CHECK(aciq_expected_error(Prior::kLaplace, 1.0, a, L, false) == Approx(mse).epsilon(0.10));
+    // The expected error is an analytic model of the measured one (continuous Laplace, no
+    // sampling noise): 10% covers the model error at these sample sizes, not rounding.
+    constexpr double kAnalyticModel = 0.10;
+    CHECK(aciq_expected_error(Prior::kLaplace, 1.0, a, L, false) ==
+          Approx(mse).epsilon(kAnalyticModel));
   }
 }
 
@@ -70,7 +79,7 @@ TEST_CASE("percentile of |x| interpolates between order statistics", "[percentil
     double pos = p / 100 * 1000;
     size_t lo = static_cast<size_t>(std::floor(pos));
     double ref = s[lo] + (pos - lo) * (s[std::min<size_t>(lo + 1, 1000)] - s[lo]);
-    CHECK(abs_percentile(v.data(), 1001, p) == Approx(ref).epsilon(1e-12));
+    CHECK(abs_percentile(v.data(), 1001, p) == Approx(ref).epsilon(tol::kFloat64));
   }
   CHECK(abs_percentile(v.data(), 0, 50) == 0.0);
 }
@@ -87,7 +96,7 @@ TEST_CASE("single-point range methods use the right step", "[ranges]") {
   std::vector<double> wd(w.begin(), w.end());
   double mse_step = range_step(w.data(), 64, L, {RangeMethod::kMse, 0});
   CHECK(mpq::test::ref_f(wd, {}, mse_step, L) ==
-        Approx(mpq::test::ref_min_f(wd, {}, L)).epsilon(1e-6));
+        Approx(mpq::test::ref_min_f(wd, {}, L)).epsilon(tol::kFloat32));
 }
 
 TEST_CASE("OCS splitting leaves the float layer unchanged", "[ocs]") {
@@ -107,11 +116,12 @@ TEST_CASE("OCS splitting leaves the float layer unchanged", "[ocs]") {
     auto xs = x.index_select(1, dup);
     auto y = torch::einsum("oik,nik->no", {w, x});
     auto ys = torch::einsum("oik,nik->no", {ws, xs});
-    CHECK((y - ys).abs().max().item<double>() < 1e-5);
+    CHECK((y - ys).abs().max().item<double>() < tol::kFloat32Network);
     // Merging the unquantized split weight gives back the original exactly.
     auto merged = ocs_merge(split, split.weight);
     for (int64_t i = 0; i < w.numel(); ++i)
-      CHECK(merged[static_cast<size_t>(i)] == Approx(w.data_ptr<float>()[i]).epsilon(1e-7));
+      CHECK(merged[static_cast<size_t>(i)] ==
+            Approx(w.data_ptr<float>()[i]).epsilon(tol::kFloat32Ulp));
     // Splitting reduced the layer's range: the largest |w| was halved.
     CHECK(max_abs(split.weight.data(), static_cast<int64_t>(split.weight.size())) < 9.0);
   }
@@ -167,6 +177,6 @@ TEST_CASE("bit allocation meets the average and is optimal for diminishing error
     double got = 0;
     for (int c = 0; c < 4; ++c)
       got += e[static_cast<size_t>(c * W + a.bits[static_cast<size_t>(c)] - 2)];
-    CHECK(got == Approx(best).epsilon(1e-12));
+    CHECK(got == Approx(best).epsilon(tol::kFloat64));
   }
 }

@@ -3,12 +3,15 @@
 // tests/integration/test_voc.sh with a file of torchvision's outputs).
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "mpq/eval/voc_ap.h"
 #include "mpq/model/nms.h"
-#include <fstream>
-#include <nlohmann/json.hpp>
+#include "tolerances.h"
 #include "torch_catch.h"
+
+namespace tol = mpq::test::tol;
 
 using namespace mpq;
 
@@ -75,7 +78,8 @@ TEST_CASE("VOC AP follows the devkit's matching rules", "[detection]") {
     // Two boxes overlapping each other; the detection's best box is already matched, so it is a
     // false positive even though it overlaps the other box by more than 0.5.
     std::vector<eval::VocImageTruth> g2 = {truth({{1, 1, 10, 10}, {1, 1, 9, 10}}, {0, 0}, {0, 0})};
-    std::vector<eval::VocDetection> d = {det(0, 0, 0.9, 1, 1, 10, 10), det(0, 0, 0.8, 1, 1, 10, 10)};
+    std::vector<eval::VocDetection> d = {det(0, 0, 0.9, 1, 1, 10, 10),
+                                         det(0, 0, 0.8, 1, 1, 10, 10)};
     auto r = eval::voc_ap(d, g2, 1);
     // recall after 2: 1/2, precision 1 then 1/2: area AP = 0.5, 11-point: t<=0.5 -> 1, else 0.
     CHECK(r.ap12[0] == Approx(0.5));
@@ -86,14 +90,14 @@ TEST_CASE("VOC AP follows the devkit's matching rules", "[detection]") {
     // recall 1/4 1/4 2/4 2/4 3/4, precision 1 1/2 2/3 2/4 3/5.
     std::vector<eval::VocImageTruth> g;
     for (int i = 0; i < 4; ++i) g.push_back(truth({{1, 1, 10, 10}}, {0}, {0}));
-    std::vector<eval::VocDetection> d = {det(0, 0, 0.9, 1, 1, 10, 10), det(0, 0, 0.8, 50, 50, 60, 60),
-                                         det(1, 0, 0.7, 1, 1, 10, 10), det(1, 0, 0.6, 50, 50, 60, 60),
-                                         det(2, 0, 0.5, 1, 1, 10, 10)};
+    std::vector<eval::VocDetection> d = {
+        det(0, 0, 0.9, 1, 1, 10, 10), det(0, 0, 0.8, 50, 50, 60, 60), det(1, 0, 0.7, 1, 1, 10, 10),
+        det(1, 0, 0.6, 50, 50, 60, 60), det(2, 0, 0.5, 1, 1, 10, 10)};
     auto r = eval::voc_ap(d, g, 1);
     // Area: envelope 1 on (0, 1/4], 2/3 on (1/4, 1/2], 3/5 on (1/2, 3/4], 0 after.
-    CHECK(r.ap12[0] == Approx(0.25 * 1 + 0.25 * 2.0 / 3 + 0.25 * 0.6).epsilon(1e-12));
+    CHECK(r.ap12[0] == Approx(0.25 * 1 + 0.25 * 2.0 / 3 + 0.25 * 0.6).epsilon(tol::kFloat64));
     // 11-point: t = 0, .1, .2 -> 1; .3 .. .5 -> 2/3; .6, .7 -> 3/5; .8 .. 1 -> 0.
-    CHECK(r.ap07[0] == Approx((3 * 1.0 + 3 * 2.0 / 3 + 2 * 0.6) / 11).epsilon(1e-12));
+    CHECK(r.ap07[0] == Approx((3 * 1.0 + 3 * 2.0 / 3 + 2 * 0.6) / 11).epsilon(tol::kFloat64));
   }
   SECTION("a class without detections has AP 0; a class without positives is left out") {
     std::vector<eval::VocImageTruth> g = {truth({{1, 1, 10, 10}, {1, 1, 10, 10}}, {0, 1}, {0, 0})};
@@ -107,7 +111,8 @@ TEST_CASE("VOC AP follows the devkit's matching rules", "[detection]") {
     std::vector<eval::VocImageTruth> g = {truth({{1, 1, 10, 10}}, {0}, {0}),
                                           truth({{1, 1, 10, 10}}, {0}, {0})};
     // Equal scores: image 0's false positive ranks before image 1's true positive.
-    std::vector<eval::VocDetection> d = {det(1, 0, 0.5, 1, 1, 10, 10), det(0, 0, 0.5, 70, 70, 80, 80)};
+    std::vector<eval::VocDetection> d = {det(1, 0, 0.5, 1, 1, 10, 10),
+                                         det(0, 0, 0.5, 70, 70, 80, 80)};
     auto r = eval::voc_ap(d, g, 1);
     // FP then TP: precision 0, 1/2 at recall 0, 1/2: area AP = 0.5 * 0.5.
     CHECK(r.ap12[0] == Approx(0.25));
@@ -116,7 +121,9 @@ TEST_CASE("VOC AP follows the devkit's matching rules", "[detection]") {
 
 TEST_CASE("own NMS: greedy, stable order, IoU without +1, suppress above the threshold",
           "[detection]") {
-  auto boxes = torch::tensor({{0.f, 0.f, 10.f, 10.f}, {0.f, 0.f, 10.f, 5.f}, {20.f, 20.f, 30.f, 30.f},
+  auto boxes = torch::tensor({{0.f, 0.f, 10.f, 10.f},
+                              {0.f, 0.f, 10.f, 5.f},
+                              {20.f, 20.f, 30.f, 30.f},
                               {0.f, 0.f, 10.f, 10.f}});
   auto scores = torch::tensor({0.5f, 0.9f, 0.5f, 0.5f});
   // Box 1 first; box 0 has IoU 0.5 with it: kept at threshold 0.5 (not > 0.5), dropped at 0.4.

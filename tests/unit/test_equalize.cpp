@@ -5,7 +5,10 @@
 #include "helpers.h"
 #include "mpq/model/network.h"
 #include "mpq/util/error.h"
+#include "tolerances.h"
 #include "torch_catch.h"
+
+namespace tol = mpq::test::tol;
 
 namespace fs = std::filesystem;
 using namespace mpq;
@@ -74,14 +77,14 @@ def forward(self, x):
   // (2^-24 relative per rounding; a few roundings), 1e-6 relative.
   const auto expect =
       torch::sqrt(out_range(w1).to(torch::kFloat64) * in_range(w2).to(torch::kFloat64));
-  CHECK(rel_diff(out_range(eq.fp_weight(0)).to(torch::kFloat64), expect) < 1e-6);
-  CHECK(rel_diff(in_range(eq.fp_weight(1)).to(torch::kFloat64), expect) < 1e-6);
+  CHECK(rel_diff(out_range(eq.fp_weight(0)).to(torch::kFloat64), expect) < tol::kFloat32);
+  CHECK(rel_diff(in_range(eq.fp_weight(1)).to(torch::kFloat64), expect) < tol::kFloat32);
   CHECK(eq.equalize_report().passes <= 2);
 
   // The same function: relu(x / s) = relu(x) / s. Float32 sums of ~30 terms: 1e-5 relative.
   torch::manual_seed(2);
   const auto x = torch::randn({8, 3, 10, 10});
-  CHECK(rel_diff(eq.forward(x), plain.forward(x)) < 1e-5);
+  CHECK(rel_diff(eq.forward(x), plain.forward(x)) < tol::kFloat32Network);
 }
 
 TEST_CASE("ReLU6 pairs: the clip scaled per channel, replaced by ReLU, or skipped", "[equalize]") {
@@ -119,12 +122,12 @@ def forward(self, x):
     // The input makes the clip bind (else the test would not see a wrong clip).
     auto pre = torch::conv2d(x, we, plain.fp_bias(0).view({-1}));
     REQUIRE((pre > 6).any().item<bool>());
-    CHECK(rel_diff(eq.forward(x), ref) < 1e-5);
+    CHECK(rel_diff(eq.forward(x), ref) < tol::kFloat32Network);
     // Fixed point: for each pair, layer 1's output ranges = layer 2's input ranges (depthwise:
     // its rows). Passes stop when no scale moves by 1e-6: 1e-5 relative.
     const auto r_e = out_range(eq.fp_weight(0)), r_d = out_range(eq.fp_weight(1));
-    CHECK(rel_diff(r_e, r_d) < 1e-5);
-    CHECK(rel_diff(r_d, in_range(eq.fp_weight(2))) < 1e-5);
+    CHECK(rel_diff(r_e, r_d) < tol::kFloat32Network);
+    CHECK(rel_diff(r_d, in_range(eq.fp_weight(2))) < tol::kFloat32Network);
   }
   SECTION("replace: ReLU instead of the clip (the FP function changes where the clip bound)") {
     auto eq = model::Network::load(path, cle(false, model::Relu6Mode::kReplace, {4, 12, 12}));
@@ -132,7 +135,7 @@ def forward(self, x):
     CHECK(eq.equalize_report().relu6_replaced == 2);
     CHECK(eq.equalize_report().pairs[0].activation == "relu (was clip)");
     CHECK(rel_diff(eq.forward(x), ref) > 1e-3);
-    CHECK(rel_diff(eq.forward(x * 0.01), plain.forward(x * 0.01)) < 1e-4);
+    CHECK(rel_diff(eq.forward(x * 0.01), plain.forward(x * 0.01)) < tol::kFloat32Cancel);
   }
   SECTION("skip: nothing changes") {
     auto eq = model::Network::load(path, cle(false, model::Relu6Mode::kSkip, {4, 12, 12}));
@@ -182,15 +185,15 @@ def forward(self, x):
   REQUIRE((cc > 0).sum().item<int64_t>() >= 2);
   REQUIRE((cc == 0).sum().item<int64_t>() >= 2);
   // Float32 biases of magnitude ~10 through a few operations: 1e-5 relative.
-  CHECK(rel_diff(on.fp_bias(0), off.fp_bias(0) - cc) < 1e-5);
+  CHECK(rel_diff(on.fp_bias(0), off.fp_bias(0) - cc) < tol::kFloat32Network);
   const auto w2s = off.fp_weight(1).sum({2, 3});
-  CHECK(rel_diff(on.fp_bias(1), off.fp_bias(1) + torch::mv(w2s, cc)) < 1e-5);
+  CHECK(rel_diff(on.fp_bias(1), off.fp_bias(1) + torch::mv(w2s, cc)) < tol::kFloat32Network);
 
   // Exact where the ReLU's input stays >= c (the 3-sigma premise): inputs near zero put every
   // channel at its beta. 1e-5 relative as above.
   torch::manual_seed(7);
   const auto x = torch::randn({4, 3, 5, 5}) * 1e-3;
-  CHECK(rel_diff(on.forward(x), folded.forward(x)) < 1e-5);
+  CHECK(rel_diff(on.forward(x), folded.forward(x)) < tol::kFloat32Network);
 }
 
 TEST_CASE("equalization keeps the zoo models' function and needs BN folding", "[equalize]") {
@@ -213,7 +216,7 @@ TEST_CASE("equalization keeps the zoo models' function and needs BN folding", "[
     const auto x = torch::randn({16, 1, 28, 28});
     // Without absorption the function is unchanged up to float32 rounding over ~20 layers:
     // 1e-4 relative (the evaluation engines' bound, measured here ~1e-6).
-    CHECK(rel_diff(eq.forward(x), plain.forward(x)) < 1e-4);
+    CHECK(rel_diff(eq.forward(x), plain.forward(x)) < tol::kFloat32Cancel);
     model::LoadOptions no_fold = cle();
     no_fold.fold_bn = false;
     CHECK_THROWS_AS(model::Network::load(path, no_fold), ConfigError);

@@ -2,6 +2,9 @@
 #include <vector>
 
 #include "mpq/quant/grid.h"
+#include "tolerances.h"
+
+namespace tol = mpq::test::tol;
 
 using namespace mpq::quant;
 
@@ -33,7 +36,7 @@ TEST_CASE("quantize_rtn returns codes and the exact squared error", "[grid]") {
   double err = quantize_rtn(x.data(), 5, 0.25, 3, k.data());
   CHECK(k == std::vector<int8_t>({0, 1, -1, 3, -3}));  // 1.0/0.25 = 4 saturates at L = 3
   double expect = 0.05 * 0.05 * 2 + 0.25 * 0.25 + 0.45 * 0.45;
-  CHECK(err == Approx(expect).epsilon(1e-6));
+  CHECK(err == Approx(expect).epsilon(tol::kFloat32));
 }
 
 TEST_CASE("max_range_step puts the largest magnitude exactly on L", "[grid]") {

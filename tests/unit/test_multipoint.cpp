@@ -5,6 +5,9 @@
 #include "mpq/quant/grid.h"
 #include "mpq/quant/multipoint.h"
 #include "reference.h"
+#include "tolerances.h"
+
+namespace tol = mpq::test::tol;
 
 using namespace mpq::quant;
 using mpq::test::gaussian;
@@ -43,7 +46,10 @@ TEST_CASE("greedy error decays geometrically at the rates of method.md §2", "[m
     auto e = mean_relative_errors(row.bits, 4, 256, 20);
     for (int i = 0; i < 4; ++i) {
       INFO("bits=" << row.bits << " points=" << i + 1 << " measured=" << e[static_cast<size_t>(i)]);
-      CHECK(e[static_cast<size_t>(i)] == Approx(row.e[i]).epsilon(0.30));
+      // The paper's figures are read off a plot and our draw is 20 x 256 Gaussian vectors: 30%
+      // is the reading and sampling error, not rounding.
+      constexpr double kPaperFigure = 0.30;
+      CHECK(e[static_cast<size_t>(i)] == Approx(row.e[i]).epsilon(kPaperFigure));
     }
     for (int i = 1; i < 4; ++i)
       CHECK(e[static_cast<size_t>(i)] < 0.75 * e[static_cast<size_t>(i - 1)]);
@@ -109,7 +115,8 @@ TEST_CASE("reconstruct plus residual gives back the weights", "[multipoint]") {
   ch.add_point(ps);
   std::vector<float> rec(31);
   ch.reconstruct(rec.data());
-  for (size_t j = 0; j < 31; ++j) CHECK(rec[j] + residual_of(ch)[j] == Approx(w[j]).margin(1e-6));
+  for (size_t j = 0; j < 31; ++j)
+    CHECK(rec[j] + residual_of(ch)[j] == Approx(w[j]).margin(tol::kFloat32));
   for (int i = 0; i < ch.n_points(); ++i)
     for (int j = 0; j < 31; ++j) CHECK(std::abs(ch.codes(i)[j]) <= 3);
 }
@@ -122,7 +129,7 @@ TEST_CASE("a fixed first point is round-to-nearest with that step", "[multipoint
   std::vector<int8_t> ref(9);
   double err = quantize_rtn(w.data(), 9, static_cast<float>(step), 7, ref.data());
   for (int j = 0; j < 9; ++j) CHECK(ch.codes(0)[j] == ref[static_cast<size_t>(j)]);
-  CHECK(ch.residual_sq_norm() == Approx(err).epsilon(1e-9));
+  CHECK(ch.residual_sq_norm() == Approx(err).epsilon(tol::kFloat64Iterative));
 }
 
 TEST_CASE("zero weights give zero-step points and zero error", "[multipoint]") {
@@ -175,6 +182,6 @@ TEST_CASE("refit reaches the least-squares optimum for fixed codes", "[multipoin
     double g = 0;
     auto r = residual_of(ch);
     for (int j = 0; j < 40; ++j) g += ch.codes(i)[j] * r[static_cast<size_t>(j)];
-    CHECK(g == Approx(0.0).margin(1e-5));
+    CHECK(g == Approx(0.0).margin(tol::kFloat32Network));
   }
 }

@@ -11,7 +11,10 @@
 #include "mpq/quant/multipoint_layer.h"
 #include "mpq/quant/output_error.h"
 #include "reference.h"
+#include "tolerances.h"
 #include "torch_catch.h"
+
+namespace tol = mpq::test::tol;
 
 using namespace mpq::quant;
 
@@ -42,7 +45,8 @@ TEST_CASE("output error equals the mean squared output difference", "[output_err
   auto e = output_errors(s, 0, delta);
   auto direct = x.mm(delta.t()).pow(2).mean(0);
   for (int i = 0; i < 3; ++i)
-    CHECK(e[static_cast<size_t>(i)] == Approx(direct[i].item<double>()).epsilon(1e-4));
+    CHECK(e[static_cast<size_t>(i)] ==
+          Approx(direct[i].item<double>()).epsilon(tol::kFloat32Cancel));
   // The sampled-rows representation gives the same numbers when it holds all rows.
   SecondMoment r;
   r.groups = 1;
@@ -51,8 +55,10 @@ TEST_CASE("output error equals the mean squared output difference", "[output_err
   r.data = x.unsqueeze(0).contiguous();
   auto e2 = output_errors(r, 0, delta);
   for (int i = 0; i < 3; ++i)
-    CHECK(e2[static_cast<size_t>(i)] == Approx(e[static_cast<size_t>(i)]).epsilon(1e-4));
-  CHECK(r.diagonal()[0][5].item<double>() == Approx(s.data[0][5][5].item<double>()).epsilon(1e-4));
+    CHECK(e2[static_cast<size_t>(i)] ==
+          Approx(e[static_cast<size_t>(i)]).epsilon(tol::kFloat32Cancel));
+  CHECK(r.diagonal()[0][5].item<double>() ==
+        Approx(s.data[0][5][5].item<double>()).epsilon(tol::kFloat32Cancel));
 }
 
 TEST_CASE("candidate tables hold the greedy errors, and they fall with every point",
@@ -76,7 +82,7 @@ TEST_CASE("candidate tables hold the greedy errors, and they fall with every poi
     for (int k = 0; k < 4; ++k) {
       ref.add_point(ps);
       CHECK(t.weight_error[static_cast<size_t>(c * 4 + k)] ==
-            Approx(ref.residual_sq_norm()).epsilon(1e-12));
+            Approx(ref.residual_sq_norm()).epsilon(tol::kFloat64));
       if (k > 0)
         CHECK(t.weight_error[static_cast<size_t>(c * 4 + k)] <=
               t.weight_error[static_cast<size_t>(c * 4 + k - 1)]);
@@ -111,7 +117,7 @@ TEST_CASE("per-layer granularity shares the first step across the layer", "[mult
     auto l1 = LayerCandidates::build(one);
     for (int64_t c = 0; c < 5; ++c) got += l1.tables().weight_error[static_cast<size_t>(c)];
   }
-  CHECK(got == Approx(expect).epsilon(1e-6));
+  CHECK(got == Approx(expect).epsilon(tol::kFloat32));
 }
 
 TEST_CASE("finalize keeps the allocated points and refit never hurts", "[multipoint_layer]") {
@@ -139,14 +145,14 @@ TEST_CASE("finalize keeps the allocated points and refit never hurts", "[multipo
           lc.tables().output_error[static_cast<size_t>(c * 3 + points[static_cast<size_t>(c)] - 1)];
     }
     if (refit == Refit::kNone) {
-      CHECK(we == Approx(greedy_we).epsilon(1e-9));
-      CHECK(oe == Approx(greedy_oe).epsilon(1e-4));
+      CHECK(we == Approx(greedy_we).epsilon(tol::kFloat64Iterative));
+      CHECK(oe == Approx(greedy_oe).epsilon(tol::kFloat32Cancel));
     } else if (refit == Refit::kWeight) {
       CHECK(we <= greedy_we * (1 + 1e-9));
     } else {
       CHECK(oe <= greedy_oe * (1 + 1e-4));
     }
-    CHECK(layer_weight_sq_error(w.data(), q) == Approx(we).epsilon(1e-6));
+    CHECK(layer_weight_sq_error(w.data(), q) == Approx(we).epsilon(tol::kFloat32));
   }
 }
 
@@ -227,7 +233,7 @@ TEST_CASE("calibration statistics equal a direct im2col reference, grouped and l
                        .item<double>();
       double scale = sig[g].abs().max().item<double>();
       INFO("layer " << L.name << " group " << g);
-      CHECK(err <= 1e-5 * scale + 1e-12);
+      CHECK(err <= tol::kFloat32Network * scale + 1e-12);
     }
   }
   // A tiny memory bound switches to sampled rows with the same d and a bounded size.

@@ -7,7 +7,10 @@
 #include "mpq/model/network.h"
 #include "mpq/model/zoo.h"
 #include "mpq/util/error.h"
+#include "tolerances.h"
 #include "torch_catch.h"
+
+namespace tol = mpq::test::tol;
 
 namespace fs = std::filesystem;
 using mpq::model::Network;
@@ -56,8 +59,8 @@ TEST_CASE("BN folding leaves the outputs unchanged", "[model]") {
     CHECK(unfolded.bn_after_fold() == unfolded.bn_before_fold());
     double scale = ref.abs().max().item<double>();
     INFO(arch);
-    CHECK((folded.forward(x) - ref).abs().max().item<double>() <= 1e-5 * scale);
-    CHECK((unfolded.forward(x) - ref).abs().max().item<double>() <= 1e-6 * scale);
+    CHECK((folded.forward(x) - ref).abs().max().item<double>() <= tol::kFloat32Network * scale);
+    CHECK((unfolded.forward(x) - ref).abs().max().item<double>() <= tol::kFloat32 * scale);
   }
 }
 
@@ -122,7 +125,7 @@ TEST_CASE("a hook can replace a layer's input", "[model]") {
   mpq::model::HookScope scope(&z);
   auto out = net.forward(x);
   auto bias = net.bias(z.target);
-  CHECK((out - bias.view({1, -1})).abs().max().item<double>() < 1e-6);
+  CHECK((out - bias.view({1, -1})).abs().max().item<double>() < tol::kFloat32);
   CHECK((out - ref).abs().max().item<double>() > 1e-3);
 }
 
@@ -133,7 +136,7 @@ TEST_CASE("weights and biases can be swapped and restored", "[model]") {
   int last = static_cast<int>(net.layers().size()) - 1;
   net.set_weight(last, torch::zeros_like(net.fp_weight(last)));
   auto out = net.forward(x);
-  CHECK((out - net.fp_bias(last).view({1, -1})).abs().max().item<double>() < 1e-6);
+  CHECK((out - net.fp_bias(last).view({1, -1})).abs().max().item<double>() < tol::kFloat32);
   net.restore_fp();
   CHECK((net.forward(x) - ref).abs().max().item<double>() == 0.0);
 }

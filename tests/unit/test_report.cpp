@@ -11,6 +11,9 @@
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/util/error.h"
+#include "tolerances.h"
+
+namespace tol = mpq::test::tol;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -106,9 +109,12 @@ std::string detection_sweep(const std::string& d, const std::vector<std::string>
     r.trial_id = p.id;
     r.config = p.config;
     r.manifest = {{"task", tasks[i]}, {"detection_headline", headlines[i]}};
-    r.metrics = {{"map_voc07", 0.25 + 0.5 * i}, {"map_voc12", 0.125 + 0.5 * i},
-                 {"fidelity_map", 1.0},         {"extra_channels_pct", 0.0},
-                 {"top1", 0.5},                 {"agreement", 1.0},
+    r.metrics = {{"map_voc07", 0.25 + 0.5 * i},
+                 {"map_voc12", 0.125 + 0.5 * i},
+                 {"fidelity_map", 1.0},
+                 {"extra_channels_pct", 0.0},
+                 {"top1", 0.5},
+                 {"agreement", 1.0},
                  {"kl", 0.0}};
     mpq::store::write_trial(dir.trial_path(p.id), r);
   }
@@ -153,19 +159,18 @@ TEST_CASE("the trials' recorded headline leads aggregation, not the metric names
     CHECK(a.summary.header()[5] == "fidelity_map %");
   }
   SECTION("mixed tasks are an error naming the sweep") {
-    CHECK_THROWS_WITH(mpq::report::aggregate_sweep(
-                          detection_sweep("/tmp/mpq_test_report_task",
-                                          {"detection", "classification"},
-                                          {"map_voc07", "map_voc07"}),
-                          o),
+    CHECK_THROWS_WITH(mpq::report::aggregate_sweep(detection_sweep("/tmp/mpq_test_report_task",
+                                                                   {"detection", "classification"},
+                                                                   {"map_voc07", "map_voc07"}),
+                                                   o),
                       Catch::Contains("mpq_test_report_task: mixes detection and classification"));
   }
   SECTION("an unknown headline in a manifest is named") {
     CHECK_THROWS_WITH(
-        mpq::report::aggregate_sweep(detection_sweep("/tmp/mpq_test_report_bad",
-                                                     {"detection", "detection"},
-                                                     {"map_coco", "map_coco"}),
-                                     o),
+        mpq::report::aggregate_sweep(
+            detection_sweep("/tmp/mpq_test_report_bad", {"detection", "detection"},
+                            {"map_coco", "map_coco"}),
+            o),
         Catch::Contains("manifest/detection_headline: expected map_voc07 or map_voc12"));
   }
 }
@@ -187,8 +192,8 @@ TEST_CASE("metric table: direction, percent, display; the summary line leads wit
   t.headline = "map_voc12";
   const json m = {{"map_voc07", 0.5}, {"map_voc12", 0.625}, {"fp_map_voc12", 0.75}};
   CHECK(summarize_metrics(t, m).rfind("mAP VOC12 62.50% (FP 75.00%), VOC07 50.00%", 0) == 0);
-  CHECK(summarize_metrics(task_metrics(mpq::data::Task::kDetection), m).rfind("mAP VOC07 50.00%",
-                                                                              0) == 0);
+  CHECK(summarize_metrics(task_metrics(mpq::data::Task::kDetection), m)
+            .rfind("mAP VOC07 50.00%", 0) == 0);
   CHECK(trial_task_metrics(json::object()).task == mpq::data::Task::kClassification);
 }
 
@@ -197,7 +202,7 @@ TEST_CASE("statistics: NaNs are missing observations, sd needs two", "[report]")
   const auto s = mean_sd({1.0, NAN, 3.0});
   CHECK(s.n == 2);
   CHECK(s.mean == 2.0);  // (1 + 3) / 2, exact in binary
-  CHECK(s.sd == Approx(std::sqrt(2.0)).epsilon(1e-15));
+  CHECK(s.sd == Approx(std::sqrt(2.0)).epsilon(tol::kFloat64Few));
   const auto one = mean_sd({5.0});
   CHECK(one.n == 1);
   CHECK(std::isnan(one.sd));      // tables print "-"
@@ -208,7 +213,7 @@ TEST_CASE("statistics: NaNs are missing observations, sd needs two", "[report]")
   // 0.
   const auto p = mpq::report::pooled_spread({{0, {1.0, 3.0}}, {1, {5.0}}, {2, {NAN}}});
   CHECK(p.between.n == 2);
-  CHECK(p.between.sd == Approx(std::sqrt(4.5)).epsilon(1e-15));
+  CHECK(p.between.sd == Approx(std::sqrt(4.5)).epsilon(tol::kFloat64Few));
   CHECK(p.within_models == 1);
-  CHECK(p.within == Approx(std::sqrt(2.0)).epsilon(1e-15));
+  CHECK(p.within == Approx(std::sqrt(2.0)).epsilon(tol::kFloat64Few));
 }
