@@ -71,4 +71,29 @@ PY
     && pass "$arch in PyTorch: top-1 $py, mpq $sim (bound $bound)" \
     || fail "$arch in PyTorch: top-1 $py vs mpq $sim (bound $bound)"
 done
+
+# Two trials needing the same AdaRound layers at the same time (two ranks or workers): each layer
+# is optimized once, by whichever process takes its lock first; the other reads it.
+m="$ART/models/tiny_resnet20.pt"
+q=(-q quantize --model "$m" --bits 2 --method adaround --threads 1 --set weights.adaround.iterations=300
+   --set calibration.size=64 --set data.eval_limit=200 --set calibration.cache_dir="$d/cache_race")
+"$MPQ" "${q[@]}" -o "$d/race_a.h5" >"$d/race_a.log" 2>&1 & pa=$!
+"$MPQ" "${q[@]}" -o "$d/race_b.h5" >"$d/race_b.log" 2>&1 & pb=$!
+wait $pa || fail "concurrent AdaRound trial a: $(cat "$d/race_a.log")"
+wait $pb || fail "concurrent AdaRound trial b: $(cat "$d/race_b.log")"
+if r=$("$PYTHON" - "$d/race_a.h5" "$d/race_b.h5" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+n = 0
+for k in a["layers"]:
+    x, y = a["layers"][k], b["layers"][k]
+    if not x.attrs["quantized"]:
+        continue
+    n += 1
+    assert np.array_equal(x["codes"][()], y["codes"][()]), k
+    hits = bool(x.attrs["adaround_cache_hit"]) + bool(y.attrs["adaround_cache_hit"])
+    assert hits == 1, f"layer {k}: optimized {2 - hits} times"
+print(f"{n} layers, each optimized by one of the two processes and read by the other")
+PY
+  ); then pass "concurrent AdaRound trials: $r"; else fail "concurrent AdaRound trials: $r"; fi
 finish
