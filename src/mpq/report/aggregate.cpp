@@ -98,6 +98,184 @@ PivotSpec parse_pivot(const std::string& p) {
   return pv;
 }
 
+namespace {
+
+// One pivot table: rows = the settings pv.rows, columns = the values of pv.column, cells = the
+// metric's mean ± sd over the replicates of the groups that fall there.
+Table pivot_table(const PivotSpec& pv, const std::vector<Group>& groups,
+                  const std::vector<std::string>& keys) {
+  for (const auto& k : pv.rows)
+    if (std::find(keys.begin(), keys.end(), k) == keys.end())
+      throw ConfigError("--pivot: '" + k + "' is not a setting of this sweep (settings: " + [&] {
+        std::string s;
+        for (const auto& x : keys) s += (s.empty() ? "" : ", ") + x;
+        return s;
+      }() + ")");
+  std::vector<std::string> col_keys = split_commas(pv.column);
+  for (const auto& k : col_keys)
+    if (std::find(keys.begin(), keys.end(), k) == keys.end())
+      throw ConfigError("--pivot: column '" + k + "' is not a setting of this sweep");
+  std::vector<std::string> cols;
+  std::vector<std::string> row_keys;
+  std::map<std::string, std::map<std::string, std::vector<double>>> cells;
+  std::map<std::string, std::vector<std::string>> row_labels;
+  for (const auto& g : groups) {
+    bool has_all = true;
+    std::string c;
+    for (const auto& k : col_keys) {
+      if (!g.settings.contains(k))
+        has_all = false;
+      else
+        c += (c.empty() ? "" : ",") + display_value(k, g.settings[k]);
+    }
+    if (!has_all) continue;
+    if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
+    std::vector<std::string> labels;
+    for (const auto& k : pv.rows)
+      labels.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
+    std::string rk = json(labels).dump();
+    if (!row_labels.count(rk)) {
+      row_keys.push_back(rk);
+      row_labels[rk] = labels;
+    }
+    auto it = g.values.find(pv.value);
+    if (it != g.values.end())
+      for (double v : it->second) cells[rk][c].push_back(v);
+  }
+  std::vector<std::string> h = pv.rows;
+  for (const auto& c : cols) h.push_back(pv.column + "=" + c);
+  Table t(h);
+  for (const auto& rk : row_keys) {
+    auto row = row_labels[rk];
+    for (const auto& c : cols) row.push_back(cell(pv.value, mean_sd(cells[rk][c])));
+    t.add_row(row);
+  }
+  return t;
+}
+
+// LaTeX (booktabs) of the summary and every pivot, best values in bold on request.
+std::vector<std::string> latex_tables(const AggregateResult& out, const std::string& sweep_dir,
+                                      const std::vector<int>& best,
+                                      const AggregateOptions& options) {
+  std::vector<std::string> tex;  // summary, pivots
+  const std::string spread = options.pool_model_seeds
+                                 ? "mean ± sample std over training and calibration seeds"
+                                 : "mean ± sample std over seeds";
+  std::string name = sweep_dir;
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  name = fs::path(name).filename().string();
+  tex.push_back(
+      out.summary.latex(name + ": " + spread, options.bold_best ? best : std::vector<int>{}));
+  for (size_t i = 0; i < out.pivots.size(); ++i) {
+    const auto& pv = out.pivot_specs[i];
+    std::vector<int> pb(out.pivots[i].header().size(), 0);
+    for (size_t c = pv.rows.size(); c < pb.size(); ++c) pb[c] = eval::metric_direction(pv.value);
+    tex.push_back(
+        out.pivots[i].latex(metric_header(pv.value) + " by " + pv.column + " (" + spread + ")",
+                            options.bold_best ? pb : std::vector<int>{}));
+  }
+  return tex;
+}
+
+// trials.h5: one dataset per column of trials.csv, numeric columns as float64.
+void write_trials_h5(const Table& t, const std::string& path) {
+  AtomicFile h5out(path);
+  {
+    auto f = store::h5::File::create(h5out.tmp());
+    auto g = store::h5::create_group(f, f.id(), "trials");
+    int64_t n = static_cast<int64_t>(t.rows());
+    store::h5::write_attr(f, g.id(), "rows", n);
+    for (size_t c = 0; c < t.header().size(); ++c) {
+      bool numeric = n > 0;
+      std::vector<double> nums;
+      for (const auto& r : t.data()) {
+        char* end = nullptr;
+        double v = r[c].empty() ? NAN : std::strtod(r[c].c_str(), &end);
+        if (!r[c].empty() && (end == nullptr || *end != '\0')) numeric = false;
+        nums.push_back(v);
+      }
+      if (numeric && t.header()[c] != "trial_id") {
+        store::h5::write_dataset(f, g.id(), t.header()[c], {n}, nums.data());
+      } else {
+        std::vector<std::string> col;
+        for (const auto& r : t.data()) col.push_back(r[c]);
+        store::h5::write_string_list_dataset(f, g.id(), t.header()[c], col);
+      }
+    }
+    f.close();
+  }
+  h5out.commit();
+}
+
+// <sweep>/aggregate/: summary, trials, failed, pivots (Markdown, CSV, LaTeX), trials.h5.
+void write_files(const store::SweepDir& dir, const AggregateResult& out,
+                 const std::vector<std::string>& tex) {
+  const std::string ad = dir.aggregate_dir();
+  fs::create_directories(ad);
+  store::write_file_atomic(ad + "/summary.md", out.markdown);
+  store::write_file_atomic(ad + "/summary.csv", out.summary.csv());
+  store::write_file_atomic(ad + "/trials.csv", out.trials.csv());
+  store::write_file_atomic(ad + "/failed.csv", out.failed.csv());
+  for (size_t i = 0; i < out.pivots.size(); ++i) {
+    store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".csv", out.pivots[i].csv());
+    store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".md", out.pivots[i].markdown());
+  }
+  if (!tex.empty()) {
+    store::write_file_atomic(ad + "/summary.tex", tex[0]);
+    for (size_t i = 0; i < out.pivots.size(); ++i)
+      store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".tex", tex[i + 1]);
+  }
+  write_trials_h5(out.trials, ad + "/trials.h5");
+}
+
+// The summary: one row per group (settings without the seed), each metric's mean ± sd, the
+// headline's spread split by source when pooling model seeds, and the missing replicates.
+Table summary_table(const std::vector<Group>& groups, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& metrics, const std::string& headline,
+                    bool pool, std::vector<int>* best) {
+  std::vector<std::string> header = keys;
+  header.push_back("n");
+  best->assign(header.size(), 0);
+  for (const auto& m : metrics) {
+    header.push_back(metric_header(m));
+    best->push_back(eval::metric_direction(m));
+  }
+  if (pool) {
+    header.push_back(metric_header(headline) + " sd models");
+    header.push_back(metric_header(headline) + " sd calib");
+    best->push_back(0);
+    best->push_back(0);
+  }
+  header.push_back(pool ? "missing (model seed, seed)" : "missing seeds");
+  best->push_back(0);
+  Table summary(header);
+  for (const auto& g : groups) {
+    std::vector<std::string> row;
+    for (const auto& k : keys)
+      row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
+    row.push_back(std::to_string(g.done.size()));
+    for (const auto& m : metrics) {
+      auto it = g.values.find(m);
+      row.push_back(cell(m, mean_sd(it == g.values.end() ? std::vector<double>{} : it->second)));
+    }
+    if (pool) {
+      const PooledSpread p = pooled_spread(g.headline_by_model);
+      const double k = is_percent(headline) ? 100.0 : 1.0;
+      row.push_back(p.between.n > 1 ? format("%.2f", k * p.between.sd) : "-");
+      row.push_back(p.within_models > 0 ? format("%.2f", k * p.within) : "-");
+    }
+    std::string missing;
+    for (const auto& s : g.planned)
+      if (std::find(g.done.begin(), g.done.end(), s) == g.done.end())
+        missing += (missing.empty() ? "" : " ") + s;
+    row.push_back(missing.empty() ? "-" : missing);
+    summary.add_row(row);
+  }
+  return summary;
+}
+
+}  // namespace
+
 AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options) {
   store::SweepDir dir(sweep_dir);
   auto status = dir.status(dir.max_attempts());
@@ -236,98 +414,11 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     out.trials = t;
   }
 
-  // Summary.
-  std::vector<std::string> header = keys;
-  header.push_back("n");
-  std::vector<int> best(header.size(), 0);
-  for (const auto& m : metrics) {
-    header.push_back(metric_header(m));
-    best.push_back(eval::metric_direction(m));
-  }
-  if (options.pool_model_seeds) {
-    header.push_back(metric_header(headline) + " sd models");
-    header.push_back(metric_header(headline) + " sd calib");
-    best.push_back(0);
-    best.push_back(0);
-  }
-  header.push_back(options.pool_model_seeds ? "missing (model seed, seed)" : "missing seeds");
-  best.push_back(0);
-  Table summary(header);
-  for (const auto& g : groups) {
-    std::vector<std::string> row;
-    for (const auto& k : keys)
-      row.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
-    row.push_back(std::to_string(g.done.size()));
-    for (const auto& m : metrics) {
-      auto it = g.values.find(m);
-      row.push_back(cell(m, mean_sd(it == g.values.end() ? std::vector<double>{} : it->second)));
-    }
-    if (options.pool_model_seeds) {
-      const PooledSpread p = pooled_spread(g.headline_by_model);
-      const double k = is_percent(headline) ? 100.0 : 1.0;
-      row.push_back(p.between.n > 1 ? format("%.2f", k * p.between.sd) : "-");
-      row.push_back(p.within_models > 0 ? format("%.2f", k * p.within) : "-");
-    }
-    std::string missing;
-    for (const auto& s : g.planned)
-      if (std::find(g.done.begin(), g.done.end(), s) == g.done.end())
-        missing += (missing.empty() ? "" : " ") + s;
-    row.push_back(missing.empty() ? "-" : missing);
-    summary.add_row(row);
-  }
-  out.summary = summary;
+  std::vector<int> best;  // per summary column: +1 higher is better, -1 lower, 0 neither
+  out.summary = summary_table(groups, keys, metrics, headline, options.pool_model_seeds, &best);
   out.failed = failed;
 
-  // Pivots.
-  for (const auto& pv : pivots) {
-    for (const auto& k : pv.rows)
-      if (std::find(keys.begin(), keys.end(), k) == keys.end())
-        throw ConfigError("--pivot: '" + k + "' is not a setting of this sweep (settings: " + [&] {
-          std::string s;
-          for (const auto& x : keys) s += (s.empty() ? "" : ", ") + x;
-          return s;
-        }() + ")");
-    std::vector<std::string> col_keys = split_commas(pv.column);
-    for (const auto& k : col_keys)
-      if (std::find(keys.begin(), keys.end(), k) == keys.end())
-        throw ConfigError("--pivot: column '" + k + "' is not a setting of this sweep");
-    std::vector<std::string> cols;
-    std::vector<std::string> row_keys;
-    std::map<std::string, std::map<std::string, std::vector<double>>> cells;
-    std::map<std::string, std::vector<std::string>> row_labels;
-    for (const auto& g : groups) {
-      bool has_all = true;
-      std::string c;
-      for (const auto& k : col_keys) {
-        if (!g.settings.contains(k))
-          has_all = false;
-        else
-          c += (c.empty() ? "" : ",") + display_value(k, g.settings[k]);
-      }
-      if (!has_all) continue;
-      if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
-      std::vector<std::string> labels;
-      for (const auto& k : pv.rows)
-        labels.push_back(g.settings.contains(k) ? display_value(k, g.settings[k]) : "");
-      std::string rk = json(labels).dump();
-      if (!row_labels.count(rk)) {
-        row_keys.push_back(rk);
-        row_labels[rk] = labels;
-      }
-      auto it = g.values.find(pv.value);
-      if (it != g.values.end())
-        for (double v : it->second) cells[rk][c].push_back(v);
-    }
-    std::vector<std::string> h = pv.rows;
-    for (const auto& c : cols) h.push_back(pv.column + "=" + c);
-    Table t(h);
-    for (const auto& rk : row_keys) {
-      auto row = row_labels[rk];
-      for (const auto& c : cols) row.push_back(cell(pv.value, mean_sd(cells[rk][c])));
-      t.add_row(row);
-    }
-    out.pivots.push_back(t);
-  }
+  for (const auto& pv : pivots) out.pivots.push_back(pivot_table(pv, groups, keys));
 
   std::string md = format(
       "## %s: %d done, %d failed, %d pending\n\nValues: mean ± sample std (ddof=1) over seeds; n = "
@@ -343,72 +434,10 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   out.markdown = md;
   out.pivot_specs = pivots;
 
-  std::vector<std::string> tex;  // summary, pivots
-  if (options.latex) {
-    const std::string spread = options.pool_model_seeds
-                                   ? "mean ± sample std over training and calibration seeds"
-                                   : "mean ± sample std over seeds";
-    std::string name = sweep_dir;
-    while (name.size() > 1 && name.back() == '/') name.pop_back();
-    name = fs::path(name).filename().string();
-    tex.push_back(
-        out.summary.latex(name + ": " + spread, options.bold_best ? best : std::vector<int>{}));
-    for (size_t i = 0; i < out.pivots.size(); ++i) {
-      const auto& pv = pivots[i];
-      std::vector<int> pb(out.pivots[i].header().size(), 0);
-      for (size_t c = pv.rows.size(); c < pb.size(); ++c) pb[c] = eval::metric_direction(pv.value);
-      tex.push_back(
-          out.pivots[i].latex(metric_header(pv.value) + " by " + pv.column + " (" + spread + ")",
-                              options.bold_best ? pb : std::vector<int>{}));
-    }
-    for (const auto& t : tex) out.latex += t + "\n";
-  }
-
-  if (options.write_files) {
-    std::string ad = dir.aggregate_dir();
-    fs::create_directories(ad);
-    store::write_file_atomic(ad + "/summary.md", md);
-    store::write_file_atomic(ad + "/summary.csv", out.summary.csv());
-    store::write_file_atomic(ad + "/trials.csv", out.trials.csv());
-    store::write_file_atomic(ad + "/failed.csv", out.failed.csv());
-    for (size_t i = 0; i < out.pivots.size(); ++i) {
-      store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".csv", out.pivots[i].csv());
-      store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".md", out.pivots[i].markdown());
-    }
-    if (options.latex) {
-      store::write_file_atomic(ad + "/summary.tex", tex[0]);
-      for (size_t i = 0; i < out.pivots.size(); ++i)
-        store::write_file_atomic(ad + "/pivot" + std::to_string(i) + ".tex", tex[i + 1]);
-    }
-    // trials.h5: one dataset per column of trials.csv, numeric columns as float64.
-    AtomicFile h5out(ad + "/trials.h5");
-    {
-      auto f = store::h5::File::create(h5out.tmp());
-      auto g = store::h5::create_group(f, f.id(), "trials");
-      const auto& t = out.trials;
-      int64_t n = static_cast<int64_t>(t.rows());
-      store::h5::write_attr(f, g.id(), "rows", n);
-      for (size_t c = 0; c < t.header().size(); ++c) {
-        bool numeric = n > 0;
-        std::vector<double> nums;
-        for (const auto& r : t.data()) {
-          char* end = nullptr;
-          double v = r[c].empty() ? NAN : std::strtod(r[c].c_str(), &end);
-          if (!r[c].empty() && (end == nullptr || *end != '\0')) numeric = false;
-          nums.push_back(v);
-        }
-        if (numeric && t.header()[c] != "trial_id") {
-          store::h5::write_dataset(f, g.id(), t.header()[c], {n}, nums.data());
-        } else {
-          std::vector<std::string> col;
-          for (const auto& r : t.data()) col.push_back(r[c]);
-          store::h5::write_string_list_dataset(f, g.id(), t.header()[c], col);
-        }
-      }
-      f.close();
-    }
-    h5out.commit();
-  }
+  const std::vector<std::string> tex =
+      options.latex ? latex_tables(out, sweep_dir, best, options) : std::vector<std::string>{};
+  for (const auto& t : tex) out.latex += t + "\n";
+  if (options.write_files) write_files(dir, out, tex);
   return out;
 }
 
