@@ -43,11 +43,9 @@ std::pair<std::string, int64_t> split_model_seed(const std::string& path) {
 
 namespace {
 
-bool is_percent(const std::string& metric) { return eval::is_percent_metric(metric); }
-
 std::string cell(const std::string& metric, const MeanSd& s) {
   if (s.n == 0) return "-";
-  double k = is_percent(metric) ? 100.0 : 1.0;
+  double k = eval::is_percent_metric(metric) ? 100.0 : 1.0;
   int digits = eval::metric_digits(metric);
   std::string m = format("%.*f", digits, k * s.mean);
   if (s.n > 1) m += format(" ± %.*f", digits, k * s.sd);
@@ -55,7 +53,7 @@ std::string cell(const std::string& metric, const MeanSd& s) {
 }
 
 std::string metric_header(const std::string& m) {
-  if (is_percent(m)) return m + " %";
+  if (eval::is_percent_metric(m)) return m + " %";
   return m;
 }
 
@@ -231,8 +229,8 @@ void write_files(const store::SweepDir& dir, const AggregateResult& out,
 // The summary: one row per group (settings without the seed), each metric's mean ± sd, the
 // headline's spread split by source when pooling model seeds, and the missing replicates.
 Table summary_table(const std::vector<Group>& groups, const std::vector<std::string>& keys,
-                    const std::vector<std::string>& metrics, const std::string& headline,
-                    bool pool, std::vector<int>* best) {
+                    const std::vector<std::string>& metrics, const std::string& headline, bool pool,
+                    std::vector<int>* best) {
   std::vector<std::string> header = keys;
   header.push_back("n");
   best->assign(header.size(), 0);
@@ -260,7 +258,7 @@ Table summary_table(const std::vector<Group>& groups, const std::vector<std::str
     }
     if (pool) {
       const PooledSpread p = pooled_spread(g.headline_by_model);
-      const double k = is_percent(headline) ? 100.0 : 1.0;
+      const double k = eval::is_percent_metric(headline) ? 100.0 : 1.0;
       row.push_back(p.between.n > 1 ? format("%.2f", k * p.between.sd) : "-");
       row.push_back(p.within_models > 0 ? format("%.2f", k * p.within) : "-");
     }

@@ -68,11 +68,6 @@ std::string method_display(const std::string& m) {
   return m;
 }
 
-std::string metric_display(const std::string& m) {
-  const std::string d = eval::metric_display(m);
-  return d == m && eval::is_percent_metric(m) ? m + " (%)" : d;
-}
-
 // ---- the trials --------------------------------------------------------------------------------
 
 struct Trial {
@@ -356,12 +351,12 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
       const double fp = fp_n ? fp_sum / fp_n : NAN;
       const std::string title = title_of(json::parse(pk));
       const std::string name = format("tradeoff-%02d", ++index);
-      figures.push_back(line_figure(name, title, overhead_label(o.overhead), metric_display(metric),
-                                    series, fp, format("FP %.2f", fp), false,
-                                    eval::is_percent_metric(metric)));
+      figures.push_back(line_figure(name, title, overhead_label(o.overhead),
+                                    eval::metric_display(metric), series, fp, format("FP %.2f", fp),
+                                    false, eval::is_percent_metric(metric)));
       tradeoff_captions.push_back(
-          {name, metric_display(metric) + " against " + overhead_label(o.overhead) + " — " + title +
-                     " (mean ± std over " +
+          {name, eval::metric_display(metric) + " against " + overhead_label(o.overhead) + " — " +
+                     title + " (mean ± std over " +
                      (o.pool_model_seeds ? "training and calibration seeds" : "seeds") + ")"});
     }
   }
@@ -417,9 +412,11 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
       const double fp = fp_n ? fp_sum / fp_n : NAN;
       const std::string title = title_of(json::parse(pk));
       const std::string name = format("bits-%02d", ++index);
-      figures.push_back(line_figure(name, title, "weight bits", metric_display(metric), series, fp,
-                                    format("FP %.2f", fp), true, eval::is_percent_metric(metric)));
-      bits_captions.push_back({name, metric_display(metric) + " against weight bits — " + title});
+      figures.push_back(line_figure(name, title, "weight bits", eval::metric_display(metric),
+                                    series, fp, format("FP %.2f", fp), true,
+                                    eval::is_percent_metric(metric)));
+      bits_captions.push_back(
+          {name, eval::metric_display(metric) + " against weight bits — " + title});
     }
   }
 
@@ -749,7 +746,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
                      : "seeds") +
                 "; n = trials with a result.");
   if (!agg.pivots.empty()) {
-    doc.heading(3, metric_display(metric) + " by " + agg.pivot_specs[0].column);
+    doc.heading(3, eval::metric_display(metric) + " by " + agg.pivot_specs[0].column);
     doc.table(agg.pivots[0]);
   }
   doc.heading(3, "Summary");
@@ -760,7 +757,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
   }
 
   if (!tradeoff_captions.empty()) {
-    doc.heading(2, metric_display(metric) + " against overhead");
+    doc.heading(2, eval::metric_display(metric) + " against overhead");
     doc.paragraph(
         "Every method on one axis: multipoint budgets, OCS expand ratios and bit "
         "allocation move along it; single-point methods sit at zero. The dashed line "
@@ -769,7 +766,7 @@ ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) 
     for (const auto& [n, c] : tradeoff_captions) doc.figure(n + ".png", c, links(n));
   }
   if (!bits_captions.empty()) {
-    doc.heading(2, metric_display(metric) + " against bits");
+    doc.heading(2, eval::metric_display(metric) + " against bits");
     for (const auto& [n, c] : bits_captions) doc.figure(n + ".png", c, links(n));
   }
   if (!details.empty()) {
