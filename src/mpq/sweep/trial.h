@@ -8,12 +8,13 @@
 //   correct     activation quantizers and bias correction, both calibrated on the calibration set
 //   evaluate    the quantized network on the evaluation shard, metrics against the FP reference
 //               through the task's evaluator (sums reduced over processes)
-//   record      per-layer records, metrics and the manifest (provenance and conventions)
+//   record      per-layer records, metrics and the manifest (provenance and conventions;
+//               trial_record.cpp, on the stage state of trial_stages.h)
 //   write       the expanded-model export and the HDF5 file (only on the writing process)
 //
 // A TrialContext caches what trials share (networks, dataset splits, evaluation sets, image
 // caches, FP references), so a sweep worker that runs many trials on the same model and data
-// loads and evaluates them once.
+// loads and evaluates them once (trial_context.cpp, with the steps every entry point shares).
 #pragma once
 
 #include <functional>

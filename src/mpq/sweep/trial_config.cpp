@@ -126,14 +126,14 @@ const Schema& trial_schema() {
         .choice("/weights/bit_alloc/metric", "output", {"output", "weight"},
                 "bit_alloc: rank channels by output error (calibration) or weight error")
         .choice("/weights/gptq/grid", "max", {"max", "mse"},
-                "gptq: step of each channel (or of the layer) from the largest magnitude or the MSE-optimal "
+                "gptq: step of each channel (or of the layer) from the largest magnitude or the "
+                "MSE-optimal "
                 "point, chosen before the sweep")
         .number("/weights/gptq/damp", 0.01, 0.0, 1.0,
                 "gptq: damping λ = damp · mean(diag H) added to the diagonal")
         .boolean("/weights/gptq/act_order", false,
                  "gptq: quantize columns by descending diag H (act-order)")
-        .integer("/weights/gptq/block", 128, 1, 1 << 20,
-                 "gptq: columns per block of lazy updates")
+        .integer("/weights/gptq/block", 128, 1, 1 << 20, "gptq: columns per block of lazy updates")
         .integer("/weights/multipoint/max_points", 4, 1, 16, "most points a channel may get")
         .integer("/weights/adaround/iterations", 10000, 1, 1 << 24,
                  "adaround: Adam iterations per layer (the paper: 10k-20k)")
