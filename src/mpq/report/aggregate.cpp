@@ -272,34 +272,28 @@ Table summary_table(const std::vector<Group>& groups, const std::vector<std::str
   return summary;
 }
 
-}  // namespace
-
-AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options) {
-  store::SweepDir dir(sweep_dir);
-  auto status = dir.status(dir.max_attempts());
-  AggregateResult out;
-
-  // Setting keys in first-seen order (seed excluded).
-  std::vector<std::string> keys;
-  for (const auto& [p, st] : status.trials)
-    for (const auto& [k, v] : p.settings.items())
-      if (k != "seed" && std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-
+/// The trials of a sweep read once: groups of settings (seed excluded) with their metric values,
+/// the done trials' table rows and metrics, the failed ones.
+struct Collected {
+  std::vector<std::string> keys;  // setting keys in first-seen order (seed excluded)
   std::vector<Group> groups;
-  std::map<std::string, size_t> group_index;
-  std::vector<std::string> trial_metric_names;
-  Table trials([&] {
-    std::vector<std::string> h = {"trial_id"};
-    for (const auto& k : keys) h.push_back(k);
-    h.push_back("seed");
-    return h;
-  }());
-  std::vector<std::vector<std::string>> trial_rows;
+  std::vector<std::vector<std::string>> trial_rows;  // trial_id, settings, seed
   std::vector<json> trial_metrics;
-  Table failed({"trial_id", "settings", "state", "attempts", "last message"});
-
+  std::vector<std::string> trial_metric_names;            // first-seen order
   std::vector<std::pair<int64_t, json>> headline_values;  // per done trial: (model seed, metrics)
   std::vector<eval::TaskMetrics> trial_tasks;  // of the done trials, from their manifests
+  Table failed{{"trial_id", "settings", "state", "attempts", "last message"}};
+  int done = 0, failed_count = 0, pending = 0;
+};
+
+Collected collect_trials(const store::SweepDir& dir, const AggregateOptions& options) {
+  auto status = dir.status(dir.max_attempts());
+  Collected c;
+  for (const auto& [p, st] : status.trials)
+    for (const auto& [k, v] : p.settings.items())
+      if (k != "seed" && std::find(c.keys.begin(), c.keys.end(), k) == c.keys.end())
+        c.keys.push_back(k);
+  std::map<std::string, size_t> group_index;
   for (const auto& [p, st] : status.trials) {
     json key = json::object();
     int64_t model_seed = -1;
@@ -316,10 +310,10 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
     std::string ks = key.dump();
     auto it = group_index.find(ks);
     if (it == group_index.end()) {
-      it = group_index.emplace(ks, groups.size()).first;
-      groups.push_back(Group{key, {}, {}, {}, {}});
+      it = group_index.emplace(ks, c.groups.size()).first;
+      c.groups.push_back(Group{key, {}, {}, {}, {}});
     }
-    Group& g = groups[it->second];
+    Group& g = c.groups[it->second];
     int64_t seed = p.config.value("seed", int64_t{0});
     const std::string replicate =
         model_seed >= 0 && options.pool_model_seeds
@@ -327,110 +321,131 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
             : std::to_string(seed);
     g.planned.push_back(replicate);
     if (st == store::TrialState::kDone) {
-      ++out.done;
+      ++c.done;
       auto rec = store::read_trial(dir.trial_path(p.id), false);
-      trial_tasks.push_back(eval::trial_task_metrics(rec.manifest));
+      c.trial_tasks.push_back(eval::trial_task_metrics(rec.manifest));
       g.done.push_back(replicate);
       for (const auto& [m, v] : rec.metrics.items())
         if (v.is_number()) g.values[m].push_back(v.get<double>());
-      headline_values.push_back({model_seed, rec.metrics});
+      c.headline_values.push_back({model_seed, rec.metrics});
       g.headline_by_model[model_seed];  // filled once the headline is known
-      {
-        auto& hv = headline_values.back();
-        hv.second["__group"] = it->second;
-      }
+      c.headline_values.back().second["__group"] = it->second;
       std::vector<std::string> row = {p.id};
-      for (const auto& k : keys)
+      for (const auto& k : c.keys)
         row.push_back(p.settings.contains(k) ? display_value(k, p.settings[k]) : "");
       row.push_back(std::to_string(seed));
-      trial_rows.push_back(row);
-      trial_metrics.push_back(rec.metrics);
+      c.trial_rows.push_back(row);
+      c.trial_metrics.push_back(rec.metrics);
       for (const auto& [m, v] : rec.metrics.items())
-        if (std::find(trial_metric_names.begin(), trial_metric_names.end(), m) ==
-            trial_metric_names.end())
-          trial_metric_names.push_back(m);
+        if (std::find(c.trial_metric_names.begin(), c.trial_metric_names.end(), m) ==
+            c.trial_metric_names.end())
+          c.trial_metric_names.push_back(m);
     } else if (st == store::TrialState::kPending || st == store::TrialState::kRunning) {
-      ++out.pending;  // not finished yet (a running trial is not a failure)
+      ++c.pending;  // not finished yet (a running trial is not a failure)
     } else {
-      ++out.failed_count;
+      ++c.failed_count;
       const auto& h = status.history[p.id];
-      failed.add_row({p.id.substr(0, 12), p.settings.dump(), store::trial_state_name(st),
-                      std::to_string(h.failed), h.last_message});
+      c.failed.add_row({p.id.substr(0, 12), p.settings.dump(), store::trial_state_name(st),
+                        std::to_string(h.failed), h.last_message});
     }
   }
+  return c;
+}
 
-  // Per-trial table (every metric as a column, sorted names for a stable layout).
-  std::sort(trial_metric_names.begin(), trial_metric_names.end());
-  const eval::TaskMetrics task = eval::common_task_metrics(trial_tasks, sweep_dir);
-  const std::string headline = task.headline;
-  for (const auto& [ms, m] : headline_values)
-    if (m.contains(headline) && m[headline].is_number())
-      groups[m["__group"].get<size_t>()].headline_by_model[ms].push_back(m[headline].get<double>());
-  out.task = task;
-  out.headline = headline;
-  out.setting_keys = keys;
-  std::vector<std::string> metrics = options.metrics;
-  if (metrics.empty()) metrics = task.summary();
-  std::vector<PivotSpec> pivots = options.pivots;
-  for (auto& pv : pivots)
-    if (pv.value.empty()) pv.value = headline;
-  // A typo must not silently give a column of "-": every metric asked for must exist (once
-  // any trial is done; an unstarted sweep has no metrics yet).
-  if (!trial_metric_names.empty()) {
-    auto known = [&](const std::string& m) {
-      return std::find(trial_metric_names.begin(), trial_metric_names.end(), m) !=
-             trial_metric_names.end();
-    };
-    auto list = [&] {
-      std::string s;
-      for (const auto& m : trial_metric_names) s += (s.empty() ? "" : ", ") + m;
-      return s;
-    };
-    for (const auto& m : metrics)
-      if (!known(m))
-        throw ConfigError("--metrics: '" + m +
-                          "' is not a metric of this sweep (metrics: " + list() + ")");
-    for (const auto& pv : pivots)
-      if (!known(pv.value))
-        throw ConfigError("--pivot: metric '" + pv.value + "' is not a metric of this sweep (" +
-                          "metrics: " + list() + ")");
-  }
-  {
-    std::vector<std::string> h = trials.header();
-    for (const auto& m : trial_metric_names) h.push_back(m);
-    Table t(h);
-    for (size_t i = 0; i < trial_rows.size(); ++i) {
-      auto row = trial_rows[i];
-      for (const auto& m : trial_metric_names) {
-        const json& v = trial_metrics[i].contains(m) ? trial_metrics[i][m] : json();
-        row.push_back(v.is_number_float() ? format("%.9g", v.get<double>())
-                      : v.is_null()       ? ""
-                                          : v.dump());
-      }
-      t.add_row(row);
+/// A typo must not silently give a column of "-": every metric asked for must exist (once any
+/// trial is done; an unstarted sweep has no metrics yet).
+void check_metrics_exist(const std::vector<std::string>& names,
+                         const std::vector<std::string>& metrics,
+                         const std::vector<PivotSpec>& pivots) {
+  if (names.empty()) return;
+  auto known = [&](const std::string& m) {
+    return std::find(names.begin(), names.end(), m) != names.end();
+  };
+  auto list = [&] {
+    std::string s;
+    for (const auto& m : names) s += (s.empty() ? "" : ", ") + m;
+    return s;
+  };
+  for (const auto& m : metrics)
+    if (!known(m))
+      throw ConfigError("--metrics: '" + m + "' is not a metric of this sweep (metrics: " + list() +
+                        ")");
+  for (const auto& pv : pivots)
+    if (!known(pv.value))
+      throw ConfigError("--pivot: metric '" + pv.value + "' is not a metric of this sweep (" +
+                        "metrics: " + list() + ")");
+}
+
+/// Per-trial table: settings, seed, every metric as a column (sorted names: a stable layout).
+Table trials_table(const Collected& c) {
+  std::vector<std::string> h = {"trial_id"};
+  for (const auto& k : c.keys) h.push_back(k);
+  h.push_back("seed");
+  for (const auto& m : c.trial_metric_names) h.push_back(m);
+  Table t(h);
+  for (size_t i = 0; i < c.trial_rows.size(); ++i) {
+    auto row = c.trial_rows[i];
+    for (const auto& m : c.trial_metric_names) {
+      const json& v = c.trial_metrics[i].contains(m) ? c.trial_metrics[i][m] : json();
+      row.push_back(v.is_number_float() ? format("%.9g", v.get<double>())
+                    : v.is_null()       ? ""
+                                        : v.dump());
     }
-    out.trials = t;
+    t.add_row(row);
   }
+  return t;
+}
 
-  std::vector<int> best;  // per summary column: +1 higher is better, -1 lower, 0 neither
-  out.summary = summary_table(groups, keys, metrics, headline, options.pool_model_seeds, &best);
-  out.failed = failed;
-
-  for (const auto& pv : pivots) out.pivots.push_back(pivot_table(pv, groups, keys));
-
+/// The Markdown of `mpq aggregate`: the summary, the pivots, the failed trials.
+std::string aggregate_markdown(const AggregateResult& out, const std::string& sweep_dir) {
   std::string md = format(
       "## %s: %d done, %d failed, %d pending\n\nValues: mean ± sample std (ddof=1) over seeds; n = "
       "seeds with a result.\n\n",
       sweep_dir.c_str(), out.done, out.failed_count, out.pending);
   md += out.summary.markdown();
   for (size_t i = 0; i < out.pivots.size(); ++i) {
-    const auto& pv = pivots[i];
+    const auto& pv = out.pivot_specs[i];
     md += format("\n### %s by %s\n\n", metric_header(pv.value).c_str(), pv.column.c_str());
     md += out.pivots[i].markdown();
   }
   if (out.failed.rows()) md += "\n### failed trials\n\n" + out.failed.markdown();
-  out.markdown = md;
+  return md;
+}
+
+}  // namespace
+
+AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOptions& options) {
+  store::SweepDir dir(sweep_dir);
+  Collected c = collect_trials(dir, options);
+  std::sort(c.trial_metric_names.begin(), c.trial_metric_names.end());
+
+  AggregateResult out;
+  out.done = c.done;
+  out.failed_count = c.failed_count;
+  out.pending = c.pending;
+  const eval::TaskMetrics task = eval::common_task_metrics(c.trial_tasks, sweep_dir);
+  const std::string headline = task.headline;
+  for (const auto& [ms, m] : c.headline_values)
+    if (m.contains(headline) && m[headline].is_number())
+      c.groups[m["__group"].get<size_t>()].headline_by_model[ms].push_back(
+          m[headline].get<double>());
+  out.task = task;
+  out.headline = headline;
+  out.setting_keys = c.keys;
+  std::vector<std::string> metrics = options.metrics;
+  if (metrics.empty()) metrics = task.summary();
+  std::vector<PivotSpec> pivots = options.pivots;
+  for (auto& pv : pivots)
+    if (pv.value.empty()) pv.value = headline;
+  check_metrics_exist(c.trial_metric_names, metrics, pivots);
+  out.trials = trials_table(c);
+
+  std::vector<int> best;  // per summary column: +1 higher is better, -1 lower, 0 neither
+  out.summary = summary_table(c.groups, c.keys, metrics, headline, options.pool_model_seeds, &best);
+  out.failed = c.failed;
+  for (const auto& pv : pivots) out.pivots.push_back(pivot_table(pv, c.groups, c.keys));
   out.pivot_specs = pivots;
+  out.markdown = aggregate_markdown(out, sweep_dir);
 
   const std::vector<std::string> tex =
       options.latex ? latex_tables(out, sweep_dir, best, options) : std::vector<std::string>{};
