@@ -202,126 +202,87 @@ std::string sweep_fingerprint(const json& document) {
   return sha256_hex(d.dump());
 }
 
-SweepSpec parse_sweep(const json& doc, const std::string& source) {
-  std::vector<std::string> problems;
-  SweepSpec spec;
-  spec.source = source;
-  spec.document = doc;
-  if (!doc.is_object()) throw_problems(source, {"/: must be a JSON object"});
-  for (const auto& [k, v] : doc.items())
-    if (k != "name" && k != "description" && k != "base" && k != "axes" && k != "seeds" &&
-        k != "run" && k != "vars")
+namespace {
+
+/// /run: how the sweep runs (not part of its identity); problems appended.
+void parse_run(const json& r, SweepRunOptions& run, std::vector<std::string>& problems) {
+  if (!r.is_object()) {
+    problems.push_back("/run: must be an object");
+    return;
+  }
+  for (const auto& [k, v] : r.items()) {
+    if (k == "mode") {
+      if (!v.is_string() || (v != "trials" && v != "layers"))
+        problems.push_back("/run/mode: must be \"trials\" or \"layers\", got " + describe_value(v));
+      else
+        run.mode = v.get<std::string>();
+    } else if (k == "max_attempts") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 100)
+        problems.push_back("/run/max_attempts: must be an integer in [1, 100], got " +
+                           describe_value(v));
+      else
+        run.max_attempts = v.get<int>();
+    } else if (k == "threads_per_rank") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 4096)
+        problems.push_back("/run/threads_per_rank: must be an integer in [0, 4096], got " +
+                           describe_value(v));
+      else
+        run.threads_per_rank = v.get<int>();
+    } else if (k == "lease_seconds") {
+      if (!v.is_number() || v.get<double>() < 2 || v.get<double>() > 86400)
+        problems.push_back("/run/lease_seconds: must be a number in [2, 86400], got " +
+                           describe_value(v));
+      else
+        run.lease_seconds = v.get<double>();
+    } else if (k == "fp_check") {
+      if (!v.is_string() || (v != "error" && v != "warn" && v != "off"))
+        problems.push_back("/run/fp_check: must be \"error\", \"warn\" or \"off\", got " +
+                           describe_value(v));
+      else
+        run.fp_check = v.get<std::string>();
+    } else if (k == "fp_check_tolerance") {
+      if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 100)
+        problems.push_back("/run/fp_check_tolerance: must be a number of points in [0, 100], got " +
+                           describe_value(v));
+      else
+        run.fp_check_tolerance = v.get<double>();
+    } else if (k == "results_dir") {
+      if (!v.is_string() || v.get<std::string>().empty())
+        problems.push_back("/run/results_dir: must be a non-empty string");
+      else
+        run.results_dir = v.get<std::string>();
+    } else {
       problems.push_back(
-          "/" + k + ": unknown key (a sweep has name, description, vars, base, axes, seeds, run)");
-
-  if (!doc.contains("name") || !doc["name"].is_string() ||
-      !std::regex_match(doc["name"].get<std::string>(), std::regex("[A-Za-z0-9_.-]+")) ||
-      doc["name"].get<std::string>()[0] == '.')
-    problems.push_back(
-        "/name: must be a non-empty string of letters, digits, '_', '-', '.' (it names the results "
-        "directory)");
-  else
-    spec.name = doc["name"].get<std::string>();
-  if (doc.contains("description") && !doc["description"].is_string())
-    problems.push_back("/description: must be a string");
-
-  json base = doc.value("base", json::object());
-  if (!base.is_object()) {
-    problems.push_back("/base: must be an object (a partial trial config)");
-    base = json::object();
-  } else {
-    for (const auto& p : trial_schema().check(base, nullptr)) problems.push_back("/base" + p);
-  }
-
-  std::vector<Dimension> dims;
-  if (doc.contains("axes")) {
-    if (!doc["axes"].is_array()) {
-      problems.push_back("/axes: must be a list of axes");
-    } else {
-      for (size_t i = 0; i < doc["axes"].size(); ++i) {
-        Dimension d;
-        if (parse_axis(doc["axes"][i], "/axes/" + std::to_string(i), d, problems))
-          dims.push_back(d);
-      }
+          "/run/" + k +
+          ": unknown key (run has mode, max_attempts, threads_per_rank, lease_seconds, "
+          "fp_check, fp_check_tolerance, results_dir)");
     }
   }
-  if (doc.contains("seeds")) {
-    const json& s = doc["seeds"];
-    if (!s.is_array() || s.empty()) {
-      problems.push_back("/seeds: must be a non-empty list of integers >= 0");
-    } else {
-      Dimension d;
-      for (size_t j = 0; j < s.size(); ++j) {
-        if (!s[j].is_number_integer() || s[j].get<int64_t>() < 0) {
-          problems.push_back("/seeds/" + std::to_string(j) + ": must be an integer >= 0, got " +
-                             describe_value(s[j]));
-          continue;
-        }
-        d.patches.push_back(json{{"seed", s[j]}, {"calibration", {{"seed", s[j]}}}});
-        d.settings.push_back(json{{"seed", s[j]}});
-      }
-      dims.push_back(d);
-    }
-  }
-  if (doc.contains("run")) {
-    const json& r = doc["run"];
-    if (!r.is_object()) {
-      problems.push_back("/run: must be an object");
-    } else {
-      for (const auto& [k, v] : r.items()) {
-        if (k == "mode") {
-          if (!v.is_string() || (v != "trials" && v != "layers"))
-            problems.push_back("/run/mode: must be \"trials\" or \"layers\", got " +
-                               describe_value(v));
-          else
-            spec.run.mode = v.get<std::string>();
-        } else if (k == "max_attempts") {
-          if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 100)
-            problems.push_back("/run/max_attempts: must be an integer in [1, 100], got " +
-                               describe_value(v));
-          else
-            spec.run.max_attempts = v.get<int>();
-        } else if (k == "threads_per_rank") {
-          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 4096)
-            problems.push_back("/run/threads_per_rank: must be an integer in [0, 4096], got " +
-                               describe_value(v));
-          else
-            spec.run.threads_per_rank = v.get<int>();
-        } else if (k == "lease_seconds") {
-          if (!v.is_number() || v.get<double>() < 2 || v.get<double>() > 86400)
-            problems.push_back("/run/lease_seconds: must be a number in [2, 86400], got " +
-                               describe_value(v));
-          else
-            spec.run.lease_seconds = v.get<double>();
-        } else if (k == "fp_check") {
-          if (!v.is_string() || (v != "error" && v != "warn" && v != "off"))
-            problems.push_back("/run/fp_check: must be \"error\", \"warn\" or \"off\", got " +
-                               describe_value(v));
-          else
-            spec.run.fp_check = v.get<std::string>();
-        } else if (k == "fp_check_tolerance") {
-          if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 100)
-            problems.push_back(
-                "/run/fp_check_tolerance: must be a number of points in [0, 100], got " +
-                describe_value(v));
-          else
-            spec.run.fp_check_tolerance = v.get<double>();
-        } else if (k == "results_dir") {
-          if (!v.is_string() || v.get<std::string>().empty())
-            problems.push_back("/run/results_dir: must be a non-empty string");
-          else
-            spec.run.results_dir = v.get<std::string>();
-        } else {
-          problems.push_back(
-              "/run/" + k +
-              ": unknown key (run has mode, max_attempts, threads_per_rank, lease_seconds, "
-              "fp_check, fp_check_tolerance, results_dir)");
-        }
-      }
-    }
-  }
-  if (!problems.empty()) throw_problems(source, problems);
+}
 
+/// /seeds: the innermost dimension (seed and calibration.seed); problems appended.
+Dimension parse_seeds(const json& s, std::vector<std::string>& problems) {
+  Dimension d;
+  if (!s.is_array() || s.empty()) {
+    problems.push_back("/seeds: must be a non-empty list of integers >= 0");
+    return d;
+  }
+  for (size_t j = 0; j < s.size(); ++j) {
+    if (!s[j].is_number_integer() || s[j].get<int64_t>() < 0) {
+      problems.push_back("/seeds/" + std::to_string(j) + ": must be an integer >= 0, got " +
+                         describe_value(s[j]));
+      continue;
+    }
+    d.patches.push_back(json{{"seed", s[j]}, {"calibration", {{"seed", s[j]}}}});
+    d.settings.push_back(json{{"seed", s[j]}});
+  }
+  return d;
+}
+
+/// The cartesian product of the dimensions over `base` (first axis slowest), each trial resolved
+/// and checked; a duplicate is a problem. Appends to spec.trials and problems.
+void expand_trials(const json& base, const std::vector<Dimension>& dims, const std::string& source,
+                   SweepSpec& spec, std::vector<std::string>& problems) {
   // Cartesian product, first axis slowest.
   size_t total = 1;
   for (const auto& d : dims) total *= d.patches.size();
@@ -368,6 +329,58 @@ SweepSpec parse_sweep(const json& doc, const std::string& source) {
       idx[a] = 0;
     }
   }
+}
+
+}  // namespace
+
+SweepSpec parse_sweep(const json& doc, const std::string& source) {
+  std::vector<std::string> problems;
+  SweepSpec spec;
+  spec.source = source;
+  spec.document = doc;
+  if (!doc.is_object()) throw_problems(source, {"/: must be a JSON object"});
+  for (const auto& [k, v] : doc.items())
+    if (k != "name" && k != "description" && k != "base" && k != "axes" && k != "seeds" &&
+        k != "run" && k != "vars")
+      problems.push_back(
+          "/" + k + ": unknown key (a sweep has name, description, vars, base, axes, seeds, run)");
+
+  if (!doc.contains("name") || !doc["name"].is_string() ||
+      !std::regex_match(doc["name"].get<std::string>(), std::regex("[A-Za-z0-9_.-]+")) ||
+      doc["name"].get<std::string>()[0] == '.')
+    problems.push_back(
+        "/name: must be a non-empty string of letters, digits, '_', '-', '.' (it names the results "
+        "directory)");
+  else
+    spec.name = doc["name"].get<std::string>();
+  if (doc.contains("description") && !doc["description"].is_string())
+    problems.push_back("/description: must be a string");
+
+  json base = doc.value("base", json::object());
+  if (!base.is_object()) {
+    problems.push_back("/base: must be an object (a partial trial config)");
+    base = json::object();
+  } else {
+    for (const auto& p : trial_schema().check(base, nullptr)) problems.push_back("/base" + p);
+  }
+
+  std::vector<Dimension> dims;
+  if (doc.contains("axes")) {
+    if (!doc["axes"].is_array()) {
+      problems.push_back("/axes: must be a list of axes");
+    } else {
+      for (size_t i = 0; i < doc["axes"].size(); ++i) {
+        Dimension d;
+        if (parse_axis(doc["axes"][i], "/axes/" + std::to_string(i), d, problems))
+          dims.push_back(d);
+      }
+    }
+  }
+  // Invalid seeds are problems: the sweep stops below, before its dimensions are used.
+  if (doc.contains("seeds")) dims.push_back(parse_seeds(doc["seeds"], problems));
+  if (doc.contains("run")) parse_run(doc["run"], spec.run, problems);
+  if (!problems.empty()) throw_problems(source, problems);
+  expand_trials(base, dims, source, spec, problems);
   if (!problems.empty()) throw_problems(source, problems);
   return spec;
 }
