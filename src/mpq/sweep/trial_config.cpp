@@ -357,9 +357,10 @@ bool TrialConfig::uses_calibration_data() const {
   return ptq::uses_calibration(weights) || activations.enabled() || bias_correction;
 }
 
-TrialConfig parse_trial_config(const json& r) {
-  TrialConfig t;
-  t.resolved = r;
+namespace {
+
+/// /model: the model and its preparation.
+void parse_model(const json& r, TrialConfig& t) {
   const json& m = r["model"];
   t.model.path = m["path"];
   t.model.cache_dir = m["cache_dir"];
@@ -371,7 +372,10 @@ TrialConfig parse_trial_config(const json& r) {
   t.model.equalize.relu6 = model::parse_relu6_mode(eq.value("relu6", "clip"));
   t.model.equalize.absorb_bias = eq.value("absorb_bias", true);
   t.model.equalize.max_passes = eq.value("max_passes", 100);
+}
 
+/// /data: the dataset, its splits and the loader.
+void parse_data(const json& r, TrialConfig& t) {
   const json& d = r["data"];
   t.data.spec.name = d["name"];
   t.data.spec.root = d["root"];
@@ -394,14 +398,21 @@ TrialConfig parse_trial_config(const json& r) {
   t.data.cache = d["cache"];
   t.data.cache_dir = d["cache_dir"];
   t.data.skip_bad_images = d["on_bad_image"] == "skip";
+}
 
+/// /calibration: the calibration sample.
+void parse_calibration(const json& r, TrialConfig& t) {
   const json& c = r["calibration"];
   t.calibration.size = c["size"];
   t.calibration.seed = c["seed"];
   t.calibration.batch_size = c["batch_size"];
   t.calibration.max_stats_mb = c["max_stats_mb"];
   t.calibration.cache_dir = c["cache_dir"];
+}
 
+/// /weights (and /calibration/statistics, /seed): the weight method and its settings.
+void parse_weights(const json& r, TrialConfig& t) {
+  const json& c = r["calibration"];
   const json& j = r["weights"];
   ptq::WeightConfig& w = t.weights;
   w.method = ptq::parse_weight_method(j["method"]);
@@ -454,7 +465,10 @@ TrialConfig parse_trial_config(const json& r) {
   w.gptq.block = gq["block"];
   w.statistics = c["statistics"] == "quantized_prefix" ? ptq::Statistics::kQuantizedPrefix
                                                        : ptq::Statistics::kFp;
+}
 
+/// /activations: the activation quantizers.
+void parse_activations(const json& r, TrialConfig& t) {
   const json& a = r["activations"];
   t.activations.bits = a["bits"];
   t.activations.range = ptq::parse_act_range(a["range"]);
@@ -462,7 +476,10 @@ TrialConfig parse_trial_config(const json& r) {
   t.activations.first_layer = ptq::parse_layer_rule(a["first_layer"]);
   t.activations.last_layer = ptq::parse_layer_rule(a["last_layer"]);
   t.activations.sample_size = a["sample_size"];
+}
 
+/// /eval: the detection evaluation and the engine.
+void parse_eval(const json& r, TrialConfig& t) {
   const json& e = r["eval"];
   t.detection.headline = e["voc_metric"] == "voc12" ? "map_voc12" : "map_voc07";
   t.detection.iou_threshold = e["iou_threshold"];
@@ -472,7 +489,19 @@ TrialConfig parse_trial_config(const json& r) {
   t.detection.save_detections = e["save_detections"];
   // Plans written before the key existed lack it (it is not part of the identity).
   t.eval_engine = model::parse_eval_engine(e.value("engine", "auto"));
+}
 
+}  // namespace
+
+TrialConfig parse_trial_config(const json& r) {
+  TrialConfig t;
+  t.resolved = r;
+  parse_model(r, t);
+  parse_data(r, t);
+  parse_calibration(r, t);
+  parse_weights(r, t);
+  parse_activations(r, t);
+  parse_eval(r, t);
   t.bias_correction = r["bias_correction"];
   t.seed = r["seed"];
   t.label = r["label"];
