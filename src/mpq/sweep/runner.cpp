@@ -290,20 +290,17 @@ std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec, TrialContext
   return plan;
 }
 
-SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, int size) {
-  double t0 = now_seconds();
-  SweepResult result;
-  store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
-  result.dir = dir.dir();
-  std::vector<store::PlannedTrial> plan;
-  TrialContext ctx;  // shared by planning (rank 0) and this rank's trials
-  if (rank == 0) install_stop_handlers();
+namespace {
 
-  // Preparation on rank 0, broadcast to all.
+/// Rank 0 prepares the sweep (plan, fingerprints, FP check) and broadcasts what to run; an error
+/// there is thrown on rank 0 with its exit code and ends the other ranks silently.
+json prepare_and_broadcast(const SweepSpec& spec, const SweepOptions& opt, store::SweepDir& dir,
+                           std::vector<store::PlannedTrial>& plan, int& already_done,
+                           TrialContext& ctx, int rank) {
   std::string payload;
   if (rank == 0) {
     try {
-      payload = prepare(spec, opt, dir, plan, result.already_done, ctx).dump();
+      payload = prepare(spec, opt, dir, plan, already_done, ctx).dump();
     } catch (const ConfigError& e) {
       payload = json{{"error", e.what()}, {"code", kExitUsage}}.dump();
     } catch (const InputError& e) {
@@ -320,104 +317,149 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     if (code == kExitUsage) throw ConfigError(prep["error"].get<std::string>());
     throw InputError(prep["error"].get<std::string>());
   }
-  const json& work = prep["work"];
-  result.planned = rank == 0 ? static_cast<int>(plan.size()) : 0;
+  return prep;
+}
 
-  int threads = spec.run.threads_per_rank > 0 ? spec.run.threads_per_rank : default_threads();
-  apply_threads(threads);
-
-  // Rank 0: claims, this job's ledger, lease renewal (and SIGTERM handling), the scheduler.
+/// What rank 0 keeps while the sweep runs: claims, this job's ledger, lease renewal (and SIGTERM
+/// handling), the scheduler.
+struct Coordinator {
   std::unique_ptr<store::ClaimStore> claims;
   std::unique_ptr<store::Ledger> ledger;
   std::unique_ptr<TrialPicker> picker;
   std::unique_ptr<Scheduler> sched;
   std::unique_ptr<Heartbeat> heartbeat;
-  if (rank == 0) {
-    auto me = store::WorkerIdentity::current("mpi");
-    claims = std::make_unique<store::ClaimStore>(dir.claims_dir(), me, spec.run.lease_seconds);
-    const int cleaned = dir.clean_stale_temps(*claims);
-    if (cleaned > 0)
-      info("removed " + std::to_string(cleaned) + " temporary file(s) of killed runs");
-    ledger = std::make_unique<store::Ledger>(dir.ledger_path(me.id), me.to_json());
-    picker = std::make_unique<TrialPicker>(dir, *claims, as_plan(work), spec.run.max_attempts);
-    sched = std::make_unique<Scheduler>(work, *ledger, *picker, *claims);
-    heartbeat = std::make_unique<Heartbeat>(*claims, *ledger);
-    info("sweep " + spec.name + ": " + std::to_string(plan.size()) + " trials, " +
-         std::to_string(result.already_done) + " already done, " + std::to_string(work.size()) +
-         " to run" + (spec.run.mode == "layers" ? " layer-parallel" : "") + " on " +
-         std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
-    ledger->append({{"event", "sweep_start"},
+};
+
+Coordinator start_coordinator(const SweepSpec& spec, store::SweepDir& dir, const json& work,
+                              size_t planned, int already_done, int size, int threads) {
+  Coordinator c;
+  auto me = store::WorkerIdentity::current("mpi");
+  c.claims = std::make_unique<store::ClaimStore>(dir.claims_dir(), me, spec.run.lease_seconds);
+  const int cleaned = dir.clean_stale_temps(*c.claims);
+  if (cleaned > 0) info("removed " + std::to_string(cleaned) + " temporary file(s) of killed runs");
+  c.ledger = std::make_unique<store::Ledger>(dir.ledger_path(me.id), me.to_json());
+  c.picker = std::make_unique<TrialPicker>(dir, *c.claims, as_plan(work), spec.run.max_attempts);
+  c.sched = std::make_unique<Scheduler>(work, *c.ledger, *c.picker, *c.claims);
+  c.heartbeat = std::make_unique<Heartbeat>(*c.claims, *c.ledger);
+  info("sweep " + spec.name + ": " + std::to_string(planned) + " trials, " +
+       std::to_string(already_done) + " already done, " + std::to_string(work.size()) + " to run" +
+       (spec.run.mode == "layers" ? " layer-parallel" : "") + " on " + std::to_string(size) +
+       " rank(s) x " + std::to_string(threads) + " thread(s)");
+  c.ledger->append({{"event", "sweep_start"},
                     {"ranks", size},
                     {"threads_per_rank", threads},
                     {"work", static_cast<int>(work.size())},
                     {"mode", spec.run.mode}});
+  return c;
+}
+
+/// Layer-parallel: every rank takes part in every trial; rank 0 picks, all follow.
+void run_layer_parallel(const json& work, TrialContext& ctx, int threads, double sim,
+                        Scheduler* sched, int rank, int size) {
+  MpiTrialDistribution dist(rank, size);
+  for (;;) {
+    std::string pick = rank == 0 ? std::to_string(sched->next(0)) : "";
+    mpi_bcast_string(pick, 0);
+    const int w = std::stoi(pick);
+    if (w < 0) break;
+    double a = now_seconds();
+    Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim, &dist, rank == 0);
+    r.work = w;
+    r.busy = now_seconds() - a;
+    if (rank == 0) sched->report(0, r);
   }
+}
+
+/// Trial-parallel, rank 0: serves the other ranks from a thread and runs trials itself.
+void run_coordinator_rank(const json& work, TrialContext& ctx, int threads, double sim,
+                          Scheduler& sched, int size) {
+  if (size > 1 && sim < 0) precompute_fp_references(work, ctx, 0, size);
+  std::thread server;
+  if (size > 1) server = std::thread([&] { serve(sched, size); });
+  for (;;) {  // rank 0 works too
+    double asked = now_seconds();
+    int w = sched.next(0);
+    if (w < 0) break;
+    double a = now_seconds();
+    Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
+    r.work = w;
+    r.busy = now_seconds() - a;
+    r.wait = a - asked;
+    sched.report(0, r);
+  }
+  if (server.joinable()) server.join();
+}
+
+/// Trial-parallel, other ranks: ask rank 0 for work, report the last result with each request.
+void run_worker_rank(const json& work, TrialContext& ctx, int threads, double sim, int rank,
+                     int size) {
+  if (sim < 0) precompute_fp_references(work, ctx, rank, size);
+  json last = nullptr;
+  for (;;) {
+    double asked = now_seconds();
+    mpi_send_string(json{{"result", last}}.dump(), 0, kTagRequest);
+    json msg = json::parse(mpi_recv_string(0, kTagAssign, nullptr));
+    if (msg.contains("stop")) break;
+    int w = msg["work"].get<int>();
+    double a = now_seconds();
+    Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
+    r.work = w;
+    r.busy = now_seconds() - a;
+    r.wait = a - asked;
+    last = to_json(r);
+  }
+}
+
+/// Rank 0 after the last trial: the counts, the ledger's end event, the final status.
+void finish_coordinator(Coordinator& c, const SweepSpec& spec, store::SweepDir& dir, int size,
+                        SweepResult& result) {
+  Scheduler& sched = *c.sched;
+  sched.finish();
+  c.heartbeat.reset();
+  result.ran = sched.succeeded + sched.failed;
+  result.succeeded = sched.succeeded;
+  result.failed = sched.failed;
+  result.trial_seconds = sched.trial_seconds;
+  result.busy_seconds = sched.busy_seconds;
+  result.stopped = sched.stopped;
+  result.left_to_others = c.picker->left_to_others();
+  c.ledger->append({{"event", "sweep_end"},
+                    {"succeeded", sched.succeeded},
+                    {"failed", sched.failed},
+                    {"stopped", sched.stopped},
+                    {"ranks", size}});
+  result.final_status = dir.status(spec.run.max_attempts);
+}
+
+}  // namespace
+
+SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, int size) {
+  double t0 = now_seconds();
+  SweepResult result;
+  store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
+  result.dir = dir.dir();
+  std::vector<store::PlannedTrial> plan;
+  TrialContext ctx;  // shared by planning (rank 0) and this rank's trials
+  if (rank == 0) install_stop_handlers();
+  const json prep = prepare_and_broadcast(spec, opt, dir, plan, result.already_done, ctx, rank);
+  const json& work = prep["work"];
+  result.planned = rank == 0 ? static_cast<int>(plan.size()) : 0;
+
+  int threads = spec.run.threads_per_rank > 0 ? spec.run.threads_per_rank : default_threads();
+  apply_threads(threads);
+  Coordinator coordinator;
+  if (rank == 0)
+    coordinator =
+        start_coordinator(spec, dir, work, plan.size(), result.already_done, size, threads);
 
   const double sim = opt.simulate_seconds;
-  if (spec.run.mode == "layers") {
-    // Layer-parallel: every rank takes part in every trial; rank 0 picks, all follow.
-    MpiTrialDistribution dist(rank, size);
-    for (;;) {
-      std::string pick = rank == 0 ? std::to_string(sched->next(0)) : "";
-      mpi_bcast_string(pick, 0);
-      const int w = std::stoi(pick);
-      if (w < 0) break;
-      double a = now_seconds();
-      Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim, &dist, rank == 0);
-      r.work = w;
-      r.busy = now_seconds() - a;
-      if (rank == 0) sched->report(0, r);
-    }
-  } else if (rank == 0) {
-    if (size > 1 && sim < 0) precompute_fp_references(work, ctx, rank, size);
-    std::thread server;
-    if (size > 1) server = std::thread([&] { serve(*sched, size); });
-    for (;;) {  // rank 0 works too
-      double asked = now_seconds();
-      int w = sched->next(0);
-      if (w < 0) break;
-      double a = now_seconds();
-      Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
-      r.work = w;
-      r.busy = now_seconds() - a;
-      r.wait = a - asked;
-      sched->report(0, r);
-    }
-    if (server.joinable()) server.join();
-  } else {
-    if (sim < 0) precompute_fp_references(work, ctx, rank, size);
-    json last = nullptr;
-    for (;;) {
-      double asked = now_seconds();
-      mpi_send_string(json{{"result", last}}.dump(), 0, kTagRequest);
-      json msg = json::parse(mpi_recv_string(0, kTagAssign, nullptr));
-      if (msg.contains("stop")) break;
-      int w = msg["work"].get<int>();
-      double a = now_seconds();
-      Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
-      r.work = w;
-      r.busy = now_seconds() - a;
-      r.wait = a - asked;
-      last = to_json(r);
-    }
-  }
-  if (rank == 0) {
-    sched->finish();
-    heartbeat.reset();
-    result.ran = sched->succeeded + sched->failed;
-    result.succeeded = sched->succeeded;
-    result.failed = sched->failed;
-    result.trial_seconds = sched->trial_seconds;
-    result.busy_seconds = sched->busy_seconds;
-    result.stopped = sched->stopped;
-    result.left_to_others = picker->left_to_others();
-    ledger->append({{"event", "sweep_end"},
-                    {"succeeded", sched->succeeded},
-                    {"failed", sched->failed},
-                    {"stopped", sched->stopped},
-                    {"ranks", size}});
-    result.final_status = dir.status(spec.run.max_attempts);
-  }
+  if (spec.run.mode == "layers")
+    run_layer_parallel(work, ctx, threads, sim, coordinator.sched.get(), rank, size);
+  else if (rank == 0)
+    run_coordinator_rank(work, ctx, threads, sim, *coordinator.sched, size);
+  else
+    run_worker_rank(work, ctx, threads, sim, rank, size);
+  if (rank == 0) finish_coordinator(coordinator, spec, dir, size, result);
   mpi_barrier();
   result.seconds = now_seconds() - t0;
   return result;
