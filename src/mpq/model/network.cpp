@@ -287,118 +287,106 @@ Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, in
   }
 }
 
-Network Network::load(const std::string& path, const LoadOptions& options) {
-  std::string extra_meta;
-  Module original = load_archive(path, &extra_meta, options.detection_ops);
-  if (!original.find_method("forward"))
-    throw InputError(path + ": the TorchScript module has no forward method");
-  Network net;
-  net.path_ = path;
-  net.detection_ops_ = detection_ops_in_use();
-  net.fold_bn_ = options.fold_bn;
-  net.sha256_ = sha256_file(path);
-  net.input_shape_ = pick_input_shape(original, options);
-  if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
-    net.meta_ = original.attr("mpq_meta").toStringRef();
-  if (!extra_meta.empty()) net.meta_ = extra_meta;
-  net.equalize_ = options.equalize;
-  net.module_ = freeze_for_ptq(original, path, options.fold_bn, &net.bn_before_, options.equalize,
-                               &net.equalize_report_);
-  original = Module();  // the frozen module holds its own weights
-  auto graph = net.module_.get_method("forward").graph();
-  {
-    const auto& args = net.module_.get_method("forward").function().getSchema().arguments();
-    if (args.size() < 2) throw InputError(path + ": forward takes no input (expected images)");
-    auto t = args[1].type();
-    if (t->kind() == c10::TypeKind::ListType &&
-        t->expectRef<c10::ListType>().getElementType()->kind() == c10::TypeKind::TensorType)
-      net.input_kind_ = InputKind::kTensorList;
-    else if (t->kind() != c10::TypeKind::TensorType)
-      throw InputError(
-          path + ": forward takes " + t->str() +
-          "; mpq runs models that take a Tensor [N, C, H, W] or a List[Tensor] of images");
-  }
-  net.bn_after_ = count_kind(graph, kBatchNorm);
+namespace {
 
-  auto nodes = find_layer_nodes(graph);
-  if (nodes.empty())
+/// What forward takes after `self`: a Tensor [N, C, H, W] or a List[Tensor] of images.
+InputKind forward_input_kind(Module& module, const std::string& path) {
+  const auto& args = module.get_method("forward").function().getSchema().arguments();
+  if (args.size() < 2) throw InputError(path + ": forward takes no input (expected images)");
+  auto t = args[1].type();
+  if (t->kind() == c10::TypeKind::ListType &&
+      t->expectRef<c10::ListType>().getElementType()->kind() == c10::TypeKind::TensorType)
+    return InputKind::kTensorList;
+  if (t->kind() != c10::TypeKind::TensorType)
     throw InputError(
-        path + ": no quantizable layer found (expected conv2d or linear with constant weights)");
-  Value* self = graph->inputs()[0];
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    Node* n = nodes[i];
-    LayerInfo info;
-    info.index = static_cast<int>(i);
-    info.name = layer_name_from(n->input(1), info.index);
-    // The FP weight, the module attribute the layer reads, and (until dead code elimination
-    // below) the graph constant share one tensor: weights are never written in place
-    // (set_weight replaces the attribute), so a large model is held once, not three times.
-    torch::Tensor w = torch::jit::toIValue(n->input(1))->toTensor().detach().to(torch::kFloat32);
-    if (!w.is_contiguous()) w = w.contiguous();
-    std::string where = path + ": layer " + info.name;
-    if (!torch::isfinite(w).all().item<bool>())
-      throw InputError(where + ": weight contains NaN or Inf");
-    torch::Tensor b;
-    auto bias_iv = torch::jit::toIValue(n->input(2));
-    if (bias_iv && bias_iv->isTensor()) {
-      b = bias_iv->toTensor().detach().to(torch::kFloat32).contiguous();
-      info.had_bias = true;
-    } else if (bias_iv && bias_iv->isNone()) {
-      b = torch::zeros({w.size(0)});
-    } else {
-      throw InputError(where + ": bias is not a constant");
-    }
-    if (n->kind() == kLinear) {
-      if (w.dim() != 2) throw InputError(where + ": linear weight must be 2-D");
-      info.kind = LayerKind::kLinear;
-      info.c_out = w.size(0);
-      info.c_in = w.size(1);
-    } else {
-      info.kind = LayerKind::kConv2d;
-      bool is_conv2d = n->kind() == kConv2d;
-      info.stride = const_ints(n->input(3), 2, where + " stride");
-      info.padding = const_ints(n->input(4), 2, where + " padding");
-      info.dilation = const_ints(n->input(5), 2, where + " dilation");
-      auto g = torch::jit::toIValue(n->input(is_conv2d ? 6 : 8));
-      if (!g || !g->isInt()) throw InputError(where + ": groups is not a constant");
-      info.groups = g->toInt();
-      info.c_out = w.size(0);
-      info.c_in = w.size(1) * info.groups;
-      info.kh = w.size(2);
-      info.kw = w.size(3);
-    }
-    net.fp_weights_.push_back(w);
-    net.fp_biases_.push_back(b);
-    net.layers_.push_back(info);
+        path + ": forward takes " + t->str() +
+        "; mpq runs models that take a Tensor [N, C, H, W] or a List[Tensor] of images");
+  return InputKind::kTensor;
+}
 
-    // Weight and bias become attributes read through prim::GetAttr.
-    std::string wn = "mpq_w" + std::to_string(i), bn = "mpq_b" + std::to_string(i);
-    net.module_.register_attribute(wn, c10::TensorType::get(), w, false);
-    net.module_.register_attribute(bn, c10::TensorType::get(), b, false);
-    torch::jit::WithInsertPoint guard(n);
-    n->replaceInput(1, graph->insertGetAttr(self, wn));
-    n->replaceInput(2, graph->insertGetAttr(self, bn));
-    Value* idx = graph->insertConstant(static_cast<int64_t>(i));
-    Node* hook = graph->create(kLayerInput, {n->input(0), idx});
-    hook->output()->setType(c10::TensorType::get());
-    hook->insertBefore(n);
-    n->replaceInput(0, hook->output());
+/// The layer of conv/linear node `n`: its geometry, FP weight *w_out and bias *b_out (zeros
+/// without one). InputError naming the layer for a non-finite weight or non-constant arguments.
+LayerInfo read_layer(Node* n, size_t i, const std::string& path, torch::Tensor* w_out,
+                     torch::Tensor* b_out) {
+  LayerInfo info;
+  info.index = static_cast<int>(i);
+  info.name = layer_name_from(n->input(1), info.index);
+  // The FP weight, the module attribute the layer reads, and (until dead code elimination
+  // in load) the graph constant share one tensor: weights are never written in place
+  // (set_weight replaces the attribute), so a large model is held once, not three times.
+  torch::Tensor w = torch::jit::toIValue(n->input(1))->toTensor().detach().to(torch::kFloat32);
+  if (!w.is_contiguous()) w = w.contiguous();
+  std::string where = path + ": layer " + info.name;
+  if (!torch::isfinite(w).all().item<bool>())
+    throw InputError(where + ": weight contains NaN or Inf");
+  torch::Tensor b;
+  auto bias_iv = torch::jit::toIValue(n->input(2));
+  if (bias_iv && bias_iv->isTensor()) {
+    b = bias_iv->toTensor().detach().to(torch::kFloat32).contiguous();
+    info.had_bias = true;
+  } else if (bias_iv && bias_iv->isNone()) {
+    b = torch::zeros({w.size(0)});
+  } else {
+    throw InputError(where + ": bias is not a constant");
   }
-  torch::jit::EliminateDeadCode(graph);  // the replaced weight/bias constants
-  graph->lint();
+  if (n->kind() == kLinear) {
+    if (w.dim() != 2) throw InputError(where + ": linear weight must be 2-D");
+    info.kind = LayerKind::kLinear;
+    info.c_out = w.size(0);
+    info.c_in = w.size(1);
+  } else {
+    info.kind = LayerKind::kConv2d;
+    bool is_conv2d = n->kind() == kConv2d;
+    info.stride = const_ints(n->input(3), 2, where + " stride");
+    info.padding = const_ints(n->input(4), 2, where + " padding");
+    info.dilation = const_ints(n->input(5), 2, where + " dilation");
+    auto g = torch::jit::toIValue(n->input(is_conv2d ? 6 : 8));
+    if (!g || !g->isInt()) throw InputError(where + ": groups is not a constant");
+    info.groups = g->toInt();
+    info.c_out = w.size(0);
+    info.c_in = w.size(1) * info.groups;
+    info.kh = w.size(2);
+    info.kw = w.size(3);
+  }
+  *w_out = w;
+  *b_out = b;
+  return info;
+}
 
-  // Probe: shapes and MACs.
-  ShapeProbe probe(nodes.size());
+/// Layer i's weight and bias become module attributes read through prim::GetAttr, and its input
+/// passes through the hook operator (kLayerInput) that calibration and quantization use.
+void hook_layer(Module& module, torch::jit::Graph& g, Value* self, Node* n, size_t i,
+                const torch::Tensor& w, const torch::Tensor& b) {
+  auto* graph = &g;
+  // Weight and bias become attributes read through prim::GetAttr.
+  std::string wn = "mpq_w" + std::to_string(i), bn = "mpq_b" + std::to_string(i);
+  module.register_attribute(wn, c10::TensorType::get(), w, false);
+  module.register_attribute(bn, c10::TensorType::get(), b, false);
+  torch::jit::WithInsertPoint guard(n);
+  n->replaceInput(1, graph->insertGetAttr(self, wn));
+  n->replaceInput(2, graph->insertGetAttr(self, bn));
+  Value* idx = graph->insertConstant(static_cast<int64_t>(i));
+  Node* hook = graph->create(kLayerInput, {n->input(0), idx});
+  hook->output()->setType(c10::TensorType::get());
+  hook->insertBefore(n);
+  n->replaceInput(0, hook->output());
+}
+
+/// Runs the network once on zeros to record every layer's call count, input and output shapes and
+/// MACs. ConfigError if the model does not run on its input shape.
+void probe_layers(Module& module, InputKind input_kind, const std::vector<int64_t>& input_shape,
+                  size_t layer_count, std::vector<LayerInfo>& layers, const std::string& path) {
+  ShapeProbe probe(layer_count);
   std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), net.input_shape_.begin(), net.input_shape_.end());
+  shape.insert(shape.end(), input_shape.begin(), input_shape.end());
   try {
     HookScope scope(&probe);
     torch::NoGradGuard no_grad;
-    if (net.input_kind_ == InputKind::kTensorList)
-      net.module_.forward({c10::IValue(
-          std::vector<torch::Tensor>{torch::zeros(c10::IntArrayRef(net.input_shape_))})});
+    if (input_kind == InputKind::kTensorList)
+      module.forward(
+          {c10::IValue(std::vector<torch::Tensor>{torch::zeros(c10::IntArrayRef(input_shape))})});
     else
-      net.module_.forward({torch::zeros(shape)});
+      module.forward({torch::zeros(shape)});
   } catch (const c10::Error& e) {
     throw ConfigError(path + ": the model does not run on input " + shape_text(shape) + ": " +
                       short_message(e));
@@ -406,7 +394,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     throw ConfigError(path + ": the model does not run on input " + shape_text(shape) + ": " +
                       one_line(e.what()));
   }
-  for (auto& L : net.layers_) {
+  for (auto& L : layers) {
     auto i = static_cast<size_t>(L.index);
     L.calls = probe.calls[i];
     L.input_shape = probe.shapes[i];
@@ -426,6 +414,51 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
       L.macs = L.calls * rows * L.c_out * L.c_in;
     }
   }
+}
+
+}  // namespace
+
+Network Network::load(const std::string& path, const LoadOptions& options) {
+  std::string extra_meta;
+  Module original = load_archive(path, &extra_meta, options.detection_ops);
+  if (!original.find_method("forward"))
+    throw InputError(path + ": the TorchScript module has no forward method");
+  Network net;
+  net.path_ = path;
+  net.detection_ops_ = detection_ops_in_use();
+  net.fold_bn_ = options.fold_bn;
+  net.sha256_ = sha256_file(path);
+  net.input_shape_ = pick_input_shape(original, options);
+  if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
+    net.meta_ = original.attr("mpq_meta").toStringRef();
+  if (!extra_meta.empty()) net.meta_ = extra_meta;
+  net.equalize_ = options.equalize;
+  net.module_ = freeze_for_ptq(original, path, options.fold_bn, &net.bn_before_, options.equalize,
+                               &net.equalize_report_);
+  original = Module();  // the frozen module holds its own weights
+  auto graph = net.module_.get_method("forward").graph();
+  net.input_kind_ = forward_input_kind(net.module_, path);
+  net.bn_after_ = count_kind(graph, kBatchNorm);
+
+  auto nodes = find_layer_nodes(graph);
+  if (nodes.empty())
+    throw InputError(
+        path + ": no quantizable layer found (expected conv2d or linear with constant weights)");
+  Value* self = graph->inputs()[0];
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    Node* n = nodes[i];
+    torch::Tensor w, b;
+    LayerInfo info = read_layer(n, i, path, &w, &b);
+    net.fp_weights_.push_back(w);
+    net.fp_biases_.push_back(b);
+    net.layers_.push_back(info);
+
+    hook_layer(net.module_, *graph, self, n, i, w, b);
+  }
+  torch::jit::EliminateDeadCode(graph);  // the replaced weight/bias constants
+  graph->lint();
+
+  probe_layers(net.module_, net.input_kind_, net.input_shape_, nodes.size(), net.layers_, path);
   return net;
 }
 
