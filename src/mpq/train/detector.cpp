@@ -71,10 +71,10 @@ Targets match(const torch::Tensor& anchors, const torch::Tensor& boxes, const to
   auto gx = g.select(1, 0) + 0.5 * gw, gy = g.select(1, 1) + 0.5 * gh;
   auto ax = anchors.select(1, 0), ay = anchors.select(1, 1), aw = anchors.select(1, 2),
        ah = anchors.select(1, 3);
-  t.box = torch::stack({(gx - ax) / aw / 0.1, (gy - ay) / ah / 0.1,
-                        torch::log(gw.clamp_min(1e-3) / aw) / 0.2,
-                        torch::log(gh.clamp_min(1e-3) / ah) / 0.2},
-                       1);
+  t.box = torch::stack(
+      {(gx - ax) / aw / 0.1, (gy - ay) / ah / 0.1, torch::log(gw.clamp_min(1e-3) / aw) / 0.2,
+       torch::log(gh.clamp_min(1e-3) / ah) / 0.2},
+      1);
   return t;
 }
 
@@ -87,8 +87,99 @@ struct Sample {
 double lr_at(int64_t step, int64_t total, double peak) {
   int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(0.15 * static_cast<double>(total)));
   if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
-  double t = static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
+  double t =
+      static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
   return 0.5 * peak * (1.0 + std::cos(M_PI * t));
+}
+
+}  // namespace
+
+namespace {
+
+/// Every training image, resized once exactly as the model's forward resizes, with its anchor
+/// targets unflipped and flipped (targets[flip][i]).
+std::vector<Sample> load_training_set(const data::Dataset& train, int64_t n, int64_t S,
+                                      const torch::Tensor& anchors, int threads,
+                                      std::vector<Targets> (&targets)[2]) {
+  std::vector<Sample> samples;
+  Progress bar("load voc trainval", n);
+  data::BatchStream stream(train, data::index_range(0, n), 64, {std::max(1, threads), 2, false});
+  data::Batch b;
+  torch::NoGradGuard ng;
+  while (stream.next(&b)) {
+    for (size_t i = 0; i < b.image_list.size(); ++i) {
+      const auto& img = b.image_list[i];
+      auto t = train.detection_target(b.positions[i]);
+      Sample s;
+      s.image = torch::upsample_bilinear2d(img.unsqueeze(0), {S, S}, false).squeeze(0);
+      const double sx = static_cast<double>(S) / static_cast<double>(t.width);
+      const double sy = static_cast<double>(S) / static_cast<double>(t.height);
+      const auto g = static_cast<int64_t>(t.labels.size());
+      s.boxes = torch::tensor(t.boxes).view({g, 4}) - 1.0;  // 0-based pixel indices
+      s.boxes = s.boxes * torch::tensor({sx, sy, sx, sy}).to(torch::kFloat32);
+      s.labels = torch::tensor(t.labels, torch::kInt64) + 1;
+      s.difficult = torch::tensor(std::vector<int64_t>(t.difficult.begin(), t.difficult.end()));
+      for (int flip = 0; flip < 2; ++flip) {
+        auto bx = s.boxes.clone();
+        if (flip) {  // x -> (S - 1) - x, corners swap
+          bx = torch::stack({(S - 1.0) - s.boxes.select(1, 2), s.boxes.select(1, 1),
+                             (S - 1.0) - s.boxes.select(1, 0), s.boxes.select(1, 3)},
+                            1);
+        }
+        targets[flip].push_back(match(anchors, bx, s.labels, s.difficult));
+      }
+      samples.push_back(std::move(s));
+    }
+    bar.advance(b.size());
+  }
+  return samples;
+}
+
+/// The SSD loss of one batch: cross-entropy over positives and hard negatives (3 per positive,
+/// at least 8 per image) plus smooth-L1 box regression, over the number of positives.
+torch::Tensor detection_loss(torch::jit::Module& module, const torch::Tensor& x,
+                             const torch::Tensor& tc, const torch::Tensor& tb) {
+  auto outs = module.run_method("train_forward", x).toTuple();
+  auto cls = outs->elements()[0].toTensor(), rel = outs->elements()[1].toTensor();
+  const int64_t B = cls.size(0), A = cls.size(1), C = cls.size(2);
+  auto ce = torch::nn::functional::cross_entropy(
+                cls.reshape({-1, C}), tc.clamp_min(0).reshape({-1}),
+                torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+                .view({B, A});
+  auto pos = tc > 0, neg = tc == 0;
+  auto npos = pos.sum(1);
+  // Hard negatives: the 3 * positives (at least 8) highest-loss background anchors.
+  auto neg_loss = ce.detach().masked_fill(~neg, -1.0);
+  auto rank = neg_loss.argsort(1, /*descending=*/true).argsort(1, /*descending=*/false);
+  auto quota = torch::clamp_min(3 * npos, 8).unsqueeze(1);
+  auto hard = neg & (rank < quota);
+  auto cls_loss = (ce * (pos | hard).to(ce.dtype())).sum();
+  auto loc_loss = torch::nn::functional::smooth_l1_loss(
+      rel.index({pos}), tb.index({pos}),
+      torch::nn::functional::SmoothL1LossFuncOptions().reduction(torch::kSum));
+  auto loss = (cls_loss + loc_loss) / std::max<int64_t>(1, npos.sum().item<int64_t>());
+  return loss;
+}
+
+/// Test mAP of the archive at `path` through the evaluator trials use.
+eval::TaskEvaluator::Gathered test_map(const std::string& path, const TrainConfig& cfg, int threads,
+                                       int64_t* test_images) {
+  data::Preprocess none = data::preprocess_preset("none");
+  auto test = data::open_voc(cfg.data_root, "2007", "test", none, false);
+  std::shared_ptr<const data::Dataset> test_view = std::move(test);
+  if (cfg.test_limit > 0 && cfg.test_limit < test_view->size())
+    test_view = data::subset(test_view, data::index_range(0, cfg.test_limit), "first images");
+  model::LoadOptions lo;
+  lo.input_shape = test_view->image_shape_of(0);
+  auto net = model::Network::load(path, lo);
+  eval::DetectionEvaluator ev({});
+  eval::EvalRun run;
+  run.batch_size = 32;
+  run.loader = {std::max(1, threads), 2, false};
+  run.label = "eval ssdlite test";
+  auto shard = ev.evaluate(net, *test_view, run);
+  *test_images = test_view->size();
+  return ev.gathered_metrics(shard, shard, *test_view);
 }
 
 }  // namespace
@@ -111,47 +202,16 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   // Every training image, resized once exactly as the model's forward resizes.
   int64_t n = train->size();
   if (cfg.train_limit > 0) n = std::min(n, cfg.train_limit);
-  std::vector<Sample> samples;
   std::vector<Targets> targets[2];  // [flipped]
-  {
-    Progress bar("load voc trainval", n);
-    data::BatchStream stream(*train, data::index_range(0, n), 64, {std::max(1, threads), 2, false});
-    data::Batch b;
-    torch::NoGradGuard ng;
-    while (stream.next(&b)) {
-      for (size_t i = 0; i < b.image_list.size(); ++i) {
-        const auto& img = b.image_list[i];
-        auto t = train->detection_target(b.positions[i]);
-        Sample s;
-        s.image = torch::upsample_bilinear2d(img.unsqueeze(0), {S, S}, false).squeeze(0);
-        const double sx = static_cast<double>(S) / static_cast<double>(t.width);
-        const double sy = static_cast<double>(S) / static_cast<double>(t.height);
-        const auto g = static_cast<int64_t>(t.labels.size());
-        s.boxes = torch::tensor(t.boxes).view({g, 4}) - 1.0;  // 0-based pixel indices
-        s.boxes = s.boxes * torch::tensor({sx, sy, sx, sy}).to(torch::kFloat32);
-        s.labels = torch::tensor(t.labels, torch::kInt64) + 1;
-        s.difficult = torch::tensor(std::vector<int64_t>(t.difficult.begin(), t.difficult.end()));
-        for (int flip = 0; flip < 2; ++flip) {
-          auto bx = s.boxes.clone();
-          if (flip) {  // x -> (S - 1) - x, corners swap
-            bx = torch::stack({(S - 1.0) - s.boxes.select(1, 2), s.boxes.select(1, 1),
-                               (S - 1.0) - s.boxes.select(1, 0), s.boxes.select(1, 3)},
-                              1);
-          }
-          targets[flip].push_back(match(anchors, bx, s.labels, s.difficult));
-        }
-        samples.push_back(std::move(s));
-      }
-      bar.advance(b.size());
-    }
-  }
+  const std::vector<Sample> samples = load_training_set(*train, n, S, anchors, threads, targets);
 
   std::vector<torch::Tensor> params;
   for (const auto& p : module.parameters()) {
     p.requires_grad_(true);
     params.push_back(p);
   }
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
+  torch::optim::AdamW opt(params,
+                          torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
   std::mt19937_64 rng(cfg.seed);
   std::vector<int64_t> order(samples.size());
   std::iota(order.begin(), order.end(), 0);
@@ -164,8 +224,9 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
     module.train(true);
     std::shuffle(order.begin(), order.end(), rng);
-    Progress bar("train ssdlite epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs),
-                 static_cast<int64_t>(order.size()));
+    Progress bar(
+        "train ssdlite epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs),
+        static_cast<int64_t>(order.size()));
     double loss_sum = 0;
     int64_t seen = 0;
     for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(cfg.batch_size)) {
@@ -182,25 +243,7 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
       for (auto& group : opt.param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr_at(step, total, cfg.lr));
       opt.zero_grad();
-      auto outs = module.run_method("train_forward", x).toTuple();
-      auto cls = outs->elements()[0].toTensor(), rel = outs->elements()[1].toTensor();
-      const int64_t B = cls.size(0), A = cls.size(1), C = cls.size(2);
-      auto ce = torch::nn::functional::cross_entropy(
-                    cls.reshape({-1, C}), tc.clamp_min(0).reshape({-1}),
-                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
-                    .view({B, A});
-      auto pos = tc > 0, neg = tc == 0;
-      auto npos = pos.sum(1);
-      // Hard negatives: the 3 * positives (at least 8) highest-loss background anchors.
-      auto neg_loss = ce.detach().masked_fill(~neg, -1.0);
-      auto rank = neg_loss.argsort(1, /*descending=*/true).argsort(1, /*descending=*/false);
-      auto quota = torch::clamp_min(3 * npos, 8).unsqueeze(1);
-      auto hard = neg & (rank < quota);
-      auto cls_loss = (ce * (pos | hard).to(ce.dtype())).sum();
-      auto loc_loss = torch::nn::functional::smooth_l1_loss(
-          rel.index({pos}), tb.index({pos}),
-          torch::nn::functional::SmoothL1LossFuncOptions().reduction(torch::kSum));
-      auto loss = (cls_loss + loc_loss) / std::max<int64_t>(1, npos.sum().item<int64_t>());
+      auto loss = detection_loss(module, x, tc, tb);
       loss.backward();
       opt.step();
       ++step;
@@ -222,7 +265,8 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   meta["train_seconds"] = seconds;
   meta["threads"] = threads;
   meta["task"] = "detection";
-  meta["classes"] = std::vector<std::string>(data::voc_classes().begin(), data::voc_classes().end());
+  meta["classes"] =
+      std::vector<std::string>(data::voc_classes().begin(), data::voc_classes().end());
   AtomicFile archive(output);
   const std::string& tmp = archive.tmp();
   auto save = [&](const json& m) {
@@ -236,24 +280,12 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   save(meta);
 
   // Test mAP through the evaluator trials use, on the saved archive.
-  auto test = data::open_voc(cfg.data_root, "2007", "test", none, false);
-  std::shared_ptr<const data::Dataset> test_view = std::move(test);
-  if (cfg.test_limit > 0 && cfg.test_limit < test_view->size())
-    test_view = data::subset(test_view, data::index_range(0, cfg.test_limit), "first images");
-  model::LoadOptions lo;
-  lo.input_shape = test_view->image_shape_of(0);
-  auto net = model::Network::load(tmp, lo);
-  eval::DetectionEvaluator ev({});
-  eval::EvalRun run;
-  run.batch_size = 32;
-  run.loader = {std::max(1, threads), 2, false};
-  run.label = "eval ssdlite test";
-  auto shard = ev.evaluate(net, *test_view, run);
-  auto g = ev.gathered_metrics(shard, shard, *test_view);
+  int64_t test_images = 0;
+  auto g = test_map(tmp, cfg, threads, &test_images);
   const double map07 = g.metrics["map_voc07"].get<double>();
   meta["test_map_voc07"] = map07;
   meta["test_map_voc12"] = g.metrics["map_voc12"].get<double>();
-  meta["test_images"] = test_view->size();
+  meta["test_images"] = test_images;
   save(meta);
   archive.commit();
 
@@ -264,9 +296,10 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
   r.train_images = static_cast<int64_t>(samples.size());
   r.sidecar = meta;
   char buf[160];
-  std::snprintf(buf, sizeof buf,
-                "trained ssdlite: test mAP@0.5 VOC07 %.2f%% (VOC12 %.2f%%) in %.1f s (%d threads) -> ",
-                100 * map07, 100 * meta["test_map_voc12"].get<double>(), seconds, threads);
+  std::snprintf(
+      buf, sizeof buf,
+      "trained ssdlite: test mAP@0.5 VOC07 %.2f%% (VOC12 %.2f%%) in %.1f s (%d threads) -> ",
+      100 * map07, 100 * meta["test_map_voc12"].get<double>(), seconds, threads);
   info(buf + output);
   return r;
 }
