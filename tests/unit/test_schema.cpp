@@ -87,15 +87,16 @@ TEST_CASE("overrides accept dotted keys and JSON values", "[config]") {
 }
 
 TEST_CASE("trial ids depend on results-relevant settings only", "[config]") {
-  const auto& s = mpq::sweep::trial_schema();
-  json a = s.resolve(json::object(), "a");
-  json b = s.resolve(json::parse(
-                         R"({"threads": 1, "output": "x.h5",
+  auto typed = [](const json& user, const char* source) {
+    return mpq::sweep::parse_trial_config(mpq::sweep::resolve_trial_config(user, source));
+  };
+  const auto a = typed(json::object(), "a");
+  const auto b = typed(json::parse(R"({"threads": 1, "output": "x.h5",
               "data": {"batch_size": 7, "max_batch_mb": 64, "root": "/elsewhere"},
-                                     "model": {"path": "other.pt"}})"),
-                     "b");
+              "model": {"path": "other.pt"}})"),
+                       "b");
   CHECK(mpq::sweep::trial_id(a, "m", "d") == mpq::sweep::trial_id(b, "m", "d"));
-  json c = s.resolve(json::parse(R"({"weights": {"bits": 3}})"), "c");
+  const auto c = typed(json::parse(R"({"weights": {"bits": 3}})"), "c");
   CHECK(mpq::sweep::trial_id(a, "m", "d") != mpq::sweep::trial_id(c, "m", "d"));
   CHECK(mpq::sweep::trial_id(a, "m", "d") != mpq::sweep::trial_id(a, "m2", "d"));
   CHECK(mpq::sweep::trial_id(a, "m", "d") != mpq::sweep::trial_id(a, "m", "d2"));

@@ -126,7 +126,7 @@ nlohmann::json resolved(const nlohmann::json& user) {
 }
 std::string id_of(const nlohmann::json& user, const std::string& model = "m",
                   const std::string& data = "d") {
-  return sweep::trial_id(resolved(user), model, data);
+  return sweep::trial_id(sweep::parse_trial_config(resolved(user)), model, data);
 }
 }  // namespace
 
@@ -185,7 +185,6 @@ TEST_CASE("'uses calibration data': which trials do, and the identity follows", 
   for (const auto& [u, uses] : cases) {
     INFO(u.dump());
     const auto r = resolved(u);
-    CHECK(sweep::uses_calibration_data(r) == uses);
     CHECK(sweep::parse_trial_config(r).uses_calibration_data() == uses);
     // The calibration block is part of the identity exactly when calibration data is used.
     nlohmann::json other = u;

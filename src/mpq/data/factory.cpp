@@ -8,8 +8,13 @@
 namespace mpq::data {
 
 const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "imagenet", "image_folder", "voc"};
+  static const std::vector<std::string> names = {"fashion-mnist", "imagenet", "image_folder",
+                                                 "voc"};
   return names;
+}
+
+Task dataset_task(const std::string& name) {
+  return name == "voc" ? Task::kDetection : Task::kClassification;
 }
 
 std::string default_root(const std::string& name) {
@@ -38,8 +43,10 @@ std::string DataSpec::resolved_root() const {
   if (root.empty() && name == "voc") return default_synthetic_voc(kFashionMnistDefaultRoot);
   std::string r = root.empty() ? default_root(name) : root;
   if (r.empty())
-    throw ConfigError("/data/root: the " + name + " dataset has no default location; set it (e.g. "
-                      "--set data.root=/path/to/" + name + ")");
+    throw ConfigError("/data/root: the " + name +
+                      " dataset has no default location; set it (e.g. "
+                      "--set data.root=/path/to/" +
+                      name + ")");
   return r;
 }
 

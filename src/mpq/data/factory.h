@@ -34,6 +34,8 @@ struct DataSpec {
 
 /// Dataset names accepted by /data/name.
 const std::vector<std::string>& dataset_names();
+/// The task of a dataset name: detection for "voc", classification otherwise.
+Task dataset_task(const std::string& name);
 /// Defaults of a dataset name (table in the header).
 std::string default_root(const std::string& name);
 std::string default_eval_split(const std::string& name);

@@ -17,6 +17,10 @@ Policy parse_policy(const std::string& s) {
   throw ConfigError("unknown allocation policy '" + s + "'");
 }
 
+bool policy_has_budget(Policy p) {
+  return p == Policy::kBudget || p == Policy::kWeightError || p == Policy::kRandom;
+}
+
 const char* policy_name(Policy p) {
   switch (p) {
     case Policy::kUniform:

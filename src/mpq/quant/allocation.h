@@ -35,6 +35,9 @@ enum class Scope { kNetwork, kLayer };
 Policy parse_policy(
     const std::string& s);  ///< "uniform", "threshold", "budget", "weight_error", "random"
 const char* policy_name(Policy p);
+/// True for the policies that spend a budget (budget, weight_error, random): they read
+/// budget, budget_unit and scope.
+bool policy_has_budget(Policy p);
 
 struct AllocationOptions {
   Policy policy = Policy::kBudget;

@@ -276,7 +276,7 @@ std::vector<store::PlannedTrial> plan_trials(const SweepSpec& spec, TrialContext
     if (!data_fp.count(dkey)) data_fp[dkey] = data_identity(cfg, ctx);
     std::string mkey = cfg.model.path + "|" + cfg.model.cache_dir;
     if (!model_sha.count(mkey)) model_sha[mkey] = sha256_file(resolve_model_path(cfg));
-    plan.push_back({trial_id(c, model_sha[mkey], data_fp[dkey]), t.settings, c});
+    plan.push_back({trial_id(cfg, model_sha[mkey], data_fp[dkey]), t.settings, c});
   }
   std::map<std::string, size_t> seen;
   for (size_t i = 0; i < plan.size(); ++i) {

@@ -301,11 +301,14 @@ void expand_trials(const json& base, const std::vector<Dimension>& dims, const s
     json resolved;
     auto ps = trial_schema().check(cfg, &resolved);
     if (ps.empty()) ps = complete_trial_config(resolved);
-    if (ps.empty()) ps = check_trial_semantics(resolved);
+    TrialConfig typed;
+    if (ps.empty()) {
+      typed = parse_trial_config(resolved);
+      ps = check_trial_semantics(typed);
+    }
     for (const auto& p : ps) problems.push_back(where + ": " + p);
     if (ps.empty()) {
-      std::string key =
-          trial_identity(resolved).dump() + "|" + resolved["model"]["path"].get<std::string>();
+      std::string key = trial_identity(typed).dump() + "|" + typed.model.path;
       auto [it, inserted] = seen.emplace(key, static_cast<int>(t));
       if (!inserted)
         problems.push_back(

@@ -72,7 +72,7 @@ Prepared prepare(const json& resolved, TrialContext& ctx, Collective& col) {
     p.data_seconds = seconds_since(td);
     return 0;
   });
-  p.id = trial_id(resolved, p.net->sha256(), data_identity(cfg, ctx));
+  p.id = trial_id(cfg, p.net->sha256(), data_identity(cfg, ctx));
   p.evaluator = eval::make_evaluator(p.eval.data->task(), cfg.detection);
 
   p.run.batch_size = eval_batch(cfg, *p.net);

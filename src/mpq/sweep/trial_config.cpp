@@ -220,118 +220,109 @@ const Schema& trial_schema() {
   return s;
 }
 
-json trial_identity(const json& resolved) {
-  json id = resolved;
+json trial_identity(const TrialConfig& cfg) {
+  // The identity is the resolved config minus what does not change the result; which parts
+  // count is decided on the typed config (the same fields the trial runs with).
+  using ptq::WeightMethod;
+  const ptq::WeightConfig& w = cfg.weights;
+  json id = cfg.resolved;
   id["model"].erase("path");
   id["model"].erase("cache_dir");
-  if (!id["model"].contains("equalize") || !id["model"]["equalize"].value("enabled", false))
+  if (!cfg.model.equalize.enabled)
     id["model"].erase("equalize");  // trials without it keep the ids they had before it existed
   for (const char* k : {"root", "batch_size", "max_batch_mb", "workers", "prefetch", "cache",
                         "cache_dir", "layout", "imagenet"})
     id["data"].erase(k);
   if (id.contains("eval")) id["eval"].erase("engine");  // how, not what, is evaluated
-  if (id["data"]["name"] != "voc") {                    // detection-only settings
+  if (cfg.task() != data::Task::kDetection) {           // detection-only settings
     id.erase("eval");
     id["data"].erase("year");
     id["model"].erase("detection_ops");
   }
-  id.erase("output");
-  id.erase("threads");
-  id.erase("label");
-  id.erase("export");
-  id.erase("export_int8");
-  id.erase("save_logits");
+  for (const char* k : {"output", "threads", "label", "export", "export_int8", "save_logits"})
+    id.erase(k);
   id["calibration"].erase("cache_dir");
-  const std::string method = id["weights"]["method"];
-  // Multipoint on GPTQ or AdaRound keeps that method's settings in its identity.
+  // A method's settings group counts for that method, and for multipoint on its first point
+  // (multipoint on GPTQ or AdaRound keeps that method's settings in its identity).
+  const std::string method = ptq::weight_method_name(w.method);
   const std::string first =
-      method == "multipoint" ? id["weights"]["multipoint"].value("first_point", "mse") : "";
+      w.method == WeightMethod::kMultipoint ? ptq::first_point_name(w.first_point) : "";
   for (const char* group :
        {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq", "adaround"})
     if (method != group && first != group) id["weights"].erase(group);
-  if (method != "mse" && method != "multipoint" && method != "bit_alloc") {
+  if (w.method != WeightMethod::kMse && w.method != WeightMethod::kMultipoint &&
+      w.method != WeightMethod::kBitAlloc) {
     id["weights"].erase("search");
     id["weights"].erase("grid_candidates");
-  } else if (id["weights"]["search"] != "grid") {
+  } else if (w.search.search != quant::StepSearch::kGrid) {
     id["weights"].erase("grid_candidates");
   }
-  if (method == "multipoint") {
+  if (w.method == WeightMethod::kMultipoint) {
     json& m = id["weights"]["multipoint"];
-    const std::string policy = m["policy"];
-    if (policy != "threshold") {
+    const quant::Policy policy = w.allocation.policy;
+    if (policy != quant::Policy::kThreshold) {
       m.erase("threshold");
       m.erase("threshold_metric");
     }
-    if (policy != "budget" && policy != "random" && policy != "weight_error") {
+    if (!quant::policy_has_budget(policy)) {
       m.erase("budget");
       m.erase("budget_unit");
       m.erase("scope");
     }
-    if (policy != "uniform") m.erase("points");
-    if (m.value("first_point", "mse") == "mse") m.erase("first_point");  // ids from before it
+    if (policy != quant::Policy::kUniform) m.erase("points");
+    if (w.first_point == ptq::FirstPointMethod::kMse) m.erase("first_point");  // ids from before
   }
-  if (id["activations"]["bits"] == 32) id["activations"] = {{"bits", 32}};
-  if (!uses_calibration_data(resolved)) id.erase("calibration");
+  if (!cfg.activations.enabled()) id["activations"] = {{"bits", 32}};
+  if (!cfg.uses_calibration_data()) id.erase("calibration");
   id["identity_version"] = 3;
   return id;
 }
 
-std::string trial_id(const json& resolved, const std::string& model_sha256,
+std::string trial_id(const TrialConfig& cfg, const std::string& model_sha256,
                      const std::string& data_fingerprint) {
-  return sha256_hex(trial_identity(resolved).dump() + "\n" + model_sha256 + "\n" +
-                    data_fingerprint);
+  return sha256_hex(trial_identity(cfg).dump() + "\n" + model_sha256 + "\n" + data_fingerprint);
 }
 
-bool uses_calibration_data(const json& r) {
-  // One definition: the typed config's (ptq::uses_calibration for the weight methods), so the
-  // identity and the trial that runs cannot disagree on whether calibration data is used.
-  return parse_trial_config(r).uses_calibration_data();
-}
-
-std::vector<std::string> check_trial_semantics(const json& r) {
+std::vector<std::string> check_trial_semantics(const TrialConfig& cfg) {
+  using ptq::WeightMethod;
   std::vector<std::string> problems;
-  const json& m = r["weights"]["multipoint"];
-  if (r["export"] != "" && r["weights"]["method"] == "bit_alloc")
+  const ptq::WeightConfig& w = cfg.weights;
+  if (!cfg.export_path.empty() && w.method == WeightMethod::kBitAlloc)
     problems.push_back(
         "/export: bit_alloc (physical mixed precision) has no common-operand form to export");
-  if (r["export"] != "" && r["weights"]["method"] == "ocs")
+  if (!cfg.export_path.empty() && w.method == WeightMethod::kOcs)
     problems.push_back(
         "/export: exporting the split (OCS) network is not supported; the trial file has its split "
         "weights");
-  if (r["export_int8"] != "") {
-    const std::string method = r["weights"]["method"];
-    if (method == "bit_alloc" || method == "ocs")
-      problems.push_back("/export_int8: " + method + " has no integer-kernel export");
-    if (r["data"]["name"] == "voc")
+  if (!cfg.export_int8_path.empty()) {
+    if (w.method == WeightMethod::kBitAlloc || w.method == WeightMethod::kOcs)
+      problems.push_back(std::string("/export_int8: ") + ptq::weight_method_name(w.method) +
+                         " has no integer-kernel export");
+    if (cfg.task() == data::Task::kDetection)
       problems.push_back("/export_int8: detection models are not supported (classifiers only)");
-    if (r["activations"]["bits"].get<int>() > 8)
+    if (cfg.activations.bits > 8)
       problems.push_back(
           "/export_int8: int8 kernels take 8-bit inputs; set activations.bits <= 8 (e.g. --set "
           "activations.bits=8) so the simulated trial quantizes them the same way");
   }
-  if (r["weights"]["method"] == "multipoint" &&
-      r["calibration"]["statistics"] == "quantized_prefix") {
-    std::string policy = m["policy"];
-    if ((policy == "budget" || policy == "weight_error" || policy == "random") &&
-        m["scope"] == "network")
-      problems.push_back(
-          "/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier "
-          "ones are "
-          "final, so the allocation must be per layer: set /weights/multipoint/scope to \"layer\" "
-          "or "
-          "use policy \"threshold\" or \"uniform\"");
-  }
-  int abits = r["activations"]["bits"];
+  if (w.method == WeightMethod::kMultipoint && w.statistics == ptq::Statistics::kQuantizedPrefix &&
+      quant::policy_has_budget(w.allocation.policy) && w.allocation.scope == quant::Scope::kNetwork)
+    problems.push_back(
+        "/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier "
+        "ones are final, so the allocation must be per layer: set /weights/multipoint/scope to "
+        "\"layer\" or use policy \"threshold\" or \"uniform\"");
+  const int abits = cfg.activations.bits;
   if ((abits < 2 || abits > 8) && abits != 32)
     problems.push_back("/activations/bits: must be in [2, 8], or 32 for full precision, got " +
                        std::to_string(abits));
-  double avg = r["weights"]["bit_alloc"]["average_bits"];
-  if (r["weights"]["method"] == "bit_alloc" && avg != 0 && avg < 2)
+  const double avg = w.bit_alloc_average;
+  if (w.method == WeightMethod::kBitAlloc && avg != 0 && avg < 2)
     problems.push_back("/weights/bit_alloc/average_bits: must be 0 (= /weights/bits) or in [2, 8]");
-  if (r["weights"]["method"] == "multipoint" && m["policy"] == "uniform" &&
-      m["points"] > m["max_points"])
-    problems.push_back("/weights/multipoint/points: " + m["points"].dump() +
-                       " exceeds /weights/multipoint/max_points " + m["max_points"].dump());
+  if (w.method == WeightMethod::kMultipoint && w.allocation.policy == quant::Policy::kUniform &&
+      w.allocation.uniform_points > w.allocation.max_points)
+    problems.push_back(
+        "/weights/multipoint/points: " + std::to_string(w.allocation.uniform_points) +
+        " exceeds /weights/multipoint/max_points " + std::to_string(w.allocation.max_points));
   return problems;
 }
 
@@ -355,6 +346,10 @@ data::LoaderOptions DataConfig::loader(int threads) const {
 
 bool TrialConfig::uses_calibration_data() const {
   return ptq::uses_calibration(weights) || activations.enabled() || bias_correction;
+}
+
+data::Task TrialConfig::task() const {
+  return data::dataset_task(data.spec.name);
 }
 
 namespace {
@@ -517,7 +512,7 @@ TrialConfig parse_trial_config(const json& r) {
 json resolve_trial_config(const json& user, const std::string& source) {
   json resolved = trial_schema().resolve(user, source);
   auto problems = complete_trial_config(resolved);
-  if (problems.empty()) problems = check_trial_semantics(resolved);
+  if (problems.empty()) problems = check_trial_semantics(parse_trial_config(resolved));
   if (!problems.empty()) {
     std::string msg;
     for (size_t i = 0; i < problems.size(); ++i)

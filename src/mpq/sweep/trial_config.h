@@ -83,6 +83,8 @@ struct TrialConfig {
   /// True if the trial's methods use calibration images (multipoint allocation, output-error bit
   /// allocation, activation quantization, bias correction).
   bool uses_calibration_data() const;
+  /// The task of the trial's dataset (detection for VOC).
+  data::Task task() const;
 };
 
 /// Parses a resolved (and completed) trial config.
@@ -92,20 +94,17 @@ TrialConfig parse_trial_config(const nlohmann::json& resolved);
 /// fields, batch size), in place. Returns problems as "<pointer>: <message>".
 std::vector<std::string> complete_trial_config(nlohmann::json& resolved);
 
-/// The identity part of a resolved config (see header).
-nlohmann::json trial_identity(const nlohmann::json& resolved);
+/// The identity part of a parsed config (see header): its resolved JSON minus what does not
+/// change the result, decided on the typed fields.
+nlohmann::json trial_identity(const TrialConfig& config);
 
 /// Hex SHA-256 trial id.
-std::string trial_id(const nlohmann::json& resolved, const std::string& model_sha256,
+std::string trial_id(const TrialConfig& config, const std::string& model_sha256,
                      const std::string& data_fingerprint);
 
-/// True if the trial's methods use calibration images (multipoint allocation, ...): the typed
-/// TrialConfig::uses_calibration_data of the parsed config (one definition).
-bool uses_calibration_data(const nlohmann::json& resolved);
-
 /// Cross-field checks the schema cannot express (e.g. quantized-prefix statistics need a
-/// per-layer allocation). Returns problems as "<pointer>: <message>".
-std::vector<std::string> check_trial_semantics(const nlohmann::json& resolved);
+/// per-layer allocation), on the typed config. Returns problems as "<pointer>: <message>".
+std::vector<std::string> check_trial_semantics(const TrialConfig& config);
 
 /// Resolves and validates a user trial config; throws ConfigError listing every problem.
 nlohmann::json resolve_trial_config(const nlohmann::json& user, const std::string& source);
