@@ -1,5 +1,6 @@
 // Unit tests of sweep/: the pieces ranks exchange and how an evaluation is split.
 #include <algorithm>
+#include <cmath>
 
 #include "mpq/store/ledger.h"
 #include "mpq/sweep/fp_check.h"
@@ -8,9 +9,11 @@
 #include "mpq/sweep/sweep_config.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
+#include "tolerances.h"
 #include "torch_catch.h"
 
 using namespace mpq;
+namespace tol = mpq::test::tol;
 
 TEST_CASE("layer outcomes and tables survive the rank exchange field by field", "[sweep]") {
   ptq::LayerOutcome o;
@@ -273,4 +276,69 @@ TEST_CASE("ledger folding: started, done, failed counted per trial, last message
   CHECK(h.at("b").done == 1);
   CHECK(h.at("b").failed == 0);
   CHECK(h.at("c").started + h.at("c").done + h.at("c").failed == 0);
+}
+
+// ---- the FP reference check (fp_check.h) ------------------------------------------------------
+
+TEST_CASE("FP check: Wilson interval, pass/fail on the full split, subsets only reported",
+          "[sweep]") {
+  // 50 of 100: the textbook 95% Wilson interval is [40.38, 59.62] (given to 2 decimals, hence
+  // the 0.01-point tolerance).
+  const auto [lo, hi] = sweep::wilson_interval(0.5, 100);
+  CHECK(lo == Approx(40.38).margin(0.01));
+  CHECK(hi == Approx(59.62).margin(0.01));
+  // Properties for any p and n: the interval holds p, stays in [0, 100], narrows as n grows.
+  for (double p : {0.0, 0.013, 0.5, 0.7613, 1.0}) {
+    double width = 200;
+    for (int64_t n : {10, 1000, 50000}) {
+      const auto [l, h] = sweep::wilson_interval(p, n);
+      CHECK(l >= -tol::kFloat64 * 100);
+      CHECK(h <= 100 + tol::kFloat64 * 100);
+      CHECK(l <= 100 * p + tol::kFloat64 * 100);
+      CHECK(h >= 100 * p - tol::kFloat64 * 100);
+      CHECK(h - l < width);
+      width = h - l;
+    }
+  }
+  CHECK(std::isnan(sweep::wilson_interval(0.5, 0).first));
+
+  const sweep::FpReference top1{"top1", 69.758, "ImageNet-1K acc@1"};
+  using Outcome = sweep::FpCheck::Outcome;
+  CHECK(sweep::judge_fp(top1, 69.70, 50000, true, 0.1).outcome == Outcome::kPass);
+  CHECK(sweep::judge_fp(top1, 69.60, 50000, true, 0.1).outcome == Outcome::kFail);
+  CHECK(sweep::judge_fp(top1, 69.60, 50000, true, 0.2).outcome == Outcome::kPass);
+  const auto sub = sweep::judge_fp(top1, 60.0, 500, false, 0.1);  // far off, but a subset
+  CHECK(sub.outcome == Outcome::kSubset);
+  CHECK(sub.ci_low < 60.0);
+  CHECK(sub.ci_high > 60.0);
+  CHECK_THAT(sub.message, Catch::Contains("published value OUTSIDE"));
+  const sweep::FpReference map{"map_voc07", 68.1, "VOC2007-test map_voc07"};
+  const auto m = sweep::judge_fp(map, 50.0, 100, false, 0.1);
+  CHECK(m.outcome == Outcome::kSubset);
+  CHECK(std::isnan(m.ci_low));  // no interval for mAP
+  CHECK(m.to_json()["outcome"] == "subset");
+  CHECK(sweep::judge_fp(map, 68.1, 4952, true, 0.1).to_json()["outcome"] == "pass");
+}
+
+TEST_CASE("FP check: the published reference an archive's metadata holds", "[sweep]") {
+  const nlohmann::json meta = {{"published",
+                                {{"ImageNet-1K", {{"acc@1", 71.878}}},
+                                 {"VOC2007-test", {{"map_voc07", 68.1}, {"map_voc12", 70.2}}}}}};
+  auto r = sweep::published_reference(meta, "imagenet", "", "map_voc07");
+  REQUIRE(r.has_value());
+  CHECK(r->metric == "top1");
+  CHECK(r->value == 71.878);  // copied, not computed
+  r = sweep::published_reference(meta, "voc", "2007", "map_voc12");
+  REQUIRE(r.has_value());
+  CHECK(r->metric == "map_voc12");  // the trial's headline first
+  r = sweep::published_reference(meta, "voc", "2007", "map_voc07");
+  REQUIRE(r.has_value());
+  CHECK(r->metric == "map_voc07");
+  const nlohmann::json only12 = {{"published", {{"VOC2007-test", {{"map_voc12", 70.2}}}}}};
+  r = sweep::published_reference(only12, "voc", "2007", "map_voc07");
+  REQUIRE(r.has_value());
+  CHECK(r->metric == "map_voc12");  // the other one when the headline is missing
+  CHECK_FALSE(sweep::published_reference(meta, "voc", "2012", "map_voc07").has_value());
+  CHECK_FALSE(sweep::published_reference(meta, "fashion-mnist", "", "map_voc07").has_value());
+  CHECK_FALSE(sweep::published_reference(nlohmann::json::object(), "imagenet", "").has_value());
 }

@@ -155,6 +155,7 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
   const sweep::SweepSpec spec = sweep::load_sweep(sweep_file, o.overrides);
   if (o.mode != "array" && o.mode != "mpi")
     throw ConfigError("--mode " + o.mode + ": must be \"mpi\" or \"array\"");
+  const bool array_mode = o.mode == "array";  // the one comparison: the rest asks this
   const long long limit = parse_slurm_time(o.time);
   if (o.nodes < 1 || o.ntasks_per_node < 1 || o.cpus_per_task < 1 || o.array_tasks < 1 ||
       o.max_concurrent < 0 || o.max_requeues < 0)
@@ -181,7 +182,7 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
 
   std::map<std::string, std::string> scripts;  // file name -> text (in submission order below)
   const std::string worker_threads = std::to_string(o.cpus_per_task);
-  if (o.mode == "array") {
+  if (array_mode) {
     std::string prep =
         header(spec.name, "preparation (default models, fingerprints, plan)",
                "Reusable: idempotent, cheap when everything is cached.", o, grace, p);
@@ -219,7 +220,7 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
       r.dry_run_text += "# ---- " + p.slurm_dir + "/" + name + " ----\n" + text + "\n";
     r.dry_run_text +=
         "# submission: " +
-        std::string(o.mode == "array"
+        std::string(array_mode
                         ? "sbatch prepare.sbatch; sbatch --dependency=afterok:<prepare "
                           "job> array.sbatch"
                         : "sbatch mpi.sbatch") +
@@ -238,7 +239,7 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
     write_script(p.slurm_dir + "/" + name, text);
     r.scripts.push_back(p.slurm_dir + "/" + name);
   }
-  if (o.mode == "array") {
+  if (array_mode) {
     const std::string prep = sbatch({p.slurm_dir + "/prepare.sbatch"});
     record_job(p.slurm_dir, {{"kind", "prepare"}, {"job", prep}, {"script", "prepare.sbatch"}});
     r.jobs.push_back({"prepare", prep});

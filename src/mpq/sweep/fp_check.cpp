@@ -51,10 +51,22 @@ json FpCheck::to_json() const {
             {"source", source},         {"images", n},
             {"full_split", full_split}, {"published", published},
             {"measured", measured},     {"difference", measured - published},
-            {"tolerance", tolerance},   {"outcome", outcome},
+            {"tolerance", tolerance},   {"outcome", outcome_name(outcome)},
             {"message", message}};
   if (!std::isnan(ci_low)) j["ci95"] = {ci_low, ci_high};
   return j;
+}
+
+const char* FpCheck::outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kPass:
+      return "pass";
+    case Outcome::kFail:
+      return "fail";
+    case Outcome::kSubset:
+      break;
+  }
+  return "subset";
 }
 
 FpCheck judge_fp(const FpReference& ref, double measured, int64_t n, bool full, double tol) {
@@ -70,14 +82,14 @@ FpCheck judge_fp(const FpReference& ref, double measured, int64_t n, bool full, 
   char buf[512];
   const double diff = measured - ref.value;
   if (full) {
-    c.outcome = std::fabs(diff) <= tol ? "pass" : "fail";
+    c.outcome = std::fabs(diff) <= tol ? FpCheck::Outcome::kPass : FpCheck::Outcome::kFail;
     std::snprintf(buf, sizeof buf,
                   "FP %s %.3f%% on the full split (%lld images) vs published %.3f%% (%s): %+.3f "
                   "points, tolerance %.2f",
                   ref.metric.c_str(), measured, static_cast<long long>(n), ref.value,
                   ref.source.c_str(), diff, tol);
   } else {
-    c.outcome = "subset";
+    c.outcome = FpCheck::Outcome::kSubset;
     if (!std::isnan(c.ci_low))
       std::snprintf(buf, sizeof buf,
                     "FP %s %.2f%% on a subset of %lld images (95%% CI %.2f-%.2f) vs published "
@@ -102,9 +114,8 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
                                    const store::SweepDir& dir, TrialContext& ctx) {
   std::vector<FpCheck> out;
   std::vector<std::string> seen;
-  const std::string mode = spec.run.fp_check;
   for (const auto& p : plan) {
-    if (mode == "off") break;
+    if (spec.run.fp_check == FpCheckMode::kOff) break;
     const json key = {{"model", p.config["model"]}, {"data", p.config["data"]}};
     if (std::find(seen.begin(), seen.end(), key.dump()) != seen.end()) continue;
     seen.push_back(key.dump());
@@ -118,8 +129,8 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
     } catch (const std::exception&) {
       continue;  // no (readable) metadata: nothing to check against
     }
-    auto ref = published_reference(meta, cfg.data.spec.name, cfg.data.spec.year,
-                                   cfg.detection.headline);
+    auto ref =
+        published_reference(meta, cfg.data.spec.name, cfg.data.spec.year, cfg.detection.headline);
     if (!ref) continue;
     json measured = evaluate_fp(p.config, ctx, "");
     if (!measured.contains(ref->metric)) continue;
@@ -130,14 +141,15 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
     c.model = cfg.model.path;
     c.dataset = cfg.data.spec.name;
     c.split = cfg.data.eval_split;
-    info("FP check " + c.outcome + ": " + c.model + ": " + c.message);
+    info(std::string("FP check ") + FpCheck::outcome_name(c.outcome) + ": " + c.model + ": " +
+         c.message);
     out.push_back(c);
   }
   json all = json::array();
   for (const auto& c : out) all.push_back(c.to_json());
   store::write_file_atomic(dir.fp_check_path(), all.dump(2) + "\n");
   for (const auto& c : out)
-    if (c.outcome == "fail" && mode == "error")
+    if (c.outcome == FpCheck::Outcome::kFail && spec.run.fp_check == FpCheckMode::kError)
       throw InputError(
           c.model + ": FP reference check failed: " + c.message +
           ". Likely causes: a preprocessing preset that does not match the weights "

@@ -39,14 +39,17 @@ std::optional<FpReference> published_reference(const nlohmann::json& meta,
                                                const std::string& headline = "map_voc07");
 
 struct FpCheck {
+  /// Pass or fail on the full split (within the tolerance); on a subset only reported.
+  enum class Outcome { kPass, kFail, kSubset };
+  static const char* outcome_name(Outcome o);  ///< "pass" | "fail" | "subset" (fp_check.json)
   std::string model, dataset, split, metric, source;
   int64_t n = 0;
   bool full_split = false;
   double published = 0, measured = 0;  ///< percent
   double ci_low = NAN, ci_high = NAN;  ///< 95% Wilson interval of the measured accuracy
   double tolerance = 0.1;              ///< points
-  std::string outcome;                 ///< "pass", "fail", "subset"
-  std::string message;                 ///< one line for humans
+  Outcome outcome = Outcome::kSubset;
+  std::string message;  ///< one line for humans
   nlohmann::json to_json() const;
 };
 
@@ -60,7 +63,7 @@ std::pair<double, double> wilson_interval(double p, int64_t n);
 /// Runs the check for every distinct (model, evaluation data) of the plan whose archive has a
 /// reference, writes <dir>/fp_check.json (all checks, also an empty list) and prints one line per
 /// check. Throws InputError naming the model, the numbers and the likely causes if a full-split
-/// check fails and spec.run.fp_check is "error".
+/// check fails and spec.run.fp_check is FpCheckMode::kError.
 std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
                                    const std::vector<store::PlannedTrial>& plan,
                                    const store::SweepDir& dir, TrialContext& ctx);

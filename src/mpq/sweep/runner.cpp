@@ -343,13 +343,13 @@ Coordinator start_coordinator(const SweepSpec& spec, store::SweepDir& dir, const
   c.heartbeat = std::make_unique<Heartbeat>(*c.claims, *c.ledger);
   info("sweep " + spec.name + ": " + std::to_string(planned) + " trials, " +
        std::to_string(already_done) + " already done, " + std::to_string(work.size()) + " to run" +
-       (spec.run.mode == "layers" ? " layer-parallel" : "") + " on " + std::to_string(size) +
-       " rank(s) x " + std::to_string(threads) + " thread(s)");
+       (spec.run.mode == RunMode::kLayers ? " layer-parallel" : "") + " on " +
+       std::to_string(size) + " rank(s) x " + std::to_string(threads) + " thread(s)");
   c.ledger->append({{"event", "sweep_start"},
                     {"ranks", size},
                     {"threads_per_rank", threads},
                     {"work", static_cast<int>(work.size())},
-                    {"mode", spec.run.mode}});
+                    {"mode", run_mode_name(spec.run.mode)}});
   return c;
 }
 
@@ -453,7 +453,7 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
         start_coordinator(spec, dir, work, plan.size(), result.already_done, size, threads);
 
   const double sim = opt.simulate_seconds;
-  if (spec.run.mode == "layers")
+  if (spec.run.mode == RunMode::kLayers)
     run_layer_parallel(work, ctx, threads, sim, coordinator.sched.get(), rank, size);
   else if (rank == 0)
     run_coordinator_rank(work, ctx, threads, sim, *coordinator.sched, size);

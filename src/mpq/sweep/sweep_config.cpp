@@ -196,6 +196,10 @@ bool parse_axis(const json& axis, const std::string& at, Dimension& dim,
 
 }  // namespace
 
+const char* run_mode_name(RunMode m) {
+  return m == RunMode::kLayers ? "layers" : "trials";
+}
+
 std::string sweep_fingerprint(const json& document) {
   json d = document;
   if (d.is_object()) d.erase("run");
@@ -215,7 +219,7 @@ void parse_run(const json& r, SweepRunOptions& run, std::vector<std::string>& pr
       if (!v.is_string() || (v != "trials" && v != "layers"))
         problems.push_back("/run/mode: must be \"trials\" or \"layers\", got " + describe_value(v));
       else
-        run.mode = v.get<std::string>();
+        run.mode = v == "layers" ? RunMode::kLayers : RunMode::kTrials;
     } else if (k == "max_attempts") {
       if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 100)
         problems.push_back("/run/max_attempts: must be an integer in [1, 100], got " +
@@ -239,7 +243,9 @@ void parse_run(const json& r, SweepRunOptions& run, std::vector<std::string>& pr
         problems.push_back("/run/fp_check: must be \"error\", \"warn\" or \"off\", got " +
                            describe_value(v));
       else
-        run.fp_check = v.get<std::string>();
+        run.fp_check = v == "warn"  ? FpCheckMode::kWarn
+                       : v == "off" ? FpCheckMode::kOff
+                                    : FpCheckMode::kError;
     } else if (k == "fp_check_tolerance") {
       if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 100)
         problems.push_back("/run/fp_check_tolerance: must be a number of points in [0, 100], got " +

@@ -26,17 +26,23 @@
 
 namespace mpq::sweep {
 
+/// /run/mode: trial-parallel (each rank runs whole trials) or layer-parallel (all ranks take part
+/// in every trial).
+enum class RunMode { kTrials, kLayers };
+const char* run_mode_name(RunMode m);  ///< "trials" | "layers" (the JSON values)
+
+/// /run/fp_check: "error" fails a full-split mismatch, "warn" only reports it, "off" skips it.
+enum class FpCheckMode { kError, kWarn, kOff };
+
 struct SweepRunOptions {
-  std::string mode = "trials";  ///< "trials": trial-parallel; "layers": layer-parallel per trial
-  int max_attempts = 2;         ///< a trial that failed this many times is not retried
-  int threads_per_rank = 0;     ///< 0 = cores / ranks on the node
+  RunMode mode = RunMode::kTrials;
+  int max_attempts = 2;      ///< a trial that failed this many times is not retried
+  int threads_per_rank = 0;  ///< 0 = cores / ranks on the node
   /// A claim not renewed for this long is stale and its trial may be taken over (claims.h).
   double lease_seconds = 120;
   std::string results_dir = "results";
-  /// FP sanity check at preparation (fp_check.h): "error" fails a full-split mismatch, "warn"
-  /// only reports it, "off" skips the check.
-  std::string fp_check = "error";
-  double fp_check_tolerance = 0.1;  ///< points
+  FpCheckMode fp_check = FpCheckMode::kError;  ///< FP sanity check at preparation (fp_check.h)
+  double fp_check_tolerance = 0.1;             ///< points
 };
 
 struct ExpandedTrial {
