@@ -1,9 +1,16 @@
 #include "mpq/store/h5.h"
 
+#include <hdf5.h>
+
 #include <cstring>
+#include <type_traits>
 #include <mutex>
 
 #include "mpq/util/error.h"
+
+// h5.h names HDF5's id and status types without including hdf5.h.
+static_assert(std::is_same_v<hid_t, mpq::store::h5::Id>, "hid_t is not int64_t (HDF5 < 1.10?)");
+static_assert(std::is_same_v<herr_t, mpq::store::h5::Status>, "herr_t is not int");
 
 namespace mpq::store::h5 {
 using nlohmann::json;

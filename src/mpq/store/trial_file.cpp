@@ -24,7 +24,7 @@ std::string layer_group_name(int index) {
   return buf;
 }
 
-void write_layer(const h5::File& f, hid_t layers, const LayerRecord& L) {
+void write_layer(const h5::File& f, h5::Id layers, const LayerRecord& L) {
   auto g = h5::create_group(f, layers, layer_group_name(L.index));
   json attrs = L.attrs;
   attrs["index"] = L.index;
@@ -64,7 +64,7 @@ void write_trial(const std::string& path, const TrialRecord& r) {
   {
     {
       h5::File f = h5::File::create(out.tmp());
-      hid_t root = f.id();
+      h5::Id root = f.id();
       h5::write_attrs(f, root,
                       {{"format", "mpq-trial"},
                        {"format_version", kTrialFormatVersion},
@@ -109,7 +109,7 @@ TrialRecord read_trial(const std::string& path, TrialParts parts) {
   const bool arrays = parts != TrialParts::kSummary, codes = parts == TrialParts::kAll;
   if (!fs::exists(path)) throw InputError(path + ": no such trial file");
   h5::File f = h5::File::open_read(path);
-  hid_t root = f.id();
+  h5::Id root = f.id();
   if (!h5::has_attr(root, "format") || h5::read_string_attr(f, root, "format") != "mpq-trial")
     throw InputError(path + ": not an mpq trial file (no format=\"mpq-trial\" attribute)");
   if (!h5::has_attr(root, "status") || h5::read_string_attr(f, root, "status") != "complete")
