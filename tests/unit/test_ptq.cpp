@@ -10,7 +10,9 @@
 #include "mpq/model/network.h"
 #include "mpq/ptq/activations.h"
 #include "mpq/ptq/bias_correction.h"
+#include "mpq/ptq/calibrate.h"
 #include "mpq/ptq/quantize.h"
+#include "mpq/ptq/reconstruct.h"
 #include "mpq/ptq/stats_cache.h"
 #include "mpq/quant/fake_quant.h"
 #include "tolerances.h"
@@ -323,4 +325,46 @@ TEST_CASE("the statistics cache serves any subset of layers, identical to a dire
   // A different description is a different cache.
   ptq::cached_statistics(dir, {{"model", "other"}}, {0}, compute, &hit);
   CHECK_FALSE(hit);
+}
+
+TEST_CASE("quantized-prefix statistics: each layer is measured with the earlier layers quantized",
+          "[calibrate]") {
+  // calibration.statistics = quantized_prefix had no test. Reference: the sequential procedure
+  // written out here — for each layer in order, statistics of its input with every earlier layer
+  // holding its quantized weights, then GPTQ of that layer alone. The pipeline must give the
+  // same codes bit for bit (same primitives, same batches, same order of operations). Contrast:
+  // FP statistics give other codes somewhere after the first layer, so the check can tell.
+  auto net = model::Network::load(test::save_zoo_model("resnet20", "/tmp/mpq_test_prefix.pt"));
+  test::RandomImages data(24, 5);
+  auto cc = context(data, 24);
+  ptq::WeightConfig w;
+  w.method = ptq::WeightMethod::kGptq;
+  w.bits = 3;
+  w.statistics = ptq::Statistics::kQuantizedPrefix;
+  const auto prefix = ptq::quantize_network(net, w, cc);
+  net.restore_fp();
+  w.statistics = ptq::Statistics::kFp;
+  const auto fp = ptq::quantize_network(net, w, cc);
+  net.restore_fp();
+
+  w.statistics = ptq::Statistics::kQuantizedPrefix;
+  const int count = static_cast<int>(net.layers().size());
+  int checked = 0, differ_from_fp = 0;
+  for (int i = 0; i < count; ++i) {
+    const auto& got = prefix.layers[static_cast<size_t>(i)];
+    if (!got.quantized) continue;
+    auto stats = ptq::collect_statistics(net, data, cc.indices, {i}, cc.options);
+    const auto ref = ptq::quantize_gptq(net, {i}, {ptq::layer_bits(w, i, count)}, w, stats)[0];
+    INFO("layer " << i);
+    CHECK(ref.q.codes == got.q.codes);
+    CHECK(ref.q.scales == got.q.scales);
+    if (fp.layers[static_cast<size_t>(i)].q.codes != got.q.codes) ++differ_from_fp;
+    const auto eff = ref.q.effective_weights();
+    net.set_weight(i, torch::from_blob(const_cast<float*>(eff.data()), net.fp_weight(i).sizes(),
+                                       torch::kFloat32)
+                          .clone());
+    ++checked;
+  }
+  CHECK(checked >= 10);        // resnet20 has 22 layers; the default rules quantize them all
+  CHECK(differ_from_fp >= 1);  // the prefix changes what later layers see
 }
