@@ -13,34 +13,64 @@ const std::vector<std::string>& dataset_names() {
   return names;
 }
 
+DatasetKind dataset_kind(const std::string& name) {
+  if (name == "fashion-mnist") return DatasetKind::kFashionMnist;
+  if (name == "imagenet") return DatasetKind::kImagenet;
+  if (name == "image_folder") return DatasetKind::kImageFolder;
+  if (name == "voc") return DatasetKind::kVoc;
+  throw ConfigError("/data/name: unknown dataset '" + name + "'");
+}
+
 Task dataset_task(const std::string& name) {
-  return name == "voc" ? Task::kDetection : Task::kClassification;
+  return dataset_kind(name) == DatasetKind::kVoc ? Task::kDetection : Task::kClassification;
 }
 
 std::string default_root(const std::string& name) {
-  return name == "fashion-mnist" ? kFashionMnistDefaultRoot : "";
+  return dataset_kind(name) == DatasetKind::kFashionMnist ? kFashionMnistDefaultRoot : "";
 }
 
 std::string default_eval_split(const std::string& name) {
-  if (name == "fashion-mnist") return "test";
-  if (name == "imagenet") return "val";
-  if (name == "voc") return "test";
+  switch (dataset_kind(name)) {
+    case DatasetKind::kFashionMnist:
+    case DatasetKind::kVoc:
+      return "test";
+    case DatasetKind::kImagenet:
+      return "val";
+    case DatasetKind::kImageFolder:
+      break;
+  }
   return "";
 }
 
 std::string default_calibration_split(const std::string& name) {
-  if (name == "image_folder") return "";
-  if (name == "voc") return "trainval";
+  switch (dataset_kind(name)) {
+    case DatasetKind::kImageFolder:
+      return "";
+    case DatasetKind::kVoc:
+      return "trainval";
+    case DatasetKind::kFashionMnist:
+    case DatasetKind::kImagenet:
+      break;
+  }
   return "train";
 }
 
 std::string default_preset(const std::string& name) {
-  if (name == "voc") return "none";  // detectors normalize and resize themselves
-  return name == "fashion-mnist" ? "fashion-mnist" : "torchvision-v1";
+  switch (dataset_kind(name)) {
+    case DatasetKind::kVoc:
+      return "none";  // detectors normalize and resize themselves
+    case DatasetKind::kFashionMnist:
+      return "fashion-mnist";
+    case DatasetKind::kImagenet:
+    case DatasetKind::kImageFolder:
+      break;
+  }
+  return "torchvision-v1";
 }
 
 std::string DataSpec::resolved_root() const {
-  if (root.empty() && name == "voc") return default_synthetic_voc(kFashionMnistDefaultRoot);
+  if (root.empty() && dataset_kind(name) == DatasetKind::kVoc)
+    return default_synthetic_voc(kFashionMnistDefaultRoot);
   std::string r = root.empty() ? default_root(name) : root;
   if (r.empty())
     throw ConfigError("/data/root: the " + name +
@@ -59,18 +89,21 @@ std::string DataSpec::key() const {
 std::unique_ptr<Dataset> open_dataset(const DataSpec& spec, const std::string& split) {
   const std::string root = spec.resolved_root();
   FileDatasetOptions fo{spec.preprocess, spec.content_fingerprint};
-  if (spec.name == "fashion-mnist") {
-    if (split != "train" && split != "test")
-      throw ConfigError("fashion-mnist has the splits \"train\" and \"test\", not \"" + split +
-                        "\"");
-    return load_fashion_mnist(root, split == "train" ? Split::kTrain : Split::kTest, 0,
-                              spec.preprocess);
+  switch (dataset_kind(spec.name)) {
+    case DatasetKind::kFashionMnist:
+      if (split != "train" && split != "test")
+        throw ConfigError("fashion-mnist has the splits \"train\" and \"test\", not \"" + split +
+                          "\"");
+      return load_fashion_mnist(root, split == "train" ? Split::kTrain : Split::kTest, 0,
+                                spec.preprocess);
+    case DatasetKind::kImagenet:
+      return open_imagenet(root, split, spec.imagenet, fo);
+    case DatasetKind::kImageFolder:
+      return open_image_folder(root, split, fo);
+    case DatasetKind::kVoc:
+      break;
   }
-  if (spec.name == "imagenet") return open_imagenet(root, split, spec.imagenet, fo);
-  if (spec.name == "image_folder") return open_image_folder(root, split, fo);
-  if (spec.name == "voc")
-    return open_voc(root, spec.year, split, spec.preprocess, spec.content_fingerprint);
-  throw ConfigError("/data/name: unknown dataset '" + spec.name + "'");
+  return open_voc(root, spec.year, split, spec.preprocess, spec.content_fingerprint);
 }
 
 }  // namespace mpq::data

@@ -34,6 +34,10 @@ struct DataSpec {
 
 /// Dataset names accepted by /data/name.
 const std::vector<std::string>& dataset_names();
+/// The datasets /data/name accepts, parsed once (dataset_kind) and compared as this enum.
+enum class DatasetKind { kFashionMnist, kImagenet, kImageFolder, kVoc };
+/// The kind of a dataset name; ConfigError naming /data/name for an unknown one.
+DatasetKind dataset_kind(const std::string& name);
 /// The task of a dataset name: detection for "voc", classification otherwise.
 Task dataset_task(const std::string& name);
 /// Defaults of a dataset name (table in the header).

@@ -54,14 +54,17 @@ std::string metric_display(const std::string& m) {
   return m;
 }
 
+std::string other_voc_headline(const std::string& headline) {
+  return headline == "map_voc12" ? "map_voc07" : "map_voc12";
+}
+
 int metric_digits(const std::string& m) {
   return m == "kl" ? 4 : 2;
 }
 
 std::vector<std::string> TaskMetrics::summary() const {
   if (task == data::Task::kDetection) {
-    const std::string other = headline == "map_voc12" ? "map_voc07" : "map_voc12";
-    return {headline, other, "fidelity_map", "extra_channels_pct"};
+    return {headline, other_voc_headline(headline), "fidelity_map", "extra_channels_pct"};
   }
   return {headline, "agreement", "kl", "extra_channels_pct"};
 }

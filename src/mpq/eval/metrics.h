@@ -40,6 +40,9 @@ std::string metric_display(const std::string& metric);
 /// Decimals of a metric in tables (after the x100 of percent metrics): 4 for KL, 2 otherwise.
 int metric_digits(const std::string& metric);
 
+/// The other VOC mAP of a detection headline: map_voc07 <-> map_voc12.
+std::string other_voc_headline(const std::string& headline);
+
 /// What a task records and leads with.
 struct TaskMetrics {
   data::Task task = data::Task::kClassification;

@@ -199,7 +199,8 @@ void add_anchors(std::vector<float>& a, int64_t fmap, double stride, double s1, 
   for (int64_t y = 0; y < fmap; ++y)
     for (int64_t x = 0; x < fmap; ++x) {
       const double cx = (x + 0.5) * stride, cy = (y + 0.5) * stride;
-      for (auto [w, h] : {std::pair<double, double>{s1, s1}, {s2, s2}, {s1 * r, s1 / r}, {s1 / r, s1 * r}})
+      for (auto [w, h] :
+           {std::pair<double, double>{s1, s1}, {s2, s2}, {s1 * r, s1 / r}, {s1 / r, s1 * r}})
         a.insert(a.end(), {static_cast<float>(cx), static_cast<float>(cy), static_cast<float>(w),
                            static_cast<float>(h)});
     }
@@ -225,8 +226,9 @@ Module ssdlite(const ArchConfig& cfg, Builder& b) {
   Module net = b.make("SsdLite");
   auto c = [&](int64_t v) { return scaled(v, cfg.width); };
   // Backbone: (out channels, stride) per conv+BN+ReLU; feature maps after convs 5, 7 and 8.
-  const std::vector<std::pair<int64_t, int64_t>> layers = {
-      {c(24), 2}, {c(48), 2}, {c(48), 1}, {c(96), 2}, {c(96), 1}, {c(128), 2}, {c(128), 1}, {c(160), 2}};
+  const std::vector<std::pair<int64_t, int64_t>> layers = {{c(24), 2},  {c(48), 2}, {c(48), 1},
+                                                           {c(96), 2},  {c(96), 1}, {c(128), 2},
+                                                           {c(128), 1}, {c(160), 2}};
   int64_t cin = 3;
   std::string feat = R"(
 def features(self, x):
@@ -252,9 +254,10 @@ def features(self, x):
   feat += "    n = x.size(0)\n    cls: List[Tensor] = []\n    box: List[Tensor] = []\n";
   for (size_t f = 0; f < fm_channels.size(); ++f) {
     const std::string k = std::to_string(f);
-    feat += "    cls.append(self.cls" + k + ".forward(f" + k + ").permute(0, 2, 3, 1).reshape(n, -1, " +
-            std::to_string(classes) + "))\n";
-    feat += "    box.append(self.box" + k + ".forward(f" + k + ").permute(0, 2, 3, 1).reshape(n, -1, 4))\n";
+    feat += "    cls.append(self.cls" + k + ".forward(f" + k +
+            ").permute(0, 2, 3, 1).reshape(n, -1, " + std::to_string(classes) + "))\n";
+    feat += "    box.append(self.box" + k + ".forward(f" + k +
+            ").permute(0, 2, 3, 1).reshape(n, -1, 4))\n";
   }
   feat += "    return torch.cat(cls, 1), torch.cat(box, 1)\n";
   net.define(feat);
@@ -335,6 +338,10 @@ const std::vector<std::string>& known_archs() {
   return names;
 }
 
+bool is_detector_arch(const std::string& arch) {
+  return arch == "ssdlite";
+}
+
 Module build_model(const ArchConfig& cfg) {
   if (!(cfg.width > 0)) throw ConfigError("width must be > 0, got " + std::to_string(cfg.width));
   Builder b;
@@ -346,8 +353,7 @@ Module build_model(const ArchConfig& cfg) {
   else if (cfg.arch == "ssdlite") {
     ensure_nms_registered();  // its forward calls torchvision::nms
     net = ssdlite(cfg, b);
-  }
-  else
+  } else
     throw ConfigError("unknown arch '" + cfg.arch + "' (known: resnet20, mobilenetv2, ssdlite)");
   c10::List<int64_t> shape(cfg.input_shape);
   net.register_attribute("input_shape", c10::ListType::ofInts(), shape);

@@ -45,6 +45,8 @@ struct ArchConfig {
 
 /// Names accepted for ArchConfig::arch.
 const std::vector<std::string>& known_archs();
+/// True for the detector architectures (ssdlite): trained on VOC, evaluated by mAP.
+bool is_detector_arch(const std::string& arch);
 
 /// Builds a freshly initialized model in training mode (Kaiming-normal conv weights, BN weight 1
 /// and bias 0, default Linear init), drawing from the torch RNG (seed it for determinism). The

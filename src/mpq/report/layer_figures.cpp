@@ -261,8 +261,7 @@ int detail_bits(const std::vector<ReportTrial>& trials, int requested) {
   if (requested != 0) return requested;
   std::set<int> mp_bits;
   for (const auto& t : trials)
-    if (t.plan.config["weights"].value("method", "") == "multipoint")
-      mp_bits.insert(t.plan.config["weights"].value("bits", 0));
+    if (is_multipoint(t.plan.config)) mp_bits.insert(t.plan.config["weights"].value("bits", 0));
   if (mp_bits.empty()) return 0;
   return mp_bits.count(4) ? 4 : *mp_bits.begin();
 }
@@ -273,13 +272,13 @@ std::vector<Detail> layer_figures(const store::SweepDir& dir,
   Ordered<const ReportTrial*> chosen;  // panel -> representative
   auto rank = [](const ReportTrial* t) {
     const auto& mp = t->plan.config["weights"]["multipoint"];
-    const bool output_policy = mp.value("policy", "budget") == "budget";  // output-error budget
-    return std::make_tuple(output_policy ? 0 : 1, std::fabs(mp.value("budget", 0.0) - 0.10),
+    return std::make_tuple(allocates_by_output_error(t->plan.config) ? 0 : 1,
+                           std::fabs(mp.value("budget", 0.0) - 0.10),
                            std::max<int64_t>(t->model_seed, 0), t->seed, t->order);
   };
   for (const auto& t : trials) {
     const auto& w = t.plan.config["weights"];
-    if (w.value("method", "") != "multipoint" || w.value("bits", 0) != bits) continue;
+    if (!is_multipoint(t.plan.config) || w.value("bits", 0) != bits) continue;
     json context = subset(t.key, is_method_key, true);
     const ReportTrial*& c = chosen.at(context.dump());
     if (c == nullptr || rank(&t) < rank(c)) c = &t;

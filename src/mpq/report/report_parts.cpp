@@ -60,6 +60,14 @@ std::string method_display(const std::string& m) {
 }
 
 // ---- the trials --------------------------------------------------------------------------------
+bool is_multipoint(const json& config) {
+  return config["weights"].value("method", "") == "multipoint";
+}
+
+bool allocates_by_output_error(const json& config) {
+  return config["weights"]["multipoint"].value("policy", "budget") == "budget";
+}
+
 json normalized_key(const json& settings, bool pool, int64_t* model_seed) {
   json key = json::object();
   *model_seed = -1;

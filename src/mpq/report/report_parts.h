@@ -67,6 +67,10 @@ bool is_knob(const std::string& k);
 std::string short_key(const std::string& k);
 /// "gptq" -> "GPTQ", ...
 std::string method_display(const std::string& m);
+/// The trial config's weight method is multipoint.
+bool is_multipoint(const json& config);
+/// A multipoint trial config that allocates its budget by output error (policy "budget").
+bool allocates_by_output_error(const json& config);
 /// The settings without the seed; model.path without "@seed=N" if `pool` (its N in *model_seed).
 json normalized_key(const json& settings, bool pool, int64_t* model_seed);
 /// The settings of `key` for which keep(k) != negate.

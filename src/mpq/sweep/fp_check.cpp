@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "mpq/data/factory.h"
+#include "mpq/eval/metrics.h"
 #include "mpq/model/network.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
@@ -23,13 +25,14 @@ std::optional<FpReference> published_reference(const json& meta, const std::stri
     if (j.is_object() && j.contains(k) && j[k].is_number()) return j[k].get<double>();
     return std::nullopt;
   };
-  if (dataset == "imagenet" && pub.contains("ImageNet-1K"))
+  const data::DatasetKind kind = data::dataset_kind(dataset);
+  if (kind == data::DatasetKind::kImagenet && pub.contains("ImageNet-1K"))
     if (auto v = number(pub["ImageNet-1K"], "acc@1"))
       return FpReference{"top1", *v, "ImageNet-1K acc@1"};
-  if (dataset == "voc")
+  if (kind == data::DatasetKind::kVoc)
     for (const auto& [k, v] : pub.items())
       if (k.rfind("VOC" + year, 0) == 0) {
-        const std::string other = headline == "map_voc12" ? "map_voc07" : "map_voc12";
+        const std::string other = eval::other_voc_headline(headline);
         for (const std::string& metric : {headline, other})
           if (auto m = number(v, metric.c_str())) return FpReference{metric, *m, k + " " + metric};
       }

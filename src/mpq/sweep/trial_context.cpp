@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "mpq/data/calibration.h"
+#include "mpq/data/factory.h"
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/eval/detection.h"
 #include "mpq/eval/metrics.h"
@@ -46,7 +47,8 @@ std::shared_ptr<const data::Dataset> TrialContext::split(const data::DataSpec& s
 int64_t TrialContext::split_size(const data::DataSpec& spec, const std::string& name) {
   auto it = splits_.find(spec.key() + "|" + name);
   if (it != splits_.end()) return it->second->size();
-  if (spec.name == "fashion-mnist" && (name == "train" || name == "test"))
+  if (data::dataset_kind(spec.name) == data::DatasetKind::kFashionMnist &&
+      (name == "train" || name == "test"))
     return data::fashion_mnist_size(spec.resolved_root(),
                                     name == "train" ? data::Split::kTrain : data::Split::kTest);
   return split(spec, name)->size();

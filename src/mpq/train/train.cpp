@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json TrainConfig::identity() const {
-  if (arch.arch == "ssdlite")
+  if (model::is_detector_arch(arch.arch))
     return {{"arch", arch.arch},
             {"width", arch.width},
             {"input_size", arch.input_shape.at(1)},
@@ -104,7 +104,7 @@ double test_accuracy(torch::jit::Module& m, const data::Dataset& test) {
 }  // namespace
 
 TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
-  if (cfg.arch.arch == "ssdlite") return train_detector(cfg, output);
+  if (model::is_detector_arch(cfg.arch.arch)) return train_detector(cfg, output);
   if (cfg.epochs < 1) throw ConfigError("epochs must be >= 1");
   fs::path out(output);
   if (out.has_parent_path() && !fs::is_directory(out.parent_path()))
@@ -198,7 +198,7 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
 }
 
 int default_epochs(const std::string& arch) {
-  if (arch == "ssdlite") return kSsdliteEpochs;
+  if (model::is_detector_arch(arch)) return kSsdliteEpochs;
   return arch == "mobilenetv2" ? 4 : 5;
 }
 
@@ -238,7 +238,7 @@ TrainConfig train_config_from_json(const json& j, std::string* output) {
   c.arch.stem_stride = j["stem_stride"].get<int64_t>();
   c.epochs = j["epochs"].get<int>();
   if (c.epochs == 0) c.epochs = default_epochs(c.arch.arch);
-  const bool det = c.arch.arch == "ssdlite";
+  const bool det = model::is_detector_arch(c.arch.arch);
   c.batch_size = j["batch_size"].get<int64_t>();
   if (c.batch_size == 0) c.batch_size = det ? 32 : 128;
   c.lr = j["lr"].get<double>();
@@ -272,7 +272,7 @@ TrainConfig default_train_config(const std::string& arch, const std::string& dat
   c.arch.arch = arch;
   c.data_root = data_root;
   c.epochs = default_epochs(arch);
-  if (arch == "ssdlite") {
+  if (model::is_detector_arch(arch)) {
     c.data_root = data::default_synthetic_voc(data_root);
     c.voc_identity = data::synthetic_voc_identity();
     c.batch_size = 32;
