@@ -49,12 +49,12 @@ struct AggregateResult {
   std::vector<Table> pivots;
   Table trials{{}};  ///< one row per done trial (settings, seed, id, every metric)
   int done = 0, failed_count = 0, pending = 0;  ///< pending: not finished (pending or running)
-  std::string markdown;  ///< everything above, ready to print
-  std::string latex;     ///< summary and pivots as LaTeX tables (with AggregateOptions::latex)
+  std::string markdown;                         ///< everything above, ready to print
+  std::string latex;  ///< summary and pivots as LaTeX tables (with AggregateOptions::latex)
   /// The trials' task and headline (from their manifests; eval/metrics.h): top1, map_voc07 or
   /// map_voc12.
   eval::TaskMetrics task;
-  std::string headline;  ///< task.headline
+  std::string headline;                   ///< task.headline
   std::vector<PivotSpec> pivot_specs;     ///< the pivots, metric resolved
   std::vector<std::string> setting_keys;  ///< setting keys in first-seen order (no seed)
 };

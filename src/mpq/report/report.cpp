@@ -149,7 +149,7 @@ void results_section(Document& doc, const AggregateResult& agg, const std::strin
 /// The figures with their captions: overhead, bits, the per-layer figures.
 void figure_sections(Document& doc, const std::vector<Captioned>& tradeoff,
                      const std::vector<Captioned>& bits, const std::vector<Detail>& details,
-                     int detail_bits, const std::string& metric, const std::string& overhead) {
+                     int detail_bits, const std::string& metric, Overhead overhead) {
   if (!tradeoff.empty()) {
     doc.heading(2, eval::metric_display(metric) + " against overhead");
     doc.paragraph(
@@ -278,7 +278,6 @@ void provenance_section(Document& doc, const std::vector<ReportTrial>& trials) {
 }  // namespace
 
 ReportResult write_report(const std::string& sweep_dir, const ReportOptions& o) {
-  overhead_metric(o.overhead);  // ConfigError for an unknown --overhead before any work
   store::SweepDir dir(sweep_dir);
   const auto plan = dir.read_plan();  // InputError if not a sweep directory
   std::set<std::string> metric_names;

@@ -25,11 +25,16 @@
 
 namespace mpq::report {
 
+/// The x axis of the trade-off figures: extra MACs, output channels or weight bits (percent).
+enum class Overhead { kMacs, kChannels, kWeightBits };
+/// "macs" | "channels" | "weight_bits" (--overhead); ConfigError naming the option otherwise.
+Overhead parse_overhead(const std::string& name);
+
 struct ReportOptions {
-  std::string overhead = "macs";  ///< x axis of the trade-off: macs | channels | weight_bits
-  std::string metric;             ///< y axis ("" = top1, or map_voc07 for detection)
-  bool pool_model_seeds = false;  ///< aggregate.h: error bars over training seeds too
-  int detail_bits = 0;            ///< bits of the per-layer figures (0: 4 if present, else lowest)
+  Overhead overhead = Overhead::kMacs;  ///< x axis of the trade-off
+  std::string metric;                   ///< y axis ("" = top1, or map_voc07 for detection)
+  bool pool_model_seeds = false;        ///< aggregate.h: error bars over training seeds too
+  int detail_bits = 0;  ///< bits of the per-layer figures (0: 4 if present, else lowest)
 };
 
 struct ReportResult {

@@ -153,16 +153,39 @@ Figure line_figure(const std::string& name, const std::string& title, const std:
 
 // ---- report ------------------------------------------------------------------------------------
 
-std::string overhead_metric(const std::string& o) {
-  if (o == "macs") return "extra_macs_pct";
-  if (o == "channels") return "extra_channels_pct";
-  if (o == "weight_bits") return "extra_weight_bits_pct";
-  throw ConfigError("--overhead " + o + ": expected macs, channels or weight_bits");
+std::string overhead_metric(Overhead o) {
+  switch (o) {
+    case Overhead::kMacs:
+      return "extra_macs_pct";
+    case Overhead::kChannels:
+      return "extra_channels_pct";
+    case Overhead::kWeightBits:
+      break;
+  }
+  return "extra_weight_bits_pct";
 }
-std::string overhead_label(const std::string& o) {
-  if (o == "macs") return "extra MACs (%)";
-  if (o == "channels") return "extra output channels (%)";
+
+std::string overhead_label(Overhead o) {
+  switch (o) {
+    case Overhead::kMacs:
+      return "extra MACs (%)";
+    case Overhead::kChannels:
+      return "extra output channels (%)";
+    case Overhead::kWeightBits:
+      break;
+  }
   return "extra weight bits (%)";
 }
 
 }  // namespace mpq::report::parts
+
+namespace mpq::report {
+
+Overhead parse_overhead(const std::string& o) {
+  if (o == "macs") return Overhead::kMacs;
+  if (o == "channels") return Overhead::kChannels;
+  if (o == "weight_bits") return Overhead::kWeightBits;
+  throw ConfigError("--overhead " + o + ": expected macs, channels or weight_bits");
+}
+
+}  // namespace mpq::report

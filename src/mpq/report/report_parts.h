@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mpq/report/figures.h"
+#include "mpq/report/report.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
 
@@ -40,7 +41,7 @@ struct FigureContext {
   std::string metric;     ///< y axis
   std::string fp_metric;  ///< "fp_<metric>" if the trials record it, else ""
   double scale = 1;       ///< 100 for a percent metric
-  std::string overhead;   ///< macs | channels | weight_bits
+  Overhead overhead = Overhead::kMacs;
   bool pool_model_seeds = false;
 };
 
@@ -81,9 +82,9 @@ std::string title_of(const json& context);
 double number(const json& j, const std::string& k);
 
 /// The metric of --overhead (extra_macs_pct, ...); ConfigError for an unknown name.
-std::string overhead_metric(const std::string& overhead);
+std::string overhead_metric(Overhead overhead);
 /// Its axis label.
-std::string overhead_label(const std::string& overhead);
+std::string overhead_label(Overhead overhead);
 
 // ---- statistics and figures --------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ class Report : public Verb {
 
   int run(int*, char***) override {
     report::ReportOptions ro;
-    ro.overhead = overhead_;
+    ro.overhead = report::parse_overhead(overhead_);
     ro.metric = metric_;
     ro.pool_model_seeds = pool_;
     ro.detail_bits = bits_;
