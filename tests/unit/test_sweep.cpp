@@ -1,14 +1,19 @@
 // Unit tests of sweep/: the pieces ranks exchange and how an evaluation is split.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
+#include "helpers.h"
 #include "mpq/store/ledger.h"
 #include "mpq/sweep/fp_check.h"
 #include "mpq/sweep/mpi_distribution.h"
+#include "mpq/sweep/runner.h"
 #include "mpq/sweep/serialize.h"
 #include "mpq/sweep/sweep_config.h"
 #include "mpq/sweep/trial.h"
 #include "mpq/sweep/trial_config.h"
+#include "mpq/util/error.h"
+#include "mpq/util/sha256.h"
 #include "tolerances.h"
 #include "torch_catch.h"
 
@@ -341,4 +346,46 @@ TEST_CASE("FP check: the published reference an archive's metadata holds", "[swe
   CHECK_FALSE(sweep::published_reference(meta, "voc", "2012", "map_voc07").has_value());
   CHECK_FALSE(sweep::published_reference(meta, "fashion-mnist", "", "map_voc07").has_value());
   CHECK_FALSE(sweep::published_reference(nlohmann::json::object(), "imagenet", "").has_value());
+}
+
+TEST_CASE("plan_trials: ids from the typed config and the model and data fingerprints", "[sweep]") {
+  // A real model file and a real image_folder tree (two classes of one JPEG each, the image the
+  // bad-input tests use; installed by scripts/install-deps.sh --with-python).
+  namespace fs = std::filesystem;
+  const std::string img = "/usr/share/darknet/data/dog.jpg";
+  INFO(img + " comes with scripts/install-deps.sh --with-python (Debian's darknet)");
+  REQUIRE(fs::exists(img));
+  const std::string dir = "/tmp/mpq_test_plan";
+  fs::remove_all(dir);
+  for (const char* c : {"a", "b"}) {
+    fs::create_directories(dir + "/img/" + c);
+    fs::copy_file(img, dir + "/img/" + c + "/1.JPEG");
+  }
+  const std::string model = test::save_zoo_model("resnet20", dir + "/m.pt");
+  fs::copy_file(model, dir + "/copy.pt");  // the same bytes under another name
+  const nlohmann::json base = {{"model", {{"path", model}}},
+                               {"data",
+                                {{"name", "image_folder"},
+                                 {"root", dir + "/img"},
+                                 {"preprocess", {{"preset", "fashion-mnist"}, {"crop", 28}}},
+                                 {"cache", false}}},
+                               {"weights", {{"method", "rtn"}}}};
+  auto spec = sweep::parse_sweep(
+      {{"name", "p"}, {"base", base}, {"axes", {{{"key", "weights.bits"}, {"values", {4, 3}}}}}},
+      "test");
+  sweep::TrialContext ctx;
+  const auto plan = sweep::plan_trials(spec, &ctx);
+  REQUIRE(plan.size() == 2);
+  CHECK(plan[0].id != plan[1].id);
+  for (const auto& p : plan) {
+    const auto cfg = sweep::parse_trial_config(p.config);
+    CHECK(p.id == sweep::trial_id(cfg, sha256_file(model), sweep::data_identity(cfg, ctx)));
+  }
+  // The same model file content under two paths is the same trial: an error naming both.
+  spec = sweep::parse_sweep(
+      {{"name", "p"},
+       {"base", base},
+       {"axes", {{{"key", "model.path"}, {"values", {model, dir + "/copy.pt"}}}}}},
+      "test");
+  CHECK_THROWS_WITH(sweep::plan_trials(spec), Catch::Contains("are the same trial"));
 }
