@@ -179,4 +179,15 @@ grep -q "12 trials: 12 done, 0 failed" "$d/layers.log" && pass "layer-parallel: 
 "$PYTHON" "$SRC/tests/integration/compare_sweeps.py" "$d/one/small" "$d/layers/small" && pass "layer-parallel == single process" || fail "layer-parallel differs"
 "$PYTHON" -c "import h5py,glob,sys; f=h5py.File(sorted(glob.glob('$d/layers/small/trials/*.h5'))[0]); sys.exit(int(f['manifest'].attrs['ranks'] != 2))" \
   && pass "layer-parallel trial records 2 ranks" || fail "ranks not recorded"
+
+# 9. Layer-parallel with failing trials: every rank takes part in every trial, so a failure must be
+# agreed on by all ranks (sweep/trial_stages.h, Collective) — recorded FAILED, the sweep goes on
+# and ends (a rank left waiting would hang here; timeout turns that into a failure).
+sweep_json lbad "$d/lbad" layers "$d/corrupt.pt" \
+  | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); d["axes"][0]["values"]=d["axes"][0]["values"][-1:]; print(json.dumps(d))' \
+  >"$d/lbad.json"
+timeout 300 "${MPIRUN[@]}" "$MPQ" -q sweep run "$d/lbad.json" >"$d/lbad.log" 2>&1 \
+  && pass "layer-parallel sweep with failing trials ends, exit 0" || fail "layer-parallel with failures: exit $?: $(tail -3 "$d/lbad.log")"
+grep -q "6 trials: 0 done, 6 failed" "$d/lbad.log" && pass "layer-parallel: 6 failures recorded" || fail "layer-parallel failures: $(cat "$d/lbad.log")"
+"$MPQ" status "$d/lbad/lbad" | grep -q "not a TorchScript archive" && pass "layer-parallel failure message in status" || fail "no failure message: $("$MPQ" status "$d/lbad/lbad")"
 finish
