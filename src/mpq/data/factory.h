@@ -2,10 +2,10 @@
 // place that knows dataset names, their default roots, splits and preprocessing presets.
 //
 //   name           default root                         eval split  calibration split  preset
-//   fashion-mnist  /usr/share/datasets/fashion-mnist    test        train              fashion-mnist
-//   imagenet       (required)                           val         train              torchvision-v1
-//   image_folder   (required)                           "" (root)   "" (root)          torchvision-v1
-//   voc            synthetic (make_voc.h, generated)    test        trainval           none
+//   fashion-mnist  /usr/share/datasets/fashion-mnist    test        train fashion-mnist imagenet
+//   (required)                           val         train              torchvision-v1 image_folder
+//   (required)                           "" (root)   "" (root)          torchvision-v1 voc
+//   synthetic (make_voc.h, generated)    test        trainval           none
 #pragma once
 
 #include <memory>

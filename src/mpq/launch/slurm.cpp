@@ -220,10 +220,9 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
       r.dry_run_text += "# ---- " + p.slurm_dir + "/" + name + " ----\n" + text + "\n";
     r.dry_run_text +=
         "# submission: " +
-        std::string(array_mode
-                        ? "sbatch prepare.sbatch; sbatch --dependency=afterok:<prepare "
-                          "job> array.sbatch"
-                        : "sbatch mpi.sbatch") +
+        std::string(array_mode ? "sbatch prepare.sbatch; sbatch --dependency=afterok:<prepare "
+                                 "job> array.sbatch"
+                               : "sbatch mpi.sbatch") +
         "\n";
     return r;
   }

@@ -3,8 +3,8 @@
 #include <hdf5.h>
 
 #include <cstring>
-#include <type_traits>
 #include <mutex>
+#include <type_traits>
 
 #include "mpq/util/error.h"
 
@@ -299,14 +299,13 @@ void write_u8_rows(const File& f, const Handle& ds, const std::vector<int64_t>& 
                f, "cannot select rows");
   std::vector<int64_t> mshape(cnt.begin(), cnt.end());
   auto mem_space = simple_space(mshape);
-  check_status(H5Dwrite(ds.id(), H5T_NATIVE_UINT8, mem_space.id(), file_space.id(), H5P_DEFAULT,
-                        data),
-               f, "cannot write rows");
+  check_status(
+      H5Dwrite(ds.id(), H5T_NATIVE_UINT8, mem_space.id(), file_space.id(), H5P_DEFAULT, data), f,
+      "cannot write rows");
 }
 
 int64_t contiguous_offset(const File& f, hid_t parent, const std::string& name) {
-  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f,
-                  "no dataset " + name);
+  auto ds = check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose, f, "no dataset " + name);
   haddr_t off = H5Dget_offset(ds.id());
   return off == HADDR_UNDEF ? -1 : static_cast<int64_t>(off);
 }
@@ -381,7 +380,7 @@ std::vector<T> read_dataset(const File& f, hid_t parent, const std::string& name
 template std::vector<int8_t> read_dataset<int8_t>(const File&, hid_t, const std::string&,
                                                   std::vector<int64_t>*);
 template std::vector<uint8_t> read_dataset<uint8_t>(const File&, hid_t, const std::string&,
-                                                     std::vector<int64_t>*);
+                                                    std::vector<int64_t>*);
 template std::vector<int32_t> read_dataset<int32_t>(const File&, hid_t, const std::string&,
                                                     std::vector<int64_t>*);
 template std::vector<int64_t> read_dataset<int64_t>(const File&, hid_t, const std::string&,
