@@ -114,6 +114,12 @@ done
 wait_jobs "$d/cancel/s12" 60 || fail "cancelled jobs still queued"
 st=$("$MPQ" status "$d/cancel/s12" | head -1)
 echo "$st" | grep -q " 12 done" && fail "cancel came too late to test anything: $st" || pass "interrupted: $st"
+# The worker writes "terminated" within 100 ms of SIGTERM (its heartbeat thread polls), but squeue
+# can drop a cancelled job before that: wait for the record (up to 30 s) instead of racing it.
+for _ in $(seq 1 60); do
+  cat "$d/cancel/s12/ledgers/"*.jsonl | grep -q '"terminated"' && break
+  sleep 0.5
+done
 cat "$d/cancel/s12/ledgers/"*.jsonl | grep -q '"terminated"' && pass "workers released their claims on SIGTERM" || fail "no terminated record"
 submit "$d/cancel.json" --array-tasks 2 --time 00:10:00 || fail "resubmit"
 wait_jobs "$d/cancel/s12" 300 || fail "resubmitted jobs did not finish"

@@ -81,9 +81,9 @@ std::string DataSpec::resolved_root() const {
 }
 
 std::string DataSpec::key() const {
-  return name + "|" + resolved_root() + "|" + preprocess.to_json().dump() + "|" + imagenet.layout +
-         "|" + imagenet.ground_truth + "|" + imagenet.meta + "|" +
-         (content_fingerprint ? "content" : "listing") + "|" + year;
+  return name + "|" + resolved_root() + "|" + preprocess.to_json().dump() + "|" +
+         imagenet_layout_name(imagenet.layout) + "|" + imagenet.ground_truth + "|" + imagenet.meta +
+         "|" + (content_fingerprint ? "content" : "listing") + "|" + year;
 }
 
 std::unique_ptr<Dataset> open_dataset(const DataSpec& spec, const std::string& split) {

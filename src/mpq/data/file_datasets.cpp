@@ -22,7 +22,7 @@ using nlohmann::json;
 namespace {
 
 // torchvision.datasets.folder.IMG_EXTENSIONS, matched on the lower-cased name.
-const char* const kImageExtensions[] = {".jpg", ".jpeg", ".png", ".ppm", ".bmp",
+const char* const kImageExtensions[] = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp",
                                         ".pgm", ".tif",  ".tiff", ".webp"};
 
 bool has_image_extension(std::string name) {
@@ -43,14 +43,14 @@ std::string extensions_text() {
 
 void require_directory(const fs::path& dir, const std::string& what) {
   std::error_code ec;
-  if (!fs::exists(dir, ec))
-    throw InputError(dir.string() + ": does not exist (" + what + ")");
+  if (!fs::exists(dir, ec)) throw InputError(dir.string() + ": does not exist (" + what + ")");
   if (!fs::is_directory(dir, ec))
     throw InputError(dir.string() + ": not a directory (" + what + ")");
 }
 
 // Sorted names of the entries of `dir` that are directories (symlinks followed) or files.
-void list_dir(const fs::path& dir, std::vector<std::string>* dirs, std::vector<std::string>* files) {
+void list_dir(const fs::path& dir, std::vector<std::string>* dirs,
+              std::vector<std::string>* files) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
   if (ec) throw InputError(dir.string() + ": cannot list directory (" + ec.message() + ")");
@@ -109,8 +109,7 @@ std::vector<Item> folder_items(const fs::path& dir, std::vector<std::string>* cl
   std::vector<std::string> sub;
   list_dir(dir, &sub, nullptr);
   if (sub.empty())
-    throw InputError(dir.string() +
-                     ": no class folders (expected <class>/<image files> below it)");
+    throw InputError(dir.string() + ": no class folders (expected <class>/<image files> below it)");
   std::vector<Item> items;
   for (size_t c = 0; c < sub.size(); ++c) {
     int64_t label = static_cast<int64_t>(c);
@@ -124,8 +123,8 @@ std::vector<Item> folder_items(const fs::path& dir, std::vector<std::string>* cl
     size_t before = items.size();
     walk_class(dir, sub[c], label, items);
     if (items.size() == before)
-      throw InputError((dir / sub[c]).string() +
-                       ": empty class folder (no file ending in " + extensions_text() + ")");
+      throw InputError((dir / sub[c]).string() + ": empty class folder (no file ending in " +
+                       extensions_text() + ")");
   }
   if (classes && !class_index) *classes = sub;
   return items;
@@ -244,17 +243,28 @@ double mat_number(const matvar_t* v, const std::string& where) {
   if (v == nullptr || v->data == nullptr || v->isComplex)
     throw InputError(where + ": missing or not a real number");
   switch (v->class_type) {
-    case MAT_C_DOUBLE: return *static_cast<const double*>(v->data);
-    case MAT_C_SINGLE: return *static_cast<const float*>(v->data);
-    case MAT_C_INT8: return *static_cast<const int8_t*>(v->data);
-    case MAT_C_UINT8: return *static_cast<const uint8_t*>(v->data);
-    case MAT_C_INT16: return *static_cast<const int16_t*>(v->data);
-    case MAT_C_UINT16: return *static_cast<const uint16_t*>(v->data);
-    case MAT_C_INT32: return *static_cast<const int32_t*>(v->data);
-    case MAT_C_UINT32: return *static_cast<const uint32_t*>(v->data);
-    case MAT_C_INT64: return static_cast<double>(*static_cast<const int64_t*>(v->data));
-    case MAT_C_UINT64: return static_cast<double>(*static_cast<const uint64_t*>(v->data));
-    default: throw InputError(where + ": not a number");
+    case MAT_C_DOUBLE:
+      return *static_cast<const double*>(v->data);
+    case MAT_C_SINGLE:
+      return *static_cast<const float*>(v->data);
+    case MAT_C_INT8:
+      return *static_cast<const int8_t*>(v->data);
+    case MAT_C_UINT8:
+      return *static_cast<const uint8_t*>(v->data);
+    case MAT_C_INT16:
+      return *static_cast<const int16_t*>(v->data);
+    case MAT_C_UINT16:
+      return *static_cast<const uint16_t*>(v->data);
+    case MAT_C_INT32:
+      return *static_cast<const int32_t*>(v->data);
+    case MAT_C_UINT32:
+      return *static_cast<const uint32_t*>(v->data);
+    case MAT_C_INT64:
+      return static_cast<double>(*static_cast<const int64_t*>(v->data));
+    case MAT_C_UINT64:
+      return static_cast<double>(*static_cast<const uint64_t*>(v->data));
+    default:
+      throw InputError(where + ": not a number");
   }
 }
 
@@ -265,7 +275,7 @@ std::string mat_string(const matvar_t* v, const std::string& where) {
   for (int r = 0; r < v->rank; ++r) n *= v->dims[r];
   std::string s;
   for (size_t i = 0; i < n; ++i) {
-    unsigned code = v->data_size == 2 ? static_cast<const uint16_t*>(v->data)[i]
+    unsigned code = v->data_size == 2   ? static_cast<const uint16_t*>(v->data)[i]
                     : v->data_size == 4 ? static_cast<const uint32_t*>(v->data)[i]
                                         : static_cast<const uint8_t*>(v->data)[i];
     if (code > 127) throw InputError(where + ": non-ASCII character in a wnid");
@@ -300,8 +310,9 @@ Synsets read_meta_mat(const std::string& path) {
     }
   } closer{mat, syn};
   if (syn == nullptr || syn->class_type != MAT_C_STRUCT)
-    throw InputError(path + ": has no struct array 'synsets' (expected the ILSVRC2012 devkit's "
-                            "meta.mat)");
+    throw InputError(path +
+                     ": has no struct array 'synsets' (expected the ILSVRC2012 devkit's "
+                     "meta.mat)");
   size_t n = 1;
   for (int r = 0; r < syn->rank; ++r) n *= syn->dims[r];
   Synsets s;
@@ -479,8 +490,8 @@ std::unique_ptr<Dataset> open_kaggle(const fs::path& root, const std::string& sp
       std::string w;
       ps >> w;
       if (!index.count(w))
-        throw InputError(csv + ": line " + std::to_string(n) + ": '" + w +
-                         "' is not a wnid of " + mapping);
+        throw InputError(csv + ": line " + std::to_string(n) + ": '" + w + "' is not a wnid of " +
+                         mapping);
       label_of[line.substr(0, comma)] = w;
     }
     for (const auto& f : flat_files(dir)) {
@@ -511,24 +522,45 @@ std::unique_ptr<Dataset> open_image_folder(const std::string& root, const std::s
             {"split", split},
             {"layout", "folder"},
             {"label_mapping", "class index = sorted folder names (torchvision ImageFolder)"}};
-  auto desc = describe_files("image_folder" + (split.empty() ? "" : " " + split), dir,
-                             items.size(), "");
+  auto desc =
+      describe_files("image_folder" + (split.empty() ? "" : " " + split), dir, items.size(), "");
   return std::make_unique<FileDataset>("image_folder", dir, std::move(items), classes, options, m,
                                        desc);
 }
 
-std::string detect_imagenet_layout(const std::string& root, const std::string& split) {
+const char* imagenet_layout_name(ImagenetLayout layout) {
+  switch (layout) {
+    case ImagenetLayout::kFolder:
+      return "folder";
+    case ImagenetLayout::kFlat:
+      return "flat";
+    case ImagenetLayout::kKaggle:
+      return "kaggle";
+    case ImagenetLayout::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+ImagenetLayout parse_imagenet_layout(const std::string& name) {
+  for (auto l : {ImagenetLayout::kAuto, ImagenetLayout::kFolder, ImagenetLayout::kFlat,
+                 ImagenetLayout::kKaggle})
+    if (name == imagenet_layout_name(l)) return l;
+  throw ConfigError("/data/layout: unknown layout '" + name + "'");
+}
+
+ImagenetLayout detect_imagenet_layout(const std::string& root, const std::string& split) {
   const fs::path r(root);
   require_directory(r, "data.root of the imagenet dataset");
   std::error_code ec;
-  if (fs::exists(r / "LOC_synset_mapping.txt", ec)) return "kaggle";
+  if (fs::exists(r / "LOC_synset_mapping.txt", ec)) return ImagenetLayout::kKaggle;
   const fs::path dir = r / split;
   require_directory(dir, "imagenet split '" + split + "'");
   std::vector<std::string> sub, files;
   list_dir(dir, &sub, &files);
-  if (!sub.empty()) return "folder";
+  if (!sub.empty()) return ImagenetLayout::kFolder;
   for (const auto& f : files)
-    if (has_image_extension(f)) return "flat";
+    if (has_image_extension(f)) return ImagenetLayout::kFlat;
   throw InputError(dir.string() +
                    ": not an ImageNet split (expected <wnid>/ folders or ILSVRC2012_val_*.JPEG "
                    "files)");
@@ -537,15 +569,15 @@ std::string detect_imagenet_layout(const std::string& root, const std::string& s
 std::unique_ptr<Dataset> open_imagenet(const std::string& root, const std::string& split,
                                        const ImagenetOptions& imagenet,
                                        const FileDatasetOptions& options) {
-  std::string layout =
-      imagenet.layout == "auto" ? detect_imagenet_layout(root, split) : imagenet.layout;
+  const ImagenetLayout layout = imagenet.layout == ImagenetLayout::kAuto
+                                    ? detect_imagenet_layout(root, split)
+                                    : imagenet.layout;
   const fs::path r(root);
-  if (layout == "kaggle") return open_kaggle(r, split, options);
-  if (layout == "flat") {
+  if (layout == ImagenetLayout::kKaggle) return open_kaggle(r, split, options);
+  if (layout == ImagenetLayout::kFlat) {
     require_directory(r / split, "imagenet split '" + split + "'");
     return open_flat(r, split, imagenet, options);
   }
-  if (layout != "folder") throw ConfigError("/data/layout: unknown layout '" + layout + "'");
   const fs::path dir = r / split;
   require_directory(dir, "imagenet split '" + split + "'");
   std::vector<std::string> classes;

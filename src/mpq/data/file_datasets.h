@@ -46,15 +46,22 @@ struct FileDatasetOptions {
 std::unique_ptr<Dataset> open_image_folder(const std::string& root, const std::string& split,
                                            const FileDatasetOptions& options);
 
+/// An ImageNet directory layout (/data/layout; docs/datasets.md); kAuto = detected per split.
+enum class ImagenetLayout { kAuto, kFolder, kFlat, kKaggle };
+/// "auto" | "folder" | "flat" | "kaggle".
+const char* imagenet_layout_name(ImagenetLayout layout);
+/// Inverse of imagenet_layout_name; ConfigError naming /data/layout otherwise.
+ImagenetLayout parse_imagenet_layout(const std::string& name);
+
 struct ImagenetOptions {
-  std::string layout = "auto";  ///< auto | folder | flat | kaggle
-  std::string ground_truth;     ///< flat: ground-truth file ("" = search the devkit locations)
-  std::string meta;             ///< flat: meta.mat or synset list ("" = search)
+  ImagenetLayout layout = ImagenetLayout::kAuto;
+  std::string ground_truth;  ///< flat: ground-truth file ("" = search the devkit locations)
+  std::string meta;          ///< flat: meta.mat or synset list ("" = search)
 };
 
-/// The layout `open_imagenet` would use for root/split ("folder", "flat" or "kaggle"). Throws
-/// InputError if the directory matches none.
-std::string detect_imagenet_layout(const std::string& root, const std::string& split);
+/// The layout `open_imagenet` would use for root/split (folder, flat or kaggle, never kAuto).
+/// Throws InputError if the directory matches none.
+ImagenetLayout detect_imagenet_layout(const std::string& root, const std::string& split);
 
 /// One ImageNet split (e.g. "val", "train").
 std::unique_ptr<Dataset> open_imagenet(const std::string& root, const std::string& split,

@@ -269,6 +269,10 @@ TaskEvaluator::Gathered DetectionEvaluator::gathered_metrics(const EvalShard& q,
   return g;
 }
 
+const char* voc_metric_name(VocMetric m) {
+  return m == VocMetric::k12 ? "map_voc12" : "map_voc07";
+}
+
 std::unique_ptr<TaskEvaluator> make_evaluator(data::Task task, const DetectionOptions& det) {
   if (task == data::Task::kDetection) return std::make_unique<DetectionEvaluator>(det);
   return std::make_unique<ClassificationEvaluator>();

@@ -36,7 +36,7 @@ class DetectionEvaluator final : public TaskEvaluator {
   /// Columns: detections, fp_detections (of the example's image).
   ExampleStats example_stats(const EvalShard& q, const EvalShard& fp) const override;
   nlohmann::json metrics(const std::map<std::string, double>& sums) const override;
-  std::string headline() const override { return o_.headline; }
+  std::string headline() const override { return voc_metric_name(o_.headline); }
   std::string shard_options() const override {
     return "label_offset=" + std::to_string(o_.label_offset);
   }

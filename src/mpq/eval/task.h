@@ -114,14 +114,20 @@ class TaskEvaluator {
 /// Runs `net` on a batch, as a tensor or a list of images (whatever the loader produced).
 c10::IValue run_batch(model::Network& net, const data::Batch& batch);
 
+/// The detection headline (eval.voc_metric): mAP with the VOC2007 11-point or the VOC2012
+/// all-point interpolation (docs/detection.md).
+enum class VocMetric { k07, k12 };
+/// The metric it names: "map_voc07" | "map_voc12" (the key in the trial's metrics).
+const char* voc_metric_name(VocMetric m);
+
 /// Options of the detection evaluator (eval.* keys of the trial config; docs/detection.md).
 struct DetectionOptions {
-  int label_offset = 1;        ///< model label of class 0 (torchvision: 0 = background)
-  double iou_threshold = 0.5;  ///< the devkit's
-  bool strict_iou = false;     ///< IoU > threshold instead of >=
-  std::string headline = "map_voc07";
-  double fidelity_score = 0.5;   ///< FP detections at least this confident are the reference
-  bool save_detections = false;  ///< keep every detection as a table
+  int label_offset = 1;                 ///< model label of class 0 (torchvision: 0 = background)
+  double iou_threshold = 0.5;           ///< the devkit's
+  bool strict_iou = false;              ///< IoU > threshold instead of >=
+  VocMetric headline = VocMetric::k07;  ///< eval.voc_metric
+  double fidelity_score = 0.5;          ///< FP detections at least this confident are the reference
+  bool save_detections = false;         ///< keep every detection as a table
 };
 
 /// The evaluator of a task.

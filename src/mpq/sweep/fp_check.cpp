@@ -132,8 +132,8 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
     } catch (const std::exception&) {
       continue;  // no (readable) metadata: nothing to check against
     }
-    auto ref =
-        published_reference(meta, cfg.data.spec.name, cfg.data.spec.year, cfg.detection.headline);
+    auto ref = published_reference(meta, cfg.data.spec.name, cfg.data.spec.year,
+                                   eval::voc_metric_name(cfg.detection.headline));
     if (!ref) continue;
     json measured = evaluate_fp(p.config, ctx, "");
     if (!measured.contains(ref->metric)) continue;

@@ -375,7 +375,7 @@ void parse_data(const json& r, TrialConfig& t) {
   t.data.spec.name = d["name"];
   t.data.spec.root = d["root"];
   t.data.spec.preprocess = data::preprocess_from_json(d["preprocess"]);
-  t.data.spec.imagenet.layout = d["layout"];
+  t.data.spec.imagenet.layout = data::parse_imagenet_layout(d["layout"]);
   t.data.spec.imagenet.ground_truth = d["imagenet"]["ground_truth"];
   t.data.spec.imagenet.meta = d["imagenet"]["meta"];
   t.data.spec.content_fingerprint = d["fingerprint"] == "content";
@@ -476,7 +476,7 @@ void parse_activations(const json& r, TrialConfig& t) {
 /// /eval: the detection evaluation and the engine.
 void parse_eval(const json& r, TrialConfig& t) {
   const json& e = r["eval"];
-  t.detection.headline = e["voc_metric"] == "voc12" ? "map_voc12" : "map_voc07";
+  t.detection.headline = e["voc_metric"] == "voc12" ? eval::VocMetric::k12 : eval::VocMetric::k07;
   t.detection.iou_threshold = e["iou_threshold"];
   t.detection.strict_iou = e["strict_iou"];
   t.detection.label_offset = e["label_offset"];

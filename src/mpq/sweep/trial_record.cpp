@@ -152,7 +152,7 @@ void add_model_manifest(json& m, const TrialConfig& cfg, const model::Network& n
     m["detection_iou_rule"] =
         cfg.detection.strict_iou ? "IoU > threshold" : "IoU >= threshold (VOC devkit)";
     m["detection_label_offset"] = cfg.detection.label_offset;
-    m["detection_headline"] = cfg.detection.headline;
+    m["detection_headline"] = eval::voc_metric_name(cfg.detection.headline);
     m["detection_fidelity_score"] = cfg.detection.fidelity_score;
   }
 }
