@@ -338,8 +338,15 @@ const std::vector<std::string>& known_archs() {
   return names;
 }
 
+Arch parse_arch(const std::string& arch) {
+  if (arch == "resnet20") return Arch::kResnet20;
+  if (arch == "mobilenetv2") return Arch::kMobilenetV2;
+  if (arch == "ssdlite") return Arch::kSsdlite;
+  throw ConfigError("unknown arch '" + arch + "' (known: resnet20, mobilenetv2, ssdlite)");
+}
+
 bool is_detector_arch(const std::string& arch) {
-  return arch == "ssdlite";
+  return parse_arch(arch) == Arch::kSsdlite;
 }
 
 Module build_model(const ArchConfig& cfg) {

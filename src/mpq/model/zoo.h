@@ -45,6 +45,10 @@ struct ArchConfig {
 
 /// Names accepted for ArchConfig::arch.
 const std::vector<std::string>& known_archs();
+/// The zoo's architectures, parsed once from ArchConfig::arch.
+enum class Arch { kResnet20, kMobilenetV2, kSsdlite };
+/// The Arch of a name in known_archs(); ConfigError naming the known ones otherwise.
+Arch parse_arch(const std::string& arch);
 /// True for the detector architectures (ssdlite): trained on VOC, evaluated by mAP.
 bool is_detector_arch(const std::string& arch);
 

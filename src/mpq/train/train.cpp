@@ -198,8 +198,15 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
 }
 
 int default_epochs(const std::string& arch) {
-  if (model::is_detector_arch(arch)) return kSsdliteEpochs;
-  return arch == "mobilenetv2" ? 4 : 5;
+  switch (model::parse_arch(arch)) {
+    case model::Arch::kSsdlite:
+      return kSsdliteEpochs;
+    case model::Arch::kMobilenetV2:
+      return 4;
+    case model::Arch::kResnet20:
+      break;
+  }
+  return 5;
 }
 
 const Schema& train_schema() {
