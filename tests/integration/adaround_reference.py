@@ -6,7 +6,8 @@ with the regularizer off for the first `warmup` fraction and β decaying linearl
 to beta_end; torch.optim.Adam (lr, default betas and eps); hard rounding h >= 1/2 at the end.
 Autograd computes the gradients mpq writes by hand.
 
-  adaround_reference.py TOOL WORKDIR
+  adaround_reference.py TOOL WORKDIR          the statistics objective
+  adaround_reference.py --data TOOL WORKDIR   the data objective (asymmetric reconstruction)
 
 Checks on a small layer (linear [16 x 48], correlated inputs, 4 bits, MSE grid per channel,
 1500 iterations) run through tests' mpq_layer_tool:
@@ -20,6 +21,13 @@ Checks on a small layer (linear [16 x 48], correlated inputs, 4 bits, MSE grid p
     of weights (a weight whose h ends near 1/2 can go either way);
   - mpq's rounded result is not worse than round-to-nearest on the same grid (per row: the guard
     keeps RTN otherwise) and at least one row improved on it.
+
+With --data, the same on the data objective (mpq's adaround_layer_data): a conv [12 x 8 x 3 x 3]
+with ReLU after it, 32 inputs of 8 x 8, the quantized inputs x~ = x + noise; the loss is
+mean over output rows of Σ_c (relu(W~ x~ + b) - relu(W x + b))², computed here with
+torch.nn.functional.conv2d and autograd; the whole set is one batch (batch_size = N, so no
+minibatch draws to reproduce). Same bounds, for the same reasons (float32 Adam on kernels that sum
+in another order); its hard objective is recomputed here from mpq's codes.
 """
 import os
 import subprocess
@@ -65,6 +73,106 @@ def reference(W, sigma, steps, L, iters, lam, b0, b1, warmup, lr):
         hard = (V >= 0).float()
         codes = torch.clamp(fl + hard, -L, L)
         return soft, rec(hard).item(), codes.numpy().astype(np.int64), fl.numpy()
+
+
+def reference_data(W, b, xf, xq, steps, L, iters, lam, b0, b1, warmup, lr, pad):
+    W, b, xf, xq = (torch.tensor(a, dtype=torch.float32) for a in (W, b, xf, xq))
+    s = torch.tensor(steps, dtype=torch.float32)[:, None, None, None]
+    x = W / s
+    fl = torch.floor(x)
+    rest = (x - fl).clamp(0, 1)
+    V = (-torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1)).clone().requires_grad_(True)
+    opt = torch.optim.Adam([V], lr=lr)
+    warm = int(warmup * iters)
+    conv = lambda inp, w: torch.relu(torch.nn.functional.conv2d(inp, w, b, padding=pad))
+    target = conv(xf, W).detach()
+    rows = target.numel() / target.shape[1]
+
+    def h_of(v):
+        return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+
+    def rec(h):
+        return ((conv(xq, s * torch.clamp(fl + h, -L, L)) - target) ** 2).sum() / rows
+
+    for t in range(iters):
+        opt.zero_grad()
+        h = h_of(V)
+        loss = rec(h)
+        if t >= warm:
+            rel = (t - warm) / (iters - warm)
+            beta = b1 + (b0 - b1) * max(0.0, 1.0 - rel)
+            loss = loss + lam * (1 - (2 * h - 1).abs().pow(beta)).sum()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        soft = rec(h_of(V)).item()
+        hard = (V >= 0).float()
+        codes = torch.clamp(fl + hard, -L, L)
+        return soft, rec(hard).item(), codes.reshape(W.shape[0], -1).numpy().astype(np.int64), \
+            fl.reshape(W.shape[0], -1).numpy()
+
+
+def main_data(tool, workdir):
+    os.makedirs(workdir, exist_ok=True)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(11)
+    C, Cin, N, bits, pad = 12, 8, 32, 4, 1
+    L = 2 ** (bits - 1) - 1
+    xf = np.maximum(rng.standard_normal((N, Cin, 8, 8)), 0).astype(np.float32)
+    xq = (xf + 0.05 * rng.standard_normal(xf.shape)).astype(np.float32)
+    W = (rng.standard_normal((C, Cin, 3, 3)) * 0.2).astype(np.float32)
+    b = (rng.standard_normal(C) * 0.1).astype(np.float32)
+    d = Cin * 9
+    sigma = np.eye(d, dtype=np.float32)[None]  # comparison errors only
+    opts = dict(iterations=1500, **{"lambda": 0.01}, beta_start=20.0, beta_end=2.0, warmup=0.2,
+                lr=1e-3)
+    inp, out = os.path.join(workdir, "adad.in.h5"), os.path.join(workdir, "adad.out.h5")
+    with h5py.File(inp, "w") as f:
+        f["w"], f["bias"], f["x_fp"], f["x_q"], f["sigma"] = W, b, xf, xq, sigma
+        f.attrs.update(bits=bits, granularity="per_channel", grid="mse", padding=pad, groups=1,
+                       activation="relu", batch_size=N, seed=0, **opts)
+    subprocess.run([tool, "adaround_data", inp, out], check=True)
+    with h5py.File(out) as f:
+        codes = f["codes"][()].astype(np.int64)
+        steps = f["scales"][()].astype(np.float64)
+        soft_mpq = float(f.attrs["objective_soft"])
+        data_err, data_rtn = float(f.attrs["data_error"]), float(f.attrs["data_rtn_error"])
+        kept = int(f.attrs["rows_kept_rtn"])
+    soft_ref, hard_ref, codes_ref, fl = reference_data(
+        W, b, xf, xq, steps.astype(np.float32), L, opts["iterations"], opts["lambda"],
+        opts["beta_start"], opts["beta_end"], opts["warmup"], opts["lr"], pad)
+    with torch.no_grad():  # mpq's hard objective, recomputed here in float64
+        Wq = torch.tensor(steps[:, None] * codes).reshape(W.shape)
+        f64 = lambda a: torch.tensor(a, dtype=torch.float64)
+        y = torch.relu(torch.nn.functional.conv2d(f64(xq), Wq, f64(b), padding=pad))
+        t = torch.relu(torch.nn.functional.conv2d(f64(xf), f64(W), f64(b), padding=pad))
+        hard_mpq = float(((y - t) ** 2).sum() / (t.numel() / C))
+    failures = []
+    valid = (codes == np.clip(fl, -L, L)) | (codes == np.clip(fl + 1, -L, L))
+    if not np.all(valid) or np.abs(codes).max() > L:
+        failures.append("codes are not clip(floor(W/s) + {0, 1}, -L, L)")
+    rel_soft = abs(soft_mpq - soft_ref) / soft_ref
+    rel_hard = abs(hard_mpq - hard_ref) / hard_ref
+    rel_own = abs(hard_mpq - data_err) / data_err
+    same = float((codes == codes_ref).mean())
+    print(f"data objective: soft mpq {soft_mpq:.6e} ref {soft_ref:.6e} ({rel_soft:.1e}); hard mpq "
+          f"{hard_mpq:.6e} ref {hard_ref:.6e} ({rel_hard:.1e}); same decisions {100 * same:.2f}%; "
+          f"RTN {data_rtn:.6e}; rows kept RTN {kept}")
+    if rel_soft > 0.05:
+        failures.append(f"soft objectives differ by {rel_soft:.3f} relative (bound 0.05)")
+    if rel_hard > 0.05:
+        failures.append(f"hard objectives differ by {rel_hard:.3f} relative (bound 0.05)")
+    # mpq's reported error of its own codes against float64 here: float32 convs of 72 terms
+    # per output, summed in float64 (bound 1e-4, as tolerances.h's kFloat32Cancel)
+    if rel_own > 1e-4:
+        failures.append(f"mpq's data_error differs from its codes' objective by {rel_own:.1e}")
+    if same < 0.95:
+        failures.append(f"only {100 * same:.1f}% of rounding decisions agree (bound 95%)")
+    if not data_err < data_rtn:
+        failures.append("not below round-to-nearest's data objective")
+    for x in failures:
+        print("FAIL:", x)
+    sys.exit(1 if failures else 0)
 
 
 def main(tool, workdir):
@@ -125,6 +233,9 @@ def main(tool, workdir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) == 4 and sys.argv[1] == "--data":
+        main_data(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3:
+        main(sys.argv[1], sys.argv[2])
+    else:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])

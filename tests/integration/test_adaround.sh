@@ -4,7 +4,10 @@
 # on both fixture models: every layer's output error at most round-to-nearest's on the same grid,
 # results served from the per-layer cache on a second run (identical codes), the same codes with
 # another thread count and no cache (determinism), and the exported weights giving mpq's top-1 in
-# PyTorch (python_eval.py, within its float32 reordering bound).
+# PyTorch (python_eval.py, within its float32 reordering bound). The data objective (asymmetric
+# reconstruction) the same way: its PyTorch reference (adaround_reference.py --data), every
+# layer at most round-to-nearest's data objective, the activation found after each layer, the
+# cache, multipoint on its first points, and the export in PyTorch.
 source "$(dirname "$0")/lib.sh"
 d="$ART/adaround" && rm -rf "$d" && mkdir -p "$d"
 
@@ -70,6 +73,59 @@ PY
   "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > $bound + 1e-9)" \
     && pass "$arch in PyTorch: top-1 $py, mpq $sim (bound $bound)" \
     || fail "$arch in PyTorch: top-1 $py vs mpq $sim (bound $bound)"
+done
+
+# The data objective (the paper's asymmetric reconstruction: quantized earlier layers, the
+# activation after the layer): the PyTorch reference, then both fixture models end to end.
+if r=$("$PYTHON" "$SRC/tests/integration/adaround_reference.py" --data "$LAYER_TOOL" "$d/ref" 2>&1); then
+  pass "PyTorch reference, data objective: $r"
+else fail "PyTorch reference, data objective: $r"; fi
+for arch in resnet20 mobilenetv2; do
+  m="$ART/models/tiny_$arch.pt"
+  q=(-q quantize --model "$m" --bits 3 --threads 2 --set weights.adaround.iterations=200
+     --set weights.adaround.objective=data --set calibration.size=64 --set data.eval_limit=1000
+     --set calibration.cache_dir="$d/cache_data_$arch")
+  "$MPQ" "${q[@]}" --method adaround -o "$d/${arch}_d1.h5" --export "$d/${arch}_d.pt" >"$d/log" 2>&1 \
+    || { fail "$arch data objective: $(cat "$d/log")"; continue; }
+  "$MPQ" "${q[@]}" --method adaround -o "$d/${arch}_d2.h5" >"$d/log" 2>&1 \
+    || { fail "$arch data objective (cached): $(cat "$d/log")"; continue; }
+  "$MPQ" "${q[@]}" --method multipoint --set weights.multipoint.first_point=adaround \
+    -o "$d/${arch}_dmp.h5" >"$d/log" 2>&1 || { fail "$arch multipoint on data AdaRound: $(cat "$d/log")"; continue; }
+  if r=$("$PYTHON" - "$arch" "$d/${arch}_d1.h5" "$d/${arch}_d2.h5" "$d/${arch}_dmp.h5" <<'PY'
+import sys, h5py, numpy as np
+arch = sys.argv[1]
+a, b, mp = (h5py.File(p) for p in sys.argv[2:])
+n = hits = 0
+acts = set()
+for k in a["layers"]:
+    x = a["layers"][k]
+    if not x.attrs["quantized"]:
+        continue
+    n += 1
+    at = x.attrs
+    assert at["adaround_objective"] == "data" and at["adaround_inputs"] == 64, k
+    # the guard: each row at most round-to-nearest's objective on the same inputs
+    assert at["adaround_data_error_final"] <= at["adaround_data_error_rtn"] * (1 + 1e-9), k
+    acts.add(at["adaround_activation"])
+    assert not at["adaround_cache_hit"], k
+    hits += bool(b["layers"][k].attrs["adaround_cache_hit"])
+    assert np.array_equal(x["codes"][()], b["layers"][k]["codes"][()]), f"{k}: cached codes differ"
+    y = mp["layers"][k]
+    ppc = y["points_per_channel"][()]
+    first = np.concatenate([[0], np.cumsum(ppc)[:-1]])
+    assert np.array_equal(y["codes"][()][first], x["codes"][()]), f"{k}: multipoint's first points"
+assert hits == n, f"only {hits} of {n} layers from the cache"
+expect = {"resnet20": {"relu", "none"}, "mobilenetv2": {"clip(0, 6)", "none"}}[arch]
+assert acts == expect, f"activations {acts}, expected {expect}"
+print(f"{n} layers at most RTN's data objective; activations {sorted(acts)}; all cached on rerun; "
+      f"multipoint's first points are AdaRound's; top-1 {a['metrics'].attrs['top1']:.4f}")
+PY
+  ); then pass "$arch data objective: $r"; else fail "$arch data objective: $r"; fi
+  sim=$("$PYTHON" -c "import h5py; print('%.4f' % h5py.File('$d/${arch}_d1.h5')['metrics'].attrs['top1'])")
+  read -r py bound < <("$PYTHON" "$SRC/tests/integration/python_eval.py" "$d/${arch}_d.pt" 1000 --flip-bound 1e-3)
+  "$PYTHON" -c "import sys; sys.exit(abs($sim - $py) > $bound + 1e-9)" \
+    && pass "$arch data objective in PyTorch: top-1 $py, mpq $sim (bound $bound)" \
+    || fail "$arch data objective in PyTorch: top-1 $py vs mpq $sim (bound $bound)"
 done
 
 # Two trials needing the same AdaRound layers at the same time (two ranks or workers): each layer

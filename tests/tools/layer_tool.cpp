@@ -3,14 +3,20 @@
 //
 //   mpq_layer_tool gptq IN.h5 OUT.h5
 //   mpq_layer_tool adaround IN.h5 OUT.h5
+//   mpq_layer_tool adaround_data IN.h5 OUT.h5
 //
 // IN:  datasets w float32 [C, d], sigma float32/float64 [G, d, d] (Σ per group);
 //      attrs bits, granularity ("per_channel" | "per_layer"), grid ("max" | "mse"), damp,
 //      act_order (0/1), block.
 //      adaround: attrs bits, granularity, grid, iterations, lambda, beta_start, beta_end,
 //      warmup, lr instead of the GPTQ ones.
+//      adaround_data (the data objective, a conv): w float32 [C, C_in / groups, kh, kw], bias
+//      [C], x_fp and x_q float32 [N, C_in, H, W], sigma as above (comparison errors only);
+//      attrs as adaround plus padding, groups, activation ("none", "relu" or the clip's max as
+//      a number), batch_size, seed.
 // OUT: codes int8 [C, d], scales float32 [C], output_error, rtn_output_error float64 [C];
-//      adaround also attrs objective_soft, undecided, rows_kept_rtn.
+//      adaround also attrs objective_soft, undecided, rows_kept_rtn; adaround_data also
+//      data_error, data_rtn_error, data_energy.
 // Exit 2 on usage errors, 1 on anything else, with one line on stderr.
 #include <torch/torch.h>
 
@@ -24,20 +30,8 @@
 
 namespace {
 
-int run_adaround(const std::string& in_path, const std::string& out_path) {
+mpq::quant::AdaroundOptions adaround_options(const nlohmann::json& a) {
   using namespace mpq;
-  auto in = store::h5::File::open_read(in_path);
-  std::vector<int64_t> ws, ss;
-  auto w = store::h5::read_dataset<float>(in, in.id(), "w", &ws);
-  auto sigma = store::h5::read_dataset<float>(in, in.id(), "sigma", &ss);
-  auto a = store::h5::read_attrs(in, in.id());
-  if (ws.size() != 2 || ss.size() != 3 || ss[1] != ws[1] || ss[2] != ws[1] || ws[0] % ss[0] != 0)
-    throw std::invalid_argument(in_path + ": w [C, d] and sigma [G, d, d] with G dividing C");
-  quant::SecondMoment st;
-  st.groups = ss[0];
-  st.d = ws[1];
-  st.data = torch::from_blob(sigma.data(), {ss[0], ss[1], ss[2]}, torch::kFloat32).clone();
-  st.rows_seen = 1;
   quant::AdaroundOptions o;
   o.iterations = a.at("iterations").get<int64_t>();
   o.lambda = a.at("lambda").get<double>();
@@ -47,22 +41,94 @@ int run_adaround(const std::string& in_path, const std::string& out_path) {
   o.lr = a.at("lr").get<double>();
   o.grid = a.at("grid").get<std::string>() == "mse" ? quant::RangeMethod::kMse
                                                     : quant::RangeMethod::kMax;
-  auto gran = a.at("granularity").get<std::string>() == "per_layer"
-                  ? quant::Granularity::kPerLayer
-                  : quant::Granularity::kPerChannel;
-  auto r = quant::adaround_layer(w.data(), ws[0], ws[1], ss[0], a.at("bits").get<int>(), gran, st,
-                                 o);
+  return o;
+}
+
+mpq::quant::Granularity granularity_of(const nlohmann::json& a) {
+  return a.at("granularity").get<std::string>() == "per_layer"
+             ? mpq::quant::Granularity::kPerLayer
+             : mpq::quant::Granularity::kPerChannel;
+}
+
+// Σ [G, d, d] of the input file, checked against the layer's [C, d].
+mpq::quant::SecondMoment read_sigma(mpq::store::h5::File& in, const std::string& in_path,
+                                    int64_t c_out, int64_t d) {
+  using namespace mpq;
+  std::vector<int64_t> ss;
+  auto sigma = store::h5::read_dataset<float>(in, in.id(), "sigma", &ss);
+  if (ss.size() != 3 || ss[1] != d || ss[2] != d || c_out % ss[0] != 0)
+    throw std::invalid_argument(in_path + ": w [C, d] and sigma [G, d, d] with G dividing C");
+  quant::SecondMoment st;
+  st.groups = ss[0];
+  st.d = d;
+  st.data = torch::from_blob(sigma.data(), {ss[0], ss[1], ss[2]}, torch::kFloat32).clone();
+  st.rows_seen = 1;
+  return st;
+}
+
+void write_result(const std::string& out_path, const mpq::quant::AdaroundResult& r) {
+  using namespace mpq;
   auto out = store::h5::File::create(out_path);
-  store::h5::write_dataset(out, out.id(), "codes", {ws[0], ws[1]}, r.q.codes.data());
-  store::h5::write_dataset(out, out.id(), "scales", {ws[0]}, r.q.scales.data());
-  store::h5::write_dataset(out, out.id(), "output_error", {ws[0]}, r.output_error.data());
-  store::h5::write_dataset(out, out.id(), "rtn_output_error", {ws[0]},
-                           r.rtn_output_error.data());
+  const int64_t c = r.q.c_out, d = r.q.d;
+  store::h5::write_dataset(out, out.id(), "codes", {c, d}, r.q.codes.data());
+  store::h5::write_dataset(out, out.id(), "scales", {c}, r.q.scales.data());
+  store::h5::write_dataset(out, out.id(), "output_error", {c}, r.output_error.data());
+  store::h5::write_dataset(out, out.id(), "rtn_output_error", {c}, r.rtn_output_error.data());
   store::h5::write_attrs(out, out.id(),
                          {{"objective_soft", r.objective_soft},
                           {"undecided", r.undecided},
-                          {"rows_kept_rtn", r.rows_kept_rtn}});
+                          {"rows_kept_rtn", r.rows_kept_rtn},
+                          {"data_error", r.data_error},
+                          {"data_rtn_error", r.data_rtn_error},
+                          {"data_energy", r.data_energy}});
   out.flush();
+}
+
+int run_adaround(const std::string& in_path, const std::string& out_path) {
+  using namespace mpq;
+  auto in = store::h5::File::open_read(in_path);
+  std::vector<int64_t> ws;
+  auto w = store::h5::read_dataset<float>(in, in.id(), "w", &ws);
+  auto a = store::h5::read_attrs(in, in.id());
+  if (ws.size() != 2) throw std::invalid_argument(in_path + ": w [C, d]");
+  auto st = read_sigma(in, in_path, ws[0], ws[1]);
+  auto r = quant::adaround_layer(w.data(), ws[0], ws[1], st.groups, a.at("bits").get<int>(),
+                                 granularity_of(a), st, adaround_options(a));
+  write_result(out_path, r);
+  return 0;
+}
+
+int run_adaround_data(const std::string& in_path, const std::string& out_path) {
+  using namespace mpq;
+  auto in = store::h5::File::open_read(in_path);
+  auto tensor = [&](const char* name) {
+    std::vector<int64_t> shape;
+    auto v = store::h5::read_dataset<float>(in, in.id(), name, &shape);
+    return torch::from_blob(v.data(), shape, torch::kFloat32).clone();
+  };
+  const auto w = tensor("w"), bias = tensor("bias"), x_fp = tensor("x_fp"), x_q = tensor("x_q");
+  auto a = store::h5::read_attrs(in, in.id());
+  if (w.dim() != 4 || x_fp.dim() != 4 || x_fp.sizes() != x_q.sizes())
+    throw std::invalid_argument(in_path + ": w [C, C_in/g, kh, kw], x_fp = x_q [N, C_in, H, W]");
+  auto st = read_sigma(in, in_path, w.size(0), w.numel() / w.size(0));
+  quant::LayerOp op;
+  const int64_t pad = a.at("padding").get<int64_t>();
+  op.padding = {pad, pad};
+  op.groups = a.at("groups").get<int64_t>();
+  const auto& act = a.at("activation");
+  if (act.is_number()) {
+    op.activation.kind = quant::OutputActivation::Kind::kClip;
+    op.activation.max = act.get<double>();
+  } else if (act.get<std::string>() == "relu") {
+    op.activation.kind = quant::OutputActivation::Kind::kRelu;
+  }
+  auto o = adaround_options(a);
+  o.objective = quant::AdaroundObjective::kData;
+  o.batch_size = a.at("batch_size").get<int64_t>();
+  o.seed = a.at("seed").get<uint64_t>();
+  auto r = quant::adaround_layer_data(w, bias, op, {x_fp, x_q}, a.at("bits").get<int>(),
+                                      granularity_of(a), st, o);
+  write_result(out_path, r);
   return 0;
 }
 
@@ -106,11 +172,12 @@ int run_gptq(const std::string& in_path, const std::string& out_path) {
 
 int main(int argc, char** argv) {
   const std::string what = argc == 4 ? argv[1] : "";
-  if (what != "gptq" && what != "adaround") {
-    std::fprintf(stderr, "usage: mpq_layer_tool gptq|adaround IN.h5 OUT.h5\n");
+  if (what != "gptq" && what != "adaround" && what != "adaround_data") {
+    std::fprintf(stderr, "usage: mpq_layer_tool gptq|adaround|adaround_data IN.h5 OUT.h5\n");
     return 2;
   }
   try {
+    if (what == "adaround_data") return run_adaround_data(argv[2], argv[3]);
     return what == "gptq" ? run_gptq(argv[2], argv[3]) : run_adaround(argv[2], argv[3]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mpq_layer_tool: %s\n", e.what());

@@ -14,6 +14,43 @@ using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 
+namespace {
+c10::Symbol sym(const char* s) {
+  return c10::Symbol::fromQualString(s);
+}
+}  // namespace
+
+double clip_max(const Node* a) {
+  const auto k = a->kind();
+  if (k != sym("aten::clamp") && k != sym("aten::clamp_") && k != sym("aten::hardtanh") &&
+      k != sym("aten::hardtanh_"))
+    return -1;
+  if (a->inputs().size() != 3) return -1;
+  auto lo = torch::jit::toIValue(a->input(1)), hi = torch::jit::toIValue(a->input(2));
+  if (!lo || !hi || !lo->isScalar() || !hi->isScalar()) return -1;
+  if (lo->toScalar().toDouble() != 0.0) return -1;
+  const double m = hi->toScalar().toDouble();
+  return m > 0 ? m : -1;
+}
+
+bool is_relu(const Node* a) {
+  return a->kind() == sym("aten::relu") || a->kind() == sym("aten::relu_");
+}
+
+quant::OutputActivation output_activation(const Node* layer) {
+  quant::OutputActivation a;
+  const auto& uses = layer->output()->uses();
+  if (uses.size() != 1 || uses[0].offset != 0) return a;
+  Node* user = uses[0].user;
+  if (is_relu(user)) {
+    a.kind = quant::OutputActivation::Kind::kRelu;
+  } else if (const double m = clip_max(user); m > 0) {
+    a.kind = quant::OutputActivation::Kind::kClip;
+    a.max = m;
+  }
+  return a;
+}
+
 const char* relu6_mode_name(Relu6Mode m) {
   switch (m) {
     case Relu6Mode::kClip:
@@ -55,31 +92,9 @@ std::string EqualizeReport::describe(const std::vector<std::string>& names) cons
 
 namespace {
 
-c10::Symbol sym(const char* s) {
-  return c10::Symbol::fromQualString(s);
-}
-
 torch::Tensor const_tensor(Value* v) {
   auto iv = torch::jit::toIValue(v);
   return iv && iv->isTensor() ? iv->toTensor() : torch::Tensor();
-}
-
-// A clip [0, M] node (clamp or hardtanh with constant bounds, min 0, max > 0): M, else < 0.
-double clip_max(Node* a) {
-  const auto k = a->kind();
-  if (k != sym("aten::clamp") && k != sym("aten::clamp_") && k != sym("aten::hardtanh") &&
-      k != sym("aten::hardtanh_"))
-    return -1;
-  if (a->inputs().size() != 3) return -1;
-  auto lo = torch::jit::toIValue(a->input(1)), hi = torch::jit::toIValue(a->input(2));
-  if (!lo || !hi || !lo->isScalar() || !hi->isScalar()) return -1;
-  if (lo->toScalar().toDouble() != 0.0) return -1;
-  const double m = hi->toScalar().toDouble();
-  return m > 0 ? m : -1;
-}
-
-bool is_relu(Node* a) {
-  return a->kind() == sym("aten::relu") || a->kind() == sym("aten::relu_");
 }
 
 struct Layer {

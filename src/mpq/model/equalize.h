@@ -29,6 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mpq/quant/adaround.h"
+
 namespace mpq::model {
 
 /// What happens to a pair whose activation is a clip [0, M] (ReLU6), which is not positively
@@ -66,6 +68,15 @@ struct EqualizeReport {
   /// e.g. "stem_conv->block0.dw_conv (clip, absorbed), ..." with layer names from `names`.
   std::string describe(const std::vector<std::string>& names) const;
 };
+
+/// Graph helpers shared with layer discovery (network.cpp).
+/// A clip [0, M] node (aten::clamp or aten::hardtanh with constant bounds, min 0, max > 0): M;
+/// else a negative number.
+double clip_max(const torch::jit::Node* n);
+bool is_relu(const torch::jit::Node* n);  ///< aten::relu or aten::relu_
+/// The activation that is the only consumer of a conv/linear node's output (ReLU or a clip
+/// [0, M]); kind kNone when the output goes anywhere else (a residual add, several users).
+quant::OutputActivation output_activation(const torch::jit::Node* layer);
 
 /// The BatchNorm after each conv, recorded before folding: per-channel gamma and beta.
 struct BnAffine {

@@ -449,6 +449,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
     Node* n = nodes[i];
     torch::Tensor w, b;
     LayerInfo info = read_layer(n, i, path, &w, &b);
+    info.activation = output_activation(n);
     net.fp_weights_.push_back(w);
     net.fp_biases_.push_back(b);
     net.layers_.push_back(info);

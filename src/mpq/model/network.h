@@ -49,6 +49,10 @@ struct LayerInfo {
   int64_t macs = 0;                   ///< multiply-accumulates per image (sum over calls)
   int64_t calls = 0;                  ///< times the layer ran in the probe (0: never executed)
   bool had_bias = false;  ///< the original layer had a bias (or got one from BN folding)
+  /// The activation that alone consumes the layer's output, after BN folding and equalization
+  /// (ReLU, a clip [0, M] such as ReLU6, or none: e.g. into a residual add). AdaRound's data
+  /// objective includes it.
+  quant::OutputActivation activation;
 
   /// Length of one output channel's weight vector: c_in / groups * kh * kw.
   int64_t d() const { return c_in / groups * kh * kw; }

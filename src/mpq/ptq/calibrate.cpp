@@ -305,4 +305,44 @@ std::vector<quant::SecondMoment> collect_statistics(model::Network& net, const d
   return hook.finish(layers.size());
 }
 
+namespace {
+
+// Keeps every input of one layer (a copy: the graph may reuse the buffer).
+class CaptureHook : public model::LayerInputHook {
+ public:
+  explicit CaptureHook(int layer) : layer_(layer) {}
+  torch::Tensor on_input(int layer, const torch::Tensor& x) override {
+    if (layer == layer_) parts.push_back(x.detach().to(torch::kFloat32).clone());
+    return x;
+  }
+  std::vector<torch::Tensor> parts;
+
+ private:
+  int layer_;
+};
+
+}  // namespace
+
+torch::Tensor capture_layer_inputs(model::Network& net, const data::Dataset& data,
+                                   const std::vector<int64_t>& indices, int layer,
+                                   const CalibrationOptions& options,
+                                   const std::string& progress_label) {
+  const auto& L = net.layers()[static_cast<size_t>(layer)];
+  CaptureHook hook(layer);
+  std::vector<bool> observed(net.layers().size(), false);
+  observed[static_cast<size_t>(layer)] = true;
+  Progress bar(progress_label, static_cast<int64_t>(indices.size()));
+  run_calibration_batches(
+      net, data, indices, options, &hook, [&](int64_t n) { bar.advance(n); }, &observed);
+  bar.finish();
+  if (hook.parts.empty())
+    throw InputError("layer " + L.name + ": it never ran on the calibration images");
+  for (const auto& p : hook.parts)
+    if (p.dim() < 2 || p.sizes().slice(1) != hook.parts[0].sizes().slice(1))
+      throw InputError("layer " + L.name +
+                       ": its calibration inputs differ in shape between calls; AdaRound's "
+                       "data objective needs inputs of one shape (use objective \"statistics\")");
+  return torch::cat(hook.parts);
+}
+
 }  // namespace mpq::ptq

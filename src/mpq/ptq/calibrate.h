@@ -69,4 +69,13 @@ std::vector<quant::SecondMoment> collect_statistics(
     const std::vector<int>& layers, const CalibrationOptions& options,
     const std::string& progress_label = "calibrate");
 
+/// Every input of layer `layer` on the calibration images `indices` (all calls, in order) as one
+/// float32 tensor [N, ...] concatenated along the first dimension, with `net`'s current weights;
+/// the pass stops after the layer. InputError naming the layer if it never ran or its inputs
+/// differ in shape between calls. Memory: N times the layer's input.
+torch::Tensor capture_layer_inputs(model::Network& net, const data::Dataset& data,
+                                   const std::vector<int64_t>& indices, int layer,
+                                   const CalibrationOptions& options,
+                                   const std::string& progress_label = "capture");
+
 }  // namespace mpq::ptq

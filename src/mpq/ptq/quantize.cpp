@@ -126,32 +126,57 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
 
 // AdaRound of `layers`, layer by layer (rows in parallel inside), each through the result cache;
 // with quantized-prefix statistics each layer is measured after the earlier ones are quantized.
+// The data objective captures each layer's inputs twice, in the FP network and with the earlier
+// layers of `layers` quantized (their AdaRound results); `stats` (FP, may be empty: then
+// measured) serves the comparison errors.
 std::map<int, LayerOutcome> adaround_layers(model::Network& net, const WeightConfig& w,
                                             const CalibrationContext& calib,
                                             const std::vector<int>& layers, int count,
-                                            bool* cache_hit, double* calib_seconds) {
+                                            std::vector<quant::SecondMoment> stats, bool* cache_hit,
+                                            double* calib_seconds) {
   const bool prefix = w.statistics == Statistics::kQuantizedPrefix;
-  std::vector<quant::SecondMoment> stats;
-  if (!prefix) stats = fp_statistics(net, calib, layers, cache_hit, calib_seconds);
+  const bool data = w.adaround.objective == quant::AdaroundObjective::kData;
+  if (!prefix && stats.empty()) stats = fp_statistics(net, calib, layers, cache_hit, calib_seconds);
   std::map<int, LayerOutcome> done;
   const std::string of = "/" + std::to_string(layers.size());
   for (size_t k = 0; k < layers.size(); ++k) {
     const int i = layers[k];
+    const std::string step = std::to_string(k + 1) + of;
     quant::SecondMoment one;
     if (prefix) {
       auto tc = std::chrono::steady_clock::now();
       one = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options,
-                               "calibrate " + std::to_string(k + 1) + of)[0];
+                               "calibrate " + step)[0];
       *calib_seconds += since(tc);
     }
     json key = stats_description(calib);
     key["statistics"] = prefix ? "quantized_prefix" : "fp";
     key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
-    if (prefix) key["prefix_layers"] = json(std::vector<int>(layers.begin(), layers.begin() + k));
+    if (prefix || data)
+      key["prefix_layers"] = json(std::vector<int>(layers.begin(), layers.begin() + k));
+    std::function<quant::LayerInputs()> inputs;
+    if (data)
+      inputs = [&] {
+        auto tc = std::chrono::steady_clock::now();
+        quant::LayerInputs in;
+        net.restore_fp();
+        in.fp = capture_layer_inputs(net, *calib.data, calib.indices, i, calib.options,
+                                     "inputs fp " + step);
+        for (size_t j = 0; j < k; ++j) set_dequantized(net, layers[j], done[layers[j]].q);
+        in.quantized = capture_layer_inputs(net, *calib.data, calib.indices, i, calib.options,
+                                            "inputs quantized " + step);
+        if (in.fp.sizes() != in.quantized.sizes())
+          throw InputError("layer " + net.layers()[static_cast<size_t>(i)].name +
+                           ": its calibration inputs have another shape once the earlier layers "
+                           "are quantized; AdaRound's data objective needs the same inputs");
+        *calib_seconds += since(tc);
+        return in;
+      };
     done[i] = quantize_adaround(net, i, layer_bits(w, i, count), w, prefix ? one : stats[k],
-                                calib.cache_dir, key, "adaround " + std::to_string(k + 1) + of);
+                                calib.cache_dir, key, "adaround " + step, inputs);
     if (prefix) set_dequantized(net, i, done[i].q);
   }
+  if (data) net.restore_fp();
   return done;
 }
 
@@ -227,6 +252,13 @@ bool uses_calibration(const WeightConfig& w) {
   return w.method == WeightMethod::kMultipoint || w.method == WeightMethod::kGptq ||
          w.method == WeightMethod::kAdaround ||
          (w.method == WeightMethod::kBitAlloc && w.bit_alloc_by_output_error);
+}
+
+bool uses_adaround_data(const WeightConfig& w) {
+  const bool adaround =
+      w.method == WeightMethod::kAdaround ||
+      (w.method == WeightMethod::kMultipoint && w.first_point == FirstPointMethod::kAdaround);
+  return adaround && w.adaround.objective == quant::AdaroundObjective::kData;
 }
 
 int layer_bits(const WeightConfig& w, int index, int count) {
@@ -314,7 +346,7 @@ void one_point_layers(NetworkRun& r) {
   std::map<int, LayerOutcome> done;
   r.local([&] {
     if (w.method == WeightMethod::kAdaround) {
-      done = adaround_layers(r.net, w, r.calib, r.mine, r.count, &r.out.stats_cache_hit,
+      done = adaround_layers(r.net, w, r.calib, r.mine, r.count, {}, &r.out.stats_cache_hit,
                              &r.calib_seconds);
       return;
     }
@@ -363,7 +395,12 @@ quant::Allocation allocated_layers(NetworkRun& r, const quant::AllocationOptions
     std::vector<LayerOutcome> firsts;  // GPTQ's or AdaRound's first points of `mine`
     if (multipoint && w.first_point == FirstPointMethod::kGptq)
       firsts = quantize_gptq(r.net, r.mine, r.bits_of(r.mine), w, stats);
-    if (multipoint && w.first_point == FirstPointMethod::kAdaround) {
+    if (multipoint && w.first_point == FirstPointMethod::kAdaround &&
+        w.adaround.objective == quant::AdaroundObjective::kData) {
+      auto m = adaround_layers(r.net, w, r.calib, r.mine, r.count, stats, &r.out.stats_cache_hit,
+                               &r.calib_seconds);
+      for (int i : r.mine) firsts.push_back(std::move(m[i]));
+    } else if (multipoint && w.first_point == FirstPointMethod::kAdaround) {
       json key = stats_description(r.calib);
       key["statistics"] = "fp";
       key["layer_rules"] = {layer_rule_name(w.first_layer), layer_rule_name(w.last_layer)};
@@ -470,6 +507,10 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     throw ConfigError(
         "/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run "
         "layer-parallel");
+  if (dist && uses_adaround_data(w))
+    throw ConfigError(
+        "/weights/adaround/objective: \"data\" is sequential over layers (each layer's inputs "
+        "come from the quantized earlier ones) and cannot run layer-parallel");
   r.mine = r.todo;  // which layers this process handles
   if (dist) {
     std::vector<double> cost;

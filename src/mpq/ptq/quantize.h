@@ -91,6 +91,8 @@ struct WeightConfig {
 
 /// True if the method needs calibration data.
 bool uses_calibration(const WeightConfig& w);
+/// True if AdaRound runs with the data objective (AdaRound, or multipoint on its first point).
+bool uses_adaround_data(const WeightConfig& w);
 
 struct CalibrationContext {
   const data::Dataset* data = nullptr;

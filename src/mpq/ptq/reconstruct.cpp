@@ -9,6 +9,7 @@
 #include "mpq/quant/gptq.h"
 #include "mpq/store/h5.h"
 #include "mpq/util/atomic_file.h"
+#include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
@@ -141,7 +142,8 @@ void save_adaround(const std::string& path, const std::string& key, const LayerO
 LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
                                const WeightConfig& w, const quant::SecondMoment& stats,
                                const std::string& cache_dir, const json& stats_key,
-                               const std::string& label) {
+                               const std::string& label,
+                               const std::function<quant::LayerInputs()>& data_inputs) {
   const auto& L = net.layers()[static_cast<size_t>(index)];
   const auto& ao = w.adaround;
   const char* grid = ao.grid == quant::RangeMethod::kMse ? "mse" : "max";
@@ -160,6 +162,14 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
                  {"lr", ao.lr},
                  {"grid", grid}}},
                {"version", 1}};
+  const bool data = ao.objective == quant::AdaroundObjective::kData;
+  MPQ_ASSERT(!data || data_inputs, "the data objective needs the layer's inputs");
+  if (data) {  // absent for the statistics objective: its keys stay those of earlier versions
+    desc["adaround"]["objective"] = quant::adaround_objective_name(ao.objective);
+    desc["adaround"]["batch_size"] = ao.batch_size;
+    desc["adaround"]["seed"] = ao.seed;
+    desc["adaround"]["activation"] = L.activation.name();
+  }
   const std::string key = sha256_hex(desc.dump());
   const std::string path = cache_dir.empty() ? "" : cache_dir + "/adaround/" + key + ".h5";
   LayerOutcome o;
@@ -177,10 +187,28 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
 
   const int64_t groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1;
   const float* fw = net.fp_weight(L.index).data_ptr<float>();
-  Progress bar(label, ao.iterations * L.c_out);
-  auto r = quant::adaround_layer(fw, L.c_out, L.d(), groups, bits, w.granularity, stats, ao,
-                                 [&](int64_t n) { bar.advance(n); });
-  bar.finish();
+  quant::AdaroundResult r;
+  int64_t inputs_used = 0;
+  if (data) {
+    const auto inputs = data_inputs();
+    inputs_used = inputs.fp.size(0);
+    quant::LayerOp op;
+    op.conv = L.kind == model::LayerKind::kConv2d;
+    op.stride = L.stride;
+    op.padding = L.padding;
+    op.dilation = L.dilation;
+    op.groups = groups;
+    op.activation = L.activation;
+    Progress bar(label, ao.iterations * L.c_out);
+    r = quant::adaround_layer_data(net.fp_weight(L.index), net.fp_bias(L.index), op, inputs, bits,
+                                   w.granularity, stats, ao, [&](int64_t n) { bar.advance(n); });
+    bar.finish();
+  } else {
+    Progress bar(label, ao.iterations * L.c_out);
+    r = quant::adaround_layer(fw, L.c_out, L.d(), groups, bits, w.granularity, stats, ao,
+                              [&](int64_t n) { bar.advance(n); });
+    bar.finish();
+  }
   o.quantized = true;
   o.q = std::move(r.q);
   double we = 0, wq = 0;
@@ -207,6 +235,17 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
   a["output_rel_error_rtn"] = oe > 0 ? total(r.rtn_output_error) / oe : 0.0;
   a["stats_sampled_rows"] = stats.sampled_rows;
   a["stats_rows_seen"] = stats.rows_seen;
+  if (data) {
+    a["adaround_objective"] = quant::adaround_objective_name(ao.objective);
+    a["adaround_batch_size"] = ao.batch_size;
+    a["adaround_seed"] = ao.seed;
+    a["adaround_activation"] = L.activation.name();
+    a["adaround_inputs"] = inputs_used;
+    // objective_soft is the data objective's here, relative to the target's energy
+    a["adaround_objective_soft"] = r.data_energy > 0 ? r.objective_soft / r.data_energy : 0.0;
+    a["adaround_data_error_final"] = r.data_energy > 0 ? r.data_error / r.data_energy : 0.0;
+    a["adaround_data_error_rtn"] = r.data_energy > 0 ? r.data_rtn_error / r.data_energy : 0.0;
+  }
   if (!path.empty()) save_adaround(path, key, o);
   a["adaround_cache_hit"] = false;
   return o;

@@ -3,6 +3,7 @@
 // parameters and per-layer errors for the trial file (docs/trial-file-format.md).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,9 +25,13 @@ std::vector<LayerOutcome> quantize_gptq(const model::Network& net, const std::ve
 /// keyed by `stats_key` (what the statistics depend on), the layer, its bits and granularity and
 /// every AdaRound option, so trials and ranks share each layer's optimization (cache_dir "" =
 /// no cache). Written to a temporary name, fsynced and renamed; an unreadable file is recomputed.
+/// With the data objective (w.adaround.objective) `data_inputs` gives the layer's calibration
+/// inputs (called on a cache miss only; `stats_key` must then name the quantized prefix) and
+/// `stats` serves the comparison errors only.
 LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
                                const WeightConfig& w, const quant::SecondMoment& stats,
                                const std::string& cache_dir, const nlohmann::json& stats_key,
-                               const std::string& label);
+                               const std::string& label,
+                               const std::function<quant::LayerInputs()>& data_inputs = {});
 
 }  // namespace mpq::ptq

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <exception>
+#include <numeric>
+#include <random>
 
 #include "mpq/quant/gptq.h"
 #include "mpq/quant/grid.h"
@@ -112,6 +115,10 @@ double run_block(const float* w, const double* steps, int64_t rows, int64_t d,
 
 }  // namespace
 
+const char* adaround_objective_name(AdaroundObjective o) {
+  return o == AdaroundObjective::kData ? "data" : "statistics";
+}
+
 AdaroundResult adaround_layer(const float* w, int64_t c_out, int64_t d, int64_t groups, int bits,
                               Granularity granularity, const SecondMoment& stats,
                               const AdaroundOptions& o,
@@ -165,6 +172,208 @@ AdaroundResult adaround_layer(const float* w, int64_t c_out, int64_t d, int64_t 
   res.rtn_output_error = std::move(cmp.rtn_output_error);
   res.output_energy = std::move(cmp.output_energy);
   res.rows_kept_rtn = cmp.rows_kept_rtn;
+  for (size_t i = 0; i < q.codes.size(); ++i) {
+    res.rounded_up += q.codes[i] > cmp.rtn_codes[i];
+    res.rounded_down += q.codes[i] < cmp.rtn_codes[i];
+  }
+  return res;
+}
+
+// ---- The data objective (asymmetric reconstruction) ----------------------------------------
+
+torch::Tensor OutputActivation::apply(const torch::Tensor& y) const {
+  switch (kind) {
+    case Kind::kRelu:
+      return torch::relu(y);
+    case Kind::kClip:
+      return torch::clamp(y, 0.0, max);
+    case Kind::kNone:
+      break;
+  }
+  return y;
+}
+
+std::string OutputActivation::name() const {
+  switch (kind) {
+    case Kind::kRelu:
+      return "relu";
+    case Kind::kClip: {
+      char b[64];
+      std::snprintf(b, sizeof b, "clip(0, %g)", max);
+      return b;
+    }
+    case Kind::kNone:
+      break;
+  }
+  return "none";
+}
+
+torch::Tensor LayerOp::forward(const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& bias) const {
+  if (!conv) return torch::linear(x, w, bias);
+  return torch::conv2d(x, w, bias, stride, padding, dilation, groups);
+}
+
+namespace {
+
+// Inputs per chunk when a whole calibration set goes through the layer without gradients.
+constexpr int64_t kDataChunk = 64;
+
+// The output channel's dimension of the layer's output (conv: 1; linear: the last).
+int64_t channel_dim(const LayerOp& op, const torch::Tensor& y) {
+  return op.conv ? 1 : y.dim() - 1;
+}
+
+// f_a(W x) of every input, in chunks, without gradients.
+torch::Tensor layer_target(const LayerOp& op, const torch::Tensor& x, const torch::Tensor& w,
+                           const torch::Tensor& bias) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < x.size(0); i += kDataChunk)
+    parts.push_back(op.activation.apply(
+        op.forward(x.narrow(0, i, std::min(kDataChunk, x.size(0) - i)), w, bias)));
+  return torch::cat(parts);
+}
+
+// Per output channel: Σ over the output rows of all inputs of (f_a(W~ x~) - target)² (or of
+// target² with `energy`), float64 sums of float32 chunks. *rows receives the row count.
+std::vector<double> channel_errors(const LayerOp& op, const torch::Tensor& x,
+                                   const torch::Tensor& wq, const torch::Tensor& bias,
+                                   const torch::Tensor& target, bool energy, int64_t* rows) {
+  torch::NoGradGuard no_grad;
+  const int64_t c_out = wq.size(0);
+  torch::Tensor acc = torch::zeros({c_out}, torch::kFloat64);
+  *rows = 0;
+  for (int64_t i = 0; i < x.size(0); i += kDataChunk) {
+    const int64_t n = std::min(kDataChunk, x.size(0) - i);
+    auto t = target.narrow(0, i, n);
+    auto e = energy ? t.pow(2)
+                    : (op.activation.apply(op.forward(x.narrow(0, i, n), wq, bias)) - t).pow(2);
+    e = e.transpose(0, channel_dim(op, e)).reshape({c_out, -1});
+    *rows += e.size(1);
+    acc += e.sum(1, false, torch::kFloat64);
+  }
+  auto a = acc.contiguous();
+  return std::vector<double>(a.data_ptr<double>(), a.data_ptr<double>() + c_out);
+}
+
+}  // namespace
+
+AdaroundResult adaround_layer_data(const torch::Tensor& w, const torch::Tensor& bias,
+                                   const LayerOp& op, const LayerInputs& inputs, int bits,
+                                   Granularity granularity, const SecondMoment& stats,
+                                   const AdaroundOptions& o,
+                                   const std::function<void(int64_t)>& progress) {
+  MPQ_ASSERT(o.iterations >= 1 && o.warmup >= 0 && o.warmup < 1 && o.batch_size >= 1,
+             "AdaRound options");
+  MPQ_ASSERT(inputs.fp.defined() && inputs.quantized.defined() &&
+                 inputs.fp.sizes() == inputs.quantized.sizes() && inputs.fp.size(0) >= 1,
+             "AdaRound inputs");
+  const int64_t c_out = w.size(0), d = w.numel() / c_out, n = inputs.fp.size(0);
+  const int L = max_level(bits);
+  const torch::Tensor w2 = w.reshape({c_out, d}).to(torch::kFloat32).contiguous();
+  const float* wp = w2.data_ptr<float>();
+  const auto steps = gptq_steps(wp, c_out, d, bits, granularity, o.grid);
+
+  AdaroundResult res;
+  QuantizedLayer& q = res.q;
+  q = single_point_layout(c_out, d, bits, steps);
+
+  // Steps, floor(W / s) and V0 with h(V0) = frac(W / s); an all-zero row (step 0) stays 0.
+  auto s = torch::tensor(std::vector<double>(steps), torch::kFloat64)
+               .to(torch::kFloat32)
+               .view({c_out, 1});
+  auto live = s > 0;
+  auto x = w2 / torch::where(live, s, torch::ones_like(s));
+  auto fl = torch::where(live, torch::floor(x), torch::zeros_like(x));
+  auto rest = torch::clamp(x - fl, 0.0, 1.0);
+  auto v0 = -torch::log((kZeta - kGamma) / (rest - kGamma) - 1.0f);
+  torch::Tensor V = torch::where(live, v0, torch::full_like(v0, -10.0f)).detach().clone();
+  V.set_requires_grad(true);
+
+  const torch::Tensor target = layer_target(op, inputs.fp, w, bias);
+  auto weight_of = [&](const torch::Tensor& h) {
+    return (s * torch::clamp(fl + h, static_cast<double>(-L), static_cast<double>(L)))
+        .view(w.sizes());
+  };
+  auto h_of = [&](const torch::Tensor& v) {
+    return torch::clamp(torch::sigmoid(v) * (kZeta - kGamma) + kGamma, 0.0, 1.0);
+  };
+
+  torch::optim::Adam adam(std::vector<torch::Tensor>{V},
+                          torch::optim::AdamOptions(o.lr).betas({kAdamB1, kAdamB2}).eps(kAdamEps));
+  std::mt19937_64 rng(o.seed);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  const int64_t batch = std::min(o.batch_size, n);
+  const int64_t warm = static_cast<int64_t>(o.warmup * static_cast<double>(o.iterations));
+  int64_t reported = 0;  // iterations told to `progress`
+  for (int64_t t = 0; t < o.iterations; ++t) {
+    torch::Tensor xb = inputs.quantized, tb = target;
+    if (batch < n) {  // partial Fisher-Yates: `batch` distinct inputs
+      for (int64_t k = 0; k < batch; ++k) {
+        std::uniform_int_distribution<int64_t> pick(k, n - 1);
+        std::swap(order[static_cast<size_t>(k)], order[static_cast<size_t>(pick(rng))]);
+      }
+      auto idx = torch::from_blob(order.data(), {batch}, torch::kInt64);
+      xb = inputs.quantized.index_select(0, idx);
+      tb = target.index_select(0, idx);
+    }
+    auto h = h_of(V);
+    auto y = op.activation.apply(op.forward(xb, weight_of(h), bias));
+    auto loss = (y - tb).pow(2).sum() / static_cast<double>(y.numel() / c_out);
+    if (t >= warm) loss = loss + o.lambda * (1 - (2 * h - 1).abs().pow(beta_at(o, t))).sum();
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+    if (progress && ((t + 1) % 50 == 0 || t + 1 == o.iterations)) {
+      progress(c_out * (t + 1 - reported));
+      reported = t + 1;
+    }
+  }
+
+  // The soft objective on every input, the hard rounding, and the guard per row.
+  torch::NoGradGuard no_grad;
+  int64_t rows = 0;
+  const auto hs = h_of(V);
+  for (double e : channel_errors(op, inputs.quantized, weight_of(hs), bias, target, false, &rows))
+    res.objective_soft += e;
+  res.objective_soft /= static_cast<double>(rows);
+  res.undecided = ((hs > 0.01) & (hs < 0.99)).sum().item<int64_t>();
+  auto codes = torch::clamp(fl + (V >= 0).to(torch::kFloat32), static_cast<double>(-L),
+                            static_cast<double>(L))
+                   .to(torch::kInt8)
+                   .contiguous();
+  std::copy(codes.data_ptr<int8_t>(), codes.data_ptr<int8_t>() + c_out * d, q.codes.begin());
+  std::vector<int8_t> rtn(static_cast<size_t>(c_out * d));
+  for (int64_t c = 0; c < c_out; ++c)
+    quantize_rtn(wp + c * d, d, q.scales[static_cast<size_t>(c)], L, rtn.data() + c * d);
+  auto dequant = [&](std::vector<int8_t>& cd) {
+    return (s * torch::from_blob(cd.data(), {c_out, d}, torch::kInt8).to(torch::kFloat32))
+        .view(w.sizes());
+  };
+  const auto e_q =
+      channel_errors(op, inputs.quantized, dequant(q.codes), bias, target, false, &rows);
+  const auto e_r = channel_errors(op, inputs.quantized, dequant(rtn), bias, target, false, &rows);
+  const auto e_0 = channel_errors(op, inputs.quantized, w, bias, target, true, &rows);
+  for (int64_t c = 0; c < c_out; ++c) {
+    const size_t k = static_cast<size_t>(c);
+    double e = e_q[k];
+    if (e_q[k] > e_r[k]) {
+      std::copy(rtn.begin() + c * d, rtn.begin() + (c + 1) * d, q.codes.begin() + c * d);
+      e = e_r[k];
+      res.rows_kept_rtn++;
+    }
+    res.data_error += e / static_cast<double>(rows);
+    res.data_rtn_error += e_r[k] / static_cast<double>(rows);
+    res.data_energy += e_0[k] / static_cast<double>(rows);
+  }
+
+  // The statistics' view, for comparison with the other methods (no guard), and the decisions.
+  auto cmp = guard_against_rtn(wp, stats, q, false);
+  res.output_error = std::move(cmp.output_error);
+  res.rtn_output_error = std::move(cmp.rtn_output_error);
+  res.output_energy = std::move(cmp.output_energy);
   for (size_t i = 0; i < q.codes.size(); ++i) {
     res.rounded_up += q.codes[i] > cmp.rtn_codes[i];
     res.rounded_down += q.codes[i] < cmp.rtn_codes[i];

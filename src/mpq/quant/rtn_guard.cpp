@@ -27,7 +27,8 @@ QuantizedLayer single_point_layout(int64_t c_out, int64_t d, int bits,
   return q;
 }
 
-RtnComparison guard_against_rtn(const float* w, const SecondMoment& stats, QuantizedLayer& q) {
+RtnComparison guard_against_rtn(const float* w, const SecondMoment& stats, QuantizedLayer& q,
+                                bool guard) {
   const int64_t c_out = q.c_out, d = q.d, groups = stats.groups, per = c_out / groups;
   const int L = max_level(q.bits);
   RtnComparison r;
@@ -55,7 +56,7 @@ RtnComparison guard_against_rtn(const float* w, const SecondMoment& stats, Quant
       r.output_error[c] = e_q[i];
       r.rtn_output_error[c] = e_r[i];
       r.output_energy[c] = e_0[i];
-      if (e_q[i] > e_r[i]) {
+      if (guard && e_q[i] > e_r[i]) {
         const int64_t row = r0 + k;
         std::copy(r.rtn_codes.begin() + row * d, r.rtn_codes.begin() + (row + 1) * d,
                   q.codes.begin() + row * d);

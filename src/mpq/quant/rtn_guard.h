@@ -26,7 +26,8 @@ struct RtnComparison {
 /// Output errors of q's codes and of round-to-nearest on q's steps (the harness's float32 GEMMs
 /// with float64 row sums, output_error.h); every row worse than round-to-nearest gets its codes.
 /// Fills q.weight_error with ||w_c - w~_c||² of the final codes. w: [c_out, d], group of row c =
-/// c / (c_out / stats.groups).
-RtnComparison guard_against_rtn(const float* w, const SecondMoment& stats, QuantizedLayer& q);
+/// c / (c_out / stats.groups). With `guard` false nothing is replaced (the comparison only).
+RtnComparison guard_against_rtn(const float* w, const SecondMoment& stats, QuantizedLayer& q,
+                                bool guard = true);
 
 }  // namespace mpq::quant

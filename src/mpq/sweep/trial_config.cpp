@@ -107,7 +107,8 @@ const Schema& trial_schema() {
                  "adaround"},
                 "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier "
                 "channel splitting; bit_alloc: per-channel bits; multipoint; gptq: GPTQ on the "
-                "calibration statistics; adaround: learned rounding on the calibration statistics")
+                "calibration statistics; adaround: learned rounding (on the calibration "
+                "statistics, or on data: /weights/adaround/objective)")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
                 "one scale per output channel, or one per layer (per-tensor)")
@@ -146,6 +147,13 @@ const Schema& trial_schema() {
         .number("/weights/adaround/lr", 1e-3, 0.0, 1.0, "adaround: Adam learning rate")
         .choice("/weights/adaround/grid", "mse", {"mse", "max"},
                 "adaround: step of each channel (or of the layer), fixed before the optimization")
+        .choice("/weights/adaround/objective", "statistics", {"statistics", "data"},
+                "adaround: reconstruct the layer's output from the calibration statistics (FP "
+                "inputs, no activation, no data pass) or on the calibration data with the "
+                "earlier layers quantized and the activation after the layer (the paper's "
+                "asymmetric reconstruction)")
+        .integer("/weights/adaround/batch_size", 32, 1, 1 << 20,
+                 "adaround, objective data: calibration inputs per iteration (drawn with /seed)")
         .choice("/weights/multipoint/first_point", "mse", {"mse", "rtn", "gptq", "adaround"},
                 "first point of every channel: MSE-optimal (the paper's), max-range "
                 "round-to-nearest, GPTQ's or AdaRound's (settings in /weights/gptq, "
@@ -272,6 +280,11 @@ json trial_identity(const TrialConfig& cfg) {
     if (policy != quant::Policy::kUniform) m.erase("points");
     if (w.first_point == ptq::FirstPointMethod::kMse) m.erase("first_point");  // ids from before
   }
+  if (id["weights"].contains("adaround") &&
+      w.adaround.objective == quant::AdaroundObjective::kStatistics) {
+    id["weights"]["adaround"].erase("objective");  // ids from before the data objective
+    id["weights"]["adaround"].erase("batch_size");
+  }
   if (!cfg.activations.enabled()) id["activations"] = {{"bits", 32}};
   if (!cfg.uses_calibration_data()) id.erase("calibration");
   id["identity_version"] = 3;
@@ -311,6 +324,10 @@ std::vector<std::string> check_trial_semantics(const TrialConfig& cfg) {
         "/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier "
         "ones are final, so the allocation must be per layer: set /weights/multipoint/scope to "
         "\"layer\" or use policy \"threshold\" or \"uniform\"");
+  if (ptq::uses_adaround_data(w) && w.statistics == ptq::Statistics::kQuantizedPrefix)
+    problems.push_back(
+        "/weights/adaround/objective: \"data\" already reconstructs on the inputs of the "
+        "quantized earlier layers; set /calibration/statistics to \"fp\"");
   const int abits = cfg.activations.bits;
   if ((abits < 2 || abits > 8) && abits != 32)
     problems.push_back("/activations/bits: must be in [2, 8], or 32 for full precision, got " +
@@ -453,6 +470,10 @@ void parse_weights(const json& r, TrialConfig& t) {
   w.adaround.warmup = ar["warmup"];
   w.adaround.lr = ar["lr"];
   w.adaround.grid = ar["grid"] == "max" ? quant::RangeMethod::kMax : quant::RangeMethod::kMse;
+  w.adaround.objective = ar["objective"] == "data" ? quant::AdaroundObjective::kData
+                                                   : quant::AdaroundObjective::kStatistics;
+  w.adaround.batch_size = ar["batch_size"];
+  w.adaround.seed = r["seed"];
   const json& gq = j["gptq"];
   w.gptq.grid = gq["grid"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
   w.gptq.damp = gq["damp"];
