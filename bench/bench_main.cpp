@@ -6,6 +6,9 @@
 //                        synthetic calibration statistics) at 4 bits, 1 point + 10% extra
 //   mpq_bench gptq [act_order]   GPTQ (quant/gptq.h) of the same ResNet-18 shapes and statistics
 //   mpq_bench adaround [ITERATIONS]   AdaRound (quant/adaround.h) of the same shapes, per layer
+//   mpq_bench adaround_data [ITERATIONS] [INPUTS] [BATCH]   AdaRound's data objective on the same
+//                                     shapes at 224x224 (synthetic inputs): per-iteration and
+//                                     fixed cost per layer, memory
 //   mpq_bench search     exact coefficient search vs a 1024-candidate grid: error and speed
 //   mpq_bench calib [MODEL.pt...]   calibration statistics vs one FP forward pass on the same
 //                        images, and per layer against the FLOP floor (plus the given archives)
@@ -252,6 +255,87 @@ int bench_adaround(int64_t iterations) {
               "peak RSS %.0f MB (%.0f MB before: weights + statistics)\n",
               total, static_cast<long long>(iterations),
               1e3 * total / static_cast<double>(iterations), peak_rss_mb(), rss_before);
+  return 0;
+}
+
+// --- adaround_data ---------------------------------------------------------------------------
+
+// AdaRound's data objective on ResNet-18's layers at ImageNet resolution: `n` synthetic
+// calibration inputs per layer (post-ReLU-like x, x~ = x + noise), minibatches of `batch`. Each
+// layer runs twice, with 1 and with `iterations` iterations: the difference gives the cost of
+// one iteration, the first run the fixed cost (target, final objective, guard over all inputs).
+int bench_adaround_data(int64_t iterations, int64_t n, int64_t batch) {
+  auto [shapes, weights, stats, params] = resnet18_layers();
+  if (iterations < 2 || n < 1 || batch < 1) {
+    std::fprintf(stderr, "usage: mpq_bench adaround_data [ITERATIONS >= 2] [INPUTS] [BATCH]\n");
+    return 2;
+  }
+  std::printf("AdaRound, data objective, on ResNet-18 shapes at 224x224: %zu layers, %.2fM weights, "
+              "4 bits per channel, MSE grid, %lld inputs per layer, minibatches of %lld, %d threads\n",
+              shapes.size(), static_cast<double>(params) / 1e6, static_cast<long long>(n),
+              static_cast<long long>(batch), default_threads());
+  std::printf("| layer | c_out x d | input | f_a | inputs + target MB | fixed s | ms / iteration | "
+              "data objective / RTN's |\n|---:|---|---|---|---:|---:|---:|---:|\n");
+  const double rss_before = peak_rss_mb();
+  double per_iteration = 0, fixed = 0, largest_mb = 0;
+  int block_conv = 0;  // position in a BasicBlock: its first conv has ReLU after it
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const Shape& sh = shapes[i];
+    const bool fc = i + 1 == shapes.size();
+    quant::LayerOp op;
+    int64_t hw = sh.hw_out;
+    torch::Tensor w = weights[i];
+    if (fc) {
+      op.conv = false;
+    } else {
+      w = w.view({sh.c_out, sh.c_in, sh.k, sh.k});
+      const bool strided = i == 0 || sh.c_in != sh.c_out;
+      op.stride = strided ? std::vector<int64_t>{2, 2} : std::vector<int64_t>{1, 1};
+      op.padding = {sh.k / 2, sh.k / 2};
+      hw = strided ? 2 * sh.hw_out : sh.hw_out;
+      const bool downsample = sh.k == 1;
+      if (i == 0 || (!downsample && block_conv == 0))
+        op.activation.kind = quant::OutputActivation::Kind::kRelu;
+      if (i > 0 && !downsample) block_conv = 1 - block_conv;
+    }
+    auto x = fc ? torch::randn({n, sh.c_in}).relu_() : torch::randn({n, sh.c_in, hw, hw}).relu_();
+    auto xq = x + 0.05 * torch::randn_like(x);
+    const auto bias = torch::zeros({sh.c_out});
+    const int64_t out_hw = fc ? 1 : sh.hw_out;
+    const double mb = 4.0 * static_cast<double>(n) *
+                      (2.0 * static_cast<double>(x[0].numel()) +
+                       static_cast<double>(sh.c_out * out_hw * out_hw)) / 1e6;
+    largest_mb = std::max(largest_mb, mb);
+    quant::AdaroundOptions o;
+    o.objective = quant::AdaroundObjective::kData;
+    o.batch_size = batch;
+    o.iterations = 1;
+    if (i == 0)  // untimed: the kernels' first use (oneDNN primitive creation)
+      quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel,
+                                 stats[i], o);
+    auto t0 = Clock::now();
+    quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel,
+                               stats[i], o);
+    const double t1 = secs(t0);
+    o.iterations = iterations;
+    t0 = Clock::now();
+    auto r = quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel,
+                                        stats[i], o);
+    const double tk = secs(t0);
+    const double it = std::max(0.0, (tk - t1) / static_cast<double>(iterations - 1));
+    per_iteration += it;
+    fixed += std::max(0.0, t1 - it);
+    std::printf("| %zu | %lld x %lld | %s%lldx%lld | %s | %.0f | %.2f | %.1f | %.3f |\n", i,
+                static_cast<long long>(sh.c_out), static_cast<long long>(weights[i].size(1)),
+                fc ? "" : (std::to_string(sh.c_in) + "x").c_str(), static_cast<long long>(hw),
+                static_cast<long long>(fc ? sh.c_in : hw), op.activation.name().c_str(), mb,
+                std::max(0.0, t1 - it), 1e3 * it, r.data_error / r.data_rtn_error);
+  }
+  std::printf("all layers: %.0f ms per iteration, %.1f s fixed; at 10000 iterations %.2f h; "
+              "largest inputs + target %.0f MB; peak RSS %.0f MB (%.0f MB before: weights + "
+              "statistics)\n",
+              1e3 * per_iteration, fixed, (1e4 * per_iteration + fixed) / 3600.0, largest_mb,
+              peak_rss_mb(), rss_before);
   return 0;
 }
 
@@ -828,7 +912,7 @@ int bench_nms() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: mpq_bench resnet18|gptq|adaround|search|calib|latency|eval|data|map|nms\n");
+    std::fprintf(stderr, "usage: mpq_bench resnet18|gptq|adaround|adaround_data|search|calib|latency|eval|data|map|nms\n");
     return 2;
   }
   set_quiet(true);
@@ -837,6 +921,9 @@ int main(int argc, char** argv) {
   std::string what = argv[1];
   if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
   if (what == "adaround") return bench_adaround(argc > 2 ? std::atoll(argv[2]) : 100);
+  if (what == "adaround_data")
+    return bench_adaround_data(argc > 2 ? std::atoll(argv[2]) : 6, argc > 3 ? std::atoll(argv[3]) : 64,
+                               argc > 4 ? std::atoll(argv[4]) : 32);
   if (what == "gptq") return bench_gptq(argc > 2 && std::string(argv[2]) == "act_order");
   if (what == "search") return bench_search();
   if (what == "calib") return bench_calib(std::vector<std::string>(argv + 2, argv + argc));
