@@ -129,8 +129,10 @@ TEST_CASE("an abandoned claim is taken over at once, keeping its generation", "[
   auto c = b.current("t");
   CHECK(c.generation == 1);  // the file stays: no gap for a racing prober
   CHECK_FALSE(c.live);
+  CHECK(c.abandoned);  // shown as such by `mpq status`, not as a heartbeat 56 years old
   REQUIRE(b.try_claim("t"));
   CHECK(b.current("t").generation == 2);
+  CHECK_FALSE(b.current("t").abandoned);
   b.release("t");
   CHECK(fs::is_empty(dir));
   fs::remove_all(dir);

@@ -106,6 +106,7 @@ ClaimInfo ClaimStore::current(const std::string& id) const {
     if (m < 0) break;
     c.generation = g;
     c.age_seconds = now() - m;
+    c.abandoned = m < 2;  // abandon() sets the file's times to 1 s after the epoch
   }
   if (c.generation == 0) return c;
   c.live = c.age_seconds < lease_;

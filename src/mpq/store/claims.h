@@ -50,6 +50,7 @@ struct ClaimInfo {
   nlohmann::json holder;   ///< WorkerIdentity::to_json of the holder
   double age_seconds = 0;  ///< since the last heartbeat
   bool live = false;       ///< age < lease
+  bool abandoned = false;  ///< given up by its holder (abandon(): mtime set to 1970)
 };
 
 class ClaimStore {

@@ -20,6 +20,7 @@ std::string holder_text(const store::ClaimInfo& c) {
           ? (h.value("slurm_job_id", "").empty() ? h.value("worker", "?")
                                                  : "job " + h.value("slurm_job_id", ""))
           : "job " + h.value("slurm_array_job_id", "") + "_" + h.value("slurm_array_task_id", "");
+  if (c.abandoned) return who + " (abandoned: its run was stopped)";
   char age[64];
   std::snprintf(age, sizeof age, " (%s, heartbeat %.0f s ago)", c.live ? "live" : "stale",
                 c.age_seconds);
