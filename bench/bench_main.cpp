@@ -270,12 +270,14 @@ int bench_adaround_data(int64_t iterations, int64_t n, int64_t batch) {
     std::fprintf(stderr, "usage: mpq_bench adaround_data [ITERATIONS >= 2] [INPUTS] [BATCH]\n");
     return 2;
   }
-  std::printf("AdaRound, data objective, on ResNet-18 shapes at 224x224: %zu layers, %.2fM weights, "
-              "4 bits per channel, MSE grid, %lld inputs per layer, minibatches of %lld, %d threads\n",
-              shapes.size(), static_cast<double>(params) / 1e6, static_cast<long long>(n),
-              static_cast<long long>(batch), default_threads());
-  std::printf("| layer | c_out x d | input | f_a | inputs + target MB | fixed s | ms / iteration | "
-              "data objective / RTN's |\n|---:|---|---|---|---:|---:|---:|---:|\n");
+  std::printf(
+      "AdaRound, data objective, on ResNet-18 shapes at 224x224: %zu layers, %.2fM weights, "
+      "4 bits per channel, MSE grid, %lld inputs per layer, minibatches of %lld, %d threads\n",
+      shapes.size(), static_cast<double>(params) / 1e6, static_cast<long long>(n),
+      static_cast<long long>(batch), default_threads());
+  std::printf(
+      "| layer | c_out x d | input | f_a | inputs + target MB | fixed s | ms / iteration | "
+      "data objective / RTN's |\n|---:|---|---|---|---:|---:|---:|---:|\n");
   const double rss_before = peak_rss_mb();
   double per_iteration = 0, fixed = 0, largest_mb = 0;
   int block_conv = 0;  // position in a BasicBlock: its first conv has ReLU after it
@@ -304,18 +306,19 @@ int bench_adaround_data(int64_t iterations, int64_t n, int64_t batch) {
     const int64_t out_hw = fc ? 1 : sh.hw_out;
     const double mb = 4.0 * static_cast<double>(n) *
                       (2.0 * static_cast<double>(x[0].numel()) +
-                       static_cast<double>(sh.c_out * out_hw * out_hw)) / 1e6;
+                       static_cast<double>(sh.c_out * out_hw * out_hw)) /
+                      1e6;
     largest_mb = std::max(largest_mb, mb);
     quant::AdaroundOptions o;
     o.objective = quant::AdaroundObjective::kData;
     o.batch_size = batch;
     o.iterations = 1;
     if (i == 0)  // untimed: the kernels' first use (oneDNN primitive creation)
-      quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel,
-                                 stats[i], o);
+      quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel, stats[i],
+                                 o);
     auto t0 = Clock::now();
-    quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel,
-                               stats[i], o);
+    quant::adaround_layer_data(w, bias, op, {x, xq}, 4, quant::Granularity::kPerChannel, stats[i],
+                               o);
     const double t1 = secs(t0);
     o.iterations = iterations;
     t0 = Clock::now();
@@ -331,11 +334,12 @@ int bench_adaround_data(int64_t iterations, int64_t n, int64_t batch) {
                 static_cast<long long>(fc ? sh.c_in : hw), op.activation.name().c_str(), mb,
                 std::max(0.0, t1 - it), 1e3 * it, r.data_error / r.data_rtn_error);
   }
-  std::printf("all layers: %.0f ms per iteration, %.1f s fixed; at 10000 iterations %.2f h; "
-              "largest inputs + target %.0f MB; peak RSS %.0f MB (%.0f MB before: weights + "
-              "statistics)\n",
-              1e3 * per_iteration, fixed, (1e4 * per_iteration + fixed) / 3600.0, largest_mb,
-              peak_rss_mb(), rss_before);
+  std::printf(
+      "all layers: %.0f ms per iteration, %.1f s fixed; at 10000 iterations %.2f h; "
+      "largest inputs + target %.0f MB; peak RSS %.0f MB (%.0f MB before: weights + "
+      "statistics)\n",
+      1e3 * per_iteration, fixed, (1e4 * per_iteration + fixed) / 3600.0, largest_mb, peak_rss_mb(),
+      rss_before);
   return 0;
 }
 
@@ -912,7 +916,9 @@ int bench_nms() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: mpq_bench resnet18|gptq|adaround|adaround_data|search|calib|latency|eval|data|map|nms\n");
+    std::fprintf(stderr,
+                 "usage: mpq_bench "
+                 "resnet18|gptq|adaround|adaround_data|search|calib|latency|eval|data|map|nms\n");
     return 2;
   }
   set_quiet(true);
@@ -922,7 +928,8 @@ int main(int argc, char** argv) {
   if (what == "resnet18") return bench_resnet18(argc > 2 ? std::atoi(argv[2]) : 2);
   if (what == "adaround") return bench_adaround(argc > 2 ? std::atoll(argv[2]) : 100);
   if (what == "adaround_data")
-    return bench_adaround_data(argc > 2 ? std::atoll(argv[2]) : 6, argc > 3 ? std::atoll(argv[3]) : 64,
+    return bench_adaround_data(argc > 2 ? std::atoll(argv[2]) : 6,
+                               argc > 3 ? std::atoll(argv[3]) : 64,
                                argc > 4 ? std::atoll(argv[4]) : 32);
   if (what == "gptq") return bench_gptq(argc > 2 && std::string(argv[2]) == "act_order");
   if (what == "search") return bench_search();
