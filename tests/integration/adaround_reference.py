@@ -40,24 +40,10 @@ import torch
 ZETA, GAMMA = 1.1, -0.1
 
 
-def reference(W, sigma, steps, L, iters, lam, b0, b1, warmup, lr):
-    W = torch.tensor(W, dtype=torch.float32)
-    S = torch.tensor(sigma, dtype=torch.float32)
-    s = torch.tensor(steps, dtype=torch.float32)[:, None]
-    x = W / s
-    fl = torch.floor(x)
-    rest = (x - fl).clamp(0, 1)
-    V = (-torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1)).clone().requires_grad_(True)
+def optimize(V, h_of, rec, iters, lam, b0, b1, warmup, lr):
+    """Adam on V for rec(h(V)) plus the regularizer after the warm-up, β decaying linearly."""
     opt = torch.optim.Adam([V], lr=lr)
     warm = int(warmup * iters)
-
-    def h_of(v):
-        return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
-
-    def rec(h):
-        d = s * torch.clamp(fl + h, -L, L) - W
-        return ((d @ S) * d).sum()
-
     for t in range(iters):
         opt.zero_grad()
         h = h_of(V)
@@ -68,6 +54,25 @@ def reference(W, sigma, steps, L, iters, lam, b0, b1, warmup, lr):
             loss = loss + lam * (1 - (2 * h - 1).abs().pow(beta)).sum()
         loss.backward()
         opt.step()
+
+
+def reference(W, sigma, steps, L, iters, lam, b0, b1, warmup, lr):
+    W = torch.tensor(W, dtype=torch.float32)
+    S = torch.tensor(sigma, dtype=torch.float32)
+    s = torch.tensor(steps, dtype=torch.float32)[:, None]
+    x = W / s
+    fl = torch.floor(x)
+    rest = (x - fl).clamp(0, 1)
+    V = (-torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1)).clone().requires_grad_(True)
+
+    def h_of(v):
+        return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+
+    def rec(h):
+        d = s * torch.clamp(fl + h, -L, L) - W
+        return ((d @ S) * d).sum()
+
+    optimize(V, h_of, rec, iters, lam, b0, b1, warmup, lr)
     with torch.no_grad():
         soft = rec(h_of(V)).item()
         hard = (V >= 0).float()
@@ -82,8 +87,6 @@ def reference_data(W, b, xf, xq, steps, L, iters, lam, b0, b1, warmup, lr, pad):
     fl = torch.floor(x)
     rest = (x - fl).clamp(0, 1)
     V = (-torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1)).clone().requires_grad_(True)
-    opt = torch.optim.Adam([V], lr=lr)
-    warm = int(warmup * iters)
     conv = lambda inp, w: torch.relu(torch.nn.functional.conv2d(inp, w, b, padding=pad))
     target = conv(xf, W).detach()
     rows = target.numel() / target.shape[1]
@@ -94,16 +97,7 @@ def reference_data(W, b, xf, xq, steps, L, iters, lam, b0, b1, warmup, lr, pad):
     def rec(h):
         return ((conv(xq, s * torch.clamp(fl + h, -L, L)) - target) ** 2).sum() / rows
 
-    for t in range(iters):
-        opt.zero_grad()
-        h = h_of(V)
-        loss = rec(h)
-        if t >= warm:
-            rel = (t - warm) / (iters - warm)
-            beta = b1 + (b0 - b1) * max(0.0, 1.0 - rel)
-            loss = loss + lam * (1 - (2 * h - 1).abs().pow(beta)).sum()
-        loss.backward()
-        opt.step()
+    optimize(V, h_of, rec, iters, lam, b0, b1, warmup, lr)
     with torch.no_grad():
         soft = rec(h_of(V)).item()
         hard = (V >= 0).float()
