@@ -54,6 +54,7 @@ expect_error 2 "/weights/gptq/damp: must be a number in \[0, 1\]" "$out" -- "${q
 expect_error 2 "/weights/adaround/warmup: must be a number in \[0, 0.99\]" "$out" -- "${q[@]}" --model "$model" --method adaround --set weights.adaround.warmup=1 -o "$out"
 expect_error 2 "/weights/adaround/objective: must be one of \"statistics\", \"data\"" "$out" -- "${q[@]}" --model "$model" --method adaround --set weights.adaround.objective=blocks -o "$out"
 expect_error 2 "/weights/adaround/objective: \"data\" already reconstructs on the inputs of the quantized earlier layers" "$out" -- "${q[@]}" --model "$model" --method adaround --set weights.adaround.objective=data --set calibration.statistics=quantized_prefix -o "$out"
+expect_error 2 "/weights/multipoint/gptq_feedback: needs method \"multipoint\" with first_point \"gptq\"" "$out" -- "${q[@]}" --model "$model" --method multipoint --set weights.multipoint.gptq_feedback=true -o "$out"
 expect_error 2 "/weights/multipoint/first_point: must be one of \"mse\", \"rtn\", \"gptq\", \"adaround\"" "$out" -- "${q[@]}" --model "$model" --method multipoint --set weights.multipoint.first_point=brecq -o "$out"
 expect_error 2 "/weights/ocs/expand_ratio: must be a number in \[0, 1\], got number 1.5" "$out" -- "${q[@]}" --model "$model" --method ocs --set weights.ocs.expand_ratio=1.5 -o "$out"
 expect_error 2 "/weights/ocs/expand_ratio: must be a number in \[0, 1\], got number -0.1" "$out" -- "${q[@]}" --model "$model" --method ocs --set weights.ocs.expand_ratio=-0.1 -o "$out"

@@ -15,6 +15,10 @@ ref="$SRC/tests/integration/gptq_reference.py"
 
 if r=$("$PYTHON" "$ref" random "$LAYER_TOOL" "$d/random" 2>&1); then pass "random layers: $(tail -1 <<<"$r")"
 else fail "random layers: $r"; fi
+# GPTQ's feedback over multipoint layers (weights.multipoint.gptq_feedback) against the same
+# reference with the channel's points rounding each column (gptq_reference.py feedback).
+if r=$("$PYTHON" "$ref" feedback "$LAYER_TOOL" "$d/random" 2>&1); then pass "feedback on random layers: $(tail -1 <<<"$r")"
+else fail "feedback on random layers: $r"; fi
 
 for arch in resnet20 mobilenetv2; do
   m="$ART/models/tiny_$arch.pt"
@@ -87,6 +91,42 @@ for k in gq["layers"]:
     n_extra += int(ppc.sum() - len(ppc))
 print(f"first points identical to GPTQ's on every layer; {n_extra} extra points; top-1 "
       f"{mp['metrics'].attrs['top1']:.4f} vs GPTQ {gq['metrics'].attrs['top1']:.4f}")
+PY
+    ); then pass "$name: $r"; else fail "$name: $r"; fi
+  else fail "$name: $(cat "$d/log")"; fi
+  # The same trial with GPTQ's feedback over all points: the same points and steps, no layer's
+  # output error above the trial without it (the guard, per row), rows of one point carry GPTQ's
+  # codes exactly (one point rounds a column as GPTQ does, in the same operations) except rows
+  # where GPTQ's own guard chose round-to-nearest, and the trial records the feedback.
+  name="${arch}_multipoint_on_gptq_feedback"
+  if "$MPQ" -q quantize --model "$ART/models/tiny_$arch.pt" --method multipoint --bits 4 \
+      --granularity per_channel --set weights.multipoint.first_point=gptq --set calibration.size=64 \
+      --set weights.multipoint.gptq_feedback=true --set data.eval_limit=1000 \
+      -o "$d/$name.h5" >"$d/log" 2>&1; then
+    if r=$("$PYTHON" - "$d/$name.h5" "$d/${arch}_multipoint_on_gptq.h5" \
+        "$d/${arch}_folded_per_channel.h5" <<'PY'
+import sys, h5py, numpy as np
+fb, mp, gq = h5py.File(sys.argv[1]), h5py.File(sys.argv[2]), h5py.File(sys.argv[3])
+kept = lowered = 0
+for k in gq["layers"]:
+    a, b, g = fb["layers"][k], mp["layers"][k], gq["layers"][k]
+    if not g.attrs["quantized"]:
+        continue
+    ppc = a["points_per_channel"][()]
+    assert np.array_equal(ppc, b["points_per_channel"][()]), f"{k}: points per channel"
+    assert np.array_equal(a["scales"][()], b["scales"][()]), f"{k}: steps"
+    # Bounds: the same quantity computed by two code paths in float32 GEMMs with float64 sums.
+    e0, e1 = a.attrs["output_rel_error_before_feedback"], a.attrs["output_rel_error_final"]
+    assert abs(e0 - b.attrs["output_rel_error_final"]) <= 1e-5 * e0 + 1e-12, f"{k}: before {e0}"
+    assert e1 <= e0 * (1 + 1e-9) + 1e-15, f"{k}: feedback raised the error {e0} -> {e1}"
+    lowered += e1 < e0
+    first = np.concatenate([[0], np.cumsum(ppc)[:-1]])
+    one = ppc == 1
+    differ = int((a["codes"][()][first][one] != g["codes"][()][one]).any(axis=1).sum())
+    assert differ <= int(g.attrs["gptq_rows_kept_rtn"]), f"{k}: {differ} one-point rows differ"
+    kept += int(a.attrs["gptq_feedback_rows_kept"])
+print(f"feedback lowered the output error of {lowered} layers, none raised; {kept} rows kept "
+      f"their codes; top-1 {fb['metrics'].attrs['top1']:.4f} vs {mp['metrics'].attrs['top1']:.4f}")
 PY
     ); then pass "$name: $r"; else fail "$name: $r"; fi
   else fail "$name: $(cat "$d/log")"; fi

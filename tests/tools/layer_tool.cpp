@@ -4,6 +4,7 @@
 //   mpq_layer_tool gptq IN.h5 OUT.h5
 //   mpq_layer_tool adaround IN.h5 OUT.h5
 //   mpq_layer_tool adaround_data IN.h5 OUT.h5
+//   mpq_layer_tool gptq_feedback IN.h5 OUT.h5
 //
 // IN:  datasets w float32 [C, d], sigma float32/float64 [G, d, d] (Σ per group);
 //      attrs bits, granularity ("per_channel" | "per_layer"), grid ("max" | "mse"), damp,
@@ -14,18 +15,24 @@
 //      [C], x_fp and x_q float32 [N, C_in, H, W], sigma as above (comparison errors only);
 //      attrs as adaround plus padding, groups, activation ("none", "relu" or the clip's max as
 //      a number), batch_size, seed.
+//      gptq_feedback: as gptq plus points int32 [C] (points of each channel, >= 1): multipoint on
+//      GPTQ's first point with that many greedy points per channel, then gptq_feedback.
 // OUT: codes int8 [C, d], scales float32 [C], output_error, rtn_output_error float64 [C];
+//      gptq_feedback: codes [P, d] and scales [P] of all points (channel-major), points [C],
+//      codes_before [P, d], output_error_before and output_error [C], attr rows_kept.
 //      adaround also attrs objective_soft, undecided, rows_kept_rtn; adaround_data also
 //      data_error, data_rtn_error, data_energy.
 // Exit 2 on usage errors, 1 on anything else, with one line on stderr.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "mpq/quant/adaround.h"
 #include "mpq/quant/gptq.h"
+#include "mpq/quant/multipoint_layer.h"
 #include "mpq/store/h5.h"
 
 namespace {
@@ -155,15 +162,63 @@ int run_gptq(const std::string& in_path, const std::string& out_path) {
   auto gran = a.at("granularity").get<std::string>() == "per_layer"
                   ? quant::Granularity::kPerLayer
                   : quant::Granularity::kPerChannel;
-  auto r = quant::quantize_gptq_layer(w.data(), ws[0], ws[1], ss[0], a.at("bits").get<int>(),
-                                      gran, st, o);
+  auto r = quant::quantize_gptq_layer(w.data(), ws[0], ws[1], ss[0], a.at("bits").get<int>(), gran,
+                                      st, o);
   auto out = store::h5::File::create(out_path);
   store::h5::write_dataset(out, out.id(), "codes", {ws[0], ws[1]}, r.q.codes.data());
   store::h5::write_dataset(out, out.id(), "scales", {ws[0]}, r.q.scales.data());
   store::h5::write_dataset(out, out.id(), "output_error", {ws[0]}, r.output_error.data());
-  store::h5::write_dataset(out, out.id(), "rtn_output_error", {ws[0]},
-                           r.rtn_output_error.data());
+  store::h5::write_dataset(out, out.id(), "rtn_output_error", {ws[0]}, r.rtn_output_error.data());
   store::h5::write_attrs(out, out.id(), {{"rows_kept_rtn", r.rows_kept_rtn}});
+  out.flush();
+  return 0;
+}
+
+int run_gptq_feedback(const std::string& in_path, const std::string& out_path) {
+  using namespace mpq;
+  auto in = store::h5::File::open_read(in_path);
+  std::vector<int64_t> ws, ps;
+  auto w = store::h5::read_dataset<float>(in, in.id(), "w", &ws);
+  auto points = store::h5::read_dataset<int32_t>(in, in.id(), "points", &ps);
+  if (ws.size() != 2 || ps.size() != 1 || ps[0] != ws[0])
+    throw std::invalid_argument(in_path + ": w [C, d] and points [C]");
+  auto st = read_sigma(in, in_path, ws[0], ws[1]);
+  auto a = store::h5::read_attrs(in, in.id());
+  quant::GptqOptions o;
+  o.damp = a.at("damp").get<double>();
+  o.act_order = a.at("act_order").get<int>() != 0;
+  o.block = a.at("block").get<int64_t>();
+  o.grid = a.at("grid").get<std::string>() == "mse" ? quant::RangeMethod::kMse
+                                                    : quant::RangeMethod::kMax;
+  const int bits = a.at("bits").get<int>();
+  auto first =
+      quant::quantize_gptq_layer(w.data(), ws[0], ws[1], st.groups, bits, granularity_of(a), st, o);
+  quant::LayerQuantSpec spec;
+  spec.w = w.data();
+  spec.c_out = ws[0];
+  spec.d = ws[1];
+  spec.groups = st.groups;
+  spec.bits = bits;
+  spec.granularity = granularity_of(a);
+  spec.max_points = *std::max_element(points.begin(), points.end());
+  spec.stats = &st;
+  spec.first = &first.q;
+  auto cand = quant::LayerCandidates::build(spec);
+  std::vector<int> n(points.begin(), points.end());
+  std::vector<int32_t> order(static_cast<size_t>(ws[0] * spec.max_points), -1);
+  auto q = cand.finalize(n, order, quant::Refit::kNone, nullptr, nullptr);
+  const auto before = q.codes;
+  auto fb = quant::gptq_feedback(w.data(), st, o, q);
+  auto out = store::h5::File::create(out_path);
+  const int64_t P = q.total_points(), d = ws[1];
+  store::h5::write_dataset(out, out.id(), "codes", {P, d}, q.codes.data());
+  store::h5::write_dataset(out, out.id(), "codes_before", {P, d}, before.data());
+  store::h5::write_dataset(out, out.id(), "scales", {P}, q.scales.data());
+  store::h5::write_dataset(out, out.id(), "points", {ws[0]}, q.points.data());
+  store::h5::write_dataset(out, out.id(), "output_error_before", {ws[0]},
+                           fb.output_error_before.data());
+  store::h5::write_dataset(out, out.id(), "output_error", {ws[0]}, fb.output_error.data());
+  store::h5::write_attrs(out, out.id(), {{"rows_kept", fb.rows_kept}});
   out.flush();
   return 0;
 }
@@ -172,12 +227,14 @@ int run_gptq(const std::string& in_path, const std::string& out_path) {
 
 int main(int argc, char** argv) {
   const std::string what = argc == 4 ? argv[1] : "";
-  if (what != "gptq" && what != "adaround" && what != "adaround_data") {
-    std::fprintf(stderr, "usage: mpq_layer_tool gptq|adaround|adaround_data IN.h5 OUT.h5\n");
+  if (what != "gptq" && what != "adaround" && what != "adaround_data" && what != "gptq_feedback") {
+    std::fprintf(stderr,
+                 "usage: mpq_layer_tool gptq|adaround|adaround_data|gptq_feedback IN.h5 OUT.h5\n");
     return 2;
   }
   try {
     if (what == "adaround_data") return run_adaround_data(argv[2], argv[3]);
+    if (what == "gptq_feedback") return run_gptq_feedback(argv[2], argv[3]);
     return what == "gptq" ? run_gptq(argv[2], argv[3]) : run_adaround(argv[2], argv[3]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mpq_layer_tool: %s\n", e.what());

@@ -91,6 +91,21 @@ json layer_attrs(const quant::QuantizedLayer& q, const quant::LayerTables& t, co
   return a;
 }
 
+// weights.multipoint.gptq_feedback (gptq.h): re-rounds a finalized multipoint-on-GPTQ layer so
+// the later columns absorb the error of all of a channel's points; returns the final weight and
+// output errors (sums over channels) and records the feedback in the layer's attributes.
+void apply_gptq_feedback(const model::Network& net, int index, const WeightConfig& w,
+                         const quant::SecondMoment& stats, const quant::LayerTables& t,
+                         LayerOutcome& o, double* fwe, double* foe) {
+  const float* wp = net.fp_weight(index).data_ptr<float>();
+  auto fb = quant::gptq_feedback(wp, stats, w.gptq, o.q);
+  *fwe = quant::layer_weight_sq_error(wp, o.q);
+  *foe = sum(fb.output_error);
+  const double oe = sum(t.output_energy);
+  o.attrs["gptq_feedback_rows_kept"] = fb.rows_kept;
+  o.attrs["output_rel_error_before_feedback"] = oe > 0 ? sum(fb.output_error_before) / oe : 0.0;
+}
+
 quant::FirstPoint first_kind(const WeightConfig& w) {
   return w.method == WeightMethod::kMultipoint && w.first_point == FirstPointMethod::kRtn
              ? quant::FirstPoint::kMaxRange
@@ -443,7 +458,9 @@ quant::Allocation allocated_layers(NetworkRun& r, const quant::AllocationOptions
                                 multipoint ? w.refit : quant::Refit::kNone, &fwe, &foe);
       cands.erase(it);  // the greedy state of the layer is no longer needed
       o.quantized = true;
-      o.attrs = layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[slot]);
+      if (w.gptq_feedback) apply_gptq_feedback(r.net, i, w, stats[slot], tables[k], o, &fwe, &foe);
+      o.attrs.update(
+          layer_attrs(o.q, tables[k], w, fwe, foe, stats.empty() ? nullptr : &stats[slot]));
       done[i] = std::move(o);
     }
   });
@@ -481,7 +498,8 @@ quant::Allocation prefix_layers(NetworkRun& r, const quant::AllocationOptions& a
     double fwe = 0, foe = 0;
     o.q = cand.finalize(a.points[0], a.grant_order[0], w.refit, &fwe, &foe);
     o.quantized = true;
-    o.attrs = layer_attrs(o.q, cand.tables(), w, fwe, foe, &stats[0]);
+    if (w.gptq_feedback) apply_gptq_feedback(r.net, i, w, stats[0], cand.tables(), o, &fwe, &foe);
+    o.attrs.update(layer_attrs(o.q, cand.tables(), w, fwe, foe, &stats[0]));
     set_dequantized(r.net, i, o.q);
   }
   return allocation;

@@ -77,8 +77,8 @@ struct WeightConfig {
   quant::PointSearch search;
   quant::RangeSpec range;  ///< rtn (max), aciq, percentile
   double ocs_expand_ratio = 0.02;
-  quant::RangeSpec ocs_range;    ///< range of the split weight (max or mse)
-  double bit_alloc_average = 0;         ///< 0 = the trial's bits
+  quant::RangeSpec ocs_range;             ///< range of the split weight (max or mse)
+  double bit_alloc_average = 0;           ///< 0 = the trial's bits
   bool bit_alloc_by_output_error = true;  ///< rank channels by output (else weight) error
   quant::AllocationOptions allocation;
   quant::Refit refit = quant::Refit::kNone;
@@ -86,7 +86,9 @@ struct WeightConfig {
   Statistics statistics = Statistics::kFp;
   quant::GptqOptions gptq;  ///< gptq, and multipoint with first_point = gptq
   FirstPointMethod first_point = FirstPointMethod::kMse;  ///< multipoint
-  quant::AdaroundOptions adaround;                        ///< adaround
+  /// multipoint on GPTQ: GPTQ's error feedback over all of a channel's points (gptq.h)
+  bool gptq_feedback = false;
+  quant::AdaroundOptions adaround;  ///< adaround
 };
 
 /// True if the method needs calibration data.

@@ -40,7 +40,7 @@
 namespace mpq::quant {
 
 struct GptqOptions {
-  double damp = 0.01;     ///< λ = damp · mean(diag H)
+  double damp = 0.01;      ///< λ = damp · mean(diag H)
   bool act_order = false;  ///< columns by descending diag H
   int64_t block = 128;     ///< columns per block (only changes float64 summation order)
   RangeMethod grid = RangeMethod::kMax;  ///< step of each row (or of the layer): kMax or kMse
@@ -77,6 +77,23 @@ struct GptqLayer {
 std::vector<GptqResult> quantize_gptq_layers(const std::vector<GptqLayer>& layers,
                                              const GptqOptions& options,
                                              const std::function<void()>& done = {});
+
+/// GPTQ's error feedback over a multipoint layer (weights.multipoint.gptq_feedback): multipoint
+/// on GPTQ builds its extra points greedily on what GPTQ's first point leaves, so the error GPTQ
+/// fed forward was the first point's, not the smaller one left after all of a channel's points.
+/// This re-runs GPTQ's column sweep on q (after allocation: the points per channel and every step
+/// stay) with each weight plus the feedback of the earlier columns rounded by the channel's points
+/// in order (the first point rounds it, each extra point rounds what is left, as the greedy
+/// construction does); the error left after all of them is what the later columns absorb. Same
+/// damping, column order and dead inputs as quantize_gptq_layer. Guard: a row whose δᵀΣδ (undamped
+/// Σ) grows keeps its codes. q must be one precision without split channels.
+struct GptqFeedback {
+  std::vector<double> output_error_before;  ///< [c_out] δ_cᵀ Σ δ_c of q as given
+  std::vector<double> output_error;         ///< [c_out] the same after the feedback and guard
+  int64_t rows_kept = 0;                    ///< rows the guard gave their codes back
+};
+GptqFeedback gptq_feedback(const float* w, const SecondMoment& stats, const GptqOptions& options,
+                           QuantizedLayer& q);
 
 /// The steps GPTQ uses: one per row (per channel) or the same for every row (per layer), from
 /// the original weights with options.grid.

@@ -177,6 +177,10 @@ const Schema& trial_schema() {
                 "least-squares refit of the steps once codes are fixed (beyond the paper)")
         .boolean("/weights/multipoint/weighted", false,
                  "importance-weighted greedy objective with s = diag(Σ) (beyond the paper)")
+        .boolean("/weights/multipoint/gptq_feedback", false,
+                 "first_point gptq: after allocation, re-run GPTQ's column sweep so later "
+                 "columns absorb the error left after all of a channel's points, not the first "
+                 "point's (beyond the paper; rows that get worse keep their codes)")
         .choice("/weights/first_layer", "quantize", {"quantize", "fp", "8bit"},
                 "first layer: quantized like the rest, kept full precision, or 8-bit")
         .choice("/weights/last_layer", "quantize", {"quantize", "fp", "8bit"},
@@ -279,6 +283,7 @@ json trial_identity(const TrialConfig& cfg) {
     }
     if (policy != quant::Policy::kUniform) m.erase("points");
     if (w.first_point == ptq::FirstPointMethod::kMse) m.erase("first_point");  // ids from before
+    if (!w.gptq_feedback) m.erase("gptq_feedback");  // ids from before the option
   }
   if (id["weights"].contains("adaround") &&
       w.adaround.objective == quant::AdaroundObjective::kStatistics) {
@@ -324,6 +329,11 @@ std::vector<std::string> check_trial_semantics(const TrialConfig& cfg) {
         "/calibration/statistics: \"quantized_prefix\" measures each layer after the earlier "
         "ones are final, so the allocation must be per layer: set /weights/multipoint/scope to "
         "\"layer\" or use policy \"threshold\" or \"uniform\"");
+  if (w.gptq_feedback &&
+      (w.method != WeightMethod::kMultipoint || w.first_point != ptq::FirstPointMethod::kGptq))
+    problems.push_back(
+        "/weights/multipoint/gptq_feedback: needs method \"multipoint\" with first_point "
+        "\"gptq\"");
   if (ptq::uses_adaround_data(w) && w.statistics == ptq::Statistics::kQuantizedPrefix)
     problems.push_back(
         "/weights/adaround/objective: \"data\" already reconstructs on the inputs of the "
@@ -462,6 +472,7 @@ void parse_weights(const json& r, TrialConfig& t) {
                                 : quant::Refit::kNone;
   w.weighted = mp["weighted"];
   w.first_point = ptq::parse_first_point(mp["first_point"]);
+  w.gptq_feedback = mp["gptq_feedback"];
   const json& ar = j["adaround"];
   w.adaround.iterations = ar["iterations"];
   w.adaround.lambda = ar["lambda"];
