@@ -1,15 +1,29 @@
 // Shared fixtures for tests that need a small real TorchScript model and data.
 #pragma once
 
-#include <string>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <string>
 
 #include "mpq/data/dataset.h"
 #include "mpq/data/loader.h"
 #include "mpq/model/zoo.h"
 
 namespace mpq::test {
+
+/// An empty directory path under the system's temp directory, unique to this process and `name`
+/// (removed if it exists; created when `create`).
+inline std::string fresh_dir(const std::string& name, bool create = true) {
+  namespace fs = std::filesystem;
+  const std::string d =
+      (fs::temp_directory_path() / ("mpq_test_" + name + "_" + std::to_string(::getpid())))
+          .string();
+  fs::remove_all(d);
+  if (create) fs::create_directories(d);
+  return d;
+}
 
 /// A zoo model (width `width`) with non-trivial BatchNorm statistics, saved to `path`.
 inline std::string save_zoo_model(const std::string& arch, const std::string& path,
@@ -44,8 +58,9 @@ class RandomImages : public data::Dataset {
   int64_t num_classes() const override { return 10; }
   std::vector<std::string> class_names() const override { return std::vector<std::string>(10); }
   void read_image(int64_t i, data::ImageData* out) const override {
-    *out = {1, 28, 28, std::vector<uint8_t>(x_.data_ptr<uint8_t>() + i * 784,
-                                            x_.data_ptr<uint8_t>() + (i + 1) * 784)};
+    *out = {1, 28, 28,
+            std::vector<uint8_t>(x_.data_ptr<uint8_t>() + i * 784,
+                                 x_.data_ptr<uint8_t>() + (i + 1) * 784)};
   }
   int64_t label(int64_t) const override { return 0; }
   const data::Preprocess& preprocess() const override { return pre_; }

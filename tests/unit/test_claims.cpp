@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "helpers.h"
 #include "mpq/launch/slurm.h"
 #include "mpq/store/claims.h"
 #include "mpq/util/error.h"
@@ -31,18 +32,10 @@ WorkerIdentity worker(const std::string& id, int pid = static_cast<int>(::getpid
   return w;
 }
 
-std::string fresh_dir(const std::string& name) {
-  const std::string d =
-      (fs::temp_directory_path() / ("mpq_claims_" + name + "_" + std::to_string(::getpid())))
-          .string();
-  fs::remove_all(d);
-  return d;
-}
-
 }  // namespace
 
 TEST_CASE("a claim is exclusive until released", "[claims]") {
-  const auto dir = fresh_dir("exclusive");
+  const auto dir = mpq::test::fresh_dir("claims_exclusive", false);
   ClaimStore a(dir, worker("a"), 60), b(dir, worker("b"), 60);
   REQUIRE(a.try_claim("t1"));
   CHECK_FALSE(b.try_claim("t1"));
@@ -64,7 +57,7 @@ TEST_CASE("a stale claim is taken over and its old holder learns it lost it", "[
   // A test clock instead of sleeping: claims age only when the test says so.
   double t = 1.0e9;
   const ClaimStore::Clock clock = [&t] { return t; };
-  const auto dir = fresh_dir("stale");
+  const auto dir = mpq::test::fresh_dir("claims_stale", false);
   ClaimStore a(dir, worker("a"), 30, clock), b(dir, worker("b"), 30, clock);
   REQUIRE(a.try_claim("t"));
   CHECK(a.heartbeat().empty());
@@ -93,7 +86,7 @@ TEST_CASE("a stale claim is taken over and its old holder learns it lost it", "[
 TEST_CASE("a heartbeat keeps a claim live past its lease", "[claims]") {
   double t = 1.0e9;
   const ClaimStore::Clock clock = [&t] { return t; };
-  const auto dir = fresh_dir("heartbeat");
+  const auto dir = mpq::test::fresh_dir("claims_heartbeat", false);
   ClaimStore a(dir, worker("a"), 40, clock), b(dir, worker("b"), 40, clock);
   REQUIRE(a.try_claim("t"));
   for (int i = 0; i < 6; ++i) {
@@ -111,7 +104,7 @@ TEST_CASE("a heartbeat keeps a claim live past its lease", "[claims]") {
 
 TEST_CASE("the real clock: a claim not renewed goes stale after its lease", "[claims]") {
   // One check on the kernel's clock and mtimes (the default), with a margin of 4x the lease.
-  const auto dir = fresh_dir("realclock");
+  const auto dir = mpq::test::fresh_dir("claims_realclock", false);
   ClaimStore a(dir, worker("a"), 0.1), b(dir, worker("b"), 0.1);
   REQUIRE(a.try_claim("t"));
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
@@ -121,7 +114,7 @@ TEST_CASE("the real clock: a claim not renewed goes stale after its lease", "[cl
 }
 
 TEST_CASE("an abandoned claim is taken over at once, keeping its generation", "[claims]") {
-  const auto dir = fresh_dir("abandon");
+  const auto dir = mpq::test::fresh_dir("claims_abandon", false);
   ClaimStore a(dir, worker("a"), 3600), b(dir, worker("b"), 3600);
   REQUIRE(a.try_claim("t"));
   a.abandon("t");
@@ -139,7 +132,7 @@ TEST_CASE("an abandoned claim is taken over at once, keeping its generation", "[
 }
 
 TEST_CASE("a claim of a dead process on this host is stale whatever its lease", "[claims]") {
-  const auto dir = fresh_dir("dead");
+  const auto dir = mpq::test::fresh_dir("claims_dead", false);
   const pid_t child = ::fork();
   if (child == 0) ::_exit(0);
   REQUIRE(child > 0);
@@ -159,7 +152,7 @@ TEST_CASE("a claim of a dead process on this host is stale whatever its lease", 
 }
 
 TEST_CASE("workers racing for the same trials each get a trial at most once", "[claims]") {
-  const auto dir = fresh_dir("race");
+  const auto dir = mpq::test::fresh_dir("claims_race", false);
   constexpr int kWorkers = 8, kTrials = 200;
   std::vector<std::unique_ptr<ClaimStore>> stores;
   for (int w = 0; w < kWorkers; ++w)

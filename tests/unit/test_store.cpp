@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "helpers.h"
 #include "mpq/store/sweep_dir.h"
 #include "mpq/store/trial_file.h"
 #include "mpq/util/atomic_file.h"
@@ -43,17 +44,10 @@ TrialRecord sample_record() {
   return r;
 }
 
-std::string fresh_dir(const std::string& name) {
-  std::string d = "/tmp/mpq_test_store_" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 }  // namespace
 
 TEST_CASE("a trial record survives an HDF5 round trip", "[store]") {
-  std::string dir = fresh_dir("roundtrip");
+  std::string dir = mpq::test::fresh_dir("store_roundtrip");
   std::string path = dir + "/t.h5";
   auto r = sample_record();
   mpq::store::write_trial(path, r);
@@ -85,7 +79,7 @@ TEST_CASE("a trial record survives an HDF5 round trip", "[store]") {
 }
 
 TEST_CASE("truncated or incomplete trial files are detected", "[store]") {
-  std::string dir = fresh_dir("bad");
+  std::string dir = mpq::test::fresh_dir("store_bad");
   std::string path = dir + "/t.h5";
   mpq::store::write_trial(path, sample_record());
   REQUIRE(mpq::store::validate_trial(path));

@@ -32,10 +32,6 @@ namespace {
 constexpr int kTagRequest = 11;  // worker -> rank 0: {"result": {...} | null}
 constexpr int kTagAssign = 12;   // rank 0 -> worker: {"work": index} | {"stop": true}
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 // Outcome of one trial on a worker, reported to rank 0.
 struct Report {
   int work = -1;
@@ -61,7 +57,7 @@ Report from_json(const json& j) {
 Report execute(const json& item, TrialContext& ctx, int threads, double simulate_seconds,
                TrialDistribution* dist = nullptr, bool writes = true) {
   Report r;
-  double t0 = now_seconds();
+  double t0 = monotonic_seconds();
   ThreadQuiet quiet;  // the sweep bar on rank 0 reports progress; trials stay silent
   try {
     json cfg = item.at("config");
@@ -85,7 +81,7 @@ Report execute(const json& item, TrialContext& ctx, int threads, double simulate
   } catch (const std::exception& e) {
     r.message = e.what();
   }
-  r.seconds = now_seconds() - t0;
+  r.seconds = monotonic_seconds() - t0;
   return r;
 }
 
@@ -362,10 +358,10 @@ void run_layer_parallel(const json& work, TrialContext& ctx, int threads, double
     mpi_bcast_string(pick, 0);
     const int w = std::stoi(pick);
     if (w < 0) break;
-    double a = now_seconds();
+    double a = monotonic_seconds();
     Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim, &dist, rank == 0);
     r.work = w;
-    r.busy = now_seconds() - a;
+    r.busy = monotonic_seconds() - a;
     if (rank == 0) sched->report(0, r);
   }
 }
@@ -377,13 +373,13 @@ void run_coordinator_rank(const json& work, TrialContext& ctx, int threads, doub
   std::thread server;
   if (size > 1) server = std::thread([&] { serve(sched, size); });
   for (;;) {  // rank 0 works too
-    double asked = now_seconds();
+    double asked = monotonic_seconds();
     int w = sched.next(0);
     if (w < 0) break;
-    double a = now_seconds();
+    double a = monotonic_seconds();
     Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
     r.work = w;
-    r.busy = now_seconds() - a;
+    r.busy = monotonic_seconds() - a;
     r.wait = a - asked;
     sched.report(0, r);
   }
@@ -396,15 +392,15 @@ void run_worker_rank(const json& work, TrialContext& ctx, int threads, double si
   if (sim < 0) precompute_fp_references(work, ctx, rank, size);
   json last = nullptr;
   for (;;) {
-    double asked = now_seconds();
+    double asked = monotonic_seconds();
     mpi_send_string(json{{"result", last}}.dump(), 0, kTagRequest);
     json msg = json::parse(mpi_recv_string(0, kTagAssign, nullptr));
     if (msg.contains("stop")) break;
     int w = msg["work"].get<int>();
-    double a = now_seconds();
+    double a = monotonic_seconds();
     Report r = execute(work[static_cast<size_t>(w)], ctx, threads, sim);
     r.work = w;
-    r.busy = now_seconds() - a;
+    r.busy = monotonic_seconds() - a;
     r.wait = a - asked;
     last = to_json(r);
   }
@@ -434,7 +430,7 @@ void finish_coordinator(Coordinator& c, const SweepSpec& spec, store::SweepDir& 
 }  // namespace
 
 SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, int size) {
-  double t0 = now_seconds();
+  double t0 = monotonic_seconds();
   SweepResult result;
   store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
   result.dir = dir.dir();
@@ -461,7 +457,7 @@ SweepResult run_sweep(const SweepSpec& spec, const SweepOptions& opt, int rank, 
     run_worker_rank(work, ctx, threads, sim, rank, size);
   if (rank == 0) finish_coordinator(coordinator, spec, dir, size, result);
   mpi_barrier();
-  result.seconds = now_seconds() - t0;
+  result.seconds = monotonic_seconds() - t0;
   return result;
 }
 

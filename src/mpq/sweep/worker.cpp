@@ -16,10 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 // Where in the plan this worker starts (TrialPicker): array task k of K at k / K, so that tasks
 // fan out over the plan instead of contending for the same first trials; other workers at a
 // place drawn from their (unique) id.
@@ -35,7 +31,7 @@ double start_fraction(const store::WorkerIdentity& me) {
 }  // namespace
 
 WorkerResult run_worker(const SweepSpec& spec, const WorkerOptions& opt) {
-  const double t0 = now_seconds();
+  const double t0 = monotonic_seconds();
   install_stop_handlers();
   store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
   TrialContext ctx;
@@ -60,7 +56,7 @@ WorkerResult run_worker(const SweepSpec& spec, const WorkerOptions& opt) {
     std::lock_guard<std::mutex> lk(mu);
     if (current.empty()) return;
     const double left = opt.stop_grace - seconds_since_stop_request();
-    const double needed = std::max(0.0, median - (now_seconds() - current_start));
+    const double needed = std::max(0.0, median - (monotonic_seconds() - current_start));
     if (median > 0 && needed < 0.8 * left) return;  // it will make it: let it finish
     claims.abandon(current);
     ledger.append({{"event", "released"},
@@ -80,24 +76,24 @@ WorkerResult run_worker(const SweepSpec& spec, const WorkerOptions& opt) {
       break;
     }
     if (opt.max_trials > 0 && result.ran >= opt.max_trials) break;
-    double a = now_seconds();
+    double a = monotonic_seconds();
     const int i = picker.next();
-    result.store_seconds += now_seconds() - a;
+    result.store_seconds += monotonic_seconds() - a;
     if (i < 0) break;
     const auto& p = picker.trial(i);
     json cfg = p.config;
     cfg["output"] = dir.trial_path(p.id);
     cfg["threads"] = threads;
-    a = now_seconds();
+    a = monotonic_seconds();
     ledger.append({{"event", "started"}, {"trial", p.id}, {"attempt", picker.attempts(p.id) + 1}});
     {
       std::lock_guard<std::mutex> lk(mu);
       current = p.id;
-      current_start = now_seconds();
+      current_start = monotonic_seconds();
     }
-    result.store_seconds += now_seconds() - a;
+    result.store_seconds += monotonic_seconds() - a;
     std::string error;
-    const double ts = now_seconds();
+    const double ts = monotonic_seconds();
     try {
       ThreadQuiet quiet;
       if (opt.sweep.simulate_seconds >= 0) {
@@ -115,8 +111,8 @@ WorkerResult run_worker(const SweepSpec& spec, const WorkerOptions& opt) {
     } catch (const std::exception& e) {
       error = e.what();
     }
-    const double seconds = now_seconds() - ts;
-    a = now_seconds();
+    const double seconds = monotonic_seconds() - ts;
+    a = monotonic_seconds();
     {
       std::lock_guard<std::mutex> lk(mu);
       current.clear();
@@ -138,7 +134,7 @@ WorkerResult run_worker(const SweepSpec& spec, const WorkerOptions& opt) {
       if (lost == p.id) rec["claim_lost"] = true;  // taken over while we ran: a lease too short
     ledger.append(rec);
     claims.release(p.id);
-    result.store_seconds += now_seconds() - a;
+    result.store_seconds += monotonic_seconds() - a;
     bar.advance(1, std::to_string(result.succeeded) + " done, " + std::to_string(result.failed) +
                        " failed");
   }
@@ -151,7 +147,7 @@ WorkerResult run_worker(const SweepSpec& spec, const WorkerOptions& opt) {
                  {"failed", result.failed},
                  {"stopped", result.stopped},
                  {"store_seconds", result.store_seconds}});
-  result.seconds = now_seconds() - t0;
+  result.seconds = monotonic_seconds() - t0;
   return result;
 }
 

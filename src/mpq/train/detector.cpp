@@ -13,6 +13,7 @@
 #include "mpq/data/voc.h"
 #include "mpq/eval/detection.h"
 #include "mpq/model/network.h"
+#include "mpq/train/train.h"
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
@@ -83,14 +84,6 @@ struct Sample {
   torch::Tensor boxes;  // [G, 4] model pixels, 0-based index coordinates
   torch::Tensor labels, difficult;
 };
-
-double lr_at(int64_t step, int64_t total, double peak) {
-  int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(0.15 * static_cast<double>(total)));
-  if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
-  double t =
-      static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
-  return 0.5 * peak * (1.0 + std::cos(M_PI * t));
-}
 
 }  // namespace
 
@@ -241,7 +234,8 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
       }
       auto x = torch::stack(xs), tc = torch::stack(cls_t), tb = torch::stack(box_t);
       for (auto& group : opt.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr_at(step, total, cfg.lr));
+        static_cast<torch::optim::AdamWOptions&>(group.options())
+            .lr(warmup_cosine_lr(step, total, cfg.lr));
       opt.zero_grad();
       auto loss = detection_loss(module, x, tc, tb);
       loss.backward();

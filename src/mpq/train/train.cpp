@@ -80,14 +80,6 @@ torch::Tensor augment_batch(const torch::Tensor& x, std::mt19937_64& rng) {
   return out;
 }
 
-double lr_at(int64_t step, int64_t total, double peak) {
-  int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(0.15 * static_cast<double>(total)));
-  if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
-  double t =
-      static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
-  return 0.5 * peak * (1.0 + std::cos(M_PI * t));
-}
-
 double test_accuracy(torch::jit::Module& m, const data::Dataset& test) {
   torch::NoGradGuard ng;
   m.eval();
@@ -148,7 +140,8 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
       torch::Tensor x = batch.images, y = batch.labels;
       if (cfg.augment) x = augment_batch(x, rng);
       for (auto& group : opt.param_groups())
-        static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr_at(step, total, cfg.lr));
+        static_cast<torch::optim::SGDOptions&>(group.options())
+            .lr(warmup_cosine_lr(step, total, cfg.lr));
       opt.zero_grad();
       auto logits = module.forward({x}).toTensor();
       auto loss = torch::nn::functional::cross_entropy(logits, y);
@@ -346,6 +339,14 @@ std::string resolve_model_ref(const std::string& ref, const std::string& cache_d
   TrainConfig cfg = default_train_config(arch, data_root);
   if (seed >= 0) cfg.seed = static_cast<uint64_t>(seed);
   return ensure_cached(cfg, cache_dir).path;
+}
+
+double warmup_cosine_lr(int64_t step, int64_t total, double peak) {
+  int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(0.15 * static_cast<double>(total)));
+  if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
+  double t =
+      static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm));
+  return 0.5 * peak * (1.0 + std::cos(M_PI * t));
 }
 
 }  // namespace mpq::train

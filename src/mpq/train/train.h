@@ -63,10 +63,13 @@ TrainConfig train_config_from_json(const nlohmann::json& resolved, std::string* 
 /// Trains and saves to `output` (written to a temporary name, renamed when complete).
 TrainResult train_model(const TrainConfig& cfg, const std::string& output);
 
+/// Learning rate at `step` of `total` for a peak rate: linear warm-up over the first 15% of the
+/// steps, then cosine decay to 0 (the classifier and detector trainers).
+double warmup_cosine_lr(int64_t step, int64_t total, double peak);
+
 /// Default epochs of an arch (resnet20: 5, mobilenetv2: 4, ssdlite: kSsdliteEpochs).
 constexpr int kSsdliteEpochs = 12;
 int default_epochs(const std::string& arch);
-
 
 /// The default training config of a named default model ("resnet20" or "mobilenetv2").
 TrainConfig default_train_config(const std::string& arch, const std::string& data_root);

@@ -14,6 +14,11 @@ namespace mpq {
 void set_quiet(bool quiet);
 bool is_quiet();
 
+/// Seconds on the steady clock (for differences: timeouts, heartbeats, rates).
+inline double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 /// Silences progress and info output of the current thread only while alive (sweep workers run
 /// trials quietly while rank 0's scheduler thread keeps its sweep bar).
 class ThreadQuiet {
