@@ -174,19 +174,25 @@ def random_cases(rng):
     ]
 
 
+def random_layer(rng, C, d, G, n_dead):
+    """Σ per group from correlated inputs (as im2col patches are) with unequal scales, the first
+    n_dead inputs dead, and weights W [C, d] with unequal row scales (float32)."""
+    sig = np.zeros((G, d, d), dtype=np.float32)
+    for g in range(G):
+        X = rng.standard_normal((4 * d + 50, d)) @ rng.standard_normal((d, d))
+        X *= rng.uniform(0.2, 3.0, size=d)
+        X[:, :n_dead] = 0
+        sig[g] = (X.T @ X / X.shape[0]).astype(np.float32)
+    W = (rng.standard_normal((C, d)) * rng.uniform(0.5, 2, size=(C, 1))).astype(np.float32)
+    return sig, W
+
+
 def run_random(tool, workdir):
     os.makedirs(workdir, exist_ok=True)
     rng = np.random.default_rng(2023)
     tally = Tally()
     for name, C, d, G, bits, gran, act, damp, n_dead in random_cases(rng):
-        # Correlated inputs (as im2col patches are) with unequal scales; some inputs dead.
-        sig = np.zeros((G, d, d), dtype=np.float32)
-        for g in range(G):
-            X = rng.standard_normal((4 * d + 50, d)) @ rng.standard_normal((d, d))
-            X *= rng.uniform(0.2, 3.0, size=d)
-            X[:, :n_dead] = 0
-            sig[g] = (X.T @ X / X.shape[0]).astype(np.float32)
-        W = (rng.standard_normal((C, d)) * rng.uniform(0.5, 2, size=(C, 1))).astype(np.float32)
+        sig, W = random_layer(rng, C, d, G, n_dead)
         inp = os.path.join(workdir, f"{name}.in.h5")
         out = os.path.join(workdir, f"{name}.out.h5")
         with h5py.File(inp, "w") as f:
@@ -261,13 +267,7 @@ def run_feedback(tool, workdir):
     total = diff = guarded = kept = 0
     failures = []
     for name, C, d, G, bits, gran, act, damp, n_dead in random_cases(rng):
-        sig = np.zeros((G, d, d), dtype=np.float32)
-        for g in range(G):
-            X = rng.standard_normal((4 * d + 50, d)) @ rng.standard_normal((d, d))
-            X *= rng.uniform(0.2, 3.0, size=d)
-            X[:, :n_dead] = 0
-            sig[g] = (X.T @ X / X.shape[0]).astype(np.float32)
-        W = (rng.standard_normal((C, d)) * rng.uniform(0.5, 2, size=(C, 1))).astype(np.float32)
+        sig, W = random_layer(rng, C, d, G, n_dead)
         points = rng.integers(1, 4, size=C).astype(np.int32)
         inp = os.path.join(workdir, f"fb-{name}.in.h5")
         out = os.path.join(workdir, f"fb-{name}.out.h5")

@@ -57,6 +57,17 @@ mpq::quant::Granularity granularity_of(const nlohmann::json& a) {
              : mpq::quant::Granularity::kPerChannel;
 }
 
+mpq::quant::GptqOptions gptq_options(const nlohmann::json& a) {
+  using namespace mpq;
+  quant::GptqOptions o;
+  o.damp = a.at("damp").get<double>();
+  o.act_order = a.at("act_order").get<int>() != 0;
+  o.block = a.at("block").get<int64_t>();
+  o.grid = a.at("grid").get<std::string>() == "mse" ? quant::RangeMethod::kMse
+                                                    : quant::RangeMethod::kMax;
+  return o;
+}
+
 // Σ [G, d, d] of the input file, checked against the layer's [C, d].
 mpq::quant::SecondMoment read_sigma(mpq::store::h5::File& in, const std::string& in_path,
                                     int64_t c_out, int64_t d) {
@@ -142,28 +153,14 @@ int run_adaround_data(const std::string& in_path, const std::string& out_path) {
 int run_gptq(const std::string& in_path, const std::string& out_path) {
   using namespace mpq;
   auto in = store::h5::File::open_read(in_path);
-  std::vector<int64_t> ws, ss;
+  std::vector<int64_t> ws;
   auto w = store::h5::read_dataset<float>(in, in.id(), "w", &ws);
-  auto sigma = store::h5::read_dataset<float>(in, in.id(), "sigma", &ss);
-  auto a = store::h5::read_attrs(in, in.id());
-  if (ws.size() != 2 || ss.size() != 3 || ss[1] != ws[1] || ss[2] != ws[1] || ws[0] % ss[0] != 0)
+  if (ws.size() != 2)
     throw std::invalid_argument(in_path + ": w [C, d] and sigma [G, d, d] with G dividing C");
-  quant::SecondMoment st;
-  st.groups = ss[0];
-  st.d = ws[1];
-  st.data = torch::from_blob(sigma.data(), {ss[0], ss[1], ss[2]}, torch::kFloat32).clone();
-  st.rows_seen = 1;
-  quant::GptqOptions o;
-  o.damp = a.at("damp").get<double>();
-  o.act_order = a.at("act_order").get<int>() != 0;
-  o.block = a.at("block").get<int64_t>();
-  o.grid = a.at("grid").get<std::string>() == "mse" ? quant::RangeMethod::kMse
-                                                    : quant::RangeMethod::kMax;
-  auto gran = a.at("granularity").get<std::string>() == "per_layer"
-                  ? quant::Granularity::kPerLayer
-                  : quant::Granularity::kPerChannel;
-  auto r = quant::quantize_gptq_layer(w.data(), ws[0], ws[1], ss[0], a.at("bits").get<int>(), gran,
-                                      st, o);
+  auto st = read_sigma(in, in_path, ws[0], ws[1]);
+  auto a = store::h5::read_attrs(in, in.id());
+  auto r = quant::quantize_gptq_layer(w.data(), ws[0], ws[1], st.groups, a.at("bits").get<int>(),
+                                      granularity_of(a), st, gptq_options(a));
   auto out = store::h5::File::create(out_path);
   store::h5::write_dataset(out, out.id(), "codes", {ws[0], ws[1]}, r.q.codes.data());
   store::h5::write_dataset(out, out.id(), "scales", {ws[0]}, r.q.scales.data());
@@ -184,12 +181,7 @@ int run_gptq_feedback(const std::string& in_path, const std::string& out_path) {
     throw std::invalid_argument(in_path + ": w [C, d] and points [C]");
   auto st = read_sigma(in, in_path, ws[0], ws[1]);
   auto a = store::h5::read_attrs(in, in.id());
-  quant::GptqOptions o;
-  o.damp = a.at("damp").get<double>();
-  o.act_order = a.at("act_order").get<int>() != 0;
-  o.block = a.at("block").get<int64_t>();
-  o.grid = a.at("grid").get<std::string>() == "mse" ? quant::RangeMethod::kMse
-                                                    : quant::RangeMethod::kMax;
+  const quant::GptqOptions o = gptq_options(a);
   const int bits = a.at("bits").get<int>();
   auto first =
       quant::quantize_gptq_layer(w.data(), ws[0], ws[1], st.groups, bits, granularity_of(a), st, o);
