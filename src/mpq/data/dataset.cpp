@@ -11,7 +11,15 @@ namespace mpq::data {
 using nlohmann::json;
 
 const char* task_name(Task t) {
-  return t == Task::kDetection ? "detection" : "classification";
+  switch (t) {
+    case Task::kDetection:
+      return "detection";
+    case Task::kFidelity:
+      return "fidelity";
+    case Task::kClassification:
+      break;
+  }
+  return "classification";
 }
 
 bool Dataset::fixed_size() const {
@@ -40,8 +48,7 @@ class Subset final : public Dataset {
  public:
   Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices, std::string what)
       : base_(std::move(base)), idx_(std::move(indices)), what_(std::move(what)) {
-    for (int64_t i : idx_)
-      MPQ_ASSERT(i >= 0 && i < base_->size(), "subset index out of range");
+    for (int64_t i : idx_) MPQ_ASSERT(i >= 0 && i < base_->size(), "subset index out of range");
     Sha256 h;
     h.update("mpq-subset-v1\n" + base_->fingerprint() + "\n");
     h.update(std::string(reinterpret_cast<const char*>(idx_.data()), idx_.size() * 8));

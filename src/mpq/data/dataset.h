@@ -23,8 +23,11 @@
 
 namespace mpq::data {
 
-enum class Task { kClassification, kDetection };
-/// "classification", "detection".
+/// What a dataset's examples are evaluated for: classification (a class label per image),
+/// detection (boxes), or fidelity (unlabelled images: the quantized model is measured against
+/// the FP model's outputs only, e.g. the `photos` dataset).
+enum class Task { kClassification, kDetection, kFidelity };
+/// "classification", "detection", "fidelity".
 const char* task_name(Task t);
 
 /// An 8-bit image after the geometric preprocessing, CHW.
@@ -63,7 +66,7 @@ class Dataset {
   /// Example i's image (resizing out->pixels as needed). Throws InputError naming the file for
   /// an unreadable, truncated or undecodable image. Safe to call from several threads.
   virtual void read_image(int64_t i, ImageData* out) const = 0;
-  /// Example i's class index (classification; -1 for other tasks).
+  /// Example i's class index (classification; -1 for other tasks and unlabelled images).
   virtual int64_t label(int64_t i) const = 0;
   /// Example i's ground truth (detection; InputError for other tasks).
   virtual DetectionTarget detection_target(int64_t i) const;

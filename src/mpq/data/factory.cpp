@@ -2,14 +2,15 @@
 
 #include "mpq/data/fashion_mnist.h"
 #include "mpq/data/make_voc.h"
+#include "mpq/data/manifest_datasets.h"
 #include "mpq/data/voc.h"
 #include "mpq/util/error.h"
 
 namespace mpq::data {
 
 const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "imagenet", "image_folder",
-                                                 "voc"};
+  static const std::vector<std::string> names = {
+      "fashion-mnist", "imagenet", "image_folder", "voc", "imagenet_samples", "photos"};
   return names;
 }
 
@@ -18,15 +19,35 @@ DatasetKind dataset_kind(const std::string& name) {
   if (name == "imagenet") return DatasetKind::kImagenet;
   if (name == "image_folder") return DatasetKind::kImageFolder;
   if (name == "voc") return DatasetKind::kVoc;
+  if (name == "imagenet_samples") return DatasetKind::kImagenetSamples;
+  if (name == "photos") return DatasetKind::kPhotos;
   throw ConfigError("/data/name: unknown dataset '" + name + "'");
 }
 
 Task dataset_task(const std::string& name) {
-  return dataset_kind(name) == DatasetKind::kVoc ? Task::kDetection : Task::kClassification;
+  switch (dataset_kind(name)) {
+    case DatasetKind::kVoc:
+      return Task::kDetection;
+    case DatasetKind::kPhotos:
+      return Task::kFidelity;
+    default:
+      break;
+  }
+  return Task::kClassification;
 }
 
 std::string default_root(const std::string& name) {
-  return dataset_kind(name) == DatasetKind::kFashionMnist ? kFashionMnistDefaultRoot : "";
+  switch (dataset_kind(name)) {
+    case DatasetKind::kFashionMnist:
+      return kFashionMnistDefaultRoot;
+    case DatasetKind::kImagenetSamples:
+      return kImagenetSamplesDefaultRoot;
+    case DatasetKind::kPhotos:
+      return kPhotosDefaultRoot;
+    default:
+      break;
+  }
+  return "";
 }
 
 std::string default_eval_split(const std::string& name) {
@@ -36,7 +57,10 @@ std::string default_eval_split(const std::string& name) {
       return "test";
     case DatasetKind::kImagenet:
       return "val";
+    case DatasetKind::kPhotos:
+      return "eval";
     case DatasetKind::kImageFolder:
+    case DatasetKind::kImagenetSamples:
       break;
   }
   return "";
@@ -45,7 +69,10 @@ std::string default_eval_split(const std::string& name) {
 std::string default_calibration_split(const std::string& name) {
   switch (dataset_kind(name)) {
     case DatasetKind::kImageFolder:
+    case DatasetKind::kImagenetSamples:
       return "";
+    case DatasetKind::kPhotos:
+      return "calibration";
     case DatasetKind::kVoc:
       return "trainval";
     case DatasetKind::kFashionMnist:
@@ -63,6 +90,8 @@ std::string default_preset(const std::string& name) {
       return "fashion-mnist";
     case DatasetKind::kImagenet:
     case DatasetKind::kImageFolder:
+    case DatasetKind::kImagenetSamples:
+    case DatasetKind::kPhotos:
       break;
   }
   return "torchvision-v1";
@@ -100,6 +129,10 @@ std::unique_ptr<Dataset> open_dataset(const DataSpec& spec, const std::string& s
       return open_imagenet(root, split, spec.imagenet, fo);
     case DatasetKind::kImageFolder:
       return open_image_folder(root, split, fo);
+    case DatasetKind::kImagenetSamples:
+      return open_imagenet_samples(root, split, fo);
+    case DatasetKind::kPhotos:
+      return open_photos(root, split, fo);
     case DatasetKind::kVoc:
       break;
   }

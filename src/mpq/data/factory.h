@@ -6,6 +6,10 @@
 //   (required)                           val         train              torchvision-v1 image_folder
 //   (required)                           "" (root)   "" (root)          torchvision-v1 voc
 //   synthetic (make_voc.h, generated)    test        trainval           none
+//   imagenet_samples  results/data/imagenet_samples  "" (all)  "" (all)        torchvision-v1
+//   photos            results/data/photos            eval      calibration     torchvision-v1
+// (imagenet_samples and photos: manifest_datasets.h; with a pretrained:<name> model the preset
+// "auto" is the model's, sweep/trial_config.h.)
 #pragma once
 
 #include <memory>
@@ -35,10 +39,11 @@ struct DataSpec {
 /// Dataset names accepted by /data/name.
 const std::vector<std::string>& dataset_names();
 /// The datasets /data/name accepts, parsed once (dataset_kind) and compared as this enum.
-enum class DatasetKind { kFashionMnist, kImagenet, kImageFolder, kVoc };
+enum class DatasetKind { kFashionMnist, kImagenet, kImageFolder, kVoc, kImagenetSamples, kPhotos };
 /// The kind of a dataset name; ConfigError naming /data/name for an unknown one.
 DatasetKind dataset_kind(const std::string& name);
-/// The task of a dataset name: detection for "voc", classification otherwise.
+/// The task of a dataset name: detection for "voc", fidelity for "photos", classification
+/// otherwise.
 Task dataset_task(const std::string& name);
 /// Defaults of a dataset name (table in the header).
 std::string default_root(const std::string& name);

@@ -42,6 +42,24 @@ struct FileDatasetOptions {
   bool content_fingerprint = false;
 };
 
+/// One image file of a file-backed dataset.
+struct FileItem {
+  std::string rel;    ///< path relative to the dataset directory
+  int64_t bytes = 0;  ///< file size (-1: unreadable, an error when the dataset is made)
+  int64_t label = 0;  ///< class index (-1 for unlabelled data)
+};
+
+/// A dataset of image files under `dir` (the class behind every dataset of this header and of
+/// manifest_datasets.h): images decoded and preprocessed on demand, fingerprint as described
+/// above, `manifest` completed with the counts and the class list's hash. `kind` names the
+/// dataset in the fingerprint. InputError if `items` is empty or a file is unreadable.
+std::unique_ptr<Dataset> make_file_dataset(const std::string& kind, const std::string& dir,
+                                           std::vector<FileItem> items,
+                                           std::vector<std::string> classes,
+                                           const FileDatasetOptions& options,
+                                           nlohmann::json manifest, const std::string& description,
+                                           Task task = Task::kClassification);
+
 /// An image_folder tree: `root` itself when `split` is "", else root/split.
 std::unique_ptr<Dataset> open_image_folder(const std::string& root, const std::string& split,
                                            const FileDatasetOptions& options);

@@ -11,6 +11,20 @@ namespace {
 
 const std::vector<double> kImagenetMean = {0.485, 0.456, 0.406};
 const std::vector<double> kImagenetStd = {0.229, 0.224, 0.225};
+// EfficientNet-Lite's (x - 127) / 128 on 8-bit pixels, as x/255 - mean over std (the TensorFlow
+// release's MEAN_RGB 127, STDDEV_RGB 128; docs/models.md, "Preprocessing, measured").
+const std::vector<double> kLiteMean = {127.0 / 255.0, 127.0 / 255.0, 127.0 / 255.0};
+const std::vector<double> kLiteStd = {128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0};
+
+struct LitePreset {
+  const char* name;
+  int resize, crop;
+};
+// Resolution r trained at, the short side resized to r + 32 and the centre r x r kept: the
+// release's crop of r / (r + 32) of the short side.
+constexpr LitePreset kLitePresets[] = {{"efficientnet-lite0", 256, 224},
+                                       {"efficientnet-lite1", 272, 240},
+                                       {"efficientnet-lite2", 292, 260}};
 
 std::string list_text(const std::vector<double>& v) {
   std::string s;
@@ -25,8 +39,9 @@ std::string list_text(const std::vector<double>& v) {
 }  // namespace
 
 const std::vector<std::string>& preprocess_presets() {
-  static const std::vector<std::string> names = {"torchvision-v1", "torchvision-v2", "inception",
-                                                 "fashion-mnist", "none"};
+  static const std::vector<std::string> names = {
+      "torchvision-v1",     "torchvision-v2",     "inception",     "efficientnet-lite0",
+      "efficientnet-lite1", "efficientnet-lite2", "fashion-mnist", "none"};
   return names;
 }
 
@@ -38,7 +53,18 @@ Preprocess preprocess_preset(const std::string& name) {
     p.crop = name == "inception" ? 299 : 224;
     p.mean = kImagenetMean;
     p.std = kImagenetStd;
-  } else if (name == "fashion-mnist") {
+    return p;
+  }
+  for (const LitePreset& lite : kLitePresets)
+    if (name == lite.name) {
+      p.resize = lite.resize;
+      p.crop = lite.crop;
+      p.interpolation = Interpolation::kBicubic;
+      p.mean = kLiteMean;
+      p.std = kLiteStd;
+      return p;
+    }
+  if (name == "fashion-mnist") {
     p.color = ColorMode::kGray;
     p.mean = {0.2860};
     p.std = {0.3530};
@@ -105,12 +131,12 @@ std::vector<std::string> resolve_preprocess(json& p, const std::string& dataset_
                          p["color"].get<std::string>() + "\", got " +
                          std::to_string(p[key].size()));
   for (const auto& v : p["std"])
-    if (v.get<double>() == 0.0)
-      problems.push_back("/data/preprocess/std: must not contain 0");
+    if (v.get<double>() == 0.0) problems.push_back("/data/preprocess/std: must not contain 0");
   if (!p["size"].empty() && (p["size"].size() != 2 || p["size"][0] <= 0 || p["size"][1] <= 0))
     problems.push_back("/data/preprocess/size: must be [] or [height, width] with positive values");
   if (!p["size"].empty() && (p["resize"] != 0 || p["crop"] != 0))
-    problems.push_back("/data/preprocess/size: an exact size replaces resize and crop (set both to 0)");
+    problems.push_back(
+        "/data/preprocess/size: an exact size replaces resize and crop (set both to 0)");
   return problems;
 }
 
@@ -123,8 +149,8 @@ Preprocess preprocess_from_json(const json& j) {
     p.size_h = j["size"][0].get<int>();
     p.size_w = j["size"][1].get<int>();
   }
-  p.interpolation = j.at("interpolation") == "bicubic" ? Interpolation::kBicubic
-                                                       : Interpolation::kBilinear;
+  p.interpolation =
+      j.at("interpolation") == "bicubic" ? Interpolation::kBicubic : Interpolation::kBilinear;
   p.color = j.at("color") == "gray" ? ColorMode::kGray : ColorMode::kRgb;
   p.mean = j.at("mean").get<std::vector<double>>();
   p.std = j.at("std").get<std::vector<double>>();

@@ -5,9 +5,12 @@
 //
 // exactly torchvision 0.14's eval transform on PIL images. Named presets match the torchvision
 // weights' model cards:
-//   torchvision-v1  256 / 224 bilinear, ImageNet mean/std   (IMAGENET1K_V1: ResNets, MobileNetV2, VGG)
-//   torchvision-v2  232 / 224 bilinear, ImageNet mean/std   (IMAGENET1K_V2 weights)
-//   inception       342 / 299 bilinear, ImageNet mean/std   (Inception-v3)
+//   torchvision-v1  256 / 224 bilinear, ImageNet mean/std   (IMAGENET1K_V1: ResNets, MobileNetV2,
+//   VGG) torchvision-v2  232 / 224 bilinear, ImageNet mean/std   (IMAGENET1K_V2 weights) inception
+//   342 / 299 bilinear, ImageNet mean/std   (Inception-v3) efficientnet-lite0/1/2  256/224,
+//   272/240, 292/260 bicubic, (x - 127) / 128
+//                   (pretrained:efficientnet_lite0/1/2; measured on labelled images,
+//                   docs/models.md)
 //   fashion-mnist   no resize, no crop, gray, mean 0.2860 std 0.3530 (mpq's default models)
 //   none            no resize, no crop, rgb, mean 0 std 1 (pixels / 255)
 // A config names a preset ("auto" = the dataset's default) and may override any field.

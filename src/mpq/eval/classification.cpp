@@ -47,6 +47,11 @@ double kl_divergence(const float* p, const float* q, int64_t n) {
   return kl;
 }
 
+double sqnr_db(double signal, double noise) {
+  if (!(noise > signal * 1e-20)) return kSqnrCapDb;
+  return std::min(kSqnrCapDb, 10.0 * std::log10(signal / noise));
+}
+
 int64_t topk_count(const torch::Tensor& logits, const torch::Tensor& labels, int64_t k) {
   const auto x = logits.to(torch::kFloat32).contiguous();
   const auto y = labels.to(torch::kInt64).contiguous();
@@ -94,12 +99,17 @@ EvalShard ClassificationEvaluator::evaluate(model::Network& net, const data::Dat
   s.tensors["positions"] =
       positions.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(positions, 0);
   char buf[96];
-  std::snprintf(
-      buf, sizeof buf, "top-1 %.2f%% (%.0f img/s)",
-      s.n ? 100.0 * static_cast<double>(topk_count(s.tensors["logits"], s.tensors["labels"], 1)) /
-                static_cast<double>(s.n)
-          : 0.0,
-      s.seconds > 0 ? static_cast<double>(s.n) / s.seconds : 0.0);
+  const double rate_done = s.seconds > 0 ? static_cast<double>(s.n) / s.seconds : 0.0;
+  if (labelled_)
+    std::snprintf(
+        buf, sizeof buf, "top-1 %.2f%% (%.0f img/s)",
+        s.n ? 100.0 * static_cast<double>(topk_count(s.tensors["logits"], s.tensors["labels"], 1)) /
+                  static_cast<double>(s.n)
+            : 0.0,
+        rate_done);
+  else
+    std::snprintf(buf, sizeof buf, "%lld images (%.0f img/s)", static_cast<long long>(s.n),
+                  rate_done);
   bar.finish(buf);
   return s;
 }
@@ -113,7 +123,10 @@ ExampleStats ClassificationEvaluator::example_stats(const EvalShard& q, const Ev
   MPQ_ASSERT(fl.size(0) == rows && y.size(0) == rows && pos.size(0) == rows,
              "quantized and FP shards differ in length");
   ExampleStats s;
-  s.names = {"correct1", "correct5", "fp_correct1", "fp_correct5", "agree", "kl"};
+  s.names = {"agree", "agree5", "kl", "signal", "noise"};
+  if (labelled_)
+    s.names.insert(s.names.begin(), {"correct1", "correct5", "fp_correct1", "fp_correct5"});
+  const size_t width = s.names.size(), first = labelled_ ? 4 : 0;
   s.skipped = q.skipped;
   s.positions.assign(pos.data_ptr<int64_t>(), pos.data_ptr<int64_t>() + rows);
   s.values.resize(static_cast<size_t>(rows) * s.names.size());
@@ -127,14 +140,26 @@ ExampleStats ClassificationEvaluator::example_stats(const EvalShard& q, const Ev
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < rows; ++i) {
     const float *a = pq + i * n, *b = pf + i * n;
-    const int64_t rq = label_rank(a, n, py[i]), rf = label_rank(b, n, py[i]);
-    double* v = s.values.data() + i * 6;
-    v[0] = rq < 1;
-    v[1] = rq < 5;
-    v[2] = rf < 1;
-    v[3] = rf < 5;
-    v[4] = first_argmax(a, n) == first_argmax(b, n);
-    v[5] = kl_divergence(b, a, n);
+    double* v = s.values.data() + static_cast<size_t>(i) * width;
+    if (labelled_) {
+      const int64_t rq = label_rank(a, n, py[i]), rf = label_rank(b, n, py[i]);
+      v[0] = rq < 1;
+      v[1] = rq < 5;
+      v[2] = rf < 1;
+      v[3] = rf < 5;
+    }
+    const int64_t fp_top = first_argmax(b, n);
+    double signal = 0, noise = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const double z = b[j], d = static_cast<double>(b[j]) - static_cast<double>(a[j]);
+      signal += z * z;
+      noise += d * d;
+    }
+    v[first + 0] = first_argmax(a, n) == fp_top;
+    v[first + 1] = label_rank(a, n, fp_top) < 5;
+    v[first + 2] = kl_divergence(b, a, n);
+    v[first + 3] = signal;
+    v[first + 4] = noise;
   }
   return s;
 }
@@ -143,14 +168,19 @@ json ClassificationEvaluator::metrics(const std::map<std::string, double>& s) co
   // top-5 counts the label among min(5, classes) logits (a 2-class model's top-5 is 100%).
   const double n = s.at("n");
   auto frac = [&](const char* k) { return n > 0 ? s.at(k) / n : 0.0; };
-  return {{"top1", frac("correct1")},
-          {"top5", frac("correct5")},
-          {"agreement", frac("agree")},
-          {"kl", frac("kl")},
-          {"fp_top1", frac("fp_correct1")},
-          {"fp_top5", frac("fp_correct5")},
-          {"n_eval", static_cast<int64_t>(n)},
-          {"skipped_images", static_cast<int64_t>(s.at("skipped"))}};
+  json m = {{"agreement", frac("agree")},
+            {"agreement_top5", frac("agree5")},
+            {"kl", frac("kl")},
+            {"sqnr_db", sqnr_db(s.at("signal"), s.at("noise"))},
+            {"n_eval", static_cast<int64_t>(n)},
+            {"skipped_images", static_cast<int64_t>(s.at("skipped"))}};
+  if (labelled_) {
+    m["top1"] = frac("correct1");
+    m["top5"] = frac("correct5");
+    m["fp_top1"] = frac("fp_correct1");
+    m["fp_top5"] = frac("fp_correct5");
+  }
+  return m;
 }
 
 }  // namespace mpq::eval

@@ -275,7 +275,7 @@ const char* voc_metric_name(VocMetric m) {
 
 std::unique_ptr<TaskEvaluator> make_evaluator(data::Task task, const DetectionOptions& det) {
   if (task == data::Task::kDetection) return std::make_unique<DetectionEvaluator>(det);
-  return std::make_unique<ClassificationEvaluator>();
+  return std::make_unique<ClassificationEvaluator>(task == data::Task::kClassification);
 }
 
 }  // namespace mpq::eval

@@ -21,7 +21,9 @@ constexpr MetricRow kMetrics[] = {
     {"top1", "top-1 accuracy (%)", true, +1},
     {"top5", "top-5 accuracy (%)", true, +1},
     {"agreement", "agreement with FP (%)", true, +1},
+    {"agreement_top5", "top-5 agreement with FP (%)", true, +1},
     {"kl", "KL(FP || quantized)", false, -1},
+    {"sqnr_db", "output SQNR (dB)", false, +1},
     {"map_voc07", "mAP@0.5, VOC07 11-point (%)", true, +1},
     {"map_voc12", "mAP@0.5, VOC12 area (%)", true, +1},
     {"fidelity_map", "fidelity mAP (%)", true, +1},
@@ -59,18 +61,31 @@ std::string other_voc_headline(const std::string& headline) {
 }
 
 int metric_digits(const std::string& m) {
-  return m == "kl" ? 4 : 2;
+  return m == "kl" ? 4 : m == "sqnr_db" ? 1 : 2;
 }
 
 std::vector<std::string> TaskMetrics::summary() const {
-  if (task == data::Task::kDetection) {
-    return {headline, other_voc_headline(headline), "fidelity_map", "extra_channels_pct"};
+  switch (task) {
+    case data::Task::kDetection:
+      return {headline, other_voc_headline(headline), "fidelity_map", "extra_channels_pct"};
+    case data::Task::kFidelity:
+      return {headline, "agreement_top5", "kl", "sqnr_db", "extra_channels_pct"};
+    case data::Task::kClassification:
+      break;
   }
   return {headline, "agreement", "kl", "extra_channels_pct"};
 }
 
 TaskMetrics task_metrics(data::Task task) {
-  return {task, task == data::Task::kDetection ? "map_voc07" : "top1"};
+  switch (task) {
+    case data::Task::kDetection:
+      return {task, "map_voc07"};
+    case data::Task::kFidelity:
+      return {task, "agreement"};
+    case data::Task::kClassification:
+      break;
+  }
+  return {task, "top1"};
 }
 
 TaskMetrics trial_task_metrics(const json& manifest) {
@@ -79,8 +94,10 @@ TaskMetrics trial_task_metrics(const json& manifest) {
       manifest.value("task", std::string(data::task_name(data::Task::kClassification)));
   if (task == data::task_name(data::Task::kClassification))
     return task_metrics(data::Task::kClassification);
+  if (task == data::task_name(data::Task::kFidelity)) return task_metrics(data::Task::kFidelity);
   if (task != data::task_name(data::Task::kDetection))
-    throw InputError("manifest/task: expected classification or detection, got '" + task + "'");
+    throw InputError("manifest/task: expected classification, detection or fidelity, got '" + task +
+                     "'");
   TaskMetrics t = task_metrics(data::Task::kDetection);
   const std::string h = manifest.value("detection_headline", t.headline);
   if (h != "map_voc07" && h != "map_voc12")
@@ -115,6 +132,14 @@ std::string summarize_metrics(const TaskMetrics& task, const json& m) {
                   v12 ? "VOC12" : "VOC07", pct(a), pct(v12 ? "fp_map_voc12" : "fp_map_voc07"),
                   v12 ? "VOC07" : "VOC12", pct(b), pct(v12 ? "fp_map_voc07" : "fp_map_voc12"),
                   pct("fidelity_map"), m.value("extra_macs_pct", 0.0));
+    return buf;
+  }
+  if (task.task == data::Task::kFidelity) {
+    std::snprintf(buf, sizeof buf,
+                  "agreement %.2f%%, top-5 agreement %.2f%%, KL %.4f, SQNR %.1f dB, extra MACs "
+                  "%.1f%%",
+                  pct("agreement"), pct("agreement_top5"), m.value("kl", 0.0),
+                  m.value("sqnr_db", 0.0), m.value("extra_macs_pct", 0.0));
     return buf;
   }
   std::snprintf(

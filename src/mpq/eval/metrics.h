@@ -6,13 +6,17 @@
 //   metric            shown as                          stored as   better
 //   top1, top5        top-1 / top-5 accuracy (%)        fraction    higher
 //   agreement         agreement with FP (%)             fraction    higher
+//   agreement_top5    top-5 agreement with FP (%)       fraction    higher
 //   kl                KL(FP || quantized), nats         value       lower
+//   sqnr_db           output SQNR (dB)                  value       higher
 //   map_voc07/12      mAP@0.5 VOC07 11-point / VOC12    fraction    higher
 //   fidelity_map      fidelity mAP (%)                  fraction    higher
 //   fp_*              the FP model's value              as above    neither (a reference)
 //   *error*           relative errors                   value       lower
 //   anything else     as recorded (overheads, counts, times)        neither
 //
+// Tasks and headlines: classification top1; detection map_voc07 or map_voc12; fidelity
+// (unlabelled images) agreement.
 // A trial's task and headline come from its manifest ("task"; detection also
 // "detection_headline", set by eval.voc_metric), so a VOC12 sweep leads with map_voc12 in every
 // table, figure and summary.
@@ -46,11 +50,13 @@ std::string other_voc_headline(const std::string& headline);
 /// What a task records and leads with.
 struct TaskMetrics {
   data::Task task = data::Task::kClassification;
-  std::string headline;  ///< "top1"; detection "map_voc07" or "map_voc12" (eval.voc_metric)
+  std::string headline;  ///< "top1"; detection "map_voc07" or "map_voc12" (eval.voc_metric);
+                         ///< fidelity "agreement"
   /// The default columns of summary tables, headline first.
   std::vector<std::string> summary() const;
-  /// The FP model's value of the headline ("fp_top1", "fp_map_voc12").
-  std::string fp_headline() const { return "fp_" + headline; }
+  /// The FP model's value of the headline ("fp_top1", "fp_map_voc12"); "" for fidelity (the
+  /// FP model is the reference itself).
+  std::string fp_headline() const { return task == data::Task::kFidelity ? "" : "fp_" + headline; }
 };
 
 /// The task's metrics with its default headline.

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "mpq/model/nms.h"
@@ -155,14 +156,28 @@ std::string layer_name_from(Value* w, int index) {
   return "layer" + std::to_string(index);
 }
 
-// Which LoadOptions input shape to probe with.
-std::vector<int64_t> pick_input_shape(const Module& original, const LoadOptions& opt) {
+// Which input shape to probe with: the option, else the module's `input_shape` attribute (mpq's
+// own models), else the metadata's "input_shape" (scripts/export_torchvision.py and
+// export_pretrained.py record it: 240 px for EfficientNet-Lite1, 299 for Inception-v3), else
+// 3x224x224.
+std::vector<int64_t> pick_input_shape(const Module& original, const LoadOptions& opt,
+                                      const std::string& extra_meta) {
   if (!opt.input_shape.empty()) return opt.input_shape;
   if (original.hasattr("input_shape")) {
     auto iv = original.attr("input_shape");
     if (iv.isIntList()) {
       std::vector<int64_t> s;
       for (auto x : iv.toIntList()) s.push_back(x);
+      if (s.size() == 3) return s;
+    }
+  }
+  if (!extra_meta.empty()) {
+    const auto meta = nlohmann::json::parse(extra_meta, nullptr, false);
+    if (meta.is_object() && meta.contains("input_shape") && meta["input_shape"].is_array() &&
+        meta["input_shape"].size() == 3) {
+      std::vector<int64_t> s;
+      for (const auto& v : meta["input_shape"])
+        if (v.is_number_integer() && v.get<int64_t>() > 0) s.push_back(v.get<int64_t>());
       if (s.size() == 3) return s;
     }
   }
@@ -428,7 +443,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   net.detection_ops_ = detection_ops_in_use();
   net.fold_bn_ = options.fold_bn;
   net.sha256_ = sha256_file(path);
-  net.input_shape_ = pick_input_shape(original, options);
+  net.input_shape_ = pick_input_shape(original, options, extra_meta);
   if (original.hasattr("mpq_meta") && original.attr("mpq_meta").isString())
     net.meta_ = original.attr("mpq_meta").toStringRef();
   if (!extra_meta.empty()) net.meta_ = extra_meta;

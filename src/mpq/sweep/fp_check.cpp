@@ -26,7 +26,8 @@ std::optional<FpReference> published_reference(const json& meta, const std::stri
     return std::nullopt;
   };
   const data::DatasetKind kind = data::dataset_kind(dataset);
-  if (kind == data::DatasetKind::kImagenet && pub.contains("ImageNet-1K"))
+  if ((kind == data::DatasetKind::kImagenet || kind == data::DatasetKind::kImagenetSamples) &&
+      pub.contains("ImageNet-1K"))
     if (auto v = number(pub["ImageNet-1K"], "acc@1"))
       return FpReference{"top1", *v, "ImageNet-1K acc@1"};
   if (kind == data::DatasetKind::kVoc)
@@ -57,6 +58,7 @@ json FpCheck::to_json() const {
             {"tolerance", tolerance},   {"outcome", outcome_name(outcome)},
             {"message", message}};
   if (!std::isnan(ci_low)) j["ci95"] = {ci_low, ci_high};
+  if (std::isnan(tolerance)) j["tolerance"] = nullptr;  // a sample is judged by its binomial tail
   return j;
 }
 
@@ -70,6 +72,46 @@ const char* FpCheck::outcome_name(Outcome o) {
       break;
   }
   return "subset";
+}
+
+double binomial_cdf(int64_t k, int64_t n, double p) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  if (p <= 0) return 1;
+  if (p >= 1) return 0;
+  double total = 0;
+  for (int64_t i = 0; i <= k; ++i) {
+    const double log_term =
+        std::lgamma(static_cast<double>(n) + 1) - std::lgamma(static_cast<double>(i) + 1) -
+        std::lgamma(static_cast<double>(n - i) + 1) + static_cast<double>(i) * std::log(p) +
+        static_cast<double>(n - i) * std::log1p(-p);
+    total += std::exp(log_term);
+  }
+  return std::min(1.0, total);
+}
+
+FpCheck judge_sample(const FpReference& ref, double measured, int64_t n) {
+  FpCheck c;
+  c.metric = ref.metric;
+  c.source = ref.source;
+  c.published = ref.value;
+  c.measured = measured;
+  c.n = n;
+  c.full_split = false;
+  c.tolerance = NAN;
+  std::tie(c.ci_low, c.ci_high) = wilson_interval(measured / 100, n);
+  const auto k = static_cast<int64_t>(std::llround(measured * static_cast<double>(n) / 100));
+  const double tail = binomial_cdf(k, n, ref.value / 100);
+  c.outcome = tail < kSampleAlpha ? FpCheck::Outcome::kFail : FpCheck::Outcome::kPass;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "FP %s %lld of %lld labelled sample images (%.1f%%) vs published %.3f%% (%s): "
+                "P(X <= %lld) = %.2g for a model of that accuracy, %s %.0e",
+                ref.metric.c_str(), static_cast<long long>(k), static_cast<long long>(n), measured,
+                ref.value, ref.source.c_str(), static_cast<long long>(k), tail,
+                tail < kSampleAlpha ? "implausibly low, below" : "plausible, above", kSampleAlpha);
+  c.message = buf;
+  return c;
 }
 
 FpCheck judge_fp(const FpReference& ref, double measured, int64_t n, bool full, double tol) {
@@ -132,18 +174,31 @@ std::vector<FpCheck> run_fp_checks(const SweepSpec& spec,
     } catch (const std::exception&) {
       continue;  // no (readable) metadata: nothing to check against
     }
-    auto ref = published_reference(meta, cfg.data.spec.name, cfg.data.spec.year,
+    // Unlabelled data: the model is checked on the labelled samples, with the same preprocessing.
+    json checked = p.config;
+    const bool unlabelled = cfg.task() == data::Task::kFidelity;
+    if (unlabelled) {
+      checked["data"]["name"] = "imagenet_samples";
+      checked["data"]["root"] = spec.run.fp_check_samples;
+      checked["data"]["eval_split"] = "";
+      checked["data"]["eval_limit"] = 0;
+      checked["data"]["eval_subset"] = 0;
+    }
+    const std::string dataset = checked["data"]["name"];
+    auto ref = published_reference(meta, dataset, cfg.data.spec.year,
                                    eval::voc_metric_name(cfg.detection.headline));
     if (!ref) continue;
-    json measured = evaluate_fp(p.config, ctx, "");
+    json measured = evaluate_fp(checked, ctx, "");
     if (!measured.contains(ref->metric)) continue;
     const int64_t n = measured.value("n_eval", int64_t{0});
     const bool full = cfg.data.eval_limit == 0 && cfg.data.eval_subset == 0;
-    FpCheck c = judge_fp(*ref, 100 * measured[ref->metric].get<double>(), n, full,
-                         spec.run.fp_check_tolerance);
+    const double value = 100 * measured[ref->metric].get<double>();
+    FpCheck c = data::dataset_kind(dataset) == data::DatasetKind::kImagenetSamples
+                    ? judge_sample(*ref, value, n)
+                    : judge_fp(*ref, value, n, full, spec.run.fp_check_tolerance);
     c.model = cfg.model.path;
-    c.dataset = cfg.data.spec.name;
-    c.split = cfg.data.eval_split;
+    c.dataset = dataset;
+    c.split = checked["data"]["eval_split"];
     info(std::string("FP check ") + FpCheck::outcome_name(c.outcome) + ": " + c.model + ": " +
          c.message);
     out.push_back(c);

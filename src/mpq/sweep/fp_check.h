@@ -8,7 +8,14 @@
 //     points), otherwise preparation fails with the likely causes (run.fp_check = "warn" or
 //     --ignore-fp-check proceed anyway);
 //   - a subset (data.eval_limit / eval_subset): the difference is reported with a 95% Wilson
-//     score interval of the measured accuracy (binomial; for mAP no interval), never fails.
+//     score interval of the measured accuracy (binomial; for mAP no interval), never fails;
+//   - a labelled sample (data.name = imagenet_samples: foolbox's 20 ImageNet images): fails when
+//     the count of correct images is implausibly low for the published accuracy, the one-sided
+//     binomial probability P(X <= k | n, published) below kSampleAlpha = 1e-3 (20 images of a
+//     75.1% model: 8 or fewer correct fail; a wrong preprocessing or label order gives ~0);
+//   - unlabelled data (fidelity datasets, e.g. photos): the model is checked on the labelled
+//     sample instead (run.fp_check_samples, default results/data/imagenet_samples), with the
+//     sweep's preprocessing, judged as above.
 // Results go to <sweep>/fp_check.json and into the report.
 #pragma once
 
@@ -39,7 +46,8 @@ std::optional<FpReference> published_reference(const nlohmann::json& meta,
                                                const std::string& headline = "map_voc07");
 
 struct FpCheck {
-  /// Pass or fail on the full split (within the tolerance); on a subset only reported.
+  /// Pass or fail on the full split (within the tolerance) or a labelled sample (binomial); on a
+  /// subset only reported.
   enum class Outcome { kPass, kFail, kSubset };
   static const char* outcome_name(Outcome o);  ///< "pass" | "fail" | "subset" (fp_check.json)
   std::string model, dataset, split, metric, source;
@@ -56,6 +64,16 @@ struct FpCheck {
 /// Judges one measurement (pure; unit-tested).
 FpCheck judge_fp(const FpReference& ref, double measured_percent, int64_t n, bool full_split,
                  double tolerance);
+
+/// One-sided binomial probability below which a labelled sample fails.
+inline constexpr double kSampleAlpha = 1e-3;
+
+/// Judges a labelled sample (pure; unit-tested): kFail when P(X <= round(measured * n / 100) |
+/// n, published / 100) < kSampleAlpha, else kPass.
+FpCheck judge_sample(const FpReference& ref, double measured_percent, int64_t n);
+
+/// P(X <= k) for X ~ Binomial(n, p), summed in log space (float64).
+double binomial_cdf(int64_t k, int64_t n, double p);
 
 /// 95% Wilson score interval (percent) of k/n successes.
 std::pair<double, double> wilson_interval(double p, int64_t n);

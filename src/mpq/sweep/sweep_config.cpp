@@ -252,6 +252,11 @@ void parse_run(const json& r, SweepRunOptions& run, std::vector<std::string>& pr
                            describe_value(v));
       else
         run.fp_check_tolerance = v.get<double>();
+    } else if (k == "fp_check_samples") {
+      if (!v.is_string() || v.get<std::string>().empty())
+        problems.push_back("/run/fp_check_samples: must be a non-empty path");
+      else
+        run.fp_check_samples = v.get<std::string>();
     } else if (k == "results_dir") {
       if (!v.is_string() || v.get<std::string>().empty())
         problems.push_back("/run/results_dir: must be a non-empty string");
@@ -261,7 +266,7 @@ void parse_run(const json& r, SweepRunOptions& run, std::vector<std::string>& pr
       problems.push_back(
           "/run/" + k +
           ": unknown key (run has mode, max_attempts, threads_per_rank, lease_seconds, "
-          "fp_check, fp_check_tolerance, results_dir)");
+          "fp_check, fp_check_tolerance, fp_check_samples, results_dir)");
     }
   }
 }

@@ -43,6 +43,9 @@ struct SweepRunOptions {
   std::string results_dir = "results";
   FpCheckMode fp_check = FpCheckMode::kError;  ///< FP sanity check at preparation (fp_check.h)
   double fp_check_tolerance = 0.1;             ///< points
+  /// The labelled samples the FP check evaluates a model on when the sweep's data has no labels
+  /// (fidelity datasets such as photos; fp_check.h).
+  std::string fp_check_samples = "results/data/imagenet_samples";
 };
 
 struct ExpandedTrial {

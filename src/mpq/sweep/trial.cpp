@@ -302,7 +302,9 @@ json evaluate_fp(const json& resolved, TrialContext& ctx, const std::string& out
                shard.seconds > 0 ? static_cast<double>(shard.n) / shard.seconds : 0.0}};
   // Comparisons with the FP model are meaningless for the FP model itself.
   for (const auto& [k, v] : m.items())
-    if (k.rfind("fp_", 0) != 0 && k != "agreement" && k != "kl" && k != "fidelity_map") out[k] = v;
+    if (k.rfind("fp_", 0) != 0 && k != "agreement" && k != "agreement_top5" && k != "kl" &&
+        k != "sqnr_db" && k != "fidelity_map")
+      out[k] = v;
   return out;
 }
 

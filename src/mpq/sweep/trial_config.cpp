@@ -1,5 +1,6 @@
 #include "mpq/sweep/trial_config.h"
 
+#include "mpq/train/pretrained.h"
 #include "mpq/util/error.h"
 #include "mpq/util/sha256.h"
 
@@ -11,6 +12,7 @@ const Schema& trial_schema() {
     Schema k;
     k.string("/model/path", "default:resnet20",
              "TorchScript archive, or default:resnet20 / default:mobilenetv2 / default:ssdlite, "
+             "pretrained:efficientnet_lite0 / _lite1 / _lite2 (exported on first use), "
              "optionally @seed=N for an independently trained copy (trained once, cached)")
         .boolean("/model/fold_bn", true, "fold BatchNorm into the preceding conv before quantizing")
         .int_list("/model/input_shape", {}, 1, 1 << 16,
@@ -360,7 +362,11 @@ std::vector<std::string> complete_trial_config(json& r) {
   if (r["calibration"]["split"] == "")
     r["calibration"]["split"] = data::default_calibration_split(name);
   if (d["batch_size"] == 0) d["batch_size"] = name == "fashion-mnist" ? 500 : 64;
-  return data::resolve_preprocess(d["preprocess"], data::default_preset(name));
+  // A pretrained network brings its own preprocessing: "auto" is its preset, whatever the data.
+  const std::string model = r["model"]["path"];
+  const std::string preset = train::is_pretrained_ref(model) ? train::pretrained_model(model).preset
+                                                             : data::default_preset(name);
+  return data::resolve_preprocess(d["preprocess"], preset);
 }
 
 data::LoaderOptions DataConfig::loader(int threads) const {

@@ -19,6 +19,7 @@
 #include "mpq/data/loader.h"
 #include "mpq/data/make_voc.h"
 #include "mpq/train/detector.h"
+#include "mpq/train/pretrained.h"
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/file_lock.h"
@@ -313,6 +314,7 @@ TrainResult ensure_cached(const TrainConfig& cfg, const std::string& cache_dir) 
 
 std::string resolve_model_ref(const std::string& ref, const std::string& cache_dir,
                               const std::string& data_root) {
+  if (is_pretrained_ref(ref)) return resolve_pretrained(ref, cache_dir);
   const std::string prefix = "default:";
   if (ref.rfind(prefix, 0) != 0) return ref;
   // default:<arch>[@seed=<n>]: an independently trained copy per training seed (seed 0 is the

@@ -78,7 +78,8 @@ TrainConfig default_train_config(const std::string& arch, const std::string& dat
 TrainResult ensure_cached(const TrainConfig& cfg, const std::string& cache_dir);
 
 /// Resolves a model reference: "default:<arch>" trains/caches the default model of that arch;
-/// anything else is a path returned unchanged.
+/// "pretrained:<name>" exports/caches a pretrained network (pretrained.h); anything else is a
+/// path returned unchanged.
 std::string resolve_model_ref(const std::string& ref, const std::string& cache_dir,
                               const std::string& data_root);
 
