@@ -3,6 +3,7 @@
 #include <random>
 
 #include "mpq/quant/allocation.h"
+#include "mpq/quant/bit_alloc.h"
 #include "mpq/util/error.h"
 #include "tolerances.h"
 
@@ -182,4 +183,42 @@ TEST_CASE("uniform gives every channel the same number of points", "[allocation]
   auto a = allocate({t}, o);
   for (int n : a.points[0]) CHECK(n == 3);
   CHECK(a.granted == 14);
+}
+
+// ---- per-layer bit widths (true mixed precision) ----------------------------------------------
+
+TEST_CASE("layer bits go where the output error falls most per extra bit operation", "[alloc]") {
+  // Three layers at 4 bits: errors at 4..8 bits, energies, MACs. Gains per unit cost of the
+  // first bit: layer 0 (1.0 - 0.25) / 1 / (100 / 4) = 0.03, layer 1 (0.5 - 0.4) / 1 / 25 =
+  // 0.004, layer 2 (2.0 - 0.5) / 2 / (400 / 4) = 0.0075.
+  std::vector<LayerBitTable> t(3);
+  t[0] = {4, {1.0, 0.25, 0.0625, 0.02, 0.01}, 1.0, 100};
+  t[1] = {4, {0.5, 0.4, 0.39, 0.385, 0.38}, 1.0, 100};
+  t[2] = {4, {2.0, 0.5, 0.125, 0.03, 0.01}, 2.0, 400};
+  // Nothing to spend: every layer keeps its base.
+  auto none = allocate_layer_bits(t, 4, 0.0);
+  CHECK(none.bits == std::vector<int>{4, 4, 4});
+  CHECK(none.spent == 0.0);
+  // Budget 0.05 of 600 MACs = 30 base-MACs: one bit of layer 0 (cost 25) fits, layer 2's (100)
+  // does not, and the 5 left buy nothing.
+  auto small = allocate_layer_bits(t, 4, 0.05);
+  CHECK(small.bits == std::vector<int>{5, 4, 4});
+  CHECK(small.spent == Approx(25.0));
+  CHECK(small.budget == Approx(30.0));
+  // A large budget ends with every layer at 8 bits; spent never exceeds the budget.
+  for (double b : {0.1, 0.3, 0.7, 1.0, 5.0}) {
+    auto a = allocate_layer_bits(t, 4, b);
+    CHECK(a.spent <= a.budget + 1e-9);
+    double cost = 0;
+    for (size_t l = 0; l < t.size(); ++l) cost += (a.bits[l] - 4) * t[l].macs / 4;
+    CHECK(cost == Approx(a.spent));
+    for (int bits : a.bits) CHECK((bits >= 4 && bits <= 8));
+  }
+  CHECK(allocate_layer_bits(t, 4, 5.0).bits == std::vector<int>{8, 8, 8});
+  // A layer whose error does not fall never gets a bit, whatever the budget.
+  t[1].error = {0.5, 0.5, 0.5, 0.5, 0.5};
+  CHECK(allocate_layer_bits(t, 4, 5.0).bits[1] == 4);
+  // A layer already at its widest (first layer at 8 bits) is left alone.
+  t[0] = {8, {0.01}, 1.0, 100};
+  CHECK(allocate_layer_bits(t, 4, 5.0).bits[0] == 8);
 }

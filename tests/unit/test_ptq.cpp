@@ -368,3 +368,43 @@ TEST_CASE("quantized-prefix statistics: each layer is measured with the earlier 
   CHECK(checked >= 10);        // resnet20 has 22 layers; the default rules quantize them all
   CHECK(differ_from_fp >= 1);  // the prefix changes what later layers see
 }
+
+TEST_CASE("layer_bits: budget 0 is the MSE range at the base bits, every layer within [b, 8]",
+          "[layer_bits]") {
+  auto net = model::Network::load(test::save_zoo_model("mobilenetv2", "/tmp/mpq_test_lb.pt", 0.5));
+  test::RandomImages data(32);
+  auto cc = context(data, 32);
+  ptq::WeightConfig w;
+  w.method = ptq::WeightMethod::kLayerBits;
+  w.bits = 3;
+  w.layer_bits_budget = 0.0;
+  auto none = ptq::quantize_network(net, w, cc);
+  for (const auto& o : none.layers) {
+    REQUIRE(o.quantized);
+    CHECK(o.q.bits == 3);
+    CHECK(o.attrs["base_bits"] == 3);
+  }
+  CHECK(none.summary["layer_bits_spent_pct"] == 0.0);
+  // The same layers as single points with the MSE range at 3 bits: identical codes.
+  ptq::WeightConfig rtn = w;
+  rtn.method = ptq::WeightMethod::kRtn;
+  rtn.range = quant::RangeSpec{quant::RangeMethod::kMse, 0};
+  for (const auto& L : net.layers()) {
+    auto q = quant::quantize_single_point_layer(net.fp_weight(L.index).data_ptr<float>(), L.c_out,
+                                                L.d(), 3, rtn.granularity, rtn.range);
+    CHECK(q.codes == none.layers[static_cast<size_t>(L.index)].q.codes);
+  }
+  w.layer_bits_budget = 0.5;
+  auto some = ptq::quantize_network(net, w, cc);
+  int raised = 0;
+  for (const auto& o : some.layers) {
+    CHECK((o.q.bits >= 3 && o.q.bits <= 8));
+    raised += o.q.bits > 3;
+    // Each layer's recorded output errors fall with the width (MSE range, more levels).
+    const auto& e = o.attrs["output_error_by_bits"];
+    CHECK(e["8"].get<double>() <= e["3"].get<double>());
+  }
+  CHECK(raised > 0);
+  CHECK(some.summary["layer_bits_spent_pct"].get<double>() <= 50.0 + 1e-9);
+  CHECK(some.summary["layer_bits_spent_pct"].get<double>() > 0.0);
+}

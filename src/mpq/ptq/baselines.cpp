@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "mpq/quant/bit_alloc.h"
 #include "mpq/quant/coefficient_search.h"
@@ -146,6 +147,63 @@ LayerOutcome quantize_bit_alloc(const model::Network& net, const model::LayerInf
     if (hist[static_cast<size_t>(j)]) h[std::to_string(lo + j)] = hist[static_cast<size_t>(j)];
   o.attrs["bits_histogram"] = h.dump();
   return o;
+}
+
+std::vector<LayerOutcome> quantize_layer_bits(
+    const model::Network& net, const std::vector<int>& layers, const std::vector<int>& base_bits,
+    const WeightConfig& w, const std::vector<quant::SecondMoment>& stats, json* summary) {
+  MPQ_ASSERT(stats.size() == layers.size(), "layer_bits needs every layer's statistics");
+  WeightConfig mse = w;
+  mse.range = quant::RangeSpec{quant::RangeMethod::kMse, 0};
+  std::vector<std::vector<LayerOutcome>> cands(layers.size());
+  std::vector<quant::LayerBitTable> tables(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const auto& L = net.layers()[static_cast<size_t>(layers[k])];
+    const torch::Tensor fw = net.fp_weight(L.index).reshape({L.c_out, L.d()}).contiguous();
+    const int64_t groups = L.kind == model::LayerKind::kConv2d ? L.groups : 1,
+                  per = L.c_out / groups;
+    auto total_error = [&](const torch::Tensor& rows) {  // sum over channels of δᵀΣδ
+      double e = 0;
+      for (int64_t g = 0; g < groups; ++g)
+        for (double v :
+             quant::output_errors(stats[k], g, rows.narrow(0, g * per, per).contiguous()))
+          e += v;
+      return e;
+    };
+    auto& t = tables[k];
+    t.base_bits = base_bits[k];
+    t.macs = static_cast<double>(L.macs);
+    t.energy = std::max(total_error(fw), std::numeric_limits<double>::min());
+    const int top = std::max(base_bits[k], w.layer_bits_max);
+    json by_bits = json::object();
+    for (int b = base_bits[k]; b <= top; ++b) {
+      LayerOutcome o = quantize_single_point(net, L, b, mse);
+      auto deq = torch::empty({L.c_out, L.d()}, torch::kFloat32);
+      o.q.dequantize(deq.data_ptr<float>());
+      t.error.push_back(total_error(fw - deq));
+      by_bits[std::to_string(b)] = t.error.back();
+      o.attrs["method"] = weight_method_name(w.method);
+      o.attrs["base_bits"] = base_bits[k];
+      cands[k].push_back(std::move(o));
+    }
+    for (auto& o : cands[k]) o.attrs["output_error_by_bits"] = by_bits;
+  }
+  const auto alloc = quant::allocate_layer_bits(tables, w.bits, w.layer_bits_budget);
+  std::vector<LayerOutcome> out;
+  std::map<int, int> histogram;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const int b = alloc.bits[k];
+    ++histogram[b];
+    out.push_back(std::move(cands[k][static_cast<size_t>(b - base_bits[k])]));
+  }
+  double macs = 0;
+  for (const auto& t : tables) macs += t.macs;
+  json hist = json::object();
+  for (const auto& [b, n] : histogram) hist[std::to_string(b)] = n;
+  (*summary)["layer_bits_spent_pct"] = macs > 0 ? 100.0 * alloc.spent / macs : 0.0;
+  (*summary)["layer_bits_budget_pct"] = 100.0 * w.layer_bits_budget;
+  (*summary)["layer_bits_histogram"] = hist.dump();
+  return out;
 }
 
 }  // namespace mpq::ptq

@@ -217,14 +217,17 @@ const char* weight_method_name(WeightMethod m) {
       return "gptq";
     case WeightMethod::kAdaround:
       return "adaround";
+    case WeightMethod::kLayerBits:
+      return "layer_bits";
   }
   return "?";
 }
 
 WeightMethod parse_weight_method(const std::string& name) {
-  for (auto m : {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq,
-                 WeightMethod::kPercentile, WeightMethod::kOcs, WeightMethod::kBitAlloc,
-                 WeightMethod::kMultipoint, WeightMethod::kGptq, WeightMethod::kAdaround})
+  for (auto m :
+       {WeightMethod::kRtn, WeightMethod::kMse, WeightMethod::kAciq, WeightMethod::kPercentile,
+        WeightMethod::kOcs, WeightMethod::kBitAlloc, WeightMethod::kMultipoint, WeightMethod::kGptq,
+        WeightMethod::kAdaround, WeightMethod::kLayerBits})
     if (name == weight_method_name(m)) return m;
   throw ConfigError("/weights/method: unknown method '" + name + "'");
 }
@@ -265,7 +268,7 @@ LayerRule parse_layer_rule(const std::string& name) {
 bool uses_calibration(const WeightConfig& w) {
   // Multipoint always measures output errors (recorded per point and layer), whatever the policy.
   return w.method == WeightMethod::kMultipoint || w.method == WeightMethod::kGptq ||
-         w.method == WeightMethod::kAdaround ||
+         w.method == WeightMethod::kAdaround || w.method == WeightMethod::kLayerBits ||
          (w.method == WeightMethod::kBitAlloc && w.bit_alloc_by_output_error);
 }
 
@@ -377,8 +380,11 @@ void one_point_layers(NetworkRun& r) {
     }
     std::vector<quant::SecondMoment> stats;
     if (r.out.used_calibration) stats = r.fp_stats(r.mine);
-    if (w.method == WeightMethod::kGptq) {
-      auto outs = quantize_gptq(r.net, r.mine, r.bits_of(r.mine), w, stats);
+    if (w.method == WeightMethod::kGptq || w.method == WeightMethod::kLayerBits) {
+      auto outs =
+          w.method == WeightMethod::kGptq
+              ? quantize_gptq(r.net, r.mine, r.bits_of(r.mine), w, stats)
+              : quantize_layer_bits(r.net, r.mine, r.bits_of(r.mine), w, stats, &r.out.summary);
       for (size_t k = 0; k < r.mine.size(); ++k) done[r.mine[k]] = std::move(outs[k]);
       return;
     }
@@ -525,6 +531,10 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     throw ConfigError(
         "/calibration/statistics: \"quantized_prefix\" is sequential over layers and cannot run "
         "layer-parallel");
+  if (dist && w.method == WeightMethod::kLayerBits)
+    throw ConfigError(
+        "/weights/method: \"layer_bits\" allocates bits over all layers at once and cannot run "
+        "layer-parallel");
   if (dist && uses_adaround_data(w))
     throw ConfigError(
         "/weights/adaround/objective: \"data\" is sequential over layers (each layer's inputs "
@@ -538,9 +548,9 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
 
   if (w.method != WeightMethod::kMse && !multipoint) {
     one_point_layers(r);
-    r.out.summary = {{"quant_seconds", since(t0) - r.calib_seconds},
-                     {"calibration_seconds", r.calib_seconds},
-                     {"stats_cache_hit", r.out.stats_cache_hit}};
+    r.out.summary.update({{"quant_seconds", since(t0) - r.calib_seconds},
+                          {"calibration_seconds", r.calib_seconds},
+                          {"stats_cache_hit", r.out.stats_cache_hit}});
     return std::move(r.out);
   }
   quant::AllocationOptions alloc = w.allocation;

@@ -7,6 +7,8 @@
 //   percentile  clipping at a percentile of |w|
 //   ocs         outlier channel splitting, then max (or MSE) range (quant/ocs.h)
 //   bit_alloc   per-channel bit widths at a fixed average ("physical" mixed precision)
+//   layer_bits  per-layer bit widths under a network budget of extra bit operations ("true"
+//               mixed precision, the paper's foil; quant/bit_alloc.h allocate_layer_bits)
 //   multipoint  greedy points up to max_points per channel, number of points per channel
 //               allocated from calibration statistics (quant/allocation.h)
 //   gptq        GPTQ against the layer's calibration statistics (quant/gptq.h)
@@ -45,9 +47,11 @@ enum class WeightMethod {
   kBitAlloc,
   kMultipoint,
   kGptq,
-  kAdaround
+  kAdaround,
+  kLayerBits
 };
-/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq", "adaround".
+/// "rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq", "adaround",
+/// "layer_bits".
 const char* weight_method_name(WeightMethod m);
 /// Inverse of weight_method_name; ConfigError for an unknown name.
 WeightMethod parse_weight_method(const std::string& name);
@@ -80,6 +84,8 @@ struct WeightConfig {
   quant::RangeSpec ocs_range;             ///< range of the split weight (max or mse)
   double bit_alloc_average = 0;           ///< 0 = the trial's bits
   bool bit_alloc_by_output_error = true;  ///< rank channels by output (else weight) error
+  double layer_bits_budget = 0.1;         ///< layer_bits: extra MACs' worth at the base bits
+  int layer_bits_max = 8;                 ///< layer_bits: widest layer
   quant::AllocationOptions allocation;
   quant::Refit refit = quant::Refit::kNone;
   bool weighted = false;

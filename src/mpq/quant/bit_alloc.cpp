@@ -41,4 +41,39 @@ BitAllocation allocate_bits(const std::vector<double>& errors, int64_t c_out, in
   return a;
 }
 
+LayerBitAllocation allocate_layer_bits(const std::vector<LayerBitTable>& layers, int base_bits,
+                                       double budget_fraction) {
+  MPQ_ASSERT(base_bits > 0, "base bits");
+  LayerBitAllocation a;
+  for (const auto& t : layers) {
+    MPQ_ASSERT(!t.error.empty() && t.energy > 0, "layer bit table");
+    a.bits.push_back(t.base_bits);
+    a.budget += t.macs;
+  }
+  a.budget *= budget_fraction;
+  double left = a.budget;
+  for (;;) {
+    int best = -1;
+    double best_ratio = 0;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const auto& t = layers[l];
+      const int j = a.bits[l] - t.base_bits;
+      const double cost = t.macs / base_bits;
+      if (j + 1 >= static_cast<int>(t.error.size()) || cost > left || cost <= 0) continue;
+      const double gain =
+          (t.error[static_cast<size_t>(j)] - t.error[static_cast<size_t>(j + 1)]) / t.energy;
+      if (gain > 0 && gain / cost > best_ratio) {
+        best = static_cast<int>(l);
+        best_ratio = gain / cost;
+      }
+    }
+    if (best < 0) break;
+    ++a.bits[static_cast<size_t>(best)];
+    const double cost = layers[static_cast<size_t>(best)].macs / base_bits;
+    left -= cost;
+    a.spent += cost;
+  }
+  return a;
+}
+
 }  // namespace mpq::quant

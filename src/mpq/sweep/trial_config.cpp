@@ -106,11 +106,12 @@ const Schema& trial_schema() {
                 "cache of calibration statistics (\"\" = none)")
         .choice("/weights/method", "rtn",
                 {"rtn", "mse", "aciq", "percentile", "ocs", "bit_alloc", "multipoint", "gptq",
-                 "adaround"},
+                 "adaround", "layer_bits"},
                 "rtn: max range; mse: MSE-optimal point; aciq / percentile: clipping; ocs: outlier "
                 "channel splitting; bit_alloc: per-channel bits; multipoint; gptq: GPTQ on the "
                 "calibration statistics; adaround: learned rounding (on the calibration "
-                "statistics, or on data: /weights/adaround/objective)")
+                "statistics, or on data: /weights/adaround/objective); layer_bits: per-layer bit "
+                "widths under a budget (true mixed precision)")
         .integer("/weights/bits", 4, 2, 8, "weight bits b: codes in {-(2^(b-1)-1) .. 2^(b-1)-1}")
         .choice("/weights/granularity", "per_channel", {"per_channel", "per_layer"},
                 "one scale per output channel, or one per layer (per-tensor)")
@@ -128,6 +129,11 @@ const Schema& trial_schema() {
                 "bit_alloc: average bits per weight of every layer (0 = /weights/bits)")
         .choice("/weights/bit_alloc/metric", "output", {"output", "weight"},
                 "bit_alloc: rank channels by output error (calibration) or weight error")
+        .number("/weights/layer_bits/budget", 0.1, 0.0, 15.0,
+                "layer_bits: extra bit operations as a fraction of the network's MACs at "
+                "/weights/bits (0.2 = the cost of 20% extra MACs, as multipoint with "
+                "budget_unit macs)")
+        .integer("/weights/layer_bits/max_bits", 8, 2, 8, "layer_bits: widest layer")
         .choice("/weights/gptq/grid", "max", {"max", "mse"},
                 "gptq: step of each channel (or of the layer) from the largest magnitude or the "
                 "MSE-optimal "
@@ -262,7 +268,7 @@ json trial_identity(const TrialConfig& cfg) {
   const std::string first =
       w.method == WeightMethod::kMultipoint ? ptq::first_point_name(w.first_point) : "";
   for (const char* group :
-       {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq", "adaround"})
+       {"multipoint", "aciq", "percentile", "ocs", "bit_alloc", "gptq", "adaround", "layer_bits"})
     if (method != group && first != group) id["weights"].erase(group);
   if (w.method != WeightMethod::kMse && w.method != WeightMethod::kMultipoint &&
       w.method != WeightMethod::kBitAlloc) {
@@ -472,6 +478,8 @@ void parse_weights(const json& r, TrialConfig& t) {
       j["ocs"]["range"] == "mse" ? quant::RangeMethod::kMse : quant::RangeMethod::kMax;
   w.bit_alloc_average = j["bit_alloc"]["average_bits"];
   w.bit_alloc_by_output_error = j["bit_alloc"]["metric"] == "output";
+  w.layer_bits_budget = j["layer_bits"]["budget"];
+  w.layer_bits_max = j["layer_bits"]["max_bits"];
   const std::string refit = mp["refit"];
   w.refit = refit == "weight"   ? quant::Refit::kWeight
             : refit == "output" ? quant::Refit::kOutput

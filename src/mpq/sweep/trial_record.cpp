@@ -68,6 +68,7 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
   const model::Network& net = *p.net;
   int64_t channels = 0, points = 0, macs = 0, extra_macs = 0;
   double weight_bits = 0, extra_weight_bits = 0, err_total = 0, w_total = 0;
+  double bops = 0, base_bops = 0;
   double extra_in_channels = 0, in_channels = 0;
   int quantized = 0;
   for (const auto& info : net.layers()) {
@@ -97,8 +98,22 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
     macs += info.macs;
     extra_macs +=
         static_cast<int64_t>(std::llround(quant::extra_macs(o.q, static_cast<double>(info.macs))));
-    weight_bits += static_cast<double>(info.params()) * o.q.bits;
-    extra_weight_bits += o.q.code_bits() - static_cast<double>(info.params()) * o.q.bits;
+    // The layer's base width: the trial's (or the first/last-layer rule's); layer_bits records
+    // it apart from the width it chose.
+    const double base = o.attrs.value("base_bits", o.q.bits);
+    weight_bits += static_cast<double>(info.params()) * base;
+    extra_weight_bits += o.q.code_bits() - static_cast<double>(info.params()) * base;
+    // Bit operations (MACs x weight bits, activations' width fixed): every point's MACs at its
+    // width, against all MACs at the base width.
+    double point_bits = 0;
+    for (size_t p = 0; p < o.q.point_channel.size(); ++p)
+      point_bits += o.q.channel_bits.empty()
+                        ? o.q.bits
+                        : o.q.channel_bits[static_cast<size_t>(o.q.point_channel[p])];
+    const double points_n = static_cast<double>(std::max<size_t>(1, o.q.point_channel.size()));
+    const double layer_macs = static_cast<double>(info.macs);
+    bops += (layer_macs + quant::extra_macs(o.q, layer_macs)) * point_bits / points_n;
+    base_bops += layer_macs * base;
     extra_in_channels += static_cast<double>(o.q.ocs_source.size());
     in_channels += static_cast<double>(info.c_in);
     err_total += err;
@@ -113,6 +128,7 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
       pct(static_cast<double>(points - channels), static_cast<double>(channels));
   m["extra_macs_pct"] = pct(static_cast<double>(extra_macs), static_cast<double>(macs));
   m["extra_weight_bits_pct"] = pct(extra_weight_bits, weight_bits);
+  m["extra_bops_pct"] = pct(bops - base_bops, base_bops);
   m["extra_input_channels_pct"] = pct(extra_in_channels, in_channels);
   m["weight_rel_error"] = w_total > 0 ? std::sqrt(err_total / w_total) : 0.0;
   for (const auto& [k, v] : nq.summary.items()) m[k] = v;
