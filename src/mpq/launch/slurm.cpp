@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +13,7 @@
 
 #include "mpq/report/table.h"
 #include "mpq/store/sweep_dir.h"
+#include "mpq/sweep/claiming.h"
 #include "mpq/sweep/sweep_config.h"
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
@@ -52,13 +55,26 @@ std::string sbatch_line(const std::string& arg) {
   return "#SBATCH " + arg + "\n";
 }
 
-// The part every script shares: requeue-aware signal forwarding around one command.
-std::string supervise(const std::string& command, const std::string& requeue_target,
-                      int max_requeues) {
-  const std::string n = std::to_string(max_requeues);
+// The part every script shares: requeue-aware signal forwarding around one command, and the
+// requeue decision. A start that the time limit stopped (exit 3) is requeued as long as it
+// finished a trial (done or failed, counted in this start's own ledgers: the worker id names
+// job, array task and restart); after `max_stalls` starts in a row that finished none, or
+// `max_requeues` requeues in all (a safety net), the job gives up and says so in
+// slurm/gave-up, which `mpq status` prints with the command that continues the sweep.
+std::string supervise(const std::string& command, const std::string& key,
+                      const std::string& requeue_target, const SubmitOptions& o, long long grace) {
+  const std::string cap = std::to_string(o.max_requeues), stalls = std::to_string(o.max_stalls);
   return R"SH(
 # SIGUSR1 (time limit near) and SIGTERM (scancel, preemption) go to the batch shell only; pass
-# them on. mpq exits with 3 when it stopped early for the time limit: then requeue this job.
+# them on. mpq exits with 3 when it stopped early for the time limit: then requeue this job if
+# this start finished a trial (or fewer than )SH" +
+         stalls + R"SH( starts in a row finished none), at most )SH" + cap +
+         R"SH( times.
+KEY=)SH" +
+         key +
+         R"SH(
+RESTART=${SLURM_RESTART_COUNT:-0}
+rm -f "$DIR/slurm/gave-up"
 )SH" + command +
          R"SH( &
 child=$!
@@ -70,15 +86,29 @@ while :; do
   kill -0 $child 2>/dev/null || break   # wait was interrupted by a trapped signal
 done
 if [ $rc -eq 3 ]; then
-  if [ "${SLURM_RESTART_COUNT:-0}" -lt )SH" +
-         n + R"SH( ]; then
-    echo "mpq: time limit near: requeueing )SH" +
-         requeue_target + R"SH( (restart ${SLURM_RESTART_COUNT:-0})"
+  finished=$(cat "$DIR"/ledgers/*-slurm-"$KEY"-r"$RESTART"-*.jsonl 2>/dev/null |
+             grep -c -E '"event":"(done|failed)"')
+  stalls=0
+  [ "$finished" -gt 0 ] || stalls=$(( $(cat "$DIR/slurm/stalls-$KEY" 2>/dev/null || echo 0) + 1 ))
+  echo $stalls >"$DIR/slurm/stalls-$KEY"
+  why=""
+  if [ $stalls -ge )SH" +
+         stalls + R"SH( ]; then
+    why="$stalls start(s) in a row finished no trial: a trial needs more than the )SH" +
+         o.time + " limit less USR1's " + std::to_string(grace) + R"SH( s"
+  elif [ $RESTART -ge )SH" +
+         cap + R"SH( ]; then
+    why=")SH" +
+         cap +
+         R"SH( requeues used (--max-requeues)"
+  fi
+  if [ -z "$why" ]; then
+    echo "mpq: time limit near: requeueing $KEY (restart $RESTART, $finished trial(s) finished in this start)"
     scontrol requeue )SH" +
          requeue_target + R"SH(
   else
-    echo "mpq: time limit near, )SH" +
-         n + R"SH( requeues used: not requeueing"
+    echo "mpq: time limit near, not requeueing: $why"
+    echo "job $KEY gave up after $((RESTART + 1)) start(s) on $(date -u +%FT%TZ): $why" >"$DIR/slurm/gave-up"
   fi
 fi
 exit $rc
@@ -86,7 +116,7 @@ exit $rc
 }
 
 struct Paths {
-  std::string mpq, sweep_copy, slurm_dir, logs, cwd;
+  std::string mpq, sweep_copy, sweep_dir, slurm_dir, logs, cwd;
 };
 
 std::string header(const std::string& name, const std::string& what, const std::string& reuse,
@@ -106,7 +136,7 @@ std::string header(const std::string& name, const std::string& what, const std::
 }
 
 std::string env_block(const Paths& p) {
-  return "set -u\nMPQ=" + p.mpq + "\nSWEEP=" + p.sweep_copy +
+  return "set -u\nMPQ=" + p.mpq + "\nSWEEP=" + p.sweep_copy + "\nDIR=" + p.sweep_dir +
          "\nif [ \"$(id -u)\" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 "
          "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi\n"
          "echo \"mpq: job ${SLURM_JOB_ID} ${SLURM_ARRAY_JOB_ID:+array "
@@ -148,6 +178,24 @@ void record_job(const std::string& slurm_dir, const json& j) {
   o << r.dump() << "\n";
 }
 
+// Warns when the time limit less the signal lead leaves less work time per start than a typical
+// trial of this sweep: the median time of the trials already finished in its directory (a
+// resubmission, or a sweep run locally first). "" when it fits or nothing has run yet.
+std::string short_limit_warning(const store::SweepDir& dir, const SubmitOptions& o, long long limit,
+                                long long grace) {
+  const double typical = sweep::median_trial_seconds(dir);
+  const long long window = limit - grace;
+  if (typical <= 0 || typical < window) return "";
+  char buf[400];
+  std::snprintf(buf, sizeof buf,
+                "--time %s with USR1 %lld s before it leaves %lld s of work per start, less than "
+                "a typical trial of this sweep (%.0f s, the median of those finished): starts may "
+                "finish nothing and the job gives up after %d such starts; ask for a longer "
+                "--time",
+                o.time.c_str(), grace, window, typical, o.max_stalls);
+  return buf;
+}
+
 }  // namespace
 
 SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
@@ -158,8 +206,10 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
   const bool array_mode = o.mode == "array";  // the one comparison: the rest asks this
   const long long limit = parse_slurm_time(o.time);
   if (o.nodes < 1 || o.ntasks_per_node < 1 || o.cpus_per_task < 1 || o.array_tasks < 1 ||
-      o.max_concurrent < 0 || o.max_requeues < 0)
-    throw ConfigError("--nodes, --ntasks-per-node, --cpus-per-task, --array-tasks must be >= 1");
+      o.max_concurrent < 0 || o.max_requeues < 0 || o.max_stalls < 1)
+    throw ConfigError(
+        "--nodes, --ntasks-per-node, --cpus-per-task, --array-tasks, --max-stalls must be >= 1 "
+        "(--max-concurrent, --max-requeues >= 0)");
   long long grace =
       o.signal_seconds > 0 ? o.signal_seconds : std::min(300LL, std::max(30LL, limit / 10));
   if (grace >= limit)
@@ -174,10 +224,13 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
   p.mpq = self_executable();
   p.cwd = fs::current_path().string();
   store::SweepDir dir(spec.run.results_dir + "/" + spec.name);
+  const std::string warning = short_limit_warning(dir, o, limit, grace);
+  p.sweep_dir = absolute(dir.dir());
   p.slurm_dir = absolute(dir.slurm_dir());
   p.logs = p.slurm_dir + "/logs";
   p.sweep_copy = p.slurm_dir + "/sweep.json";
   SubmitResult r;
+  r.warning = warning;
   r.slurm_dir = p.slurm_dir;
 
   std::map<std::string, std::string> scripts;  // file name -> text (in submission order below)
@@ -200,7 +253,8 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
     arr += sbatch_line("--output=" + p.logs + "/%x-%A_%a.out");
     arr += env_block(p);
     arr += supervise("\"$MPQ\" sweep work \"$SWEEP\" --stop-grace " + std::to_string(grace),
-                     "\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"", o.max_requeues);
+                     "\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"",
+                     "\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"", o, grace);
     scripts["array.sbatch"] = arr;
   } else {
     std::string mpi =
@@ -211,7 +265,7 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& o) {
     mpi += sbatch_line("--output=" + p.logs + "/%x-%j.out");
     mpi += env_block(p);
     mpi += supervise("mpirun --oversubscribe -np \"$SLURM_NTASKS\" \"$MPQ\" sweep run \"$SWEEP\"",
-                     "\"$SLURM_JOB_ID\"", o.max_requeues);
+                     "\"$SLURM_JOB_ID\"", "\"$SLURM_JOB_ID\"", o, grace);
     scripts["mpi.sbatch"] = mpi;
   }
 
@@ -322,6 +376,15 @@ std::string jobs_table(const std::string& sweep_dir) {
     }
   }
   return t.markdown();
+}
+
+std::string gave_up_line(const std::string& sweep_dir) {
+  std::ifstream in(sweep_dir + "/slurm/gave-up");
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty()) return "";
+  return "Slurm " + line + ". Continue it with: mpq slurm submit " + sweep_dir +
+         "/slurm/sweep.json --time <longer limit>  (or sbatch " + sweep_dir +
+         "/slurm/<script>.sbatch again)";
 }
 
 std::vector<std::string> cancel(const std::string& sweep_dir) {

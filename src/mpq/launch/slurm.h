@@ -13,8 +13,10 @@
 //               `mpirun -np $SLURM_NTASKS mpq sweep run` (rank 0 prepares).
 // Every script asks for --signal=B:USR1@<grace> and --requeue; the batch shell forwards USR1 and
 // TERM to mpq; a worker stopped by the time limit exits with 3 and the script requeues its job
-// (scontrol requeue, at most max_requeues times: SLURM_RESTART_COUNT). Submitting again after an
-// interruption runs only what is left (done trials are skipped, stale claims expire).
+// (scontrol requeue) as long as that start finished a trial; after max_stalls starts in a row
+// that finished none, or max_requeues requeues in all (SLURM_RESTART_COUNT, a safety net), it
+// gives up and writes one line to slurm/gave-up (gave_up_line, `mpq status`). Submitting again
+// after an interruption runs only what is left (done trials are skipped, stale claims expire).
 #pragma once
 
 #include <string>
@@ -34,8 +36,9 @@ struct SubmitOptions {
   int max_concurrent = 0;                ///< %M of --array (0 = no limit)
   std::vector<std::string> sbatch_args;  ///< extra #SBATCH lines, e.g. "--qos=short"
   int signal_seconds = 0;  ///< USR1 this long before the limit (0 = a tenth of it, 30..300 s)
-  int max_requeues = 3;
-  bool dry_run = false;  ///< print the scripts, submit nothing
+  int max_requeues = 100;  ///< safety net: requeues in all
+  int max_stalls = 2;      ///< give up after this many starts in a row that finished no trial
+  bool dry_run = false;    ///< print the scripts, submit nothing
 };
 
 struct SubmitResult {
@@ -43,6 +46,7 @@ struct SubmitResult {
   std::vector<std::string> scripts;                       ///< written script paths
   std::vector<std::pair<std::string, std::string>> jobs;  ///< (kind, job id) submitted
   std::string dry_run_text;                               ///< the scripts, with the sbatch commands
+  std::string warning;  ///< "" or why the time limit may be short for this sweep's trials
 };
 
 /// Seconds of a Slurm time limit: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S". Throws
@@ -56,6 +60,10 @@ SubmitResult submit(const std::string& sweep_file, const SubmitOptions& options)
 /// The recorded jobs of a sweep directory with their current Slurm state (squeue; sacct when
 /// the job left the queue and accounting exists), as a Markdown table ("" if none recorded).
 std::string jobs_table(const std::string& sweep_dir);
+
+/// "" unless a job of the sweep gave up requeueing (slurm/gave-up, cleared when a job of the
+/// sweep starts again): then one line saying why and the command that continues the sweep.
+std::string gave_up_line(const std::string& sweep_dir);
 
 /// scancel of every recorded job; returns the ids cancelled. InputError if scancel fails.
 std::vector<std::string> cancel(const std::string& sweep_dir);

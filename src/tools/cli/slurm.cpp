@@ -23,9 +23,9 @@ class Submit : public Verb {
         "  mpq slurm submit sweep.json --dry-run          # print the scripts, submit nothing\n"
         "Scripts go to <results_dir>/<sweep>/slurm/ (reusable), job ids to slurm/jobs.jsonl.\n"
         "Jobs ask for --signal=B:USR1@<grace> and --requeue: near the time limit workers hand\n"
-        "their trials back and requeue (at most --max-requeues times). Submitting again after "
-        "an\n"
-        "interruption runs only what is left. See slurm/README.md.");
+        "their trials back and requeue, as long as each start finishes a trial (give up after\n"
+        "--max-stalls starts in a row that finish none; `mpq status` then says so). Submitting\n"
+        "again after an interruption runs only what is left. See slurm/README.md.");
     auto& o = options_;
     c->add_option("sweep", file_, "sweep JSON file")->required();
     add_sweep_overrides(c, o.overrides);
@@ -47,13 +47,18 @@ class Submit : public Verb {
                   "(repeatable)");
     c->add_option("--signal-seconds", o.signal_seconds,
                   "USR1 this long before the time limit (default: a tenth of it, 30..300 s)");
-    c->add_option("--max-requeues", o.max_requeues, "requeues after time limits")
+    c->add_option("--max-requeues", o.max_requeues,
+                  "requeues after time limits in all (a safety net)")
+        ->capture_default_str();
+    c->add_option("--max-stalls", o.max_stalls,
+                  "give up after this many starts in a row that finished no trial")
         ->capture_default_str();
     c->add_flag("--dry-run", o.dry_run, "print the scripts, submit nothing");
   }
 
   int run(int*, char***) override {
     auto r = launch::submit(file_, options_);
+    if (!r.warning.empty()) std::fprintf(stderr, "mpq: warning: %s\n", r.warning.c_str());
     if (options_.dry_run) {
       std::fputs(r.dry_run_text.c_str(), stdout);
       return kExitOk;

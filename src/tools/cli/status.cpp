@@ -42,6 +42,8 @@ class Status : public Verb {
     std::printf("%s: %zu trials: %d done, %d failed, %d gave up, %d pending, %d running\n",
                 dir_.c_str(), st.trials.size(), st.done, st.failed, st.gave_up, st.pending,
                 st.running);
+    const std::string gave_up = launch::gave_up_line(dir_);
+    if (!gave_up.empty() && st.pending + st.failed > 0) std::printf("%s\n", gave_up.c_str());
     if (st.invalid_files)
       std::printf("%d trial file(s) present but invalid (will be redone)\n", st.invalid_files);
     std::map<std::string, std::string> holder;
@@ -57,6 +59,7 @@ class Status : public Verb {
     if (t.rows()) std::printf("\n%s", t.markdown().c_str());
     const std::string jobs = launch::jobs_table(dir_);
     if (!jobs.empty()) std::printf("\nSlurm jobs (slurm/jobs.jsonl):\n\n%s", jobs.c_str());
+
     return kExitOk;
   }
 
