@@ -15,14 +15,14 @@ n=$(ls "$V/JPEGImages" | wc -l)
 # 1. The metric: random detections built to hit the rules' corner cases, several settings.
 for seed in 1 2; do
   "$PYTHON" "$ref" random-detections "$V" test "$d/dets$seed.h5" "$seed"
-  for setting in "0.5 0" "0.5 1" "0.7 0"; do
+  for setting in "0.5 0 devkit" "0.5 1 devkit" "0.7 0 devkit" "0.5 0 exact" "0.5 0 numpy"; do
     set -- $setting
     strict=""; [ "$2" = 1 ] && strict="--strict"
     "$MPQ" -q score-detections "$d/dets$seed.h5" --set data.name=voc --set data.root="$voc" \
-      --iou "$1" $strict --json >"$d/mpq.json" 2>"$d/log" || fail "score-detections: $(cat "$d/log")"
-    "$PYTHON" "$ref" score "$V" test "$d/dets$seed.h5" "$1" "$2" >"$d/ref.json"
+      --iou "$1" $strict --voc07-thresholds "$3" --json >"$d/mpq.json" 2>"$d/log" || fail "score-detections: $(cat "$d/log")"
+    "$PYTHON" "$ref" score "$V" test "$d/dets$seed.h5" "$1" "$2" "$3" >"$d/ref.json"
     "$PYTHON" "$ref" compare "$d/mpq.json" "$d/ref.json" 1e-9 >"$d/cmp" 2>&1 \
-      && pass "seed $seed, IoU $1 strict=$2: $(cat "$d/cmp")" || fail "AP mismatch: $(cat "$d/cmp")"
+      && pass "seed $seed, IoU $1 strict=$2 thresholds=$3: $(cat "$d/cmp")" || fail "AP mismatch ($3): $(cat "$d/cmp")"
   done
 done
 

@@ -7,8 +7,11 @@ usage:
       ground-truth boxes (some exactly at IoU 0.5), duplicates of one box, detections on difficult
       boxes, pure false positives, classes without detections, and scores rounded to 2 decimals
       (ties). Writes /detections [M, 7] (image, class, score, x1, y1, x2, y2).
-  voc_reference.py score VOC_DIR SPLIT DETS.h5 IOU STRICT
+  voc_reference.py score VOC_DIR SPLIT DETS.h5 IOU STRICT [THRESHOLDS]
       Prints JSON {"map_voc07", "map_voc12", "ap_voc07": [...], "ap_voc12": [...]} computed here.
+      THRESHOLDS: the VOC2007 recall thresholds: devkit (default; VOCevaldet's `for t=0:0.1:1`
+      as MATLAB's colon builds it, from both ends: k * 0.1 up to the middle, 1 - (10 - k) * 0.1
+      after), exact (k / 10) or numpy (np.arange(0, 1.1, 0.1), as py-faster-rcnn).
   voc_reference.py compare MPQ.json REF.json TOL
       Exits 1 unless every number agrees within TOL (absolute; NaN == NaN).
   voc_reference.py nms-cases OUT.json SEED
@@ -98,7 +101,16 @@ def iou(bb, gt):
     return inters / uni
 
 
-def score(voc, split, dets_path, thr, strict):
+def thresholds(kind):
+    if kind == "exact":
+        return [k / 10.0 for k in range(11)]
+    if kind == "numpy":
+        return [float(t) for t in np.arange(0.0, 1.1, 0.1)]
+    assert kind == "devkit", kind
+    return [k * 0.1 if k < 5 else 0.5 if k == 5 else 1.0 - (10 - k) * 0.1 for k in range(11)]
+
+
+def score(voc, split, dets_path, thr, strict, kind="devkit"):
     ids, gts = load_split(voc, split)
     dets = h5py.File(dets_path, "r")["detections"][()]
     ap07, ap12 = [], []
@@ -140,7 +152,7 @@ def score(voc, split, dets_path, thr, strict):
         rec = ctp / npos
         prec = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
         a = 0.0
-        for t in [k / 10.0 for k in range(11)]:  # thresholds k/10 exactly
+        for t in thresholds(kind):
             a += (np.max(prec[rec >= t]) if np.any(rec >= t) else 0.0) / 11.0
         ap07.append(a)
         mrec = np.concatenate(([0.0], rec, [1.0]))
@@ -261,7 +273,8 @@ if __name__ == "__main__":
     if cmd == "random-detections":
         random_detections(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif cmd == "score":
-        score(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6] == "1")
+        score(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6] == "1",
+              sys.argv[7] if len(sys.argv) > 7 else "devkit")
     elif cmd == "compare":
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], float(sys.argv[4])) else 1)
     elif cmd == "nms-cases":

@@ -8,6 +8,7 @@
 
 #include "mpq/eval/voc_ap.h"
 #include "mpq/model/nms.h"
+#include "mpq/util/error.h"
 #include "tolerances.h"
 #include "torch_catch.h"
 
@@ -160,4 +161,62 @@ TEST_CASE("own NMS keeps exactly what torchvision.ops.nms keeps", "[.nms-parity]
     }
   }
   CHECK(compared == 3 * static_cast<int>(cases.size()));
+}
+
+TEST_CASE("VOC2007 thresholds: the devkit's 0:0.1:1, exact k/10, numpy's arange", "[detection]") {
+  // The three threshold sets, as doubles: the devkit's (MATLAB's colon from both ends) differs
+  // from k/10 only at k = 3; numpy's k * 0.1 also at k = 6 and 7.
+  const auto dev = eval::voc07_thresholds(eval::Voc07Thresholds::kDevkit);
+  const auto ex = eval::voc07_thresholds(eval::Voc07Thresholds::kExact);
+  const auto np = eval::voc07_thresholds(eval::Voc07Thresholds::kNumpy);
+  for (int k = 0; k <= 10; ++k) {
+    INFO("k = " << k);
+    CHECK(ex[k] == k / 10.0);
+    CHECK((dev[k] == ex[k]) == (k != 3));
+    CHECK((np[k] == ex[k]) == (k != 3 && k != 6 && k != 7));
+    CHECK(dev[k] >= ex[k]);  // where they differ, the product is the next double up
+  }
+  CHECK(dev[3] == 0.1 * 3);
+  CHECK(dev[3] > 0.3);
+  CHECK(np[6] > 0.6);
+  CHECK(np[7] > 0.7);
+
+  // 10 positives (one box per image, class 0) and detections whose recall lands exactly on 0.3,
+  // 0.6 and 0.7: T T T, 7 F, T T T, 7 F, T, 9 F, T T T (TP precisions by recall 0.1..1: 1, 1, 1,
+  // 4/11, 5/12, 6/13, 7/21, 8/31, 9/32, 10/33). Interpolated precision at recall >= t:
+  //   exact  t = 0..0.3: 1; 0.4..0.6: 6/13; 0.7: 1/3; 0.8..1: 10/33
+  //   devkit t_3 > 0.3 drops the recall-0.3 point: 6/13 there
+  //   numpy  also drops recall 0.6 at t_6 (1/3) and recall 0.7 at t_7 (10/33)
+  std::vector<eval::VocImageTruth> gt;
+  for (int i = 0; i < 10; ++i) gt.push_back(truth({{1, 1, 10, 10}}, {0}, {0}));
+  const std::string seq = "TTTFFFFFFFTTTFFFFFFFTFFFFFFFFFTTT";
+  std::vector<eval::VocDetection> d;
+  int next_box = 0;
+  for (size_t i = 0; i < seq.size(); ++i) {
+    const double score = 1.0 - 0.01 * static_cast<double>(i);  // distinct, descending
+    if (seq[i] == 'T')
+      d.push_back(det(next_box++, 0, score, 1, 1, 10, 10));  // an unmatched box: a TP
+    else
+      d.push_back(det(0, 0, score, 50, 50, 60, 60));  // overlaps nothing: a FP
+  }
+  REQUIRE(next_box == 10);
+  const double a = 6.0 / 13, b = 1.0 / 3, c = 10.0 / 33;
+  const double want_exact = (4 * 1.0 + 3 * a + b + 3 * c) / 11;
+  const double want_devkit = (3 * 1.0 + 4 * a + b + 3 * c) / 11;
+  const double want_numpy = (3 * 1.0 + 3 * a + b + c + 3 * c) / 11;
+  // 1e-12: the same eleven terms summed in another order.
+  auto ap = [&](eval::Voc07Thresholds t) {
+    return eval::voc_ap(d, gt, 1, {0.5, false, t}).ap07[0];
+  };
+  CHECK(ap(eval::Voc07Thresholds::kExact) == Approx(want_exact).margin(kApTolerance));
+  CHECK(ap(eval::Voc07Thresholds::kDevkit) == Approx(want_devkit).margin(kApTolerance));
+  CHECK(ap(eval::Voc07Thresholds::kNumpy) == Approx(want_numpy).margin(kApTolerance));
+  CHECK(eval::voc_ap(d, gt, 1).ap07[0] == ap(eval::Voc07Thresholds::kDevkit));  // the default
+  CHECK(want_exact - want_devkit > 0.04);  // the cases really differ
+  CHECK(want_devkit - want_numpy > 0.01);
+
+  // The VOC2007-test case: pottedplant's 480 positives make recall 144/480 exactly 0.3 too.
+  CHECK(144.0 / 480.0 == 0.3);
+  CHECK_FALSE(144.0 / 480.0 >= dev[3]);
+  CHECK_THROWS_AS(eval::parse_voc07_thresholds("matlab"), ConfigError);
 }

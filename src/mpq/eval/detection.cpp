@@ -226,7 +226,7 @@ TaskEvaluator::Gathered DetectionEvaluator::gathered_metrics(const EvalShard& q,
   const auto& pt = q.tensors.at("positions");
   std::vector<int64_t> positions(pt.data_ptr<int64_t>(), pt.data_ptr<int64_t>() + pt.numel());
   const int classes = static_cast<int>(data.num_classes());
-  VocApOptions ao{o_.iou_threshold, o_.strict_iou};
+  VocApOptions ao{o_.iou_threshold, o_.strict_iou, o_.voc07_thresholds};
   const auto truth = voc_truth(data, positions);
   const auto qd = shard_detections(q, positions), fd = shard_detections(fp, positions);
   const auto rq = voc_ap(qd, truth, classes, ao), rf = voc_ap(fd, truth, classes, ao);

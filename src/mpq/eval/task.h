@@ -29,6 +29,7 @@
 
 #include "mpq/data/dataset.h"
 #include "mpq/data/loader.h"
+#include "mpq/eval/voc_ap.h"
 #include "mpq/model/network.h"
 #include "mpq/util/named_array.h"
 
@@ -122,12 +123,13 @@ const char* voc_metric_name(VocMetric m);
 
 /// Options of the detection evaluator (eval.* keys of the trial config; docs/detection.md).
 struct DetectionOptions {
-  int label_offset = 1;                 ///< model label of class 0 (torchvision: 0 = background)
-  double iou_threshold = 0.5;           ///< the devkit's
-  bool strict_iou = false;              ///< IoU > threshold instead of >=
-  VocMetric headline = VocMetric::k07;  ///< eval.voc_metric
-  double fidelity_score = 0.5;          ///< FP detections at least this confident are the reference
-  bool save_detections = false;         ///< keep every detection as a table
+  int label_offset = 1;        ///< model label of class 0 (torchvision: 0 = background)
+  double iou_threshold = 0.5;  ///< the devkit's
+  bool strict_iou = false;     ///< IoU > threshold instead of >=
+  Voc07Thresholds voc07_thresholds = Voc07Thresholds::kDevkit;  ///< eval.voc07_thresholds
+  VocMetric headline = VocMetric::k07;                          ///< eval.voc_metric
+  double fidelity_score = 0.5;   ///< FP detections at least this confident are the reference
+  bool save_detections = false;  ///< keep every detection as a table
 };
 
 /// The evaluator of a task.

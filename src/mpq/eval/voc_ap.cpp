@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "mpq/util/error.h"
+
 namespace mpq::eval {
 
 double voc_iou(const double* a, const double* b) {
@@ -12,16 +14,52 @@ double voc_iou(const double* a, const double* b) {
   const double ih = std::min(a[3], b[3]) - std::max(a[1], b[1]) + 1.0;
   if (iw <= 0 || ih <= 0) return 0.0;
   const double inter = iw * ih;
-  const double uni = (a[2] - a[0] + 1.0) * (a[3] - a[1] + 1.0) +
-                     (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0) - inter;
+  const double uni =
+      (a[2] - a[0] + 1.0) * (a[3] - a[1] + 1.0) + (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0) - inter;
   return inter / uni;
+}
+
+Voc07Thresholds parse_voc07_thresholds(const std::string& name) {
+  if (name == "devkit") return Voc07Thresholds::kDevkit;
+  if (name == "exact") return Voc07Thresholds::kExact;
+  if (name == "numpy") return Voc07Thresholds::kNumpy;
+  throw ConfigError("/eval/voc07_thresholds: expected devkit, exact or numpy, got '" + name + "'");
+}
+
+const char* voc07_thresholds_name(Voc07Thresholds t) {
+  switch (t) {
+    case Voc07Thresholds::kExact:
+      return "exact";
+    case Voc07Thresholds::kNumpy:
+      return "numpy";
+    default:
+      return "devkit";
+  }
+}
+
+std::vector<double> voc07_thresholds(Voc07Thresholds t) {
+  std::vector<double> v(11);
+  const double step = 0.1;  // the IEEE products k * 0.1, as MATLAB and numpy compute them
+  for (int k = 0; k <= 10; ++k) {
+    switch (t) {
+      case Voc07Thresholds::kExact:
+        v[k] = k / 10.0;
+        break;
+      case Voc07Thresholds::kNumpy:
+        v[k] = k * step;
+        break;
+      default:  // MATLAB's colon from both ends; the middle element is (a + b) / 2
+        v[k] = k < 5 ? k * step : k == 5 ? 0.5 : 1.0 - (10 - k) * step;
+    }
+  }
+  return v;
 }
 
 namespace {
 
 // 11-point AP and area AP from the cumulative counts of one class.
 void ap_of(const std::vector<double>& tp, const std::vector<double>& fp, int64_t positives,
-           double* ap07, double* ap12) {
+           const std::vector<double>& thresholds, double* ap07, double* ap12) {
   const size_t n = tp.size();
   std::vector<double> rec(n), prec(n);
   double ctp = 0, cfp = 0;
@@ -32,8 +70,7 @@ void ap_of(const std::vector<double>& tp, const std::vector<double>& fp, int64_t
     prec[i] = ctp / std::max(ctp + cfp, std::numeric_limits<double>::epsilon());
   }
   double s = 0;
-  for (int k = 0; k <= 10; ++k) {
-    const double t = k / 10.0;
+  for (const double t : thresholds) {
     double p = 0;
     for (size_t i = 0; i < n; ++i)
       if (rec[i] >= t) p = std::max(p, prec[i]);
@@ -58,14 +95,15 @@ VocApResult voc_ap(const std::vector<VocDetection>& detections,
                    const std::vector<VocImageTruth>& truth, int classes,
                    const VocApOptions& options) {
   VocApResult r;
+  const std::vector<double> thresholds = voc07_thresholds(options.thresholds);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   r.ap07.assign(static_cast<size_t>(classes), nan);
   r.ap12.assign(static_cast<size_t>(classes), nan);
   r.positives.assign(static_cast<size_t>(classes), 0);
   r.detections.assign(static_cast<size_t>(classes), 0);
   // Ground-truth boxes of each (class, image), as indices into the image's boxes.
-  std::vector<std::vector<std::vector<int>>> gt(
-      static_cast<size_t>(classes), std::vector<std::vector<int>>(truth.size()));
+  std::vector<std::vector<std::vector<int>>> gt(static_cast<size_t>(classes),
+                                                std::vector<std::vector<int>>(truth.size()));
   for (size_t im = 0; im < truth.size(); ++im)
     for (size_t j = 0; j < truth[im].labels.size(); ++j) {
       const int c = truth[im].labels[j];
@@ -106,7 +144,8 @@ VocApResult voc_ap(const std::vector<VocDetection>& detections,
           jbest = j;
         }
       }
-      const bool hit = options.strict ? best > options.iou_threshold : best >= options.iou_threshold;
+      const bool hit =
+          options.strict ? best > options.iou_threshold : best >= options.iou_threshold;
       if (hit) {
         if (truth[im].difficult[static_cast<size_t>(cand[jbest])]) continue;  // ignored
         if (!matched[im][jbest]) {
@@ -121,7 +160,8 @@ VocApResult voc_ap(const std::vector<VocDetection>& detections,
     }
     const int64_t npos = r.positives[static_cast<size_t>(c)];
     if (npos == 0) continue;
-    ap_of(tp, fp, npos, &r.ap07[static_cast<size_t>(c)], &r.ap12[static_cast<size_t>(c)]);
+    ap_of(tp, fp, npos, thresholds, &r.ap07[static_cast<size_t>(c)],
+          &r.ap12[static_cast<size_t>(c)]);
     sum07 += r.ap07[static_cast<size_t>(c)];
     sum12 += r.ap12[static_cast<size_t>(c)];
     ++counted;

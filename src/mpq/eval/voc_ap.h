@@ -11,10 +11,14 @@
 //   iw = min(x2) - max(x1) + 1, ih likewise (clamped at 0), area = (x2 - x1 + 1)(y2 - y1 + 1).
 // Positives = non-difficult ground-truth boxes of the class. recall = cumTP / positives,
 // precision = cumTP / (cumTP + cumFP).
-//   VOC2007 (11-point): AP = mean over t = k / 10, k = 0..10, of the largest precision at
-//     recall >= t (0 if none). (t is k / 10.0 exactly; implementations that build the thresholds
-//     with np.arange(0, 1.1, 0.1) compare against 0.30000000000000004 and differ when a recall
-//     is exactly 0.3, 0.6 or 0.7.)
+//   VOC2007 (11-point): AP = mean over the 11 thresholds t of the largest precision at
+//     recall >= t (0 if none). The devkit loops `for t=0:0.1:1`, and MATLAB's colon builds
+//     a:d:b from both ends (MathWorks' colonop.m, Support solution 1-4FLI96): t_k = k * 0.1 for
+//     k <= 5 and 1 - (10 - k) * 0.1 above, in doubles. That is k/10 (the nearest double) for
+//     every k but 3, where 3 * 0.1 = 0.30000000000000004: a recall of exactly 0.3 (144 of 480
+//     positives) is not counted at t_3. Voc07Thresholds::kDevkit (the default) uses these;
+//     kExact uses k / 10.0; kNumpy uses np.arange(0, 1.1, 0.1)'s k * 0.1 (py-faster-rcnn,
+//     Detectron2: 0.30000000000000004, 0.6000000000000001, 0.7000000000000001).
 //   VOC2010+ (area): precision made monotone from the right, AP = sum over recall changes of
 //     (r_{i+1} - r_i) * p_{i+1}, with recall padded by 0 and 1 and precision by 0 and 0.
 // mAP = mean of the per-class APs over classes with at least one positive (a class with no
@@ -25,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace mpq::eval {
@@ -42,14 +47,25 @@ struct VocImageTruth {
   std::vector<uint8_t> difficult;
 };
 
+/// The 11 recall thresholds of the VOC2007 AP (see above).
+enum class Voc07Thresholds { kDevkit, kExact, kNumpy };
+
+/// Parses "devkit" | "exact" | "numpy" (ConfigError otherwise) and names them back.
+Voc07Thresholds parse_voc07_thresholds(const std::string& name);
+const char* voc07_thresholds_name(Voc07Thresholds t);
+
+/// The 11 thresholds t_0..t_10 of a variant, as doubles.
+std::vector<double> voc07_thresholds(Voc07Thresholds t);
+
 struct VocApOptions {
   double iou_threshold = 0.5;
   bool strict = false;  ///< IoU > threshold instead of >=
+  Voc07Thresholds thresholds = Voc07Thresholds::kDevkit;
 };
 
 struct VocApResult {
-  std::vector<double> ap07, ap12;  ///< per class (NaN: no positive)
-  std::vector<int64_t> positives;  ///< non-difficult boxes per class
+  std::vector<double> ap07, ap12;   ///< per class (NaN: no positive)
+  std::vector<int64_t> positives;   ///< non-difficult boxes per class
   std::vector<int64_t> detections;  ///< detections per class
   double map07 = 0, map12 = 0;
 };

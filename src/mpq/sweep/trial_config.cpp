@@ -215,6 +215,10 @@ const Schema& trial_schema() {
         .boolean(
             "/eval/strict_iou", false,
             "detection: IoU > threshold (py-faster-rcnn, Detectron) instead of >= (the devkit)")
+        .choice("/eval/voc07_thresholds", "devkit", {"devkit", "exact", "numpy"},
+                "detection: the 11 recall thresholds of VOC2007 AP: the devkit's 0:0.1:1 in "
+                "MATLAB (3 * 0.1 = 0.30000000000000004), exact k/10, or numpy's arange(0, 1.1, "
+                "0.1) (py-faster-rcnn; also differs at 0.6, 0.7)")
         .integer("/eval/label_offset", 1, -1000, 1000,
                  "detection: model label of the first class (torchvision: 1, 0 = background)")
         .number("/eval/fidelity_score", 0.5, 0.0, 1.0,
@@ -525,6 +529,7 @@ void parse_eval(const json& r, TrialConfig& t) {
   t.detection.headline = e["voc_metric"] == "voc12" ? eval::VocMetric::k12 : eval::VocMetric::k07;
   t.detection.iou_threshold = e["iou_threshold"];
   t.detection.strict_iou = e["strict_iou"];
+  t.detection.voc07_thresholds = eval::parse_voc07_thresholds(e["voc07_thresholds"]);
   t.detection.label_offset = e["label_offset"];
   t.detection.fidelity_score = e["fidelity_score"];
   t.detection.save_detections = e["save_detections"];

@@ -167,6 +167,7 @@ void add_model_manifest(json& m, const TrialConfig& cfg, const model::Network& n
     m["detection_iou"] = cfg.detection.iou_threshold;
     m["detection_iou_rule"] =
         cfg.detection.strict_iou ? "IoU > threshold" : "IoU >= threshold (VOC devkit)";
+    m["detection_voc07_thresholds"] = eval::voc07_thresholds_name(cfg.detection.voc07_thresholds);
     m["detection_label_offset"] = cfg.detection.label_offset;
     m["detection_headline"] = eval::voc_metric_name(cfg.detection.headline);
     m["detection_fidelity_score"] = cfg.detection.fidelity_score;

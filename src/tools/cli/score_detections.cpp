@@ -36,6 +36,11 @@ class ScoreDetections : public Verb {
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1.0));
     c->add_flag("--strict", strict_, "IoU > threshold (py-faster-rcnn) instead of >= (the devkit)");
+    c->add_option("--voc07-thresholds", thresholds_,
+                  "VOC2007 recall thresholds: devkit (MATLAB's 0:0.1:1), exact (k/10) or numpy "
+                  "(arange(0, 1.1, 0.1))")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"devkit", "exact", "numpy"}));
     c->add_flag("--json", json_, "print the result as JSON (full precision)");
   }
 
@@ -46,7 +51,8 @@ class ScoreDetections : public Verb {
                                                                  source_name(cfg_))
                                    : trial_cfg;
     sweep::TrialContext ctx;
-    auto r = sweep::score_detections(cfg, ctx, table, {iou_, strict_});
+    auto r = sweep::score_detections(cfg, ctx, table,
+                                     {iou_, strict_, eval::parse_voc07_thresholds(thresholds_)});
     const auto& names = data::voc_classes();
     if (json_) {
       std::printf("%s\n", json{{"map_voc07", r.map07},
@@ -72,6 +78,7 @@ class ScoreDetections : public Verb {
   ConfigArgs cfg_;
   std::string file_;
   double iou_ = 0.5;
+  std::string thresholds_ = "devkit";
   bool strict_ = false, json_ = false;
 };
 
