@@ -39,6 +39,11 @@ for arg in "$@"; do
   esac
 done
 
+# Debian 13 (trixie) ships Catch2 v3 as libcatch2-dev (catch2 is only a transitional package there).
+release=$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}")
+if [[ -n "$release" && "${release%%.*}" -ge 13 ]]; then
+  pkgs=("${pkgs[@]/#catch2/libcatch2-dev}")
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -6,6 +6,7 @@
 #include "mpq/model/network.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
+#include "mpq/util/provenance.h"
 #include "tools/cli/verb.h"
 
 int main(int argc, char** argv) {
@@ -16,6 +17,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "no progress bars or informational lines");
+  app.set_version_flag(
+      "--version", [] { return mpq::version_text(); },
+      "mpq's version, its LibTorch (and whether CUDA is available), libraries");
   mpq::cli::Verbs verbs;
   for (auto add : {mpq::cli::add_train, mpq::cli::add_inspect, mpq::cli::add_eval,
                    mpq::cli::add_data, mpq::cli::add_quantize, mpq::cli::add_sweep,

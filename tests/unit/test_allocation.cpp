@@ -1,7 +1,7 @@
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <random>
 
+#include "catch.h"
 #include "mpq/quant/allocation.h"
 #include "mpq/quant/bit_alloc.h"
 #include "mpq/util/error.h"

@@ -1,8 +1,8 @@
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "catch.h"
 #include "mpq/quant/coefficient_search.h"
 #include "mpq/quant/grid.h"
 #include "reference.h"

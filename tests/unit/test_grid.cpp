@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
 #include <vector>
 
+#include "catch.h"
 #include "mpq/quant/grid.h"
 #include "tolerances.h"
 

@@ -1,7 +1,7 @@
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <vector>
 
+#include "catch.h"
 #include "mpq/quant/grid.h"
 #include "mpq/quant/multipoint.h"
 #include "reference.h"

@@ -1,10 +1,10 @@
 // Aggregation over independently trained models (--pool-model-seeds) on a real sweep directory:
 // a plan and trial files written by mpq's own writers, metrics chosen so that every number of
 // the pooled row can be computed by hand.
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 
+#include "catch.h"
 #include "mpq/eval/metrics.h"
 #include "mpq/report/aggregate.h"
 #include "mpq/report/statistics.h"

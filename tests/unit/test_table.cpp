@@ -1,5 +1,4 @@
-#include <catch2/catch.hpp>
-
+#include "catch.h"
 #include "mpq/report/table.h"
 
 TEST_CASE("markdown tables align numbers right and text left", "[report]") {

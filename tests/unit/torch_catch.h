@@ -6,4 +6,4 @@
 #include <torch/script.h>
 
 #undef CHECK
-#include <catch2/catch.hpp>
+#include "catch.h"

@@ -187,7 +187,10 @@ std::string mat_string(const matvar_t* v, const std::string& where) {
 std::mutex g_matio_mutex;  // libmatio's logger is process-global
 std::string g_matio_message;
 
-void matio_log(int level, char* message) {
+// matio's log callback takes `char*` (1.5.23, Debian 12) or `const char*` (1.5.28, Debian 13):
+// a template, whose parameter is deduced from Mat_LogInitFunc's pointer type, fits both.
+template <typename Text>
+void matio_log(int level, Text message) {
   if (level & (MATIO_LOG_LEVEL_ERROR | MATIO_LOG_LEVEL_CRITICAL))
     g_matio_message = message ? message : "";
 }

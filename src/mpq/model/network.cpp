@@ -1,21 +1,17 @@
 #include "mpq/model/network.h"
 
-#include <caffe2/serialize/inline_container.h>
-#include <sys/stat.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/library.h>
-#include <torch/version.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "mpq/model/nms.h"
+#include "mpq/model/torch_compat.h"
+#include "mpq/model/torch_text.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
@@ -51,9 +47,9 @@ TORCH_LIBRARY(mpq, m) {
 }
 
 namespace {
-class InfoWarnings : public c10::WarningHandler {
+class InfoWarnings : public compat::WarningHandler {
  public:
-  void process(const c10::SourceLocation&, const std::string& m, const bool) override {
+  void on_warning(const std::string& m) override {
     std::lock_guard<std::mutex> lk(mu_);
     if (seen_.insert(m).second) info("warning from the model: " + m.substr(0, m.find('\n')));
   }
@@ -66,7 +62,7 @@ class InfoWarnings : public c10::WarningHandler {
 
 void install_warning_handler() {
   static InfoWarnings handler;
-  c10::Warning::set_warning_handler(&handler);
+  compat::set_warning_handler(&handler);
 }
 
 HookScope::HookScope(LayerInputHook* hook) : previous_(g_hook) {
@@ -79,35 +75,6 @@ HookScope::~HookScope() {
 // --- loading ----------------------------------------------------------------------------------
 
 namespace {
-
-// One line from an error message. Errors raised inside a TorchScript graph read "The following
-// operation failed in the TorchScript interpreter. Traceback of TorchScript ... RuntimeError:
-// <the actual problem>" (a std::runtime_error from the interpreter): keep the actual problem.
-std::string one_line(const std::string& m) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start <= m.size()) {
-    size_t nl = m.find('\n', start);
-    std::string line = m.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-    if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  if (lines.empty()) return "unknown error";
-  if (m.find("TorchScript interpreter") != std::string::npos ||
-      m.find("Traceback of TorchScript") != std::string::npos) {
-    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-      auto colon = it->find("Error: ");
-      if (colon != std::string::npos && it->find(' ') > colon) return it->substr(colon + 7);
-    }
-    return lines.back();
-  }
-  return lines.front();
-}
-
-std::string short_message(const c10::Error& e) {
-  return one_line(e.what_without_backtrace());
-}
 
 const c10::Symbol kConv2d = c10::Symbol::fromQualString("aten::conv2d");
 const c10::Symbol kConvolution = c10::Symbol::fromQualString("aten::_convolution");
@@ -219,62 +186,6 @@ std::vector<Node*> find_layer_nodes(const std::shared_ptr<Graph>& g) {
     return false;
   });
   return out;
-}
-
-std::string archive_extra_meta(const std::string& path) {
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    if (!reader.hasRecord("extra/mpq_meta.json")) return "";
-    auto [data, size] = reader.getRecord("extra/mpq_meta.json");
-    return std::string(static_cast<const char*>(data.get()), size);
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
-Module load_archive(const std::string& path, std::string* meta_json,
-                    const std::string& detection_ops) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    throw InputError(path + ": cannot open model (" + std::strerror(errno) + ")");
-  if (S_ISDIR(st.st_mode))
-    throw InputError(path + ": is a directory, expected a TorchScript archive (.pt)");
-  {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) throw InputError(path + ": cannot read model (" + std::strerror(errno) + ")");
-  }
-  auto load = [&] {
-    torch::jit::ExtraFilesMap extra{{"mpq_meta.json", ""}};
-    Module m = torch::jit::load(path, c10::nullopt, extra);
-    if (meta_json) *meta_json = extra["mpq_meta.json"];
-    return m;
-  };
-  try {
-    try {
-      return load();
-    } catch (const std::exception& e) {
-      // torchvision detectors call torchvision::nms: provide it, then read the archive again.
-      if (std::string(e.what()).find("torchvision::") == std::string::npos ||
-          !detection_ops_in_use().empty())
-        throw;
-      provide_detection_ops(detection_ops);
-      return load();
-    }
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const InputError&) {
-    throw;
-  } catch (const c10::Error& e) {
-    std::string m = short_message(e);
-    if (m.find("zip archive") != std::string::npos ||
-        m.find("PytorchStreamReader") != std::string::npos)
-      throw InputError(path + ": not a TorchScript archive (" + m + ")");
-    throw InputError(path + ": cannot load TorchScript archive: " + m +
-                     " (archives from a much newer PyTorch may use operators LibTorch " +
-                     TORCH_VERSION + " does not know; re-export with torch 1.13)");
-  } catch (const std::exception& e) {
-    throw InputError(path + ": cannot load TorchScript archive: " + one_line(e.what()));
-  }
 }
 
 Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, int* bn_before,
@@ -434,6 +345,8 @@ void probe_layers(Module& module, InputKind input_kind, const std::vector<int64_
 }  // namespace
 
 Network Network::load(const std::string& path, const LoadOptions& options) {
+  // Every TorchScript graph mpq runs comes through here: no TensorExpr kernels for any of them.
+  compat::disable_tensorexpr_fuser();
   std::string extra_meta;
   Module original = load_archive(path, &extra_meta, options.detection_ops);
   if (!original.find_method("forward"))

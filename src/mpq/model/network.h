@@ -187,14 +187,17 @@ class Network {
 /// instead of glog's multi-line stderr output. Called by the CLI at start.
 void install_warning_handler();
 
-/// Loads a TorchScript archive with the error handling of Network::load (InputError naming the
-/// file) but without preparing it. Used by export and inspection. `meta_json` (optional)
-/// receives the archive's mpq_meta.json extra file ("" if absent). An archive that needs
-/// torchvision's operators gets them from `detection_ops` (model/nms.h).
 /// The archive's mpq_meta.json extra file (written by scripts/export_torchvision.py), read from
 /// the zip without loading the model; "" if there is none or the file is not an archive.
 std::string archive_extra_meta(const std::string& path);
+/// True if the TorchScript archive (a zip) at `path` has the record `record` (e.g. "byteorder",
+/// which PyTorch 2.x writes and 1.13 does not); false if it has not or cannot be read.
+bool archive_has_record(const std::string& path, const std::string& record);
 
+/// Loads a TorchScript archive with the error handling of Network::load (InputError naming the
+/// file) but without preparing it. Used by export and inspection. `meta_json` (optional)
+/// receives the archive's mpq_meta.json extra file ("" if absent). An archive that needs
+/// torchvision's operators gets them from `detection_ops` (model/nms.h). (model/archive.cpp)
 torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr,
                                 const std::string& detection_ops = "mpq");
 

@@ -36,10 +36,10 @@ torch::Tensor nms(const torch::Tensor& dets, const torch::Tensor& scores, double
       for (int64_t b = a + 1; b < n; ++b) {
         const int64_t j = ord[b];
         if (suppressed[static_cast<size_t>(j)]) continue;
-        const scalar_t w = std::max(static_cast<scalar_t>(0),
-                                    std::min(px2[i], px2[j]) - std::max(px1[i], px1[j]));
-        const scalar_t h = std::max(static_cast<scalar_t>(0),
-                                    std::min(py2[i], py2[j]) - std::max(py1[i], py1[j]));
+        const scalar_t w =
+            std::max(static_cast<scalar_t>(0), std::min(px2[i], px2[j]) - std::max(px1[i], px1[j]));
+        const scalar_t h =
+            std::max(static_cast<scalar_t>(0), std::min(py2[i], py2[j]) - std::max(py1[i], py1[j]));
         const scalar_t inter = w * h;
         const scalar_t iou = inter / (area[i] + area[j] - inter);
         if (iou > iou_threshold) suppressed[static_cast<size_t>(j)] = 1;
@@ -56,6 +56,12 @@ std::string g_in_use;  // "" | "mpq" | "torchvision"
 std::string g_description;
 std::unique_ptr<torch::Library> g_library;  // our registration, kept for the process
 
+torch::Tensor box_iou_rotated_op(torch::Tensor, torch::Tensor) {
+  throw InputError(
+      "torchvision::box_iou_rotated: rotated boxes are not among mpq's own detection operators "
+      "(set model.detection_ops = \"torchvision\" to use torchvision's)");
+}
+
 torch::Tensor nms_op(torch::Tensor dets, torch::Tensor scores, double iou_threshold) {
   return nms(dets, scores, iou_threshold);
 }
@@ -64,7 +70,8 @@ std::string torchvision_library() {
   const char* env = std::getenv("MPQ_TORCHVISION_OPS");
   if (env && *env) return env;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/usr/lib/python3/dist-packages/torchvision", ec)) {
+  for (const auto& e :
+       std::filesystem::directory_iterator("/usr/lib/python3/dist-packages/torchvision", ec)) {
     const std::string name = e.path().filename().string();
     if (name.rfind("_C.", 0) == 0 && name.size() > 3 && name.substr(name.size() - 3) == ".so")
       return e.path().string();
@@ -95,8 +102,9 @@ void provide_detection_ops(const std::string& choice) {
   if (choice == "torchvision") {
     const std::string path = torchvision_library();
     if (path.empty())
-      throw InputError("torchvision's ops library not found (install python3-torchvision, or set "
-                       "MPQ_TORCHVISION_OPS to its _C*.so; or use model.detection_ops = \"mpq\")");
+      throw InputError(
+          "torchvision's ops library not found (install python3-torchvision, or set "
+          "MPQ_TORCHVISION_OPS to its _C*.so; or use model.detection_ops = \"mpq\")");
     if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr)
       throw InputError(path + ": cannot load torchvision's ops library (" + dlerror() + ")");
     g_in_use = choice;
@@ -107,6 +115,9 @@ void provide_detection_ops(const std::string& choice) {
   g_library = std::make_unique<torch::Library>(torch::Library::DEF, "torchvision", c10::nullopt,
                                                __FILE__, __LINE__);
   g_library->def("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor", &nms_op);
+  // torchvision 0.29's scripted detectors name box_iou_rotated in a branch of box_iou for
+  // rotated formats that their forward never takes; TorchScript needs the schema to load them.
+  g_library->def("box_iou_rotated(Tensor boxes1, Tensor boxes2) -> Tensor", &box_iou_rotated_op);
   g_in_use = choice;
   g_description = "mpq (own torchvision::nms, torchvision's semantics)";
 }

@@ -226,16 +226,19 @@ json read_one_attr(const File& f, hid_t attr, const std::string& name) {
 }  // namespace
 
 json read_attrs(const File& f, hid_t obj) {
+  // Names by H5Aiterate2 (one signature from HDF5 1.8 to 1.14; H5Oget_info changed arity in 1.12).
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  };
+  hsize_t at = 0;
+  if (H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &at, collect, &names) < 0)
+    fail(f, "cannot list attributes");
   json out = json::object();
-  H5O_info_t oi;
-  if (H5Oget_info(obj, &oi) < 0) fail(f, "cannot query object");
-  for (hsize_t i = 0; i < oi.num_attrs; ++i) {
-    auto a =
-        check(H5Aopen_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose, f, "cannot open attribute");
-    ssize_t len = H5Aget_name(a.id(), 0, nullptr);
-    std::string name(static_cast<size_t>(len), '\0');
-    H5Aget_name(a.id(), static_cast<size_t>(len) + 1, name.data());
+  for (const auto& name : names) {
+    auto a = check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose, f,
+                   "cannot open attribute " + name);
     out[name] = read_one_attr(f, a.id(), name);
   }
   return out;

@@ -1,7 +1,9 @@
 #include "mpq/util/provenance.h"
 
+#include <ATen/Context.h>  // CUDA build and availability, for provenance only
 #include <H5public.h>
 #include <mpi.h>  // only for the Open MPI version macros; MPI itself is used in sweep/
+#include <torch/cuda.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -33,9 +35,23 @@ const BuildInfo& build_info() {
 #endif
     b.opencv_version = CV_VERSION;
     b.compiler = std::string("gcc ") + __VERSION__;
+    b.cxx_standard = __cplusplus >= 202002L ? "C++20" : "C++17";
+    b.torch_cuda_build = at::hasCUDA();
+    b.cuda_available = b.torch_cuda_build && torch::cuda::is_available();
     return b;
   }();
   return info;
+}
+
+std::string version_text() {
+  const auto& b = build_info();
+  return std::string("mpq ") + MPQ_VERSION + " (commit " + b.git_commit +
+         (b.git_dirty ? ", dirty" : "") + ")\nLibTorch " + b.torch_version + " (" +
+         (b.torch_cuda_build ? "CUDA build" : "CPU build") + ", CUDA " +
+         (b.cuda_available ? "available" : "not available: CPU kernels") + "), " + b.cxx_standard +
+         ", " + b.compiler + "\nHDF5 " + b.hdf5_version + ", " + b.mpi_version + ", OpenCV " +
+         b.opencv_version + ", allocator " + allocator_description() + ", BLAS " +
+         blas_description();
 }
 
 std::string host_name() {
@@ -63,6 +79,9 @@ nlohmann::json provenance_json() {
                       {"torch_version", b.torch_version}, {"hdf5_version", b.hdf5_version},
                       {"mpi_version", b.mpi_version},     {"opencv_version", b.opencv_version},
                       {"compiler", b.compiler},           {"host", host_name()}};
+  j["cxx_standard"] = b.cxx_standard;
+  j["torch_cuda_build"] = b.torch_cuda_build;
+  j["cuda_available"] = b.cuda_available;
   // Libraries whose choice changes speed or the last bits of results (util/allocator.h,
   // util/blas.h), and the variables that restrict the CPU kernels they pick.
   j["allocator"] = allocator_description();

@@ -11,7 +11,13 @@ struct BuildInfo {
   std::string git_commit;  ///< commit the binary was built from ("unknown" outside git)
   bool git_dirty = false;  ///< tracked files had uncommitted changes at build time
   std::string torch_version, hdf5_version, mpi_version, opencv_version, compiler;
+  std::string cxx_standard;       ///< "C++17" or "C++20" (LibTorch 2.14 needs 20)
+  bool torch_cuda_build = false;  ///< LibTorch was built with CUDA (PyPI's wheels are)
+  bool cuda_available = false;    ///< a CUDA device is usable (mpq computes on the CPU anyway)
 };
+
+/// One paragraph for `mpq --version`: mpq, its commit, the libraries and whether CUDA is there.
+std::string version_text();
 
 /// Versions and git state of this build (constant for the process).
 const BuildInfo& build_info();
