@@ -9,6 +9,10 @@ usage: export_torchvision.py ARCH [--weights NAME|none] [--weights-file FILE.pth
   --weights       torchvision weights name (e.g. IMAGENET1K_V1, the default for classifiers) or
                   "none" for random initialization. Loaded from torch's hub cache, or from
                   --weights-file (a state dict you downloaded, e.g. on a machine with internet).
+                  With "none", the BatchNorm running statistics are warmed on --warm-batches
+                  random batches (train mode, cumulative average), so that activations keep a
+                  sensible scale through the network instead of the initial mean 0 / var 1.
+  --warm-batches  random batches of 8 for "none" (default 4; 0 keeps the initial statistics)
   --script        torch.jit.script instead of torch.jit.trace (detectors are always scripted)
   --published     a reference accuracy of your weights for mpq's FP sanity check, e.g.
                   VOC2007-test:map_voc07=68.1 for a VOC detector you trained (percent; repeatable;
@@ -30,6 +34,7 @@ Examples:
 """
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -47,6 +52,7 @@ def main():
     ap.add_argument("--script", action="store_true")
     ap.add_argument("--num-classes", type=int, default=None)
     ap.add_argument("--published", action="append", default=[])
+    ap.add_argument("--warm-batches", type=int, default=4)
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args()
     published = {}
@@ -79,17 +85,49 @@ def main():
     if detector and weights is None:
         kwargs["weights_backbone"] = None  # no download of ImageNet backbone weights
     if weights is not None and a.weights_file is None:
-        model = builder(weights=weights, **kwargs)  # torch hub cache, or a download
+        try:
+            model = builder(weights=weights, progress=False, **kwargs)  # hub cache, or a download
+        except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError
+            cache = os.path.join(torch.hub.get_dir(), "checkpoints")
+            reason = str(getattr(e, "reason", e)).splitlines()[0]
+            sys.exit(f"export_torchvision.py: cannot get {a.arch} weights {name} from "
+                     f"{weights.url} ({reason}): put the file in {cache}, pass "
+                     "--weights-file FILE.pth, or use --weights none")
     else:
         model = builder(weights=None, **kwargs)
         if a.weights_file is not None:
-            model.load_state_dict(torch.load(a.weights_file, map_location="cpu"))
+            try:
+                model.load_state_dict(torch.load(a.weights_file, map_location="cpu"))
+            except (OSError, RuntimeError, KeyError) as e:
+                sys.exit(f"export_torchvision.py: --weights-file {a.weights_file}: "
+                         f"{str(e).splitlines()[0]}")
+    # The input size of the architecture: its weights' crop (299 for inception_v3), also when
+    # the model is randomly initialized (the default weights' transforms need no download).
+    ref = weights if weights is not None else getattr(wenum, "DEFAULT", None)
+    side = list(ref.transforms().crop_size)[0] if ref is not None and not detector else 224
+    warmed = 0
+    if weights is None and a.weights_file is None and not detector and a.warm_batches > 0:
+        # Random initialization: warm the BatchNorm statistics on random batches (cumulative
+        # average over the batches), as bench/tv_models.py does.
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.reset_running_stats()
+                mod.momentum = None
+        model.train()
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for _ in range(a.warm_batches):
+                model(torch.randn(8, 3, side, side, generator=gen))
+        warmed = a.warm_batches
     model.eval()
 
     meta = {"source": "torchvision", "arch": a.arch, "weights": name,
             "torch_version": torch.__version__, "torchvision_version": torchvision.__version__,
             "exported_with": "script" if (a.script or detector) else "trace",
             "weights_file": a.weights_file}
+    if weights is None and a.weights_file is None and not detector:
+        meta["batchnorm_statistics"] = (f"warmed on {warmed} random batches of 8 (seed 0)" if warmed
+                                        else "initial (mean 0, var 1)")
     preset = None
     if weights is not None:
         m = weights.meta
@@ -102,9 +140,7 @@ def main():
         meta["preprocess"]["preset"] = preset or "custom"
         meta["published"] = {k: v for k, v in m.get("_metrics", {}).items()}
         meta["num_classes"] = len(m.get("categories", [])) or None
-        meta["input_shape"] = [3, crop, crop]
-    else:
-        meta["input_shape"] = [3, 224, 224]
+    meta["input_shape"] = [3, side, side]
     for dataset, metrics in published.items():
         meta.setdefault("published", {}).setdefault(dataset, {}).update(metrics)
 
@@ -115,7 +151,10 @@ def main():
         sm = torch.jit.trace(model, torch.zeros(1, c, h, w))
     out = a.output or f"{a.arch}-{name}.pt"
     torch.jit.save(sm, out, _extra_files={"mpq_meta.json": json.dumps(meta)})
-    print(f"wrote {out} ({'scripted' if meta['exported_with'] == 'script' else 'traced'} {a.arch}, weights {name})")
+    print(f"wrote {out} ({'scripted' if meta['exported_with'] == 'script' else 'traced'} {a.arch}, weights {name}, "
+          f"input {side}x{side})")
+    if "batchnorm_statistics" in meta:
+        print(f"BatchNorm statistics: {meta['batchnorm_statistics']}")
     if weights is not None:
         if preset:
             print(f"preprocessing: --set data.preprocess.preset={preset}")

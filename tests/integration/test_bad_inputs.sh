@@ -121,6 +121,33 @@ expect_error 2 "/data/root: the imagenet dataset has no default location" "$out"
 expect_error 2 "/data/preprocess/mean: needs 3 value\(s\) for color \"rgb\", got 1" "$out" -- \
   "$MPQ" -q quantize --dataset image_folder --data-root "$d/text" --set data.preprocess.mean=[0.5] -o "$out"
 
+# Models whose forward returns more than the logits: a tuple whose first element is the logits
+# is taken (said once); anything else gets a line that describes what the model returned.
+cat >"$d/tuple_models.py" <<'PY'
+import sys, torch, torch.nn as nn
+class Base(nn.Module):
+    def __init__(self):
+        super().__init__(); self.c = nn.Conv2d(1, 4, 3); self.f = nn.Linear(4, 10)
+class Pair(Base):
+    def forward(self, x):
+        y = self.c(x).mean((2, 3)); return self.f(y), y
+class Nested(Base):
+    def forward(self, x):
+        y = self.c(x).mean((2, 3)); return (self.f(y), y), y
+class Dict(Base):
+    def forward(self, x):
+        return {"logits": self.f(self.c(x).mean((2, 3)))}
+for name, cls in [("pair", Pair), ("nested", Nested), ("dict", Dict)]:
+    torch.jit.script(cls().eval()).save(f"{sys.argv[1]}/{name}.pt")
+PY
+"$PYTHON" "$d/tuple_models.py" "$d"
+expect_error 1 "nested.pt: the model returns Tuple\[Tuple\[Tensor \[[0-9]+, 10\], Tensor \[[0-9]+, 4\]\], Tensor \[[0-9]+, 4\]\], expected the logits: a Tensor \[N, classes\]" "$out" -- \
+  "${q[@]}" --model "$d/nested.pt" -o "$out"
+expect_error 1 "dict.pt: the model returns Dict with keys logits, expected the logits" "-" -- "$MPQ" -q eval --model "$d/dict.pt" --set data.eval_limit=100
+"$MPQ" eval --model "$d/pair.pt" --set data.eval_limit=100 >"$d/pair.out" 2>"$d/pair.err" \
+  && [ "$(grep -c "pair.pt: the model returns Tuple\[Tensor \[.*, 10\], Tensor \[.*, 4\]\]: its first element is taken as the logits" "$d/pair.err")" = 1 ] \
+  && pass "a (logits, features) model evaluates, said once" || fail "pair output: $(head -c 300 "$d/pair.err")"
+
 # Training: bad arch and missing output directory.
 expect_error 2 "/arch: must be one of" "-" -- "$MPQ" -q train --arch vgg16 --output "$d/x.pt"
 expect_error 2 "output directory $d/nodir does not exist" "$d/nodir/x.pt" -- "$MPQ" -q train --arch resnet20 --output "$d/nodir/x.pt"

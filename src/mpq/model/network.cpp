@@ -487,10 +487,15 @@ torch::Tensor Network::forward(const torch::Tensor& x) {
   }
   if (out.isTensor()) return out.toTensor();
   if (out.isTuple() && !out.toTupleRef().elements().empty() &&
-      out.toTupleRef().elements()[0].isTensor())
+      out.toTupleRef().elements()[0].isTensor()) {
+    if (!tuple_output_noted_->exchange(true))
+      info(path_ + ": the model returns " + describe_value(out) +
+           ": its first element is taken as the logits");
     return out.toTupleRef().elements()[0].toTensor();
-  throw InputError(path_ +
-                   ": model output is not a tensor (classification models must return logits)");
+  }
+  throw InputError(path_ + ": the model returns " + describe_value(out) +
+                   ", expected the logits: a Tensor [N, classes] or a tuple whose first element "
+                   "is one (export a forward that returns the logits)");
 }
 
 }  // namespace mpq::model

@@ -24,6 +24,7 @@
 
 #include <torch/script.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -180,6 +181,8 @@ class Network {
   bool fold_bn_ = true;
   EqualizeOptions equalize_;
   EqualizeReport equalize_report_;
+  // forward() says once that it takes element 0 of a tuple output (shared by copies).
+  std::shared_ptr<std::atomic<bool>> tuple_output_noted_ = std::make_shared<std::atomic<bool>>();
 };
 
 /// Routes LibTorch warnings (TorchScript `warnings.warn`, e.g. torchvision's "SSD always returns a
