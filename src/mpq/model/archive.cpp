@@ -42,6 +42,26 @@ std::string archive_extra_meta(const std::string& path) {
   }
 }
 
+namespace {
+
+// The InputError for an archive LibTorch could not load, with the message `m` it gave.
+[[noreturn]] void refuse(const std::string& path, const std::string& m) {
+  if (m.find("zip archive") != std::string::npos ||
+      m.find("PytorchStreamReader") != std::string::npos)
+    throw InputError(path + ": not a TorchScript archive (" + m + ")");
+  // PyTorch 2.x writes a `byteorder` record that 1.13 never wrote: name the producer and the fix.
+  if (TORCH_VERSION_MAJOR < 2 && archive_has_record(path, "byteorder"))
+    throw InputError(path + ": written by PyTorch 2.x, which this LibTorch " + TORCH_VERSION +
+                     " cannot load (" + m +
+                     "): rebuild mpq against PyTorch 2.x (scripts/build.sh --torch pip) or "
+                     "export the model with torch 1.13");
+  throw InputError(path + ": cannot load TorchScript archive: " + m +
+                   " (archives from a much newer PyTorch may use operators LibTorch " +
+                   TORCH_VERSION + " does not know)");
+}
+
+}  // namespace
+
 Module load_archive(const std::string& path, std::string* meta_json,
                     const std::string& detection_ops) {
   struct stat st {};
@@ -75,21 +95,9 @@ Module load_archive(const std::string& path, std::string* meta_json,
   } catch (const InputError&) {
     throw;
   } catch (const c10::Error& e) {
-    std::string m = short_message(e);
-    if (m.find("zip archive") != std::string::npos ||
-        m.find("PytorchStreamReader") != std::string::npos)
-      throw InputError(path + ": not a TorchScript archive (" + m + ")");
-    // PyTorch 2.x writes a `byteorder` record that 1.13 never wrote: name the producer and the fix.
-    if (TORCH_VERSION_MAJOR < 2 && archive_has_record(path, "byteorder"))
-      throw InputError(path + ": written by PyTorch 2.x, which this LibTorch " + TORCH_VERSION +
-                       " cannot load (" + m +
-                       "): rebuild mpq against PyTorch 2.x (scripts/build.sh --torch pip) or "
-                       "export the model with torch 1.13");
-    throw InputError(path + ": cannot load TorchScript archive: " + m +
-                     " (archives from a much newer PyTorch may use operators LibTorch " +
-                     TORCH_VERSION + " does not know)");
-  } catch (const std::exception& e) {
-    throw InputError(path + ": cannot load TorchScript archive: " + one_line(e.what()));
+    refuse(path, short_message(e));
+  } catch (const std::exception& e) {  // e.g. "Unknown builtin op" from the script compiler
+    refuse(path, one_line(e.what()));
   }
 }
 
