@@ -6,7 +6,8 @@
   largest logit (model/inference.h, kEngineTolerance: the probe's bound for the same function
   with sums in another order), and top-1 / agreement may differ only by images whose hooked
   top-2 margin is within twice the largest deviation.
-- If it kept the hooked graph: a reason in parentheses, and outputs and metrics bit-identical.
+- If it kept the hooked graph: a reason in parentheses, and outputs and metrics bit-identical
+  (kl and sqnr_db within 1e-6 relative: their FP reference comes from each run's engine).
 - Activation-quantized trials and detectors must have kept the hooked graph.
 
 With --flips the second trial was forced onto the optimized graph with 8-bit activations: an
@@ -74,8 +75,19 @@ elif engine.startswith("hooked (") and engine.endswith(")"):
     for k in keys:
         if not np.array_equal(lh[k][()], la[k][()]):
             problems.append(f"{k} differs although both evaluated on the hooked graph")
+    # kl and sqnr_db compare with the FP model's logits, which each run evaluates with its own
+    # eval.engine (auto: the optimized graph for the FP model): LibTorch 2.x's optimized graph
+    # sums in another order than the hooked one (measured 1.9e-9 relative on kl), 1.13's did
+    # not. Those two within 1e-6 relative; everything else bit-identical.
+    fp_derived = ("kl", "sqnr_db")
     for k in mh:
-        if "second" not in k and k not in ("stats_cache_hit",) and not np.array_equal(mh[k], ma[k]):
+        if "second" in k or k in ("stats_cache_hit",):
+            continue
+        if k in fp_derived and k in ma:
+            x, y = float(mh[k]), float(ma[k])
+            if abs(x - y) > 1e-6 * max(abs(x), abs(y), 1e-30):
+                problems.append(f"metric {k} {x!r} vs {y!r}: more than 1e-6 relative")
+        elif not np.array_equal(mh[k], ma[k]):
             problems.append(f"metric {k} differs although both evaluated on the hooked graph")
     summary = engine
 else:
