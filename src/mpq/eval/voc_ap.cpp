@@ -19,13 +19,6 @@ double voc_iou(const double* a, const double* b) {
   return inter / uni;
 }
 
-Voc07Thresholds parse_voc07_thresholds(const std::string& name) {
-  if (name == "devkit") return Voc07Thresholds::kDevkit;
-  if (name == "exact") return Voc07Thresholds::kExact;
-  if (name == "numpy") return Voc07Thresholds::kNumpy;
-  throw ConfigError("/eval/voc07_thresholds: expected devkit, exact or numpy, got '" + name + "'");
-}
-
 const char* voc07_thresholds_name(Voc07Thresholds t) {
   switch (t) {
     case Voc07Thresholds::kExact:
@@ -35,6 +28,12 @@ const char* voc07_thresholds_name(Voc07Thresholds t) {
     default:
       return "devkit";
   }
+}
+
+Voc07Thresholds parse_voc07_thresholds(const std::string& name) {
+  for (auto t : {Voc07Thresholds::kDevkit, Voc07Thresholds::kExact, Voc07Thresholds::kNumpy})
+    if (name == voc07_thresholds_name(t)) return t;
+  throw ConfigError("/eval/voc07_thresholds: expected devkit, exact or numpy, got '" + name + "'");
 }
 
 std::vector<double> voc07_thresholds(Voc07Thresholds t) {
