@@ -94,7 +94,7 @@ TEST_CASE("the fidelity task leads with agreement and has no FP headline", "[eva
   CHECK(t.headline == "agreement");
   CHECK(t.fp_headline().empty());
   CHECK(t.summary() == std::vector<std::string>{"agreement", "agreement_top5", "kl", "sqnr_db",
-                                                "extra_channels_pct"});
+                                                "extra_channels_pct", "weight_coverage_pct"});
   CHECK(eval::trial_task_metrics({{"task", "fidelity"}}).task == data::Task::kFidelity);
   CHECK_THROWS_AS(eval::trial_task_metrics({{"task", "segmentation"}}), InputError);
   CHECK(eval::metric_direction("sqnr_db") == +1);

@@ -31,6 +31,7 @@ constexpr MetricRow kMetrics[] = {
     {"fp_top5", "FP top-5 accuracy (%)", true, 0},
     {"fp_map_voc07", "FP mAP@0.5, VOC07 11-point (%)", true, 0},
     {"fp_map_voc12", "FP mAP@0.5, VOC12 area (%)", true, 0},
+    {"weight_coverage_pct", "weights quantized (%)", false, 0},
 };
 
 const MetricRow* find(const std::string& m) {
@@ -67,13 +68,15 @@ int metric_digits(const std::string& m) {
 std::vector<std::string> TaskMetrics::summary() const {
   switch (task) {
     case data::Task::kDetection:
-      return {headline, other_voc_headline(headline), "fidelity_map", "extra_channels_pct"};
+      return {headline, other_voc_headline(headline), "fidelity_map", "extra_channels_pct",
+              "weight_coverage_pct"};
     case data::Task::kFidelity:
-      return {headline, "agreement_top5", "kl", "sqnr_db", "extra_channels_pct"};
+      return {headline,  "agreement_top5",     "kl",
+              "sqnr_db", "extra_channels_pct", "weight_coverage_pct"};
     case data::Task::kClassification:
       break;
   }
-  return {headline, "agreement", "kl", "extra_channels_pct"};
+  return {headline, "agreement", "kl", "extra_channels_pct", "weight_coverage_pct"};
 }
 
 TaskMetrics task_metrics(data::Task task) {
@@ -119,7 +122,23 @@ TaskMetrics common_task_metrics(const std::vector<TaskMetrics>& trials, const st
   return out;
 }
 
+namespace {
+std::string summarize_task(const TaskMetrics& task, const json& m);
+}
+
 std::string summarize_metrics(const TaskMetrics& task, const json& m) {
+  std::string line = summarize_task(task, m);
+  if (m.contains("weight_coverage_pct")) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", weights quantized %.1f%%",
+                  m.value("weight_coverage_pct", 0.0));
+    line += buf;
+  }
+  return line;
+}
+
+namespace {
+std::string summarize_task(const TaskMetrics& task, const json& m) {
   char buf[256];
   auto pct = [&](const char* k) { return 100 * m.value(k, 0.0); };
   if (task.task == data::Task::kDetection) {
@@ -149,5 +168,6 @@ std::string summarize_metrics(const TaskMetrics& task, const json& m) {
       m.value("extra_macs_pct", 0.0));
   return buf;
 }
+}  // namespace
 
 }  // namespace mpq::eval

@@ -5,10 +5,13 @@
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/library.h>
 
+#include <cstdio>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "mpq/model/attention.h"
 #include "mpq/model/nms.h"
 #include "mpq/model/torch_compat.h"
 #include "mpq/model/torch_text.h"
@@ -189,7 +192,8 @@ std::vector<Node*> find_layer_nodes(const std::shared_ptr<Graph>& g) {
 }
 
 Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, int* bn_before,
-                      const EqualizeOptions& equalize, EqualizeReport* report) {
+                      const EqualizeOptions& equalize, EqualizeReport* report,
+                      int* attention_rewritten) {
   if (equalize.enabled && !fold_bn)
     throw ConfigError(path +
                       ": /model/equalize needs /model/fold_bn true (equalization scales "
@@ -201,6 +205,8 @@ Module freeze_for_ptq(const Module& m, const std::string& path, bool fold_bn, in
     source.eval();
     Module frozen = torch::jit::freeze_module(source);
     auto graph = frozen.get_method("forward").graph();
+    const int attention = decompose_attention(graph);
+    if (attention_rewritten) *attention_rewritten = attention;
     if (bn_before) *bn_before = count_kind(graph, kBatchNorm);
     BnAffineMap bn;
     if (equalize.enabled) bn = record_bn_affine(graph);
@@ -362,7 +368,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   if (!extra_meta.empty()) net.meta_ = extra_meta;
   net.equalize_ = options.equalize;
   net.module_ = freeze_for_ptq(original, path, options.fold_bn, &net.bn_before_, options.equalize,
-                               &net.equalize_report_);
+                               &net.equalize_report_, &net.attention_rewritten_);
   original = Module();  // the frozen module holds its own weights
   auto graph = net.module_.get_method("forward").graph();
   net.input_kind_ = forward_input_kind(net.module_, path);
@@ -386,6 +392,7 @@ Network Network::load(const std::string& path, const LoadOptions& options) {
   }
   torch::jit::EliminateDeadCode(graph);  // the replaced weight/bias constants
   graph->lint();
+  net.fp_ops_ = unquantized_weights(graph);
 
   probe_layers(net.module_, net.input_kind_, net.input_shape_, nodes.size(), net.layers_, path);
   return net;
@@ -407,6 +414,43 @@ int64_t Network::bounded_batch(int64_t batch, int64_t max_bytes) const {
   const int64_t per_image = max_activation_bytes();
   if (max_bytes <= 0 || per_image <= 0) return batch;
   return std::max<int64_t>(1, std::min(batch, max_bytes / per_image));
+}
+
+int64_t Network::unquantized_weight_count() const {
+  int64_t n = 0;
+  for (const auto& op : fp_ops_) n += op.weights;
+  return n;
+}
+
+int64_t Network::executed_layer_weights() const {
+  int64_t n = 0;
+  for (const auto& L : layers_)
+    if (L.calls > 0) n += L.params();
+  return n;
+}
+
+std::string Network::coverage_note() const {
+  if (fp_ops_.empty()) return "";
+  std::map<std::string, std::pair<int, int64_t>> by_op;  // op -> (count, weights)
+  for (const auto& op : fp_ops_) {
+    by_op[op.op].first += 1;
+    by_op[op.op].second += op.weights;
+  }
+  const double fp = static_cast<double>(unquantized_weight_count());
+  const double all = fp + static_cast<double>(executed_layer_weights());
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                "%zu operator(s) mpq does not quantize hold %.0f weights (%.1f%% of the model's), "
+                "which stay in full precision:",
+                fp_ops_.size(), fp, all > 0 ? 100.0 * fp / all : 0.0);
+  std::string out = buf;
+  bool first = true;
+  for (const auto& [op, cw] : by_op) {
+    out += (first ? " " : ", ") + op + " x" + std::to_string(cw.first) + " (" +
+           std::to_string(cw.second) + ")";
+    first = false;
+  }
+  return out + " (mpq inspect lists them)";
 }
 
 void Network::set_inference_graph(torch::jit::Module graph) {

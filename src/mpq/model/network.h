@@ -4,6 +4,8 @@
 // or one of ours) and:
 //   1. freezes it (torch::jit::freeze_module: every submodule inlined into one forward graph,
 //      parameters become graph constants), in eval mode;
+//   1b. rewrites fused attention (aten::_native_multi_head_attention, nn.MultiheadAttention in
+//      eval mode) into linear layers (model/attention.h);
 //   2. folds every BatchNorm into the conv before it (torch::jit::FoldFrozenConvBatchnorm) unless
 //      LoadOptions::fold_bn is false;
 //   3. finds the quantizable layers: aten::conv2d / aten::_convolution (not transposed) and
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "mpq/model/attention.h"
 #include "mpq/model/equalize.h"
 
 namespace mpq::model {
@@ -120,6 +123,18 @@ class Network {
   int bn_before_fold() const { return bn_before_; }
   bool fold_bn() const { return fold_bn_; }
   int bn_after_fold() const { return bn_after_; }
+  /// Fused attention operators rewritten into linear layers at load (model/attention.h).
+  int attention_rewritten() const { return attention_rewritten_; }
+  /// Weight-bearing operators left in full precision (model/attention.h), in graph order.
+  const std::vector<FpWeightOp>& unquantized_ops() const { return fp_ops_; }
+  /// Elements of unquantized_ops()' weights.
+  int64_t unquantized_weight_count() const;
+  /// Weights of the layers the probe ran (a layer it never ran, e.g. the fallback branch of a
+  /// scripted nn.MultiheadAttention, counts in neither this nor unquantized_weight_count()).
+  int64_t executed_layer_weights() const;
+  /// One line naming what stays in full precision whatever the method ("" if nothing):
+  /// "12 operators mpq does not quantize hold 28.3M weights (24.7% of the model's): ...".
+  std::string coverage_note() const;
   /// The cross-layer equalization applied at load (model/equalize.h) and what it did.
   const EqualizeOptions& equalize_options() const { return equalize_; }
   const EqualizeReport& equalize_report() const { return equalize_report_; }
@@ -177,7 +192,8 @@ class Network {
   std::vector<int64_t> input_shape_;
   std::string path_, sha256_, meta_, detection_ops_;
   InputKind input_kind_ = InputKind::kTensor;
-  int bn_before_ = 0, bn_after_ = 0;
+  int bn_before_ = 0, bn_after_ = 0, attention_rewritten_ = 0;
+  std::vector<FpWeightOp> fp_ops_;
   bool fold_bn_ = true;
   EqualizeOptions equalize_;
   EqualizeReport equalize_report_;
@@ -204,7 +220,8 @@ bool archive_has_record(const std::string& path, const std::string& record);
 torch::jit::Module load_archive(const std::string& path, std::string* meta_json = nullptr,
                                 const std::string& detection_ops = "mpq");
 
-/// Freezes (eval mode), optionally folds BN and equalizes (`equalize`, model/equalize.h; its
+/// Freezes (eval mode), rewrites fused attention into linear layers (model/attention.h; the count
+/// to *attention_rewritten), optionally folds BN and equalizes (`equalize`, model/equalize.h; its
 /// report to *report); returns the frozen module (freezing clones the module; `m` keeps its
 /// weights, but is switched to eval mode). *bn_before, if given, receives the number of
 /// BatchNorm nodes in the frozen graph before folding. Throws InputError; ConfigError if
@@ -212,7 +229,8 @@ torch::jit::Module load_archive(const std::string& path, std::string* meta_json 
 torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string& path,
                                   bool fold_bn, int* bn_before = nullptr,
                                   const EqualizeOptions& equalize = {},
-                                  EqualizeReport* report = nullptr);
+                                  EqualizeReport* report = nullptr,
+                                  int* attention_rewritten = nullptr);
 
 /// The quantizable layer nodes of a frozen graph in order (see Network::load step 3).
 std::vector<torch::jit::Node*> find_layer_nodes(const std::shared_ptr<torch::jit::Graph>& g);

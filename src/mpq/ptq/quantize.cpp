@@ -519,11 +519,25 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
   NetworkRun r(net, w, calib, dist);
   r.count = static_cast<int>(net.layers().size());
   r.out.layers.resize(net.layers().size());
-  for (const auto& L : net.layers())
-    if (r.bits(L.index) > 0) r.todo.push_back(L.index);
+  r.out.used_calibration = uses_calibration(w);
+  // A layer the probe never ran (the fallback branch of a scripted nn.MultiheadAttention, whose
+  // fused fast path runs instead) has no statistics: methods that need them leave it FP.
+  int64_t never_ran = 0;
+  for (const auto& L : net.layers()) {
+    if (r.bits(L.index) <= 0) continue;
+    if (L.calls == 0 && r.out.used_calibration) {
+      ++never_ran;
+      continue;
+    }
+    r.todo.push_back(L.index);
+  }
+  if (never_ran > 0)
+    info(std::to_string(never_ran) +
+         " layer(s) never ran in the model's probe (a branch not taken, e.g. the fallback of a "
+         "scripted nn.MultiheadAttention) and stay FP: '" +
+         weight_method_name(w.method) + "' needs their calibration statistics");
   const bool multipoint = w.method == WeightMethod::kMultipoint;
   r.K = multipoint ? w.allocation.max_points : 1;
-  r.out.used_calibration = uses_calibration(w);
   if (r.out.used_calibration && (calib.data == nullptr || calib.indices.empty()))
     throw ConfigError(std::string("method '") + weight_method_name(w.method) +
                       "' needs calibration data (calibration.size > 0)");
@@ -550,7 +564,8 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
     one_point_layers(r);
     r.out.summary.update({{"quant_seconds", since(t0) - r.calib_seconds},
                           {"calibration_seconds", r.calib_seconds},
-                          {"stats_cache_hit", r.out.stats_cache_hit}});
+                          {"stats_cache_hit", r.out.stats_cache_hit},
+                          {"layers_not_executed_fp", never_ran}});
     return std::move(r.out);
   }
   quant::AllocationOptions alloc = w.allocation;
@@ -567,6 +582,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
   r.out.summary = {{"quant_seconds", since(t0) - r.calib_seconds},
                    {"calibration_seconds", r.calib_seconds},
                    {"stats_cache_hit", r.out.stats_cache_hit},
+                   {"layers_not_executed_fp", never_ran},
                    {"allocation_policy", multipoint ? quant::policy_name(alloc.policy) : "none"},
                    {"allocation_granted", allocation.granted},
                    {"allocation_spent", allocation.spent},

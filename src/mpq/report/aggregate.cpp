@@ -433,7 +433,11 @@ AggregateResult aggregate_sweep(const std::string& sweep_dir, const AggregateOpt
   out.headline = headline;
   out.setting_keys = c.keys;
   std::vector<std::string> metrics = options.metrics;
-  if (metrics.empty()) metrics = task.summary();
+  if (metrics.empty()) {  // the task's defaults that the trials have (older files lack some)
+    for (const auto& m : task.summary())
+      if (std::binary_search(c.trial_metric_names.begin(), c.trial_metric_names.end(), m))
+        metrics.push_back(m);
+  }
   std::vector<PivotSpec> pivots = options.pivots;
   for (auto& pv : pivots)
     if (pv.value.empty()) pv.value = headline;

@@ -54,6 +54,27 @@ std::string describe_network(const model::Network& net) {
   out +=
       format("\n%zu quantizable layers, %s weights, %s MACs per image\n", net.layers().size(),
              human(static_cast<double>(params)).c_str(), human(static_cast<double>(macs)).c_str());
+  if (net.attention_rewritten() > 0)
+    out += format("%d fused attention operator(s) rewritten into linear layers (q/k/v/out_proj)\n",
+                  net.attention_rewritten());
+  const double fp = static_cast<double>(net.unquantized_weight_count());
+  const double ran = static_cast<double>(net.executed_layer_weights());
+  if (!net.unquantized_ops().empty()) {
+    Table ft({"operator", "module", "weights"});
+    for (const auto& op : net.unquantized_ops())
+      ft.add_row({op.op, op.name.empty() ? "-" : op.name, std::to_string(op.weights)});
+    out +=
+        "\nweights mpq does not quantize (they stay in full precision; their MACs are not "
+        "counted above)\n\n" +
+        ft.markdown();
+  }
+  if (params > static_cast<int64_t>(ran))
+    out += format("\n%s weights of layers the probe never ran are not counted in the coverage\n",
+                  human(static_cast<double>(params) - ran).c_str());
+  out += format(
+      "coverage: %.1f%% of the weights the model runs with are in quantizable layers "
+      "(%s of %s)\n",
+      fp + ran > 0 ? 100.0 * ran / (fp + ran) : 0.0, human(ran).c_str(), human(fp + ran).c_str());
   return out;
 }
 

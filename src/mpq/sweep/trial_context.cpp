@@ -31,6 +31,9 @@ model::Network& TrialContext::network(const std::string& path, const model::Load
     it = networks_.emplace(key, std::move(net)).first;
   }
   it->second->restore_fp();
+  // Once per trial (each trial asks for its network once).
+  const std::string note = it->second->coverage_note();
+  if (!note.empty()) warn(path + ": " + note);
   return *it->second;
 }
 

@@ -71,6 +71,7 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
   double bops = 0, base_bops = 0;
   double extra_in_channels = 0, in_channels = 0;
   int quantized = 0;
+  int64_t quantized_weights = 0;  // of layers the probe ran
   for (const auto& info : net.layers()) {
     const auto i = static_cast<size_t>(info.index);
     const auto& o = nq.layers[i];
@@ -93,6 +94,7 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
     for (const auto& [k, v] : c.bias[i].items()) attrs[k] = v;
     if (!o.quantized) continue;
     ++quantized;
+    if (info.calls > 0) quantized_weights += info.params();
     channels += o.q.c_out;
     points += o.q.total_points();
     macs += info.macs;
@@ -131,6 +133,13 @@ void record_layers(const Prepared& p, const ptq::NetworkQuantization& nq, const 
   m["extra_bops_pct"] = pct(bops - base_bops, base_bops);
   m["extra_input_channels_pct"] = pct(extra_in_channels, in_channels);
   m["weight_rel_error"] = w_total > 0 ? std::sqrt(err_total / w_total) : 0.0;
+  // Coverage: the quantized share of all weights the model runs with, the layers the probe ran
+  // plus the weight-bearing operators mpq does not quantize (model/attention.h).
+  const int64_t fp_ops = net.unquantized_weight_count();
+  m["weights_unquantizable"] = fp_ops;
+  m["weight_coverage_pct"] = pct(static_cast<double>(quantized_weights),
+                                 static_cast<double>(net.executed_layer_weights() + fp_ops));
+  m["attention_rewritten"] = net.attention_rewritten();
   for (const auto& [k, v] : nq.summary.items()) m[k] = v;
 }
 

@@ -35,6 +35,11 @@ void info(const std::string& line) {
   std::fflush(stderr);
 }
 
+void warn(const std::string& line) {
+  std::fprintf(stderr, "mpq: warning: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
 Progress::Progress(std::string label, int64_t total)
     : label_(std::move(label)),
       total_(total),

@@ -34,6 +34,9 @@ class ThreadQuiet {
 
 /// Prints one informational line to stderr ("mpq: ...") unless quiet.
 void info(const std::string& line);
+/// Prints one warning line to stderr ("mpq: warning: ..."), also when quiet: something a result
+/// leaves out that its reader must know.
+void warn(const std::string& line);
 
 class Progress {
  public:
