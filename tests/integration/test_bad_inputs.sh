@@ -148,6 +148,23 @@ expect_error 1 "dict.pt: the model returns Dict with keys logits, expected the l
   && [ "$(grep -c "pair.pt: the model returns Tuple\[Tensor \[.*, 10\], Tensor \[.*, 4\]\]: its first element is taken as the logits" "$d/pair.err")" = 1 ] \
   && pass "a (logits, features) model evaluates, said once" || fail "pair output: $(head -c 300 "$d/pair.err")"
 
+# An export that does not reproduce the trial (issue 34 item 2): a model whose dropout is forced
+# on in eval mode (F.dropout(..., training=True)) is not a function of its input; the check on
+# the calibration images fails: one line, exit 1, neither the export nor the trial file left.
+cat >"$d/noisy_model.py" <<'PY'
+import sys, torch, torch.nn as nn, torch.nn.functional as F
+class Noisy(nn.Module):
+    def __init__(self):
+        super().__init__(); self.c = nn.Conv2d(1, 8, 3); self.f = nn.Linear(8, 10)
+    def forward(self, x):
+        return self.f(F.dropout(self.c(x).mean((2, 3)), 0.5, True))
+torch.jit.script(Noisy().eval()).save(sys.argv[1])
+PY
+"$PYTHON" "$d/noisy_model.py" "$d/noisy.pt"
+expect_error 1 "noisy_export.pt: the exported model's outputs differ from the trial's by .* of their largest magnitude .* on 32 images; not written" "$d/noisy_export.pt" -- \
+  "$MPQ" -q quantize --model "$d/noisy.pt" --set data.eval_limit=100 --set calibration.size=32 --export "$d/noisy_export.pt" -o "$out"
+[ -e "$out" ] && fail "a trial file was written for the refused export" || pass "no trial file for the refused export"
+
 # Training: bad arch and missing output directory.
 expect_error 2 "/arch: must be one of" "-" -- "$MPQ" -q train --arch vgg16 --output "$d/x.pt"
 expect_error 2 "output directory $d/nodir does not exist" "$d/nodir/x.pt" -- "$MPQ" -q train --arch resnet20 --output "$d/nodir/x.pt"

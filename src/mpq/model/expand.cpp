@@ -116,8 +116,8 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
   auto W1 = scaled_rows(q, po.first);
   if (conv)
     y = g.insert(sym("aten::conv2d"),
-                 {x, constant(g, W1.view({C, cin_g, L.kh, L.kw})), constant(g, bias), ints(L.stride),
-                  ints(L.padding), ints(L.dilation), integer(L.groups)});
+                 {x, constant(g, W1.view({C, cin_g, L.kh, L.kw})), constant(g, bias),
+                  ints(L.stride), ints(L.padding), ints(L.dilation), integer(L.groups)});
   else
     y = g.insert(sym("aten::linear"), {x, constant(g, W1), constant(g, bias)});
   if (E > 0) {
@@ -138,9 +138,9 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
                    {xg, constant(g, W2.view({E, cin_g, L.kh, L.kw})), none, ints(L.stride),
                     ints(L.padding), ints(L.dilation), integer(E)});
     }
-    y = g.insert(sym("aten::index_add_"),
-                 {y, integer(conv ? 1 : -1),
-                  constant(g, torch::tensor(extra_channel, torch::kInt64)), z});
+    y = g.insert(
+        sym("aten::index_add_"),
+        {y, integer(conv ? 1 : -1), constant(g, torch::tensor(extra_channel, torch::kInt64)), z});
   }
   n->output()->replaceAllUsesWith(y);
   n->destroy();
@@ -168,10 +168,10 @@ void collect_tensors(const c10::IValue& v, std::vector<torch::Tensor>& out) {
 // Inserts the activation fake-quant of the simulation before layer node n.
 void insert_fake_quant(Graph& g, Node* n, const ExportActQuant& a) {
   torch::jit::WithInsertPoint guard(n);
-  Value* q = g.insert(sym("aten::fake_quantize_per_tensor_affine"),
-                      {n->input(0), constant(g, c10::IValue(a.scale)),
-                       constant(g, c10::IValue(int64_t{0})), constant(g, c10::IValue(a.qmin)),
-                       constant(g, c10::IValue(a.qmax))});
+  Value* q = g.insert(
+      sym("aten::fake_quantize_per_tensor_affine"),
+      {n->input(0), constant(g, c10::IValue(a.scale)), constant(g, c10::IValue(int64_t{0})),
+       constant(g, c10::IValue(a.qmin)), constant(g, c10::IValue(a.qmax))});
   n->replaceInput(0, q);
 }
 
@@ -179,7 +179,7 @@ void insert_fake_quant(Graph& g, Node* n, const ExportActQuant& a) {
 // it as the mpq_meta.json extra file) and compares the reloaded file with the simulated network
 // on a seeded random probe batch.
 ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std::string& path,
-                            LayerInputHook* sim_hook) {
+                            LayerInputHook* sim_hook, const torch::Tensor& check_images = {}) {
   frozen.get_method("forward").graph()->lint();
   {
     AtomicFile out(path);
@@ -200,7 +200,9 @@ ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std:
   std::vector<int64_t> shape = {list ? 2 : 64};
   shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
   // Detectors take images in [0, 1]; classifiers get normalized-like values.
-  auto x = list ? torch::rand(shape) : torch::randn(shape);
+  r.check_on_images = check_images.defined() && check_images.dim() == 4 && !list;
+  auto x = r.check_on_images ? check_images : list ? torch::rand(shape) : torch::randn(shape);
+  r.check_inputs = x.size(0);
   torch::NoGradGuard ng;
   c10::IValue out_a;
   try {
@@ -230,7 +232,8 @@ ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std:
   collect_tensors(out_a, ta);
   collect_tensors(out_b, tb);
   bool same_shapes = ta.size() == tb.size();
-  for (size_t i = 0; same_shapes && i < ta.size(); ++i) same_shapes = ta[i].sizes() == tb[i].sizes();
+  for (size_t i = 0; same_shapes && i < ta.size(); ++i)
+    same_shapes = ta[i].sizes() == tb[i].sizes();
   if (!same_shapes) {
     // A detector whose tiny numeric differences moved a box across the score threshold or NMS.
     r.max_abs_diff_vs_simulated = std::numeric_limits<double>::infinity();
@@ -247,7 +250,23 @@ ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std:
   if (!list && ta.size() == 1 && ta[0].dim() == 2)
     r.argmax_agreement =
         ta[0].argmax(1).eq(tb[0].argmax(1)).to(torch::kFloat64).mean().item<double>();
+  r.relative_diff = r.max_abs_diff_vs_simulated / std::max(r.max_abs_output, 1e-30);
   return r;
+}
+
+/// Removes the export and throws when the check found it differs from the simulation (see
+/// export_expanded).
+void refuse_if_different(const ExportResult& r, double bound) {
+  if (std::isinf(r.max_abs_diff_vs_simulated) || r.relative_diff <= bound) return;
+  std::filesystem::remove(r.path);
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                ": the exported model's outputs differ from the trial's by %.3g of their largest "
+                "magnitude (%.3g; bound %.0e) on %lld %s; not written (is the model a function "
+                "of its input? dropout or noise active in eval mode makes it differ)",
+                r.relative_diff, r.max_abs_output, bound, static_cast<long long>(r.check_inputs),
+                r.check_on_images ? "images" : "random inputs");
+  throw InputError(r.path + buf);
 }
 
 // --- int8 -------------------------------------------------------------------------------------
@@ -269,10 +288,10 @@ struct Int8Layer {
   int index = 0;
   std::vector<int64_t> order, extra_channel;
   int64_t C = 0, E = 0;
-  torch::Tensor w1, w2;            // float weights (step * code), [C|E, cin_g, kh, kw] or [.., d]
-  torch::Tensor q1, q2;            // qint8 per-channel
-  torch::Tensor bias;              // [C]
-  std::vector<int64_t> gather;     // grouped layers: input channels of the extra points
+  torch::Tensor w1, w2;         // float weights (step * code), [C|E, cin_g, kh, kw] or [.., d]
+  torch::Tensor q1, q2;         // qint8 per-channel
+  torch::Tensor bias;           // [C]
+  std::vector<int64_t> gather;  // grouped layers: input channels of the extra points
   double in_scale = 0;
   int64_t in_zp = 0;
   bool fuse_relu = false;  // no extra points and the layer's only use is a ReLU: fused into it
@@ -370,8 +389,8 @@ class OutputRangeObserver : public LayerInputHook {
   LayerInputHook* sim_;
 };
 
-c10::IValue prepack(const LayerInfo& L, const torch::Tensor& qw, const c10::optional<torch::Tensor>& bias,
-                    int64_t groups) {
+c10::IValue prepack(const LayerInfo& L, const torch::Tensor& qw,
+                    const c10::optional<torch::Tensor>& bias, int64_t groups) {
   const bool conv = L.kind == LayerKind::kConv2d;
   auto op = c10::Dispatcher::singleton().findSchemaOrThrow(
       conv ? "quantized::conv2d_prepack" : "quantized::linear_prepack", "");
@@ -398,14 +417,15 @@ void rewrite_int8_layer(Graph& g, Node* n, const LayerInfo& L, const Int8Layer& 
   Value* x = n->input(0);
   Value* quint8 = constant(g, c10::IValue(c10::ScalarType::QUInt8));
   auto quantize = [&](Value* v) {
-    return g.insert(sym("aten::quantize_per_tensor"), {v, real(r.in_scale), integer(r.in_zp), quint8});
+    return g.insert(sym("aten::quantize_per_tensor"),
+                    {v, real(r.in_scale), integer(r.in_zp), quint8});
   };
   const char* op = conv ? "quantized::conv2d" : "quantized::linear";
   Value* xq = quantize(x);
   auto [ys, yz] = output_qparams(r.y_lo, r.y_hi);
   const char* op1 = r.fuse_relu ? (conv ? "quantized::conv2d_relu" : "quantized::linear_relu") : op;
-  Value* yq = g.insert(sym(op1), {xq, constant(g, prepack(L, r.q1, r.bias, L.groups)), real(ys),
-                                  integer(yz)});
+  Value* yq = g.insert(
+      sym(op1), {xq, constant(g, prepack(L, r.q1, r.bias, L.groups)), real(ys), integer(yz)});
   Value* y = g.insert(sym("aten::dequantize"), {yq});
   if (r.fuse_relu) {
     Node* relu = n->output()->uses()[0].user;
@@ -418,13 +438,13 @@ void rewrite_int8_layer(Graph& g, Node* n, const LayerInfo& L, const Int8Layer& 
       xe = quantize(g.insert(sym("aten::index_select"),
                              {x, integer(1), constant(g, torch::tensor(r.gather, torch::kInt64))}));
     auto [zs, zz] = output_qparams(r.z_lo, r.z_hi);
-    Value* zq = g.insert(sym(op), {xe, constant(g, prepack(L, r.q2, c10::nullopt,
-                                                            conv && L.groups > 1 ? r.E : 1)),
-                                   real(zs), integer(zz)});
+    Value* zq = g.insert(
+        sym(op), {xe, constant(g, prepack(L, r.q2, c10::nullopt, conv && L.groups > 1 ? r.E : 1)),
+                  real(zs), integer(zz)});
     Value* z = g.insert(sym("aten::dequantize"), {zq});
-    y = g.insert(sym("aten::index_add_"),
-                 {y, integer(conv ? 1 : -1),
-                  constant(g, torch::tensor(r.extra_channel, torch::kInt64)), z});
+    y = g.insert(
+        sym("aten::index_add_"),
+        {y, integer(conv ? 1 : -1), constant(g, torch::tensor(r.extra_channel, torch::kInt64)), z});
   }
   n->output()->replaceAllUsesWith(y);
   n->destroy();
@@ -434,7 +454,7 @@ void rewrite_int8_layer(Graph& g, Node* n, const LayerInfo& L, const Int8Layer& 
 
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
                              const std::string& path, const std::vector<ExportActQuant>& acts,
-                             LayerInputHook* sim_hook) {
+                             LayerInputHook* sim_hook, const torch::Tensor& check_images) {
   auto original = load_archive(net.path());
   auto frozen =
       freeze_for_ptq(original, net.path(), net.fold_bn(), nullptr, net.equalize_options());
@@ -453,7 +473,11 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
     record_points(frozen, static_cast<int>(i), q,
                   rewrite_layer(*graph, nodes[i], infos[i], q, bias));
   }
-  return save_and_check(frozen, net, path, sim_hook);
+  auto r = save_and_check(frozen, net, path, sim_hook, check_images);
+  const bool acts_on =
+      std::any_of(acts.begin(), acts.end(), [](const auto& a) { return a.enabled; });
+  refuse_if_different(r, acts_on ? kExportBoundActivations : kExportBound);
+  return r;
 }
 
 bool int8_eligible(const quant::QuantizedLayer* q, const ExportActQuant& act) {
@@ -471,9 +495,9 @@ ExportResult export_int8(Network& net, const std::vector<const quant::QuantizedL
   auto graph = frozen.get_method("forward").graph();
   auto nodes = find_layer_nodes(graph);
   const auto& infos = net.layers();
-  MPQ_ASSERT(nodes.size() == infos.size() && layers.size() == infos.size() &&
-                 acts.size() == infos.size(),
-             "export: layer lists differ");
+  MPQ_ASSERT(
+      nodes.size() == infos.size() && layers.size() == infos.size() && acts.size() == infos.size(),
+      "export: layer lists differ");
   // Plan the integer layers, then observe their output ranges on the calibration images.
   std::vector<std::unique_ptr<Int8Layer>> plans(infos.size());
   std::vector<Int8Layer*> ptrs(infos.size(), nullptr);
@@ -484,9 +508,9 @@ ExportResult export_int8(Network& net, const std::vector<const quant::QuantizedL
     plans[i] = std::make_unique<Int8Layer>(
         plan_int8_layer(infos[i], *layers[i], net.bias(static_cast<int>(i)), acts[i]));
     const auto& uses = nodes[i]->output()->uses();
-    plans[i]->fuse_relu = plans[i]->E == 0 && uses.size() == 1 &&
-                          (uses[0].user->kind() == sym("aten::relu") ||
-                           uses[0].user->kind() == sym("aten::relu_"));
+    plans[i]->fuse_relu =
+        plans[i]->E == 0 && uses.size() == 1 &&
+        (uses[0].user->kind() == sym("aten::relu") || uses[0].user->kind() == sym("aten::relu_"));
     ptrs[i] = plans[i].get();
   }
   {
@@ -508,9 +532,9 @@ ExportResult export_int8(Network& net, const std::vector<const quant::QuantizedL
     // float expanded model.
     if (acts[i].enabled) insert_fake_quant(*graph, nodes[i], acts[i]);
     if (layers[i])
-      record_points(frozen, static_cast<int>(i), *layers[i],
-                    rewrite_layer(*graph, nodes[i], infos[i], *layers[i],
-                                  net.bias(static_cast<int>(i))));
+      record_points(
+          frozen, static_cast<int>(i), *layers[i],
+          rewrite_layer(*graph, nodes[i], infos[i], *layers[i], net.bias(static_cast<int>(i))));
   }
   auto r = save_and_check(frozen, net, path, sim_hook);
   r.int8_layers = on_int8;
@@ -524,7 +548,8 @@ void select_int8_engine() {
       at::globalContext().setQEngine(e);
       return;
     }
-  throw InputError("--export-int8: this LibTorch has neither the onednn nor the qnnpack quantized engine");
+  throw InputError(
+      "--export-int8: this LibTorch has neither the onednn nor the qnnpack quantized engine");
 }
 
 }  // namespace mpq::model

@@ -29,8 +29,11 @@ namespace mpq::model {
 
 struct ExportResult {
   std::string path;
-  double max_abs_diff_vs_simulated = 0;  ///< on a random probe batch, vs net's current weights
+  double max_abs_diff_vs_simulated = 0;  ///< on the check batch, vs net's current weights
   double max_abs_output = 0;             ///< scale of the outputs compared
+  double relative_diff = 0;              ///< max_abs_diff_vs_simulated / max_abs_output
+  int64_t check_inputs = 0;              ///< images the check ran on
+  bool check_on_images = false;          ///< real (calibration) images, not random inputs
   /// Fraction of probe inputs whose arg-max agrees. With activation quantizers, float rounding
   /// differences between the expanded and the simulated arithmetic can move an activation that
   /// sits on a rounding boundary by one step, so outputs then differ by more than rounding.
@@ -50,11 +53,26 @@ struct ExportActQuant {
 /// is layer i's quantization or nullptr to keep it in full precision; `acts` (empty or one per
 /// layer) adds activation fake-quant before layers. The model in `net` must hold the dequantized
 /// (simulated) weights; `sim_hook` (may be null) is the hook that quantizes its activations. The
-/// export is checked against the simulation on a probe batch. Throws InputError if the file
-/// cannot be written.
+/// export is checked against the simulation on `check_images` (a batch [N, C, H, W] the model
+/// takes: calibration images; undefined: a seeded random batch): if their outputs differ by more
+/// than kExportBound (weight-only; kExportBoundActivations with activation quantizers, whose
+/// rounding boundaries float reordering can cross) of the outputs' largest magnitude, the file
+/// is removed and InputError says so (a model that is not a function of its input, e.g. dropout
+/// forced on in eval, or an expanded graph that is wrong). A detector whose box set changes is
+/// recorded (max_abs_diff infinite), not refused: a box at the score threshold may flip. Throws
+/// InputError if the file cannot be written.
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
                              const std::string& path, const std::vector<ExportActQuant>& acts = {},
-                             LayerInputHook* sim_hook = nullptr);
+                             LayerInputHook* sim_hook = nullptr,
+                             const torch::Tensor& check_images = {});
+
+/// Largest export-vs-simulation difference, relative to the outputs' largest magnitude, that
+/// export_expanded accepts: float32 reordering of the same arithmetic (measured <= 4e-6 on the
+/// tests' and torchvision models).
+constexpr double kExportBound = 1e-3;
+/// The same with activation quantizers: an activation on a rounding boundary may move by one
+/// step.
+constexpr double kExportBoundActivations = 5e-2;
 
 /// True if layer `q` (with input quantizer `act`) can run on 8-bit integer kernels: quantized
 /// with at most 8 bits, one bit width, no split channels, and its input quantized to 8 bits.

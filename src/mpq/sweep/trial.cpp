@@ -217,10 +217,28 @@ TrialOutcome write(Prepared& p, const ptq::NetworkQuantization& nq, const Correc
   for (const auto& a : c.act) ea.push_back({a.enabled, a.scale, a.qmin, a.qmax});
   ptq::ActivationQuantizer act(c.act);
   if (!cfg.export_path.empty() && col.writer()) {
+    // Checked on (up to 32 of) the calibration images, else the evaluation images, when the
+    // model takes a batch of them.
+    const data::Dataset* images = cc.data && !cc.indices.empty() ? cc.data : p.eval.data.get();
+    torch::Tensor check;
+    if (images && images->size() > 0 && images->fixed_size() &&
+        p.net->input_kind() == model::InputKind::kTensor) {
+      std::vector<int64_t> idx =
+          cc.data == images
+              ? std::vector<int64_t>(cc.indices.begin(),
+                                     cc.indices.begin() + std::min<size_t>(cc.indices.size(), 32))
+              : data::index_range(0, std::min<int64_t>(images->size(), 32));
+      check = data::load_batch(*images, idx).images;
+    }
     auto ex = model::export_expanded(*p.net, qs, cfg.export_path, ea,
-                                     cfg.activations.enabled() ? &act : nullptr);
+                                     cfg.activations.enabled() ? &act : nullptr, check);
     rec.manifest["export_path"] = cfg.export_path;
+    rec.manifest["export_check_inputs"] =
+        std::to_string(ex.check_inputs) + (!ex.check_on_images ? " random inputs (seed 1234)"
+                                           : images == cc.data ? " calibration images"
+                                                               : " evaluation images");
     rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
+    rec.metrics["export_relative_diff"] = ex.relative_diff;
     rec.metrics["export_argmax_agreement"] = ex.argmax_agreement;
   }
   if (!cfg.export_int8_path.empty() && col.writer()) {
