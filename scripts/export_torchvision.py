@@ -13,6 +13,12 @@ usage: export_torchvision.py ARCH [--weights NAME|none] [--weights-file FILE.pth
                   random batches (train mode, cumulative average), so that activations keep a
                   sensible scale through the network instead of the initial mean 0 / var 1.
   --warm-batches  random batches of 8 for "none" (default 4; 0 keeps the initial statistics)
+  --warm-images   warm on real images instead: the first warm-batches x 8 image files (sorted
+                  path order) below this directory, resized to the short side 256/224 of the
+                  input, centre-cropped, ImageNet mean/std. A random network whose statistics
+                  were warmed on other inputs than it is evaluated on can be chaotic there: on
+                  photos, efficientnet_v2_s warmed on random batches gives logits near 3e4 whose
+                  float32 rounding alone flips half the argmaxes (experiments/zoo/).
   --script        torch.jit.script instead of torch.jit.trace (detectors are always scripted)
   --published     a reference accuracy of your weights for mpq's FP sanity check, e.g.
                   VOC2007-test:map_voc07=68.1 for a VOC detector you trained (percent; repeatable;
@@ -44,6 +50,27 @@ PRESETS = {(256, 224, "bilinear"): "torchvision-v1", (232, 224, "bilinear"): "to
            (342, 299, "bilinear"): "inception"}
 
 
+def warm_images(root, n, side):
+    """The first n image files below root (sorted), preprocessed as ImageNet eval images."""
+    import numpy as np
+    from PIL import Image
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+                   if f.lower().endswith((".jpg", ".jpeg", ".png")))
+    if len(files) < n:
+        sys.exit(f"export_torchvision.py: --warm-images {root}: {len(files)} image files, "
+                 f"expected at least {n} (--warm-batches x 8)")
+    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+    out = []
+    for f in files[:n]:
+        im = Image.open(f).convert("RGB")
+        s = side * 256 / 224 / min(im.size)
+        im = im.resize((max(side, round(im.size[0] * s)), max(side, round(im.size[1] * s))), Image.BILINEAR)
+        l, t = (im.size[0] - side) // 2, (im.size[1] - side) // 2
+        x = (np.asarray(im.crop((l, t, l + side, t + side)), np.float32) / 255 - mean) / std
+        out.append(torch.from_numpy(x.transpose(2, 0, 1).copy()))
+    return torch.stack(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("arch")
@@ -53,6 +80,7 @@ def main():
     ap.add_argument("--num-classes", type=int, default=None)
     ap.add_argument("--published", action="append", default=[])
     ap.add_argument("--warm-batches", type=int, default=4)
+    ap.add_argument("--warm-images", default=None)
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args()
     published = {}
@@ -115,9 +143,11 @@ def main():
                 mod.momentum = None
         model.train()
         gen = torch.Generator().manual_seed(0)
+        images = warm_images(a.warm_images, a.warm_batches * 8, side) if a.warm_images else None
         with torch.no_grad():
-            for _ in range(a.warm_batches):
-                model(torch.randn(8, 3, side, side, generator=gen))
+            for b in range(a.warm_batches):
+                model(images[b * 8:(b + 1) * 8] if images is not None
+                      else torch.randn(8, 3, side, side, generator=gen))
         warmed = a.warm_batches
     model.eval()
 
@@ -126,8 +156,10 @@ def main():
             "exported_with": "script" if (a.script or detector) else "trace",
             "weights_file": a.weights_file}
     if weights is None and a.weights_file is None and not detector:
-        meta["batchnorm_statistics"] = (f"warmed on {warmed} random batches of 8 (seed 0)" if warmed
-                                        else "initial (mean 0, var 1)")
+        meta["batchnorm_statistics"] = (
+            "initial (mean 0, var 1)" if not warmed else
+            f"warmed on {warmed} batches of 8 images below {a.warm_images}" if a.warm_images else
+            f"warmed on {warmed} random batches of 8 (seed 0)")
     preset = None
     if weights is not None:
         m = weights.meta

@@ -10,7 +10,7 @@
 #include <limits>
 #include <memory>
 
-#include "mpq/util/atomic_file.h"
+#include "mpq/model/export_check.h"
 #include "mpq/util/error.h"
 
 namespace mpq::model {
@@ -147,24 +147,6 @@ std::vector<int64_t> rewrite_layer(Graph& g, Node* n, const LayerInfo& L,
   return po.order();
 }
 
-// Every tensor of an output value, in a fixed order (tuple/list order, dict keys sorted).
-void collect_tensors(const c10::IValue& v, std::vector<torch::Tensor>& out) {
-  if (v.isTensor()) {
-    out.push_back(v.toTensor());
-  } else if (v.isTuple()) {
-    for (const auto& e : v.toTupleRef().elements()) collect_tensors(e, out);
-  } else if (v.isList()) {
-    for (const auto& e : v.toListRef()) collect_tensors(e, out);
-  } else if (v.isGenericDict()) {
-    std::vector<std::pair<std::string, c10::IValue>> items;
-    for (const auto& e : v.toGenericDict())
-      if (e.key().isString()) items.push_back({e.key().toStringRef(), e.value()});
-    std::sort(items.begin(), items.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [k, e] : items) collect_tensors(e, out);
-  }
-}
-
 // Inserts the activation fake-quant of the simulation before layer node n.
 void insert_fake_quant(Graph& g, Node* n, const ExportActQuant& a) {
   torch::jit::WithInsertPoint guard(n);
@@ -173,100 +155,6 @@ void insert_fake_quant(Graph& g, Node* n, const ExportActQuant& a) {
       {n->input(0), constant(g, c10::IValue(a.scale)), constant(g, c10::IValue(int64_t{0})),
        constant(g, c10::IValue(a.qmin)), constant(g, c10::IValue(a.qmax))});
   n->replaceInput(0, q);
-}
-
-// Saves `frozen` to path through a temporary name (the source archive's metadata travels with
-// it as the mpq_meta.json extra file) and compares the reloaded file with the simulated network
-// on a seeded random probe batch.
-ExportResult save_and_check(torch::jit::Module& frozen, Network& net, const std::string& path,
-                            LayerInputHook* sim_hook, const torch::Tensor& check_images = {}) {
-  frozen.get_method("forward").graph()->lint();
-  {
-    AtomicFile out(path);
-    try {
-      frozen.save(out.tmp(), {{"mpq_meta.json", net.meta()}});
-    } catch (const c10::Error& e) {
-      throw InputError(path + ": cannot write exported model: " + e.what_without_backtrace());
-    }
-    out.commit();
-  }
-
-  ExportResult r;
-  r.path = path;
-  auto reloaded = torch::jit::load(path);
-  reloaded.eval();
-  torch::manual_seed(1234);
-  const bool list = net.input_kind() == InputKind::kTensorList;
-  std::vector<int64_t> shape = {list ? 2 : 64};
-  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
-  // Detectors take images in [0, 1]; classifiers get normalized-like values.
-  r.check_on_images = check_images.defined() && check_images.dim() == 4 && !list;
-  auto x = r.check_on_images ? check_images : list ? torch::rand(shape) : torch::randn(shape);
-  r.check_inputs = x.size(0);
-  torch::NoGradGuard ng;
-  c10::IValue out_a;
-  try {
-    if (list) {
-      std::vector<torch::Tensor> images;
-      for (int64_t i = 0; i < x.size(0); ++i) images.push_back(x[i]);
-      out_a = reloaded.forward({c10::IValue(images)});
-    } else {
-      out_a = reloaded.forward({x});
-    }
-  } catch (const std::exception& e) {
-    // E.g. onednn refusing a requantization whose scales underflow. Keep no file that fails.
-    std::filesystem::remove(path);
-    std::string msg = e.what();
-    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    const auto nl = msg.rfind('\n');
-    throw InputError(path + ": the exported model fails on a probe batch (" +
-                     (nl == std::string::npos ? msg : msg.substr(nl + 1)) + "); not written");
-  }
-  c10::IValue out_b;
-  {
-    HookScope scope(sim_hook);
-    out_b = net.run(x);
-  }
-  // Compare every tensor of the two outputs (logits; or a detector's boxes, scores, labels).
-  std::vector<torch::Tensor> ta, tb;
-  collect_tensors(out_a, ta);
-  collect_tensors(out_b, tb);
-  bool same_shapes = ta.size() == tb.size();
-  for (size_t i = 0; same_shapes && i < ta.size(); ++i)
-    same_shapes = ta[i].sizes() == tb[i].sizes();
-  if (!same_shapes) {
-    // A detector whose tiny numeric differences moved a box across the score threshold or NMS.
-    r.max_abs_diff_vs_simulated = std::numeric_limits<double>::infinity();
-    r.argmax_agreement = 0;
-    return r;
-  }
-  for (size_t i = 0; i < ta.size(); ++i) {
-    if (ta[i].numel() == 0) continue;
-    auto fa = ta[i].to(torch::kFloat64), fb = tb[i].to(torch::kFloat64);
-    r.max_abs_diff_vs_simulated =
-        std::max(r.max_abs_diff_vs_simulated, (fa - fb).abs().max().item<double>());
-    r.max_abs_output = std::max(r.max_abs_output, fb.abs().max().item<double>());
-  }
-  if (!list && ta.size() == 1 && ta[0].dim() == 2)
-    r.argmax_agreement =
-        ta[0].argmax(1).eq(tb[0].argmax(1)).to(torch::kFloat64).mean().item<double>();
-  r.relative_diff = r.max_abs_diff_vs_simulated / std::max(r.max_abs_output, 1e-30);
-  return r;
-}
-
-/// Removes the export and throws when the check found it differs from the simulation (see
-/// export_expanded).
-void refuse_if_different(const ExportResult& r, double bound) {
-  if (std::isinf(r.max_abs_diff_vs_simulated) || r.relative_diff <= bound) return;
-  std::filesystem::remove(r.path);
-  char buf[320];
-  std::snprintf(buf, sizeof buf,
-                ": the exported model's outputs differ from the trial's by %.3g of their largest "
-                "magnitude (%.3g; bound %.0e) on %lld %s; not written (is the model a function "
-                "of its input? dropout or noise active in eval mode makes it differ)",
-                r.relative_diff, r.max_abs_output, bound, static_cast<long long>(r.check_inputs),
-                r.check_on_images ? "images" : "random inputs");
-  throw InputError(r.path + buf);
 }
 
 // --- int8 -------------------------------------------------------------------------------------
@@ -473,10 +361,11 @@ ExportResult export_expanded(Network& net, const std::vector<const quant::Quanti
     record_points(frozen, static_cast<int>(i), q,
                   rewrite_layer(*graph, nodes[i], infos[i], q, bias));
   }
-  auto r = save_and_check(frozen, net, path, sim_hook, check_images);
   const bool acts_on =
       std::any_of(acts.begin(), acts.end(), [](const auto& a) { return a.enabled; });
-  refuse_if_different(r, acts_on ? kExportBoundActivations : kExportBound);
+  const double bound = acts_on ? kExportBoundActivations : kExportBound;
+  auto r = save_and_check(frozen, net, path, sim_hook, check_images, bound);
+  refuse_if_different(r, bound);
   return r;
 }
 

@@ -39,6 +39,10 @@ struct ExportResult {
   /// sits on a rounding boundary by one step, so outputs then differ by more than rounding.
   double argmax_agreement = 1;
   int int8_layers = 0;  ///< export_int8: layers running on the quantized kernels
+  // Set only when the difference exceeded its bound (see export_expanded):
+  double check_repeat_diff = 0;     ///< the simulation run twice on the check batch
+  double rounding_sensitivity = 0;  ///< the simulation under a kRoundingProbe input perturbation
+  bool check_inconclusive = false;  ///< float32 rounding explains the difference: kept, warned
 };
 
 /// Activation quantizer of one layer input in the exported graph (ptq/activations.h), applied
@@ -58,7 +62,11 @@ struct ExportActQuant {
 /// than kExportBound (weight-only; kExportBoundActivations with activation quantizers, whose
 /// rounding boundaries float reordering can cross) of the outputs' largest magnitude, the file
 /// is removed and InputError says so (a model that is not a function of its input, e.g. dropout
-/// forced on in eval, or an expanded graph that is wrong). A detector whose box set changes is
+/// forced on in eval, or an expanded graph that is wrong) -- unless the simulation itself moves
+/// by at least a tenth of that difference when its inputs are perturbed by a relative
+/// kRoundingProbe: then the network amplifies float32 rounding on these inputs (a chaotic random
+/// network), the check is inconclusive, the file is kept and a warning says so (result fields
+/// check_inconclusive, rounding_sensitivity). A detector whose box set changes is
 /// recorded (max_abs_diff infinite), not refused: a box at the score threshold may flip. Throws
 /// InputError if the file cannot be written.
 ExportResult export_expanded(Network& net, const std::vector<const quant::QuantizedLayer*>& layers,
@@ -73,6 +81,9 @@ constexpr double kExportBound = 1e-3;
 /// The same with activation quantizers: an activation on a rounding boundary may move by one
 /// step.
 constexpr double kExportBoundActivations = 5e-2;
+/// Relative input perturbation that measures how much a network amplifies float32 rounding:
+/// about the relative error of a float32 dot product of a few thousand terms.
+constexpr double kRoundingProbe = 1e-6;
 
 /// True if layer `q` (with input quantizer `act`) can run on 8-bit integer kernels: quantized
 /// with at most 8 bits, one bit width, no split channels, and its input quantized to 8 bits.

@@ -240,6 +240,9 @@ TrialOutcome write(Prepared& p, const ptq::NetworkQuantization& nq, const Correc
     rec.metrics["export_max_abs_diff"] = ex.max_abs_diff_vs_simulated;
     rec.metrics["export_relative_diff"] = ex.relative_diff;
     rec.metrics["export_argmax_agreement"] = ex.argmax_agreement;
+    // 1: the difference exceeded the bound but float32 rounding explains it (kept, warned).
+    rec.metrics["export_check_inconclusive"] = ex.check_inconclusive ? 1 : 0;
+    if (ex.check_inconclusive) rec.metrics["export_rounding_sensitivity"] = ex.rounding_sensitivity;
   }
   if (!cfg.export_int8_path.empty() && col.writer()) {
     // Output ranges of the integer layers come from (up to 256 of) the calibration images.
