@@ -13,6 +13,7 @@ this script measures, for each archive, float32 against float64 on
 and prints max |diff|, that relative to the largest |logit|, and argmax agreement.
 
 usage: rounding_sensitivity.py ARCHIVE... [--n 32] [--size 224] [--photos results/data/photos]
+                               [--perturb 1e-6]
 """
 import argparse
 import json
@@ -43,14 +44,21 @@ def load_photos(root, n, size):
     return torch.stack(out)
 
 
-def compare(model, x):
+def compare(model, x, perturb):
     with torch.no_grad():
         y32 = model.float()(x.float())
-        y64 = model.double()(x.double())
-    model.float()
-    d = (y32.double() - y64).abs()
-    scale = y64.abs().max().item()
-    agree = (y32.argmax(1) == y64.argmax(1)).double().mean().item()
+        if perturb:
+            # A frozen archive (mpq's exports) keeps its weights as float32 graph constants, so
+            # it cannot run in float64: measure the output's change under a relative input
+            # perturbation instead (what mpq's export check does, kRoundingProbe).
+            g = torch.Generator().manual_seed(4321)
+            ref = model(x + x.abs() * torch.randn(x.shape, generator=g) * perturb).double()
+        else:
+            ref = model.double()(x.double())
+            model.float()
+    d = (y32.double() - ref).abs()
+    scale = ref.abs().max().item()
+    agree = (y32.argmax(1) == ref.argmax(1)).double().mean().item()
     return d.max().item(), d.max().item() / max(scale, 1e-30), scale, agree
 
 
@@ -60,6 +68,9 @@ def main():
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--photos", default="results/data/photos")
+    ap.add_argument("--perturb", type=float, default=0,
+                    help="instead of float64: compare with the output on inputs perturbed by this "
+                         "relative amount (e.g. 1e-6; for frozen archives such as mpq's exports)")
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -69,7 +80,7 @@ def main():
     for p in a.archives:
         m = torch.jit.load(p, map_location="cpu").eval()
         for name, x in (("random", rnd), ("photos", photos)):
-            d, rel, scale, agree = compare(m, x)
+            d, rel, scale, agree = compare(m, x, a.perturb)
             print(f"{os.path.basename(p)}\t{name}\t{d:.3g}\t{rel:.3g}\t{scale:.4g}\t{agree * 100:.1f}%", flush=True)
 
 
