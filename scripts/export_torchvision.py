@@ -141,7 +141,11 @@ def main():
             if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
                 mod.reset_running_stats()
                 mod.momentum = None
-        model.train()
+        # Only BatchNorm in train mode: stochastic depth and dropout in train mode would gather
+        # the statistics of randomly thinned networks (a different one per run), not of the
+        # network that is evaluated.
+        for mod in model.modules():
+            mod.training = isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
         gen = torch.Generator().manual_seed(0)
         images = warm_images(a.warm_images, a.warm_batches * 8, side) if a.warm_images else None
         with torch.no_grad():
@@ -180,7 +184,12 @@ def main():
         sm = torch.jit.script(model)
     else:
         c, h, w = meta["input_shape"]
-        sm = torch.jit.trace(model, torch.zeros(1, c, h, w))
+        # Under no_grad, as inference runs: nn.MultiheadAttention takes its fused fast path only
+        # without autograd, and torch.jit.trace's check re-runs the model under no_grad, so a
+        # trace with autograd on records the other path and fails the check ("Graphs differed
+        # across invocations", vit_b_16).
+        with torch.no_grad():
+            sm = torch.jit.trace(model, torch.zeros(1, c, h, w))
     out = a.output or f"{a.arch}-{name}.pt"
     torch.jit.save(sm, out, _extra_files={"mpq_meta.json": json.dumps(meta)})
     print(f"wrote {out} ({'scripted' if meta['exported_with'] == 'script' else 'traced'} {a.arch}, weights {name}, "
