@@ -183,8 +183,7 @@ def main():
         r = {"toolkit": "mpq", "method": label, "setting": setting, **fidelity(fp, q),
              "seconds": float(mt.get("quant_seconds", float("nan"))) + float(mt.get("calibration_seconds", 0)),
              "note": f"mpq's own agreement {100 * float(mt.get('agreement', float('nan'))):.1f}%"
-                     if float(mt.get('agreement', 2)) <= 1 else
-                     f"mpq's own agreement {float(mt.get('agreement', float('nan'))):.1f}%"}
+                     + ("; statistics from the cache" if int(mt.get("stats_cache_hit", 0)) else "")}
         rows.append(r)
         print("\t".join(str(v) for v in r.values()), flush=True)
     for method in a.peer:
