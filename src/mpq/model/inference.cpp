@@ -96,17 +96,6 @@ EvalEngine parse_eval_engine(const std::string& name) {
 
 namespace {
 
-// The tensors of an output (a tensor, or the tensors of a tuple/list), in order.
-void output_tensors(const c10::IValue& v, std::vector<torch::Tensor>& out) {
-  if (v.isTensor()) {
-    out.push_back(v.toTensor());
-  } else if (v.isTuple()) {
-    for (const auto& e : v.toTupleRef().elements()) output_tensors(e, out);
-  } else if (v.isList()) {
-    for (const auto& e : v.toListRef()) output_tensors(e, out);
-  }
-}
-
 // max |a - b| / max |b| over the outputs' tensors of the optimized and the hooked graph (no
 // activation hook) on a seeded random batch of 4; infinite when the outputs' structure or shapes
 // differ; NaN for models taking a list of images (detectors, whose post-processing may order
@@ -126,18 +115,10 @@ double probe_difference(Network& net) {
     hooked = graph.forward({x});
   }
   std::vector<torch::Tensor> ta, tb;
-  output_tensors(optimized, ta);
-  output_tensors(hooked, tb);
-  if (ta.size() != tb.size() || ta.empty()) return INFINITY;
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < ta.size(); ++i) {
-    if (ta[i].sizes() != tb[i].sizes()) return INFINITY;
-    if (tb[i].numel() == 0) continue;
-    const auto a = ta[i].to(torch::kFloat64), b = tb[i].to(torch::kFloat64);
-    diff = std::max(diff, (a - b).abs().max().item<double>());
-    scale = std::max(scale, b.abs().max().item<double>());
-  }
-  return diff / scale;
+  collect_tensors(optimized, ta);
+  collect_tensors(hooked, tb);
+  if (ta.empty()) return INFINITY;
+  return relative_change(ta, tb);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -540,6 +542,36 @@ torch::Tensor Network::forward(const torch::Tensor& x) {
   throw InputError(path_ + ": the model returns " + describe_value(out) +
                    ", expected the logits: a Tensor [N, classes] or a tuple whose first element "
                    "is one (export a forward that returns the logits)");
+}
+
+void collect_tensors(const c10::IValue& v, std::vector<torch::Tensor>& out) {
+  if (v.isTensor()) {
+    out.push_back(v.toTensor());
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) collect_tensors(e, out);
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) collect_tensors(e, out);
+  } else if (v.isGenericDict()) {
+    std::vector<std::pair<std::string, c10::IValue>> items;
+    for (const auto& e : v.toGenericDict())
+      if (e.key().isString()) items.push_back({e.key().toStringRef(), e.value()});
+    std::sort(items.begin(), items.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [k, e] : items) collect_tensors(e, out);
+  }
+}
+
+double relative_change(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].sizes() != b[i].sizes()) return std::numeric_limits<double>::infinity();
+    if (a[i].numel() == 0) continue;
+    auto fa = a[i].to(torch::kFloat64), fb = b[i].to(torch::kFloat64);
+    diff = std::max(diff, (fa - fb).abs().max().item<double>());
+    scale = std::max(scale, fb.abs().max().item<double>());
+  }
+  return diff / std::max(scale, 1e-30);
 }
 
 }  // namespace mpq::model

@@ -235,4 +235,12 @@ torch::jit::Module freeze_for_ptq(const torch::jit::Module& m, const std::string
 /// The quantizable layer nodes of a frozen graph in order (see Network::load step 3).
 std::vector<torch::jit::Node*> find_layer_nodes(const std::shared_ptr<torch::jit::Graph>& g);
 
+/// Every tensor of a network output (Network::run's value), in a fixed order: tuple and list
+/// order, dict entries by key.
+void collect_tensors(const c10::IValue& v, std::vector<torch::Tensor>& out);
+
+/// max |a - b| over the tensors of two outputs (collect_tensors) relative to b's largest
+/// magnitude; infinite if their number or a shape differs; empty tensors are skipped.
+double relative_change(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b);
+
 }  // namespace mpq::model
