@@ -52,6 +52,7 @@ with h5py.File(sys.argv[1]) as f:
         n += 1
         g, r = float(a["output_rel_error_final"]), float(a["output_rel_error_rtn"])
         kept += int(a["gptq_rows_kept_rtn"])
+        assert float(a["gptq_seconds"]) >= 0, a["name"]  # the layer's wall time is recorded
         if g > r * (1 + 1e-9) + 1e-15:
             worse.append(f"{a['name']}: {g:.4e} > {r:.4e}")
 print(f"{n} layers, GPTQ above RTN on {len(worse)}: {worse}; rows that kept RTN: {kept}")

@@ -51,6 +51,8 @@ import sys, h5py, numpy as np
 f, method = h5py.File(sys.argv[1], "r"), sys.argv[2]
 m = f["manifest"].attrs
 assert m["activation_bits"] == 8 and m["bias_correction"] == 1, dict(m)
+met = f["metrics"].attrs  # the time of both steps after quantization is recorded
+assert met["activation_calibration_seconds"] > 0 and met["correction_seconds"] > 0, dict(met)
 assert "unsigned" in m["activation_quantizers"]
 layers = [f["layers"][n] for n in f["layers"]]
 assert all(g.attrs["act_bits"] == 8 for g in layers)

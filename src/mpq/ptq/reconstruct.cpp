@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -45,6 +46,7 @@ LayerOutcome gptq_outcome(const model::Network& net, const model::LayerInfo& L, 
   a["gptq_block"] = w.gptq.block;
   a["gptq_dead_columns"] = r.dead_columns;
   a["gptq_rows_kept_rtn"] = r.rows_kept_rtn;
+  a["gptq_seconds"] = r.seconds;
   a["weight_rel_error_final"] = we > 0 ? std::sqrt(wq / we) : 0.0;
   a["output_rel_error_final"] = oe > 0 ? total(r.output_error) / oe : 0.0;
   a["output_rel_error_rtn"] = oe > 0 ? total(r.rtn_output_error) / oe : 0.0;
@@ -189,6 +191,7 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
   const float* fw = net.fp_weight(L.index).data_ptr<float>();
   quant::AdaroundResult r;
   int64_t inputs_used = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   if (data) {
     const auto inputs = data_inputs();
     inputs_used = inputs.fp.size(0);
@@ -209,6 +212,8 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
                               [&](int64_t n) { bar.advance(n); });
     bar.finish();
   }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   o.quantized = true;
   o.q = std::move(r.q);
   double we = 0, wq = 0;
@@ -217,7 +222,9 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
   const double oe = total(r.output_energy);
   json& a = o.attrs;
   a["bits"] = bits;
-  a["method"] = weight_method_name(WeightMethod::kAdaround);  // also as multipoint's first point
+  a["method"] = weight_method_name(WeightMethod::kAdaround);
+  a["adaround_seconds"] = seconds;  // of the computation; a cache hit keeps the original's  // also
+                                    // as multipoint's first point
   a["granularity"] = quant::granularity_name(w.granularity);
   a["adaround_grid"] = grid;
   a["adaround_iterations"] = ao.iterations;

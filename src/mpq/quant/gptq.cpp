@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <numeric>
@@ -270,8 +271,10 @@ std::vector<GptqResult> quantize_gptq_layers(const std::vector<GptqLayer>& layer
     const size_t k = order[i];
     const auto& l = layers[k];
     try {
+      const auto t0 = std::chrono::steady_clock::now();
       res[k] = quantize_gptq_layer(l.w, l.c_out, l.d, l.groups, l.bits, l.granularity, *l.stats,
                                    options);
+      res[k].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (...) {
       errors[k] = std::current_exception();
     }

@@ -53,6 +53,7 @@ struct GptqResult {
   std::vector<double> output_energy;     ///< [c_out] w_cᵀ Σ w_c
   int64_t dead_columns = 0;              ///< inputs with H_jj = 0, summed over groups
   int64_t rows_kept_rtn = 0;             ///< rows where the guard kept round-to-nearest
+  double seconds = 0;  ///< wall time of quantize_gptq_layers on this layer (its thread)
 };
 
 /// Quantizes a layer [c_out, d] (row-major; rows of group g = c / (c_out / groups) share Σ_g).

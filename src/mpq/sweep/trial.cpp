@@ -139,12 +139,17 @@ Corrections correct(Prepared& p, const ptq::NetworkQuantization& nq,
       std::vector<torch::Tensor> qw;
       for (const auto& L : net.layers()) qw.push_back(net.weight(L.index));
       for (const auto& L : net.layers()) net.set_weight(L.index, net.fp_weight(L.index));
+      const auto ta = std::chrono::steady_clock::now();
       c.act = ptq::calibrate_activations(net, acfg, cc, weight_quantized);
+      c.act_calibration_seconds = seconds_since(ta);
       for (const auto& L : net.layers()) net.set_weight(L.index, qw[static_cast<size_t>(L.index)]);
     }
     ptq::ActivationQuantizer aq(c.act);
-    if (p.cfg.bias_correction)
+    if (p.cfg.bias_correction) {
+      const auto tb = std::chrono::steady_clock::now();
       c.bias = ptq::correct_biases(net, cc, weight_quantized, acfg.enabled() ? &aq : nullptr);
+      c.correction_seconds = seconds_since(tb);
+    }
     return 0;
   });
   return c;
@@ -287,6 +292,11 @@ TrialOutcome run_trial(const json& resolved, TrialContext& ctx, TrialDistributio
   rec.calibration_indices = p.calibration_indices;
   rec.eval_indices = p.eval.indices;
   rec.metrics = metrics;
+  // Wall time of the steps after quantize_network (its own times are quant_seconds and
+  // calibration_seconds): a trial's cost is the sum.
+  if (p.cfg.activations.enabled())
+    rec.metrics["activation_calibration_seconds"] = c.act_calibration_seconds;
+  if (p.cfg.bias_correction) rec.metrics["correction_seconds"] = c.correction_seconds;
   rec.arrays = p.arrays;
   record_layers(p, nq, c, rec);
   rec.manifest = manifest(p, nq, c, metrics, col);

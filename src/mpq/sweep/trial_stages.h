@@ -73,7 +73,9 @@ struct Prepared {
 
 struct Corrections {
   std::vector<ptq::ActQuant> act;
-  std::vector<json> bias;  // per layer
+  std::vector<json> bias;              // per layer
+  double act_calibration_seconds = 0;  ///< calibrating the activation quantizers
+  double correction_seconds = 0;       ///< bias correction's passes
 };
 
 /// Per-layer records and the network-wide cost and error metrics (into rec.layers, rec.metrics).
