@@ -16,7 +16,9 @@ usage: peers.py --mpq-trial T.h5 [--mpq LABEL=TRIAL.h5:EXPORT.pt ...] [--peer ME
              (RTN, then Brevitas's bias correction on the calibration images), brevitas_gptq,
              brevitas_gptq_actorder, brevitas_cle_rtn (graph equalization, 20 iterations, then
              RTN), brevitas_learned_round (hard-sigmoid learned rounding, layerwise,
-             --iters iterations, AdaRound-style)
+             --iters iterations, AdaRound-style; needs accelerate, so PyTorch 2.x);
+             aimet_rtn, aimet_adaround, aimet_cle_rtn (AIMET 2.42 on PyTorch 2.x:
+             experiments/peers/aimet_peer.py says what is matched)
 Run by experiments/peers/run.sh (creates the venv, runs mpq, writes the table).
 """
 import argparse
@@ -35,6 +37,7 @@ from PIL import Image
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_pretrained  # noqa: E402  (the same loader mpq's archives come from)
 
 
@@ -92,7 +95,11 @@ def standardize(model):
             if child.bias is not None:
                 conv.bias = child.bias
             pad = getattr(child, "static_padding", nn.Identity())
+            if type(pad).__name__ == "Identity":
+                pad = nn.Identity()
             setattr(model, name, nn.Sequential(pad, conv))
+        elif type(child).__name__ == "Identity" and type(child) is not nn.Identity:
+            setattr(model, name, nn.Identity())  # the port's own; AIMET refuses unknown modules
         else:
             standardize(child)
     return model
@@ -143,6 +150,16 @@ def brevitas_model(model, method, bits, granularity, calib, iters):
     return m
 
 
+def peer_toolkit(method):
+    """'toolkit version' of a peer method, from the installed package."""
+    from importlib.metadata import PackageNotFoundError, version
+    pkg = "aimet-torch" if method.startswith("aimet_") else "brevitas"
+    try:
+        return f"{pkg} {version(pkg)} (torch {torch.__version__.split('+')[0]})"
+    except PackageNotFoundError:
+        return f"{pkg} (not installed)"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mpq-trial", required=True, help="an mpq trial whose calibration images the peers use")
@@ -188,14 +205,20 @@ def main():
         print("\t".join(str(v) for v in r.values()), flush=True)
     for method in a.peer:
         t0 = time.time()
+        toolkit = peer_toolkit(method)
         try:
-            m = brevitas_model(model, method, a.bits, a.granularity, calib, a.iters)
+            if method.startswith("aimet_"):
+                import aimet_peer
+                m, note = aimet_peer.aimet_model(standardize(copy.deepcopy(model)), method, a.bits,
+                                                 a.granularity, calib, a.iters)
+            else:
+                m = brevitas_model(model, method, a.bits, a.granularity, calib, a.iters)
+                note = f"{count_quant_layers(m)} layers quantized"
             secs = time.time() - t0
-            r = {"toolkit": "brevitas 0.13.4", "method": method, "setting": setting,
-                 **fidelity(fp, run(m, x)), "seconds": secs,
-                 "note": f"{count_quant_layers(m)} layers quantized"}
+            r = {"toolkit": toolkit, "method": method, "setting": setting,
+                 **fidelity(fp, run(m, x)), "seconds": secs, "note": note}
         except Exception as err:  # noqa: BLE001 - a failing peer is a row, the table goes on
-            r = {"toolkit": "brevitas 0.13.4", "method": method, "setting": setting,
+            r = {"toolkit": toolkit, "method": method, "setting": setting,
                  "agreement": float("nan"), "agreement_top5": float("nan"), "kl": float("nan"),
                  "sqnr_db": float("nan"), "seconds": time.time() - t0,
                  "note": f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}

@@ -9,18 +9,27 @@
 # usage: experiments/peers/run.sh [OUT_DIR] [BITS] [GRANULARITY]
 #        (defaults: results/peers 4 per_channel; GRANULARITY per_channel or per_layer)
 # Environment: MPQ (default build/mpq), MPQ_METHODS, PEERS (space-separated lists to override),
+#              PEERS_TORCH=2 (run the peers in .venv/peers2 on PyPI's torch 2.14.1, ~6 GB, from
+#              requirements-torch2.txt: needed by aimet_* and brevitas_learned_round),
 #              EVAL_LIMIT (0 = the whole eval split, 453 photos), ITERS (learned rounding and
 #              AdaRound iterations per layer, default 2000).
 # Needs: scripts/install-deps.sh --with-python --with-pretrained (the model, the photos) and a
-# build. Creates .venv/peers (--system-site-packages on Debian's torch 1.13; pinned, hashed).
+# build. Creates .venv/peers (--system-site-packages on Debian's torch 1.13; pinned, hashed) or
+# with PEERS_TORCH=2 .venv/peers2 (PyPI's torch 2.14.1 and the peers, pinned, hashed).
+# Example: PEERS_TORCH=2 PEERS="aimet_rtn aimet_cle_rtn aimet_adaround brevitas_learned_round" \
+#            MPQ_METHODS="GPTQ RTN CLE+RTN AdaRound" experiments/peers/run.sh results/peers 4 per_channel
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-results/peers} bits=${2:-4} gran=${3:-per_channel}
 MPQ=${MPQ:-build/mpq} ITERS=${ITERS:-2000} EVAL_LIMIT=${EVAL_LIMIT:-0}
-venv=.venv/peers req=experiments/peers/requirements.txt
+if [ "${PEERS_TORCH:-1}" = 2 ]; then  # PyPI's torch 2.14: AIMET, Brevitas's learned rounding
+  venv=.venv/peers2 req=experiments/peers/requirements-torch2.txt site=()
+else                                 # Debian's torch 1.13 (Brevitas's GPTQ, CLE, RTN, MSE, BC)
+  venv=.venv/peers req=experiments/peers/requirements.txt site=(--system-site-packages)
+fi
 if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
   rm -rf "$venv"
-  /usr/bin/python3 -m venv --system-site-packages "$venv"
+  /usr/bin/python3 -m venv "${site[@]}" "$venv"
   "$venv/bin/pip" install -q --no-deps --require-hashes -r "$req"
   "$venv/bin/pip" install -q --no-deps --require-hashes -r configs/pretrained/requirements.txt
   cp "$req" "$venv/.requirements"
@@ -30,23 +39,13 @@ tag="w${bits}_${gran}"
 bgran=$([ "$gran" = per_layer ] && echo per_tensor || echo per_channel)
 read -r -a mpq_methods <<<"${MPQ_METHODS:-GPTQ RTN MSE RTN+BC CLE+RTN AdaRound MP10%+GPTQ}"
 read -r -a peers <<<"${PEERS:-brevitas_rtn brevitas_mse brevitas_rtn_bc brevitas_cle_rtn brevitas_gptq}"
+source scripts/method_options.sh
 base=(-q quantize --model pretrained:efficientnet_lite0 --dataset photos --set calibration.size=128
-      --bits "$bits" --granularity "$gran")
+      --bits "$bits" --granularity "$gran" --set weights.adaround.iterations="$ITERS")
 [ "$EVAL_LIMIT" -gt 0 ] && base+=(--set data.eval_limit="$EVAL_LIMIT")
 args=()
 for m in "${mpq_methods[@]}"; do
-  case $m in
-    RTN) opt=(--method rtn) ;;
-    MSE) opt=(--method mse) ;;
-    RTN+BC) opt=(--method rtn --set bias_correction=true) ;;
-    CLE+RTN) opt=(--method rtn --set model.equalize.enabled=true) ;;
-    GPTQ) opt=(--method gptq) ;;
-    GPTQ-act-order) opt=(--method gptq --set weights.gptq.act_order=true) ;;
-    AdaRound) opt=(--method adaround --set weights.adaround.iterations="$ITERS") ;;
-    MP10%+GPTQ) opt=(--method multipoint --set weights.multipoint.budget=0.1 --set weights.multipoint.first_point=gptq) ;;
-    MP10%) opt=(--method multipoint --set weights.multipoint.budget=0.1) ;;
-    *) echo "run.sh: unknown mpq method '$m'" >&2; exit 2 ;;
-  esac
+  mpq_method_options "$m" || { echo "run.sh: unknown mpq method '$m'" >&2; exit 2; }
   f="$out/${tag}_$(echo "$m" | tr -c 'A-Za-z0-9\n' '_')"
   if [ ! -e "$f.h5" ] || [ ! -e "$f.pt" ]; then
     echo "run.sh: mpq $m ($tag)"
