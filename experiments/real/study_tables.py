@@ -7,7 +7,7 @@ per (weight bits, granularity) present, each cell "agreement % ± sample std ove
 (n seeds)"; a cell of a method with extra MACs adds them; rows with fewer seeds than the most
 say so. A second table gives the mean trial time (statistics + quantization seconds) per cell.
 
-usage: study_tables.py results/real_lite0 [--bits 4,3] [--time]
+usage: study_tables.py results/real_lite0 [--bits 4,3] [--time] [--split CONFIG_COLUMN]
 """
 import argparse
 import csv
@@ -57,9 +57,14 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--bits", default="", help="weight bits to show, e.g. 4,3 (default: all)")
     ap.add_argument("--time", action="store_true", help="also the trial-time table")
+    ap.add_argument("--split", default="", help="a config column whose value joins the row label, "
+                    "e.g. weights.multipoint.budget for real_lite0_mixed.json's budgets")
     a = ap.parse_args()
     with open(os.path.join(a.dir, "aggregate", "trials.csv")) as f:
         rows = list(csv.DictReader(f))
+    if a.split:
+        for r in rows:
+            r["label"] = f"{r['label']} @ {a.split.split('.')[-1]} {r[a.split]}"
     want = {int(b) for b in a.bits.split(",") if b}
     labels = list(OrderedDict.fromkeys(r["label"] for r in rows))
     cells = defaultdict(list)
