@@ -7,8 +7,9 @@
 #  2. One trial per method on the photos (128 calibration images, the 453 evaluation photos), W4
 #     per channel, weight-only (and RTN W4A8): wall time (the whole process: loading, the FP
 #     evaluation of the trial, writing), peak RSS (/usr/bin/time -v) and the trial's own
-#     statistics / quantization / activation-range and bias-correction / evaluation seconds. The first trial computes the calibration
-#     statistics into a fresh cache (cold); the others read them (warm), as in a sweep.
+#     statistics / quantization / activation-range and bias-correction / evaluation seconds.
+#     The first trial that needs calibration statistics computes them into a fresh cache
+#     (cold); the others read them, as in a sweep.
 #  3. GPTQ and AdaRound per layer: the slowest layers and the sum over layers, from the trial
 #     files' gptq_seconds / adaround_seconds (docs/trial-file-format.md).
 # Usage: bash bench/bench_pretrained.sh [build dir] [methods...]

@@ -32,14 +32,19 @@ def _config(granularity):
     return os.path.join(root, name)
 
 
-def _weight_only(sim):
-    """Removes every input and output quantizer: weight-only, as mpq's and Brevitas's rows."""
+def _weight_only_sim(model, dummy, bits, cfg, scheme):
+    """AIMET's QuantizationSimModel of `model` with every input and output quantizer removed:
+    weight-only, as mpq's and Brevitas's rows."""
     from aimet_torch.nn import BaseQuantizationMixin
+    from aimet_torch.quantsim import QuantizationSimModel
     import torch.nn as nn
+    sim = QuantizationSimModel(model, dummy_input=dummy, quant_scheme=scheme,
+                               default_param_bw=bits, config_file=cfg)
     for m in sim.model.modules():
         if isinstance(m, BaseQuantizationMixin):
             m.input_quantizers = nn.ModuleList([None for _ in m.input_quantizers])
             m.output_quantizers = nn.ModuleList([None for _ in m.output_quantizers])
+    return sim
 
 
 def count_quant_layers(sim_model):
@@ -57,15 +62,13 @@ def aimet_model(model, method, bits, granularity, calib, iters):
     QuantizationSimModel's model and a note."""
     from aimet_torch.batch_norm_fold import fold_all_batch_norms
     from aimet_torch.common.defs import QuantScheme
-    from aimet_torch.quantsim import QuantizationSimModel
     m = copy.deepcopy(model).eval()
     dummy = calib[:1]
-    shape = tuple(calib[:1].shape)
     if method == "aimet_cle_rtn":
         from aimet_torch.cross_layer_equalization import equalize_model
-        equalize_model(m, shape)  # folds BN, equalizes pairs, absorbs high biases
+        equalize_model(m, tuple(dummy.shape))  # folds BN, equalizes pairs, absorbs high biases
     else:
-        fold_all_batch_norms(m, shape)
+        fold_all_batch_norms(m, tuple(dummy.shape))
     cfg = _config(granularity)
     scheme = QuantScheme.post_training_tf
     note = ""
@@ -78,17 +81,13 @@ def aimet_model(model, method, bits, granularity, calib, iters):
             m = Adaround.apply_adaround(m, dummy, params, path=tmp, filename_prefix="lite0",
                                         default_param_bw=bits, default_quant_scheme=scheme,
                                         default_config_file=cfg)
-            sim = QuantizationSimModel(m, dummy_input=dummy, quant_scheme=scheme,
-                                       default_param_bw=bits, config_file=cfg)
-            _weight_only(sim)
+            sim = _weight_only_sim(m, dummy, bits, cfg, scheme)
             enc = os.path.join(tmp, "lite0.encodings")
             sim.set_and_freeze_param_encodings(enc)
             with open(enc) as f:
                 note = f"{len(json.load(f).get('param_encodings', {}))} AdaRound param encodings; "
     else:
-        sim = QuantizationSimModel(m, dummy_input=dummy, quant_scheme=scheme,
-                                   default_param_bw=bits, config_file=cfg)
-        _weight_only(sim)
+        sim = _weight_only_sim(m, dummy, bits, cfg, scheme)
         with torch.no_grad():
             sim.compute_encodings(lambda mm: mm(calib[:8]))
     sim.model.eval()

@@ -7,6 +7,7 @@
 
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
+#include "mpq/util/stopwatch.h"
 
 namespace mpq::eval {
 using nlohmann::json;
@@ -85,14 +86,14 @@ EvalShard ClassificationEvaluator::evaluate(model::Network& net, const data::Dat
       positions.push_back(torch::tensor(b.positions, torch::kInt64) + first);
     }
     s.skipped += b.skipped;
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = seconds_since(t0);
     char rate[48];
     std::snprintf(rate, sizeof rate, "%.0f img/s",
                   dt > 0 ? static_cast<double>(s.n + b.images.size(0)) / dt : 0.0);
     s.n += b.images.size(0);
     bar.advance(b.images.size(0) + b.skipped, rate);
   }
-  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.seconds = seconds_since(t0);
   const int64_t classes = data.num_classes();
   s.tensors["logits"] = logits.empty() ? torch::zeros({0, classes}) : torch::cat(logits, 0);
   s.tensors["labels"] = labels.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(labels, 0);

@@ -8,6 +8,7 @@
 #include "mpq/eval/classification.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
+#include "mpq/util/stopwatch.h"
 
 namespace mpq::eval {
 using nlohmann::json;
@@ -121,12 +122,12 @@ EvalShard DetectionEvaluator::evaluate(model::Network& net, const data::Dataset&
     }
     s.skipped += b.skipped;
     s.n += n;
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = seconds_since(t0);
     char rate[48];
     std::snprintf(rate, sizeof rate, "%.1f img/s", dt > 0 ? static_cast<double>(s.n) / dt : 0.0);
     bar.advance(n + b.skipped, rate);
   }
-  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.seconds = seconds_since(t0);
   const auto m = static_cast<int64_t>(det_image.size());
   s.tensors["positions"] = torch::tensor(positions, torch::kInt64);
   s.tensors["det_image"] = torch::tensor(det_image, torch::kInt64);

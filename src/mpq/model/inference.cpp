@@ -10,6 +10,7 @@
 
 #include "mpq/quant/fake_quant.h"
 #include "mpq/util/error.h"
+#include "mpq/util/stopwatch.h"
 
 namespace mpq::model {
 using torch::jit::Block;
@@ -164,7 +165,7 @@ InferenceScope::InferenceScope(Network& net, EvalEngine engine,
     if (engine == EvalEngine::kOptimized) throw;
     description_ = std::string("hooked (") + e.what() + ")";
   }
-  build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  build_seconds_ = seconds_since(t0);
 }
 
 InferenceScope::~InferenceScope() {

@@ -11,15 +11,12 @@
 #include "mpq/ptq/stats_cache.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
+#include "mpq/util/stopwatch.h"
 
 namespace mpq::ptq {
 using nlohmann::json;
 
 namespace {
-
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 quant::LayerQuantSpec make_spec(const model::Network& net, const model::LayerInfo& L, int bits,
                                 const WeightConfig& w, int max_points, quant::FirstPoint first,
@@ -135,7 +132,7 @@ std::vector<quant::SecondMoment> fp_statistics(model::Network& net, const Calibr
         return collect_statistics(net, *calib.data, calib.indices, missing, calib.options);
       },
       cache_hit);
-  *seconds = since(tc);
+  *seconds = seconds_since(tc);
   return stats;
 }
 
@@ -162,7 +159,7 @@ std::map<int, LayerOutcome> adaround_layers(model::Network& net, const WeightCon
       auto tc = std::chrono::steady_clock::now();
       one = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options,
                                "calibrate " + step)[0];
-      *calib_seconds += since(tc);
+      *calib_seconds += seconds_since(tc);
     }
     json key = stats_description(calib);
     key["statistics"] = prefix ? "quantized_prefix" : "fp";
@@ -184,7 +181,7 @@ std::map<int, LayerOutcome> adaround_layers(model::Network& net, const WeightCon
           throw InputError("layer " + net.layers()[static_cast<size_t>(i)].name +
                            ": its calibration inputs have another shape once the earlier layers "
                            "are quantized; AdaRound's data objective needs the same inputs");
-        *calib_seconds += since(tc);
+        *calib_seconds += seconds_since(tc);
         return in;
       };
     done[i] = quantize_adaround(net, i, layer_bits(w, i, count), w, prefix ? one : stats[k],
@@ -352,7 +349,7 @@ struct NetworkRun {
   std::vector<quant::SecondMoment> prefix_stats(int i, const std::string& label) {
     auto tc = std::chrono::steady_clock::now();
     auto stats = collect_statistics(net, *calib.data, calib.indices, {i}, calib.options, label);
-    calib_seconds += since(tc);
+    calib_seconds += seconds_since(tc);
     return stats;
   }
 };
@@ -562,7 +559,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
 
   if (w.method != WeightMethod::kMse && !multipoint) {
     one_point_layers(r);
-    r.out.summary.update({{"quant_seconds", since(t0) - r.calib_seconds},
+    r.out.summary.update({{"quant_seconds", seconds_since(t0) - r.calib_seconds},
                           {"calibration_seconds", r.calib_seconds},
                           {"stats_cache_hit", r.out.stats_cache_hit},
                           {"layers_not_executed_fp", never_ran}});
@@ -579,7 +576,7 @@ NetworkQuantization quantize_network(model::Network& net, const WeightConfig& w,
   std::vector<int32_t> all_points;
   for (const auto& o : r.out.layers)
     if (o.quantized) all_points.insert(all_points.end(), o.q.points.begin(), o.q.points.end());
-  r.out.summary = {{"quant_seconds", since(t0) - r.calib_seconds},
+  r.out.summary = {{"quant_seconds", seconds_since(t0) - r.calib_seconds},
                    {"calibration_seconds", r.calib_seconds},
                    {"stats_cache_hit", r.out.stats_cache_hit},
                    {"layers_not_executed_fp", never_ran},

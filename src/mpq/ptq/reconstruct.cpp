@@ -14,6 +14,7 @@
 #include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
+#include "mpq/util/stopwatch.h"
 
 namespace mpq::ptq {
 using nlohmann::json;
@@ -212,8 +213,7 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
                               [&](int64_t n) { bar.advance(n); });
     bar.finish();
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   o.quantized = true;
   o.q = std::move(r.q);
   double we = 0, wq = 0;
@@ -222,9 +222,8 @@ LayerOutcome quantize_adaround(const model::Network& net, int index, int bits,
   const double oe = total(r.output_energy);
   json& a = o.attrs;
   a["bits"] = bits;
-  a["method"] = weight_method_name(WeightMethod::kAdaround);
-  a["adaround_seconds"] = seconds;  // of the computation; a cache hit keeps the original's  // also
-                                    // as multipoint's first point
+  a["method"] = weight_method_name(WeightMethod::kAdaround);  // also as multipoint's first point
+  a["adaround_seconds"] = seconds;  // of this computation; a cache hit keeps the stored value
   a["granularity"] = quant::granularity_name(w.granularity);
   a["adaround_grid"] = grid;
   a["adaround_iterations"] = ao.iterations;

@@ -12,6 +12,7 @@
 #include "mpq/quant/grid.h"
 #include "mpq/quant/rtn_guard.h"
 #include "mpq/util/error.h"
+#include "mpq/util/stopwatch.h"
 
 namespace mpq::quant {
 
@@ -274,7 +275,7 @@ std::vector<GptqResult> quantize_gptq_layers(const std::vector<GptqLayer>& layer
       const auto t0 = std::chrono::steady_clock::now();
       res[k] = quantize_gptq_layer(l.w, l.c_out, l.d, l.groups, l.bits, l.granularity, *l.stats,
                                    options);
-      res[k].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      res[k].seconds = seconds_since(t0);
     } catch (...) {
       errors[k] = std::current_exception();
     }

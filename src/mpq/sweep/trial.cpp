@@ -17,6 +17,7 @@
 #include "mpq/util/progress.h"
 #include "mpq/util/provenance.h"
 #include "mpq/util/sha256.h"
+#include "mpq/util/stopwatch.h"
 #include "mpq/util/threads.h"
 
 namespace mpq::sweep {
@@ -29,10 +30,6 @@ using stages::Prepared;
 // --- the stages -------------------------------------------------------------------------------
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void check_output_dirs(const TrialConfig& cfg) {
   for (const auto& [key, path] : {std::pair<std::string, std::string>{"output", cfg.output},

@@ -17,6 +17,7 @@
 #include "mpq/util/atomic_file.h"
 #include "mpq/util/error.h"
 #include "mpq/util/progress.h"
+#include "mpq/util/stopwatch.h"
 #include "mpq/util/threads.h"
 
 namespace mpq::train {
@@ -249,8 +250,7 @@ TrainResult train_detector(const TrainConfig& cfg, const std::string& output) {
     }
     bar.finish();
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   for (auto& p : params) p.requires_grad_(false);
   module.eval();
 

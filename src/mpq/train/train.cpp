@@ -25,6 +25,7 @@
 #include "mpq/util/file_lock.h"
 #include "mpq/util/progress.h"
 #include "mpq/util/sha256.h"
+#include "mpq/util/stopwatch.h"
 #include "mpq/util/threads.h"
 
 namespace mpq::train {
@@ -157,7 +158,7 @@ TrainResult train_model(const TrainConfig& cfg, const std::string& output) {
     }
     bar.finish();
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double seconds = seconds_since(t0);
   for (auto& p : params) p.requires_grad_(false);
   double acc = test_accuracy(module, *test);
 
