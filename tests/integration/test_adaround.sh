@@ -36,8 +36,8 @@ for k in a["layers"]:
     if x.attrs["output_rel_error_final"] > x.attrs["output_rel_error_rtn"] * (1 + 1e-9):
         worse += 1
     assert not x.attrs["adaround_cache_hit"], k
-    # a cache hit carries the computing run's time (the same stored attributes)
-    assert x.attrs["adaround_seconds"] > 0, k
+    # recorded (>= 0: a small layer takes ~0.1 ms here, below a coarse clock's tick elsewhere)
+    assert x.attrs["adaround_seconds"] >= 0, k
     hits += bool(b["layers"][k].attrs["adaround_cache_hit"])
     for other, what in ((b, "cached"), (c, "1 thread, no cache")):
         assert np.array_equal(x["codes"][()], other["layers"][k]["codes"][()]), f"{k}: {what} differs"
