@@ -137,7 +137,7 @@ def brevitas_model(model, method, bits, granularity, calib, iters):
         from argparse import Namespace
         from brevitas_examples.imagenet_classification.ptq.learned_round_utils import \
             apply_learned_round
-        args = Namespace(learned_round="hard_sigmoid_round", learned_round_loss="regularised_mse",
+        args = Namespace(learned_round="hard_sigmoid", learned_round_loss="regularised_mse",
                          learned_round_mode="layerwise", learned_round_iters=iters,
                          learned_round_lr_scheduler=None, learned_round_lr=1e-3,
                          learned_round_batch_size=1)
