@@ -9,6 +9,7 @@ mpq_method_options() {
     CLE+RTN) opt=(--method rtn --set model.equalize.enabled=true) ;;
     GPTQ) opt=(--method gptq) ;;
     GPTQ-act-order) opt=(--method gptq --set weights.gptq.act_order=true) ;;
+    GPTQ-prefix) opt=(--method gptq --set calibration.statistics=quantized_prefix) ;;
     AdaRound) opt=(--method adaround) ;;
     "MP 10%" | MP10%) opt=(--method multipoint --set weights.multipoint.budget=0.1) ;;
     "GPTQ+MP 10%" | MP10%+GPTQ) opt=(--method multipoint --set weights.multipoint.budget=0.1

@@ -8,7 +8,8 @@
 #
 # usage: experiments/peers/run.sh [OUT_DIR] [BITS] [GRANULARITY]
 #        (defaults: results/peers 4 per_channel; GRANULARITY per_channel or per_layer)
-# Environment: MPQ (default build/mpq), MPQ_METHODS, PEERS (space-separated lists to override),
+# Environment: MPQ (default build/mpq), MPQ_METHODS, PEERS (space-separated lists to override;
+#              PEERS= runs mpq's methods only),
 #              PEERS_TORCH=2 (run the peers in .venv/peers2 on PyPI's torch 2.14.1, ~6 GB, from
 #              requirements-torch2.txt: needed by aimet_* and brevitas_learned_round),
 #              EVAL_LIMIT (0 = the whole eval split, 453 photos), ITERS (learned rounding and
@@ -38,7 +39,7 @@ mkdir -p "$out"
 tag="w${bits}_${gran}"
 bgran=$([ "$gran" = per_layer ] && echo per_tensor || echo per_channel)
 read -r -a mpq_methods <<<"${MPQ_METHODS:-GPTQ RTN MSE RTN+BC CLE+RTN AdaRound MP10%+GPTQ}"
-read -r -a peers <<<"${PEERS:-brevitas_rtn brevitas_mse brevitas_rtn_bc brevitas_cle_rtn brevitas_gptq}"
+read -r -a peers <<<"${PEERS-brevitas_rtn brevitas_mse brevitas_rtn_bc brevitas_cle_rtn brevitas_gptq}"
 source scripts/method_options.sh
 base=(-q quantize --model pretrained:efficientnet_lite0 --dataset photos --set calibration.size=128
       --bits "$bits" --granularity "$gran" --set weights.adaround.iterations="$ITERS")

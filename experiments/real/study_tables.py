@@ -64,7 +64,11 @@ def main():
         rows = list(csv.DictReader(f))
     if a.split:
         for r in rows:
-            r["label"] = f"{r['label']} @ {a.split.split('.')[-1]} {r[a.split]}"
+            value = str(r[a.split])
+            if value.startswith("pretrained:"):  # a model: its short name is the label
+                r["label"] = f"{r['label']} ({value.split(':', 1)[1]})"
+            else:
+                r["label"] = f"{r['label']} @ {a.split.split('.')[-1]} {value}"
     want = {int(b) for b in a.bits.split(",") if b}
     labels = list(OrderedDict.fromkeys(r["label"] for r in rows))
     cells = defaultdict(list)
