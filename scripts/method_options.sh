@@ -11,6 +11,9 @@ mpq_method_options() {
     GPTQ-act-order) opt=(--method gptq --set weights.gptq.act_order=true) ;;
     GPTQ-prefix) opt=(--method gptq --set calibration.statistics=quantized_prefix) ;;
     AdaRound) opt=(--method adaround) ;;
+    AdaRound-max) opt=(--method adaround --set weights.adaround.grid=max) ;;
+    AdaRound-data) opt=(--method adaround --set weights.adaround.grid=max
+                        --set weights.adaround.objective=data --set weights.adaround.batch_size=1) ;;
     "MP 10%" | MP10%) opt=(--method multipoint --set weights.multipoint.budget=0.1) ;;
     "GPTQ+MP 10%" | MP10%+GPTQ) opt=(--method multipoint --set weights.multipoint.budget=0.1
                                      --set weights.multipoint.first_point=gptq) ;;
