@@ -13,7 +13,8 @@
 #              PEERS_TORCH=2 (run the peers in .venv/peers2 on PyPI's torch 2.14.1, ~6 GB, from
 #              requirements-torch2.txt: needed by aimet_* and brevitas_learned_round),
 #              EVAL_LIMIT (0 = the whole eval split, 453 photos), ITERS (learned rounding and
-#              AdaRound iterations per layer, default 2000).
+#              AdaRound iterations per layer, default 2000), THREADS (the peers' torch threads,
+#              default 2).
 # Needs: scripts/install-deps.sh --with-python --with-pretrained (the model, the photos) and a
 # build. Creates .venv/peers (--system-site-packages on Debian's torch 1.13; pinned, hashed) or
 # with PEERS_TORCH=2 .venv/peers2 (PyPI's torch 2.14.1 and the peers, pinned, hashed).
@@ -58,5 +59,5 @@ cal="$out/${tag}_GPTQ.h5"
 [ -e "$cal" ] || { echo "run.sh: the calibration images come from the GPTQ trial; keep GPTQ in MPQ_METHODS" >&2; exit 2; }
 for p in "${peers[@]}"; do args+=(--peer "$p"); done
 "$venv/bin/python" experiments/peers/peers.py --mpq-trial "$cal" "${args[@]}" --bits "$bits" \
-  --granularity "$bgran" --iters "$ITERS" --eval-limit "$EVAL_LIMIT" --out "$out/table.tsv" \
+  --granularity "$bgran" --iters "$ITERS" --threads "${THREADS:-2}" --eval-limit "$EVAL_LIMIT" --out "$out/table.tsv" \
   2> >(grep -v -i -E 'warn|^\s*$|fast_hadamard|pkg_resources|CUDA' >&2)
