@@ -18,7 +18,9 @@ usage: peers.py --mpq-trial T.h5 [--mpq LABEL=TRIAL.h5:EXPORT.pt ...] [--peer ME
              RTN), brevitas_learned_round (hard-sigmoid learned rounding, layerwise,
              --iters iterations, AdaRound-style; needs accelerate, so PyTorch 2.x);
              aimet_rtn, aimet_adaround, aimet_cle_rtn (AIMET 2.42 on PyTorch 2.x:
-             experiments/peers/aimet_peer.py says what is matched)
+             experiments/peers/aimet_peer.py says what is matched);
+             mct_mse, mct_mse_bc (Sony's MCT 2.6.1 PTQ, MSE thresholds, without/with its
+             bias correction, on PyTorch 2.x: experiments/peers/mct_peer.py)
 Run by experiments/peers/run.sh (creates the venv, runs mpq, writes the table).
 """
 import argparse
@@ -153,7 +155,8 @@ def brevitas_model(model, method, bits, granularity, calib, iters):
 def peer_toolkit(method):
     """'toolkit version' of a peer method, from the installed package."""
     from importlib.metadata import PackageNotFoundError, version
-    pkg = "aimet-torch" if method.startswith("aimet_") else "brevitas"
+    pkg = ("aimet-torch" if method.startswith("aimet_") else
+           "model-compression-toolkit" if method.startswith("mct_") else "brevitas")
     try:
         return f"{pkg} {version(pkg)} (torch {torch.__version__.split('+')[0]})"
     except PackageNotFoundError:
@@ -211,6 +214,10 @@ def main():
                 import aimet_peer
                 m, note = aimet_peer.aimet_model(standardize(copy.deepcopy(model)), method, a.bits,
                                                  a.granularity, calib, a.iters)
+            elif method.startswith("mct_"):
+                import mct_peer
+                m, note = mct_peer.mct_model(standardize(copy.deepcopy(model)), method, a.bits,
+                                             a.granularity, calib)
             else:
                 m = brevitas_model(model, method, a.bits, a.granularity, calib, a.iters)
                 note = f"{count_quant_layers(m)} layers quantized"
