@@ -17,9 +17,6 @@ here (`weight_only_tpc`), read against MCT 2.6.1's schema (v2) and its qnnpack T
 - BatchNorm is folded by MCT's graph substitutions, as mpq and the other peers do. Linear and
   residual collapsing are turned off, so that the same 50 layers are quantized as mpq's.
 """
-import copy
-
-
 def weight_only_tpc(bits, per_channel):
     import model_compression_toolkit.target_platform_capabilities.schema.mct_current_schema as s
     from mct_quantizers import QuantizationMethod
@@ -57,7 +54,8 @@ def count_quant_layers(model):
 
 
 def mct_model(model, method, bits, granularity, calib):
-    """(quantized nn.Module, note) for method mct_mse or mct_mse_bc."""
+    """(quantized nn.Module, note) for method mct_mse or mct_mse_bc; `model` is the caller's
+    copy (MCT builds its own graph from it)."""
     import model_compression_toolkit as mct
     qc = mct.core.QuantizationConfig(weights_bias_correction=method == "mct_mse_bc",
                                      linear_collapsing=False, residual_collapsing=False)
@@ -68,7 +66,7 @@ def mct_model(model, method, bits, granularity, calib):
             yield [b]
 
     q, _ = mct.ptq.pytorch_post_training_quantization(
-        copy.deepcopy(model).eval(), representative,
+        model.eval(), representative,
         target_platform_capabilities=weight_only_tpc(bits, granularity == "per_channel"),
         core_config=mct.core.CoreConfig(quantization_config=qc))
     q = q.cpu().eval()

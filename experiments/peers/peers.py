@@ -152,11 +152,13 @@ def brevitas_model(model, method, bits, granularity, calib, iters):
     return m
 
 
+PEER_PACKAGES = {"aimet": "aimet-torch", "mct": "model-compression-toolkit"}  # by method prefix
+
+
 def peer_toolkit(method):
     """'toolkit version' of a peer method, from the installed package."""
     from importlib.metadata import PackageNotFoundError, version
-    pkg = ("aimet-torch" if method.startswith("aimet_") else
-           "model-compression-toolkit" if method.startswith("mct_") else "brevitas")
+    pkg = PEER_PACKAGES.get(method.split("_", 1)[0], "brevitas")
     try:
         return f"{pkg} {version(pkg)} (torch {torch.__version__.split('+')[0]})"
     except PackageNotFoundError:

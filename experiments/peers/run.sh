@@ -11,7 +11,7 @@
 # Environment: MPQ (default build/mpq), MPQ_METHODS, PEERS (space-separated lists to override;
 #              PEERS= runs mpq's methods only),
 #              PEERS_TORCH=2 (run the peers in .venv/peers2 on PyPI's torch 2.14.1, ~6 GB, from
-#              requirements-torch2.txt: needed by aimet_* and brevitas_learned_round),
+#              requirements-torch2.txt: needed by aimet_*, mct_* and brevitas_learned_round),
 #              EVAL_LIMIT (0 = the whole eval split, 453 photos), ITERS (learned rounding and
 #              AdaRound iterations per layer, default 2000), THREADS (the peers' torch threads,
 #              default 2).
@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-results/peers} bits=${2:-4} gran=${3:-per_channel}
 MPQ=${MPQ:-build/mpq} ITERS=${ITERS:-2000} EVAL_LIMIT=${EVAL_LIMIT:-0}
-if [ "${PEERS_TORCH:-1}" = 2 ]; then  # PyPI's torch 2.14: AIMET, Brevitas's learned rounding
+if [ "${PEERS_TORCH:-1}" = 2 ]; then  # PyPI's torch 2.14: AIMET, MCT, Brevitas's learned rounding
   venv=.venv/peers2 req=experiments/peers/requirements-torch2.txt site=()
 else                                 # Debian's torch 1.13 (Brevitas's GPTQ, CLE, RTN, MSE, BC)
   venv=.venv/peers req=experiments/peers/requirements.txt site=(--system-site-packages)
@@ -59,5 +59,6 @@ cal="$out/${tag}_GPTQ.h5"
 [ -e "$cal" ] || { echo "run.sh: the calibration images come from the GPTQ trial; keep GPTQ in MPQ_METHODS" >&2; exit 2; }
 for p in "${peers[@]}"; do args+=(--peer "$p"); done
 "$venv/bin/python" experiments/peers/peers.py --mpq-trial "$cal" "${args[@]}" --bits "$bits" \
-  --granularity "$bgran" --iters "$ITERS" --threads "${THREADS:-2}" --eval-limit "$EVAL_LIMIT" --out "$out/table.tsv" \
+  --granularity "$bgran" --iters "$ITERS" --threads "${THREADS:-2}" --eval-limit "$EVAL_LIMIT" \
+  --out "$out/table.tsv" \
   2> >(grep -v -i -E 'warn|^\s*$|fast_hadamard|pkg_resources|CUDA' >&2)
