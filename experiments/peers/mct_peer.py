@@ -17,6 +17,8 @@ here (`weight_only_tpc`), read against MCT 2.6.1's schema (v2) and its qnnpack T
 - BatchNorm is folded by MCT's graph substitutions, as mpq and the other peers do. Linear and
   residual collapsing are turned off, so that the same 50 layers are quantized as mpq's.
 """
+
+
 def weight_only_tpc(bits, per_channel):
     import model_compression_toolkit.target_platform_capabilities.schema.mct_current_schema as s
     from mct_quantizers import QuantizationMethod
